@@ -1,0 +1,348 @@
+"""The revenue simulation: drivers on shifts cruise, pick up street-hail passengers and drive them.
+
+Time is continuous (minutes from the window start); the loop advances in one-minute buckets and, within
+a bucket, moves every vacant driver edge by edge (vectorised over drivers) until each has passed the
+bucket's end. Per driver the states are: off shift, vacant (cruising), occupied, on a break, returning
+to the depot. Every minute of a shift is spent in exactly one of them, a passenger is picked up at most
+once and only while waiting, and drivers compete for the same passengers (first to pass takes them).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from .demand import Passengers
+from .fares import tokyo_fare, is_late_night
+from .network import Network, UTURN
+from .shifts import ShiftPlan, MAX_BREAKS
+from .traffic import congestion, slow_share, turn_delay_s
+
+if TYPE_CHECKING:
+    from .navigation import NavigationPolicy
+
+OFF, VACANT, OCCUPIED, BREAK, RETURNING = range(5)
+OUTSIDE_KMH = 40.0  # expressway speed outside the region
+WAITING, SERVED, ABANDONED, PENDING = range(4)
+
+
+class SimulationStopped(Exception):
+    """Raised when the progress callback asks to stop (e.g. the trial was pruned)."""
+
+    def __init__(self, day: int) -> None:
+        super().__init__(f"stopped after day {day}")
+        self.day = day
+
+
+@dataclass
+class EngineSettings:
+    cruise_speed_factor: float = 0.7  # vacant taxis cruise slower, looking for hails
+    compliance: float = 0.9  # share of decisions where a vacant driver follows the navigation
+    return_buffer_min: float = 10.0
+
+
+@dataclass
+class SimOutput:
+    """Per-shift accumulators, trips and passenger states after a run."""
+
+    shifts: ShiftPlan
+    revenue: np.ndarray
+    trips: np.ndarray
+    km_vacant: np.ndarray
+    km_occupied: np.ndarray
+    km_return: np.ndarray
+    min_vacant: np.ndarray
+    min_occupied: np.ndarray
+    min_break: np.ndarray
+    min_return: np.ndarray
+    t_end: np.ndarray
+    passenger_status: np.ndarray
+    trip_log: dict[str, np.ndarray]
+    decisions: int
+
+
+class Engine:
+    """Runs one simulation. ``policy`` is None for random cruising (no navigation)."""
+
+    def __init__(
+        self,
+        net: Network,
+        passengers: Passengers,
+        dest_nodes: np.ndarray,
+        trip_time_min: np.ndarray,
+        trip_len_m: np.ndarray,
+        depots: np.ndarray,
+        depot_time_min: np.ndarray,
+        depot_len_m: np.ndarray,
+        shifts: ShiftPlan,
+        driver_depot: np.ndarray,
+        policy: "NavigationPolicy | None",
+        slot_min: int,
+        start_weekday: int,
+        seed: int,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.net = net
+        self.pax = passengers
+        self.dest_nodes = dest_nodes
+        self.depots = depots
+        self.depot_time = depot_time_min  # (K, n)
+        self.depot_len = depot_len_m  # (K, n)
+        self.shifts = shifts
+        self.driver_depot = driver_depot
+        self.policy = policy
+        self.slot_min = slot_min
+        self.start_hour_of_week = start_weekday * 24
+        self.rng = np.random.default_rng([seed, 303])
+        self.s = settings or EngineSettings()
+        # random (non-navigated) moves: any next edge but a U-turn, unless it is the only way on
+        not_u = net.pair_turn != UTURN
+        deg_all = np.diff(net.state_ptr)
+        keep = not_u | (deg_all[net.pair_from] == 1)
+        self.cruise_to = net.pair_to[keep]
+        self.cruise_turn = net.pair_turn[keep]
+        self.cruise_ptr = np.zeros(net.n_edges + 1, dtype=np.int64)
+        np.cumsum(np.bincount(net.pair_from[keep], minlength=net.n_edges), out=self.cruise_ptr[1:])
+        self.turn_delay_min = turn_delay_s(net.drive_side) / 60.0
+        self._price_trips(trip_time_min, trip_len_m)
+
+    def _price_trips(self, trip_time_min: np.ndarray, trip_len_m: np.ndarray) -> None:
+        """Every passenger's trip, at the traffic and tariff of the hour they hail: the taxi drives the
+        fastest path from their corner to their destination (and on, outside the region, for long trips)."""
+        pax = self.pax
+        hour = self.start_hour_of_week + (pax.arrival // 60).astype(np.int64)
+        inside_min = trip_time_min[pax.dest, pax.node] * congestion(hour)
+        self.outside_min = pax.outside_km / OUTSIDE_KMH * 60.0  # each way, by expressway
+        self.trip_min = inside_min + self.outside_min
+        self.trip_km = trip_len_m[pax.dest, pax.node] / 1000.0 + pax.outside_km
+        slow_s = inside_min * 60.0 * slow_share(hour)
+        self.fare = tokyo_fare(self.trip_km * 1000.0, slow_s, is_late_night(pax.arrival % 1440))
+        self.dropoff_edge = self.net.in_edge_of[self.dest_nodes[pax.dest]]
+
+    def run(self, on_day: Callable[[int, float], bool] | None = None, n_days: int | None = None) -> SimOutput:
+        net, pax, sh = self.net, self.pax, self.shifts
+        n_drivers = int(self.driver_depot.size)
+        n_sh = sh.n_shifts
+        revenue, trips_n = np.zeros(n_sh), np.zeros(n_sh)
+        km_vac, km_occ, km_ret = np.zeros(n_sh), np.zeros(n_sh), np.zeros(n_sh)
+        min_vac, min_occ, min_brk, min_ret = np.zeros(n_sh), np.zeros(n_sh), np.zeros(n_sh), np.zeros(n_sh)
+        t_end = np.full(n_sh, np.nan)
+        state = np.zeros(n_drivers, dtype=np.int8)
+        edge = np.zeros(n_drivers, dtype=np.int64)
+        t = np.zeros(n_drivers)
+        cur = np.full(n_drivers, -1, dtype=np.int64)
+        shift_end = np.full(n_drivers, np.inf)
+        break_j = np.zeros(n_drivers, dtype=np.int64)
+        next_break = np.full(n_drivers, np.inf)
+        check_at = np.full(n_drivers, np.inf)  # before this time no break or trip home is due
+        depot_of = self.driver_depot
+        depot_edge = net.in_edge_of[self.depots]
+        worst_cong = float(np.max(congestion(np.arange(168))))
+        home_max = self.depot_time.max(axis=1)[depot_of] * worst_cong + self.s.return_buffer_min
+
+        p_status = np.full(pax.n, PENDING, dtype=np.int8)
+        n_wait = np.zeros(net.n_nodes, dtype=np.int32)
+        queues = [deque() for _ in range(net.n_nodes)]
+        exp_order = np.argsort(pax.expiry, kind="stable")
+        log: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        decisions = 0
+        edge_len_km = net.edge_len_m / 1000.0
+        edge_time = net.edge_time_min
+        edge_dst = net.edge_dst
+        comp = self.s.compliance
+        cruise_div = self.s.cruise_speed_factor
+        nav = self.policy
+        pair_to, pair_turn = net.pair_to, net.pair_turn
+        turn_delay = self.turn_delay_min
+        fare, trip_min, trip_km = self.fare, self.trip_min, self.trip_km
+        out_min, out_km, drop_edge = self.outside_min, self.pax.outside_km, self.dropoff_edge
+        arrival, expiry = pax.arrival, pax.expiry
+        rng = self.rng
+
+        if n_sh == 0:
+            k0, horizon = 0, 0
+        else:
+            k0 = int(np.floor(sh.start[0]))
+            horizon = int(np.ceil(np.max(sh.end))) + 24 * 60
+        bounds = np.arange(k0, horizon + 2, dtype=float)
+        start_ptr = np.searchsorted(sh.start, bounds)
+        arr_ptr = np.searchsorted(arrival, bounds)
+        exp_ptr = np.searchsorted(expiry[exp_order], bounds - 1.0)  # patience ran out before minute k
+        cong_hour = congestion(self.start_hour_of_week + np.arange(horizon // 60 + 2))
+        reported = 0
+
+        for i, k in enumerate(range(k0, horizon)):
+            k1 = k + 1.0
+            # --- shifts that start in this minute
+            s0, s1 = start_ptr[i], start_ptr[i + 1]
+            if s1 > s0:
+                ids = np.arange(s0, s1)
+                d = sh.driver[ids]
+                assert np.all(state[d] == OFF), "a driver's shifts overlap"
+                state[d] = VACANT
+                cur[d] = ids
+                t[d] = sh.start[ids]
+                edge[d] = depot_edge[depot_of[d]]
+                shift_end[d] = sh.end[ids]
+                break_j[d] = 0
+                next_break[d] = sh.breaks[ids, 0]
+                check_at[d] = np.minimum(next_break[d], shift_end[d] - home_max[d])
+            # --- passengers appearing in this minute
+            a0, a1 = arr_ptr[i], arr_ptr[i + 1]
+            if a1 > a0:
+                for pid, v in zip(range(a0, a1), pax.node[a0:a1].tolist()):
+                    queues[v].append(pid)
+                np.add.at(n_wait, pax.node[a0:a1], 1)
+                p_status[a0:a1] = WAITING
+            # --- passengers whose patience ran out before this minute
+            e0, e1 = exp_ptr[i], exp_ptr[i + 1]
+            if e1 > e0:
+                gone = exp_order[e0:e1]
+                gone = gone[p_status[gone] == WAITING]
+                p_status[gone] = ABANDONED
+                np.subtract.at(n_wait, pax.node[gone], 1)
+            # --- occupied / break / returning drivers whose activity ends in this minute
+            busy = np.flatnonzero((state >= OCCUPIED) & (t < k1))
+            if busy.size:
+                st = state[busy]
+                ret = busy[st == RETURNING]
+                if ret.size:
+                    state[ret] = OFF
+                    t_end[cur[ret]] = t[ret]
+                    cur[ret] = -1
+                state[busy[st != RETURNING]] = VACANT
+                brk = busy[st == BREAK]
+                if brk.size:
+                    break_j[brk] += 1
+                    nb = np.minimum(break_j[brk], MAX_BREAKS - 1)
+                    next_break[brk] = np.where(break_j[brk] < MAX_BREAKS, sh.breaks[cur[brk], nb], np.inf)
+                    check_at[brk] = np.minimum(next_break[brk], shift_end[brk] - home_max[brk])
+            cong = cong_hour[k // 60]
+            slot = k // self.slot_min
+            # --- vacant drivers drive edge by edge until they pass the end of this minute
+            while True:
+                m = np.flatnonzero((state == VACANT) & (t < k1))
+                if m.size == 0:
+                    break
+                e = edge[m]
+                tm = t[m]
+                corner = edge_dst[e]
+                # pick-ups: the first passenger still waiting at the corner just reached
+                hit = n_wait[corner] > 0
+                if hit.any():
+                    got_d, got_p = [], []
+                    for drv, v, td in zip(m[hit].tolist(), corner[hit].tolist(), tm[hit].tolist()):
+                        q = queues[v]
+                        while q:
+                            pid = q[0]
+                            if p_status[pid] != WAITING:
+                                q.popleft()
+                                continue
+                            if expiry[pid] < td:  # gave up before this driver came by
+                                q.popleft()
+                                p_status[pid] = ABANDONED
+                                n_wait[v] -= 1
+                                continue
+                            if arrival[pid] > td:  # not there yet
+                                break
+                            q.popleft()
+                            p_status[pid] = SERVED
+                            n_wait[v] -= 1
+                            got_d.append(drv)
+                            got_p.append(pid)
+                            break
+                    if got_d:
+                        gd = np.array(got_d)
+                        gp = np.array(got_p)
+                        sid = cur[gd]
+                        t0 = t[gd]
+                        revenue[sid] += fare[gp]
+                        trips_n[sid] += 1
+                        km_occ[sid] += trip_km[gp]
+                        min_occ[sid] += trip_min[gp]
+                        km_vac[sid] += out_km[gp]  # the empty drive back from outside the region
+                        min_vac[sid] += out_min[gp]
+                        state[gd] = OCCUPIED
+                        t[gd] = t0 + trip_min[gp] + out_min[gp]
+                        edge[gd] = drop_edge[gp]
+                        log.append((sid, gp, t0))
+                        still = state[m] == VACANT
+                        m, e, tm = m[still], e[still], tm[still]
+                        if m.size == 0:
+                            continue
+                # breaks and the trip home, for the few drivers for whom one may be due
+                due = tm >= check_at[m]
+                if due.any():
+                    dm, dtm = m[due], tm[due]
+                    node = edge_dst[edge[dm]]
+                    home_t = self.depot_time[depot_of[dm], node] * cong
+                    going = dtm + home_t + self.s.return_buffer_min >= shift_end[dm]
+                    g = dm[going]
+                    if g.size:
+                        state[g] = RETURNING
+                        t[g] = dtm[going] + home_t[going]
+                        min_ret[cur[g]] += home_t[going]
+                        km_ret[cur[g]] += self.depot_len[depot_of[g], node[going]] / 1000.0
+                        edge[g] = depot_edge[depot_of[g]]
+                    rest = ~going & (dtm >= next_break[dm])
+                    b = dm[rest]
+                    if b.size:
+                        state[b] = BREAK
+                        t[b] = dtm[rest] + sh.break_min
+                        min_brk[cur[b]] += sh.break_min
+                    if g.size or b.size:
+                        keep = state[m] == VACANT
+                        m, e, tm = m[keep], e[keep], tm[keep]
+                        if m.size == 0:
+                            continue
+                decisions += m.size
+                u = rng.random(m.size)
+                # random cruising (no navigation, or a driver who ignores it this time)
+                lo = self.cruise_ptr[e]
+                deg = self.cruise_ptr[e + 1] - lo
+                if nav is None:
+                    r = lo + (u * deg).astype(np.int64)
+                    nxt, turn = self.cruise_to[r], self.cruise_turn[r]
+                else:
+                    follow = u < comp
+                    r = lo + (np.clip((u - comp) / (1.0 - comp), 0.0, 0.999999) * deg).astype(np.int64)
+                    pair = nav.choose(slot, e, u / comp)
+                    nxt = np.where(follow, pair_to[pair], self.cruise_to[r])
+                    turn = np.where(follow, pair_turn[pair], self.cruise_turn[r])
+                dt = edge_time[nxt] * (cong / cruise_div) + turn_delay[turn]
+                sid = cur[m]
+                min_vac[sid] += dt
+                km_vac[sid] += edge_len_km[nxt]
+                edge[m] = nxt
+                t[m] = tm + dt
+            # --- day boundary: report progress (pruning hook)
+            if on_day is not None and n_days is not None and k1 % 1440 == 0:
+                day = int(k1 // 1440) - 1
+                if reported <= day < n_days:
+                    reported = day + 1
+                    if on_day(day, float(revenue.sum())):
+                        raise SimulationStopped(day)
+            if s1 >= n_sh and not state.any():
+                break
+        if log:
+            sid_all, pid_all, t0_all = (np.concatenate(c) for c in zip(*log))
+        else:
+            sid_all = pid_all = np.zeros(0, dtype=np.int64)
+            t0_all = np.zeros(0)
+        trip_log = {
+            "shift": sid_all,
+            "passenger": pid_all,
+            "pickup_t": t0_all,
+            "dropoff_t": t0_all + trip_min[pid_all],
+            "distance_km": trip_km[pid_all],
+            "fare_yen": fare[pid_all],
+        }
+        return SimOutput(
+            shifts=sh, revenue=revenue, trips=trips_n, km_vacant=km_vac, km_occupied=km_occ,
+            km_return=km_ret, min_vacant=min_vac, min_occupied=min_occ, min_break=min_brk,
+            min_return=min_ret, t_end=t_end, passenger_status=p_status, trip_log=trip_log,
+            decisions=decisions,
+        )
