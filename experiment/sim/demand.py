@@ -52,7 +52,7 @@ class DemandSettings:
     ml_sigma: float = 0.20  # ml forecast error per zone and slot
     ml_late_prob: float = 0.08  # share of slots where the ml forecast is late (fallback to stats)
     gravity_beta_per_km: float = 0.22
-    long_trip_share: float = 0.06  # trips that leave the region (suburbs, airports) by expressway
+    long_trip_share: float = 0.10  # trips that leave the region (suburbs, airports) by expressway
     long_trip_median_km: float = 9.0  # distance driven outside the region, each way
 
 

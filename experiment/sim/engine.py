@@ -17,12 +17,13 @@ import numpy as np
 
 from .demand import Passengers
 from .fares import tokyo_fare, is_late_night
-from .network import Network, UTURN
+from .network import Network
 from .shifts import ShiftPlan, MAX_BREAKS
 from .traffic import congestion, slow_share, turn_delay_s
 
 if TYPE_CHECKING:
-    from .navigation import NavigationPolicy
+    from .navigation import CruisePolicy, NavigationPolicy
+from .navigation import ChoiceTable
 
 OFF, VACANT, OCCUPIED, BREAK, RETURNING = range(5)
 OUTSIDE_KMH = 40.0  # expressway speed outside the region
@@ -40,7 +41,6 @@ class SimulationStopped(Exception):
 @dataclass
 class EngineSettings:
     cruise_speed_factor: float = 0.7  # vacant taxis cruise slower, looking for hails
-    compliance: float = 0.9  # share of decisions where a vacant driver follows the navigation
     return_buffer_min: float = 10.0
 
 
@@ -65,7 +65,7 @@ class SimOutput:
 
 
 class Engine:
-    """Runs one simulation. ``policy`` is None for random cruising (no navigation)."""
+    """Runs one simulation; ``policy`` gives each slot's (K, edges) table of next-edge choices."""
 
     def __init__(
         self,
@@ -79,7 +79,7 @@ class Engine:
         depot_len_m: np.ndarray,
         shifts: ShiftPlan,
         driver_depot: np.ndarray,
-        policy: "NavigationPolicy | None",
+        policy: "NavigationPolicy | CruisePolicy",
         slot_min: int,
         start_weekday: int,
         seed: int,
@@ -98,14 +98,6 @@ class Engine:
         self.start_hour_of_week = start_weekday * 24
         self.rng = np.random.default_rng([seed, 303])
         self.s = settings or EngineSettings()
-        # random (non-navigated) moves: any next edge but a U-turn, unless it is the only way on
-        not_u = net.pair_turn != UTURN
-        deg_all = np.diff(net.state_ptr)
-        keep = not_u | (deg_all[net.pair_from] == 1)
-        self.cruise_to = net.pair_to[keep]
-        self.cruise_turn = net.pair_turn[keep]
-        self.cruise_ptr = np.zeros(net.n_edges + 1, dtype=np.int64)
-        np.cumsum(np.bincount(net.pair_from[keep], minlength=net.n_edges), out=self.cruise_ptr[1:])
         self.turn_delay_min = turn_delay_s(net.drive_side) / 60.0
         self._price_trips(trip_time_min, trip_len_m)
 
@@ -133,6 +125,9 @@ class Engine:
         state = np.zeros(n_drivers, dtype=np.int8)
         edge = np.zeros(n_drivers, dtype=np.int64)
         t = np.zeros(n_drivers)
+        inf = np.inf
+        t_vac = np.full(n_drivers, inf)  # next decision time of vacant drivers (inf otherwise)
+        t_busy = np.full(n_drivers, inf)  # end of the current trip / break / trip home (inf otherwise)
         cur = np.full(n_drivers, -1, dtype=np.int64)
         shift_end = np.full(n_drivers, np.inf)
         break_j = np.zeros(n_drivers, dtype=np.int64)
@@ -152,7 +147,6 @@ class Engine:
         edge_len_km = net.edge_len_m / 1000.0
         edge_time = net.edge_time_min
         edge_dst = net.edge_dst
-        comp = self.s.compliance
         cruise_div = self.s.cruise_speed_factor
         nav = self.policy
         pair_to, pair_turn = net.pair_to, net.pair_turn
@@ -161,6 +155,8 @@ class Engine:
         out_min, out_km, drop_edge = self.outside_min, self.pax.outside_km, self.dropoff_edge
         arrival, expiry = pax.arrival, pax.expiry
         rng = self.rng
+        n_k = ChoiceTable.K
+        draws, pos = rng.integers(0, n_k, 1 << 20), 0  # which row entry each decision takes
 
         if n_sh == 0:
             k0, horizon = 0, 0
@@ -185,6 +181,7 @@ class Engine:
                 state[d] = VACANT
                 cur[d] = ids
                 t[d] = sh.start[ids]
+                t_vac[d] = t[d]
                 edge[d] = depot_edge[depot_of[d]]
                 shift_end[d] = sh.end[ids]
                 break_j[d] = 0
@@ -205,15 +202,18 @@ class Engine:
                 p_status[gone] = ABANDONED
                 np.subtract.at(n_wait, pax.node[gone], 1)
             # --- occupied / break / returning drivers whose activity ends in this minute
-            busy = np.flatnonzero((state >= OCCUPIED) & (t < k1))
+            busy = np.flatnonzero(t_busy < k1)
             if busy.size:
                 st = state[busy]
+                t_busy[busy] = inf
                 ret = busy[st == RETURNING]
                 if ret.size:
                     state[ret] = OFF
                     t_end[cur[ret]] = t[ret]
                     cur[ret] = -1
-                state[busy[st != RETURNING]] = VACANT
+                back = busy[st != RETURNING]
+                state[back] = VACANT
+                t_vac[back] = t[back]
                 brk = busy[st == BREAK]
                 if brk.size:
                     break_j[brk] += 1
@@ -221,10 +221,10 @@ class Engine:
                     next_break[brk] = np.where(break_j[brk] < MAX_BREAKS, sh.breaks[cur[brk], nb], np.inf)
                     check_at[brk] = np.minimum(next_break[brk], shift_end[brk] - home_max[brk])
             cong = cong_hour[k // 60]
-            slot = k // self.slot_min
+            table = nav.table(k // self.slot_min)
             # --- vacant drivers drive edge by edge until they pass the end of this minute
             while True:
-                m = np.flatnonzero((state == VACANT) & (t < k1))
+                m = np.flatnonzero(t_vac < k1)
                 if m.size == 0:
                     break
                 e = edge[m]
@@ -267,6 +267,8 @@ class Engine:
                         min_vac[sid] += out_min[gp]
                         state[gd] = OCCUPIED
                         t[gd] = t0 + trip_min[gp] + out_min[gp]
+                        t_vac[gd] = inf
+                        t_busy[gd] = t[gd]
                         edge[gd] = drop_edge[gp]
                         log.append((sid, gp, t0))
                         still = state[m] == VACANT
@@ -284,6 +286,8 @@ class Engine:
                     if g.size:
                         state[g] = RETURNING
                         t[g] = dtm[going] + home_t[going]
+                        t_vac[g] = inf
+                        t_busy[g] = t[g]
                         min_ret[cur[g]] += home_t[going]
                         km_ret[cur[g]] += self.depot_len[depot_of[g], node[going]] / 1000.0
                         edge[g] = depot_edge[depot_of[g]]
@@ -292,6 +296,8 @@ class Engine:
                     if b.size:
                         state[b] = BREAK
                         t[b] = dtm[rest] + sh.break_min
+                        t_vac[b] = inf
+                        t_busy[b] = t[b]
                         min_brk[cur[b]] += sh.break_min
                     if g.size or b.size:
                         keep = state[m] == VACANT
@@ -299,25 +305,18 @@ class Engine:
                         if m.size == 0:
                             continue
                 decisions += m.size
-                u = rng.random(m.size)
-                # random cruising (no navigation, or a driver who ignores it this time)
-                lo = self.cruise_ptr[e]
-                deg = self.cruise_ptr[e + 1] - lo
-                if nav is None:
-                    r = lo + (u * deg).astype(np.int64)
-                    nxt, turn = self.cruise_to[r], self.cruise_turn[r]
-                else:
-                    follow = u < comp
-                    r = lo + (np.clip((u - comp) / (1.0 - comp), 0.0, 0.999999) * deg).astype(np.int64)
-                    pair = nav.choose(slot, e, u / comp)
-                    nxt = np.where(follow, pair_to[pair], self.cruise_to[r])
-                    turn = np.where(follow, pair_turn[pair], self.cruise_turn[r])
-                dt = edge_time[nxt] * (cong / cruise_div) + turn_delay[turn]
+                if pos + m.size > draws.size:
+                    draws, pos = rng.integers(0, n_k, 1 << 20), 0
+                pair = table[e * n_k + draws[pos:pos + m.size]]
+                pos += m.size
+                nxt = pair_to[pair]
+                dt = edge_time[nxt] * (cong / cruise_div) + turn_delay[pair_turn[pair]]
                 sid = cur[m]
                 min_vac[sid] += dt
                 km_vac[sid] += edge_len_km[nxt]
                 edge[m] = nxt
                 t[m] = tm + dt
+                t_vac[m] = t[m]
             # --- day boundary: report progress (pruning hook)
             if on_day is not None and n_days is not None and k1 % 1440 == 0:
                 day = int(k1 // 1440) - 1

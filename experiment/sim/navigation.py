@@ -12,8 +12,8 @@ from e'. With discount ``gamma`` per decision:
     V(e)     = max_e' Q(e, e')
 
 Per-edge terms are computed once per sweep and gathered onto the (edge, next edge) pairs; the
-zone-mean and gravity steps are sparse / small dense products. Slots are solved backwards in time, each
-warm-started from the next slot's values (finite-horizon backward induction with a few sweeps per slot).
+zone-mean and gravity steps are sparse / small dense products. Each 30-minute slot is solved with that
+slot's forecast, warm-started from the previous slot's values with a fixed budget of sweeps.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from .fares import is_late_night, LATE_NIGHT_FACTOR
-from .network import Network, ROAD_CLASSES, TURN_TYPES
+from .network import LEFT, RIGHT, ROAD_CLASSES, STRAIGHT, TURN_TYPES, UTURN, Network
+
+#: Habitual cruising (left-hand traffic): relative odds of each turn type and of each road class.
+HABIT_TURN = np.array([0.3, 0.4, 0.3, 0.0])  # left, straight, right, U-turn
+HABIT_CLASS = np.array([1.2, 1.1, 0.9])  # arterial, collector, local
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,10 @@ class NavigationParams:
     max_wait_min: float
     class_weights: tuple[float, float, float]  # arterial, collector, local
     turn_weights: tuple[float, float, float, float]  # left, straight, right, uturn
-    cost_yen_per_min: float = 20.0
-    turn_base_min: float = 0.25
-    temperature_yen: float = 40.0
+    cost_yen_per_min: float = 40.0
+    turn_base_min: float = 1.0
+    temperature_yen: float = 200.0
+    compliance: float = 0.7  # share of decisions where a vacant driver follows the navigation
 
     @classmethod
     def from_road_weights(cls, gamma: float, max_wait_min: float, road_weights: dict[str, float], **kw) -> "NavigationParams":
@@ -129,7 +134,7 @@ class Planner:
         zone_fare_yen: np.ndarray,
         gravity: np.ndarray,
         zone_trip_min: np.ndarray,
-        sweeps_per_slot: int = 8,
+        sweeps_per_slot: int = 5,
         initial_sweeps: int = 60,
     ) -> None:
         self.net = net
@@ -146,6 +151,11 @@ class Planner:
             shape=(net.n_zones, net.n_edges),
         )
         step_min = float(np.mean(net.edge_time_min))
+        self.step_min = step_min
+        # where trips end: gravity-weighted destination zones, spread over their edges
+        dest_zone_share = gravity.mean(axis=0)
+        self.dropoff_share = dest_zone_share[net.edge_zone] / np.maximum(counts[net.edge_zone], 1.0)
+        self.dropoff_share /= self.dropoff_share.sum()
         self.mdp = EdgeMDP.padded(
             net.state_ptr,
             net.pair_to,
@@ -157,41 +167,122 @@ class Planner:
         )
 
     def slot_inputs(
-        self, rate: np.ndarray, slot_minute_of_day: float, rival_passes_per_min: float = 0.0
+        self, rate: np.ndarray, slot_minute_of_day: float, rival_passes: np.ndarray | float = 0.0
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Pick-up probability and expected fare per edge for one slot's forecast rate per corner (per minute).
+        """Pick-up probability and expected fare per edge for one slot's forecast rate per corner.
 
-        Customers at corner v arrive at ``rate[v]``, give up after ``max_wait_min`` on average and are
-        taken by rival vacant taxis, assumed to pass corners in proportion to demand
-        (``rival_passes_per_min`` in all). Expected customers waiting: rate / (1/max_wait + rivals at v).
+        Customers arrive at corner v at ``rate[v]`` per minute, give up after ``max_wait_min`` on
+        average and are taken by the other vacant taxis passing v (``rival_passes[v]`` per minute), so
+        ``rate / (1 / max_wait_min + rival_passes)`` are expected to be waiting when a taxi comes by.
         """
-        rate = rate.astype(float)
-        total = rate.sum()
-        rivals = rival_passes_per_min * rate / total if total > 0 else 0.0
-        waiting = rate / (1.0 / self.params.max_wait_min + rivals)
+        waiting = rate.astype(float) / (1.0 / self.params.max_wait_min + rival_passes)
         p = -np.expm1(-waiting)[self.net.edge_dst]
         late = LATE_NIGHT_FACTOR if is_late_night(slot_minute_of_day) else 1.0
         return p, (self.zone_fare * late)[self.net.edge_zone]
 
     def plan(
-        self, forecast: np.ndarray, slot_min: int, rival_passes: np.ndarray | None = None
+        self, forecast: np.ndarray, slot_min: int, vacant_taxis: np.ndarray | None = None
     ) -> "NavigationPolicy":
-        """Solve every slot of ``forecast`` (nodes x slots) backwards in time.
+        """Solve each slot's MDP (the slot's forecast taken as the demand over the whole horizon).
 
-        ``rival_passes[s]`` is the expected number of corner passes per minute by vacant taxis in slot s.
+        The navigation is recomputed every slot from the forecast available then, as a deployed one
+        is: slot s is warm-started from slot s - 1's values and given a fixed budget of sweeps. It is
+        fleet-aware: it tracks where its own vacant taxis will be (the flow of ``vacant_taxis[s]`` taxis
+        under the previous slot's recommendations) and expects fewer customers where many of them pass.
         """
+        net = self.net
         n_slots = forecast.shape[1]
-        rivals = np.zeros(n_slots) if rival_passes is None else rival_passes
-        values = np.empty((n_slots, self.net.n_edges), dtype=np.float32)
+        vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
+        values = np.empty((n_slots, net.n_edges), dtype=np.float32)
         inputs = []
+        choices = ChoiceTable(net, self.params.compliance)
+        flow = np.full(net.n_edges, 1.0 / net.n_edges)  # where the vacant taxis are (distribution)
         v = None
-        for s in range(n_slots - 1, -1, -1):
-            p, fare = self.slot_inputs(forecast[:, s], (s * slot_min) % 1440, float(rivals[s]))
+        for s in range(n_slots):
+            passes = np.bincount(net.edge_dst, weights=flow, minlength=net.n_nodes) * (vacant[s] / self.step_min)
+            p, fare = self.slot_inputs(forecast[:, s], (s * slot_min) % 1440, passes)
             sweeps = self.initial_sweeps if v is None else self.sweeps_per_slot
-            v, _, _ = value_iteration(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
+            v, q, _ = value_iteration(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
             values[s] = v
             inputs.append((p.astype(np.float32), fare.astype(np.float32)))
-        return NavigationPolicy(self, values, inputs[::-1])
+            prob = choices.mix(boltzmann(q, self.params.temperature_yen))
+            flow = self._advance_flow(flow, prob, p)
+        return NavigationPolicy(self, values, inputs, choices)
+
+    def _advance_flow(self, flow: np.ndarray, prob: np.ndarray, p: np.ndarray, steps: int = 4) -> np.ndarray:
+        """Move the vacant-taxi distribution a few decisions on; taxis that pick up a customer re-enter
+        where trips end (gravity-weighted destination zones)."""
+        net = self.net
+        drop = self.dropoff_share
+        for _ in range(steps):
+            moved = np.zeros(net.n_edges)
+            for k in range(prob.shape[0]):
+                moved += np.bincount(self.mdp.pad_to[k], weights=flow * prob[k], minlength=net.n_edges)
+            picked = moved * p
+            flow = moved - picked + picked.sum() * drop
+        return flow / flow.sum()
+
+
+def boltzmann(q: np.ndarray, temperature: float) -> np.ndarray:
+    """(D, E) choice probabilities proportional to exp((Q - max Q) / temperature); padding gets 0."""
+    w = np.exp((q - q.max(axis=0, keepdims=True)) / temperature)
+    return w / w.sum(axis=0, keepdims=True)
+
+
+class ChoiceTable:
+    """How vacant drivers pick the next edge: ``flat[e * K + j]`` is a pair index, j uniform in 0..K-1.
+
+    Row e holds the choice distribution at edge e rounded to multiples of 1/K (action k appears
+    round(K * cdf_k) - round(K * cdf_{k-1}) times), so one gather per decision replaces sampling from a
+    categorical distribution.
+    """
+
+    K = 16
+
+    def __init__(self, net: Network, compliance: float) -> None:
+        self.net = net
+        self.compliance = compliance
+        deg = np.diff(net.state_ptr)
+        self.max_deg = int(deg.max())
+        k = np.arange(self.max_deg)[:, None]
+        valid = k < deg[None, :]
+        pad_pair = np.minimum(net.state_ptr[:-1][None, :] + k, net.state_ptr[1:][None, :] - 1)
+        self.first_pair = net.state_ptr[:-1].astype(np.int32)
+        self.j = np.arange(self.K, dtype=np.int8)[None, :]
+        # cruising without navigation, on a driver's habits: mostly straight on, easy turns before hard
+        # ones, main roads before back streets, no U-turn unless it is the only way on
+        turn = net.pair_turn[pad_pair]
+        w = HABIT_TURN[turn] * HABIT_CLASS[net.edge_class[net.pair_to[pad_pair]]] * valid
+        if net.drive_side == "right":
+            w = HABIT_TURN[np.array([RIGHT, STRAIGHT, LEFT, UTURN])[turn]] * HABIT_CLASS[net.edge_class[net.pair_to[pad_pair]]] * valid
+        w = np.where(w.sum(axis=0, keepdims=True) > 0, w, valid.astype(float))
+        self.cruise_prob = w / w.sum(axis=0, keepdims=True)
+
+    def mix(self, nav_prob: np.ndarray | None) -> np.ndarray:
+        """(D, E) what drivers do: follow the navigation with probability ``compliance``, else cruise."""
+        if nav_prob is None:
+            return self.cruise_prob
+        return self.compliance * nav_prob + (1.0 - self.compliance) * self.cruise_prob
+
+    def table(self, prob: np.ndarray) -> np.ndarray:
+        """Flat (E * K) pair indices for a (D, E) choice distribution."""
+        k = np.zeros((prob.shape[1], self.K), dtype=np.int8)
+        running = np.zeros(prob.shape[1])
+        for row in prob[:-1]:  # action index = how many rounded cumulative counts are <= j
+            running += row
+            count = (running * self.K + 0.5).astype(np.int8)
+            np.add(k, (count[:, None] <= self.j).view(np.int8), out=k)
+        return (self.first_pair[:, None] + k).ravel()
+
+
+class CruisePolicy:
+    """No navigation: vacant drivers wander, never U-turning unless they must."""
+
+    def __init__(self, choices: ChoiceTable) -> None:
+        self._table = choices.table(choices.cruise_prob)
+
+    def table(self, slot: int) -> np.ndarray:
+        return self._table
 
 
 class NavigationPolicy:
@@ -199,42 +290,34 @@ class NavigationPolicy:
 
     Drivers at the same corner are not all sent the same way: the navigation recommends the next edge
     with probability proportional to ``exp((Q - max Q) / temperature_yen)`` (a Boltzmann policy), so
-    near-equal routes share the traffic instead of herding every taxi into the same loop.
+    near-equal routes share the traffic instead of herding every taxi into the same loop. A driver
+    follows the recommendation with probability ``compliance`` and otherwise cruises.
     """
 
-    def __init__(self, planner: Planner, values: np.ndarray, inputs: list) -> None:
+    def __init__(self, planner: Planner, values: np.ndarray, inputs: list, choices: ChoiceTable) -> None:
         self.planner = planner
         self.values = values
         self.inputs = inputs
+        self.choices = choices
         self.temperature = planner.params.temperature_yen
-        net = planner.net
-        deg = np.diff(net.state_ptr)
-        self.max_deg = int(deg.max())
-        # padded (k, edge) -> pair index, as in the planner's EdgeMDP
-        k = np.arange(self.max_deg)[:, None]
-        self.pad_pair = np.minimum(net.state_ptr[:-1][None, :] + k, net.state_ptr[1:][None, :] - 1)
         self._slot = -1
-        self._cdf = np.empty(0)
+        self._table = np.empty(0)
 
     @property
     def n_slots(self) -> int:
         return int(self.values.shape[0])
 
-    def cdf(self, slot: int) -> np.ndarray:
-        """(edges, max_deg) cumulative choice probabilities for ``slot`` (cached for the current slot)."""
-        if slot != self._slot:
-            mdp = self.planner.mdp
-            p, fare = self.inputs[slot]
-            v = self.values[slot].astype(float)
-            q, vmax = mdp.bellman(v, p.astype(float), fare.astype(float), self.planner.params.gamma)
-            w = np.exp((q - vmax[None, :]) / self.temperature)  # padding has q = -inf: weight 0
-            c = np.cumsum(w, axis=0)
-            self._cdf = np.ascontiguousarray((c / c[-1:, :]).T)  # (edges, max_deg) for row gathers
-            self._slot = slot
-        return self._cdf
+    def probabilities(self, slot: int) -> np.ndarray:
+        """(max_deg, edges) what drivers do in ``slot``: the Boltzmann navigation mixed with cruising."""
+        p, fare = self.inputs[slot]
+        v = self.values[slot].astype(float)
+        q, _ = self.planner.mdp.bellman(v, p.astype(float), fare.astype(float), self.planner.params.gamma)
+        return self.choices.mix(boltzmann(q, self.temperature))
 
-    def choose(self, slot: int, edge: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Pair index chosen by drivers at the heads of ``edge`` in ``slot`` with uniforms ``u``."""
-        c = self.cdf(min(slot, self.n_slots - 1))[edge]
-        k = (u[:, None] > c).sum(axis=1)
-        return self.pad_pair[np.minimum(k, self.max_deg - 1), edge]
+    def table(self, slot: int) -> np.ndarray:
+        """Flat (E * K) choice table of ``slot`` (cached while the simulation stays in the slot)."""
+        slot = min(slot, self.n_slots - 1)
+        if slot != self._slot:
+            self._table = self.choices.table(self.probabilities(slot))
+            self._slot = slot
+        return self._table

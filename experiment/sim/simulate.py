@@ -12,7 +12,7 @@ import numpy as np
 from .demand import SLOT_MIN, DemandModel, DemandSettings
 from .engine import Engine, EngineSettings, SimOutput, SERVED, ABANDONED
 from .fares import tokyo_fare
-from .navigation import NavigationParams, Planner
+from .navigation import ChoiceTable, CruisePolicy, NavigationParams, Planner
 from .regions import Region, build_region
 from .shifts import SHIFT_KINDS, plan_shifts
 
@@ -31,7 +31,6 @@ class SimParams:
     policy: NavigationParams | None = None  # None: random cruising, no navigation
     fleet_mix: tuple[float, float, float] = (0.6, 0.25, 0.15)  # alternate-day, day, night
     max_shift_h: float | None = None
-    compliance: float = 0.9
     cruise_speed_factor: float = 0.7
     demand: DemandSettings | None = None  # None: defaults with requests_per_hour
     network_seed: int = 0
@@ -101,15 +100,16 @@ def region_depot_count(p: SimParams) -> int:
     return int(build_region(p.region, p.network_seed).depots.size)
 
 
-def rival_passes(shifts, n_slots: int, net) -> np.ndarray:
-    """Expected corner passes per minute by vacant taxis in each slot: the fleet on duty (from the
-    published shift plan), about half of it vacant, one corner a minute each."""
-    edges = np.arange(n_slots + 1) * SLOT_MIN
-    on = np.zeros(n_slots)
-    for a, b in zip(shifts.start, shifts.end):
-        lo, hi = np.searchsorted(edges, [a, b])
-        on[max(lo - 1, 0):min(hi, n_slots)] += 1
-    return on * 0.5 * 1.0
+def vacant_taxis(shifts, n_slots: int) -> np.ndarray:
+    """Vacant taxis the navigation expects in each slot: about half of the fleet on duty (the shift
+    plan is published in advance)."""
+    bounds = np.arange(n_slots + 1) * SLOT_MIN
+    lo = np.searchsorted(bounds, shifts.start, side="right") - 1
+    hi = np.searchsorted(bounds, shifts.end, side="left")
+    on = np.zeros(n_slots + 1)
+    np.add.at(on, np.clip(lo, 0, n_slots), 1)
+    np.add.at(on, np.clip(hi, 0, n_slots), -1)
+    return 0.5 * np.cumsum(on)[:n_slots]
 
 
 def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -> SimResult:
@@ -136,7 +136,6 @@ def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -
     t1 = time.perf_counter()
     truth = dm.true_rates()
     pax = dm.passengers(truth)
-    next_edge = None
     if p.policy is not None:
         stats = dm.stats_forecast()
         forecast = dm.ml_forecast(truth, stats, p.seed) if p.demand_source == "ml" else stats
@@ -144,18 +143,18 @@ def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -
         t2 = time.perf_counter()
         zone_fare, zone_trip_min = with_long_trips(paths, settings)
         planner = Planner(net, p.policy, zone_fare, dm.gravity, zone_trip_min)
-        next_edge = planner.plan(forecast, SLOT_MIN, rival_passes(shifts, forecast.shape[1], net))
+        policy = planner.plan(forecast, SLOT_MIN, vacant_taxis(shifts, forecast.shape[1]))
         timings["plan_s"] = time.perf_counter() - t2
         timings["vi_ms_per_slot"] = 1000.0 * timings["plan_s"] / forecast.shape[1]
     else:
+        policy = CruisePolicy(ChoiceTable(net, 0.0))
         timings["demand_s"] = time.perf_counter() - t1
         timings["plan_s"] = 0.0
 
     engine = Engine(
         net, pax, dm.dest_nodes, paths.dest_time, paths.dest_len, region.depots,
-        paths.depot_time, paths.depot_len, shifts, driver_depot, next_edge, SLOT_MIN,
-        p.start_weekday, p.seed,
-        EngineSettings(cruise_speed_factor=p.cruise_speed_factor, compliance=p.compliance),
+        paths.depot_time, paths.depot_len, shifts, driver_depot, policy, SLOT_MIN,
+        p.start_weekday, p.seed, EngineSettings(cruise_speed_factor=p.cruise_speed_factor),
     )
     per_driver_day = float(p.n_drivers * p.n_days)
     wrapped = None
