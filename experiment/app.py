@@ -1,0 +1,146 @@
+"""The task: the one place where config, simulator, results and sinks meet.
+
+``run(cfg)`` composes plain simulator parameters from the Hydra config, runs the simulation, writes
+``summary.json`` into the job directory and per-driver-day rows to the sink, logs a short human summary,
+and returns the objective (mean revenue per driver-day, yen) for a sweeper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiment.config import parse_day, validate
+from experiment.sim.demand import DemandSettings
+from experiment.sim.navigation import NavigationParams
+from experiment.sim.shifts import SHIFT_KINDS
+from experiment.sim.simulate import SimParams, SimResult, simulate
+
+log = logging.getLogger("navitune")
+
+
+def sim_params(cfg: DictConfig) -> SimParams:
+    """Plain simulator parameters from a validated config."""
+    r, d, w, p = cfg.region, cfg.demand, cfg.window, cfg.policy
+    start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
+    drivers = int(w.drivers) if w.drivers is not None else int(r.drivers)
+    scale = drivers / int(r.drivers)  # a capped fleet gets the same demand per driver
+    mix = tuple(float(r.fleet_mix.get(k, 0.0)) for k in SHIFT_KINDS)
+    policy = None
+    if p.navigation:
+        policy = NavigationParams.from_road_weights(
+            float(p.gamma), float(p.max_wait_min), dict(p.road_weights), compliance=float(p.compliance)
+        )
+    return SimParams(
+        region=str(r.name),
+        n_drivers=drivers,
+        requests_per_hour=float(r.requests_per_hour) * scale,
+        start_weekday=start.weekday(),
+        n_days=(end - start).days,
+        seed=int(w.seed),
+        demand_source=str(d.source),
+        policy=policy,
+        fleet_mix=mix,  # type: ignore[arg-type]
+        max_shift_h=None if w.max_shift_h is None else float(w.max_shift_h),
+        demand=DemandSettings(
+            requests_per_hour=float(r.requests_per_hour) * scale,
+            patience_median_min=float(d.patience_median_min),
+            ml_sigma=float(d.ml_error),
+            ml_late_prob=float(d.ml_late_prob),
+        ),
+        network_seed=int(r.network_seed),
+    )
+
+
+def tuned_params(cfg: DictConfig) -> dict[str, Any]:
+    """The navigation parameters of this run, flat (what a sweep tunes)."""
+    p = cfg.policy
+    out: dict[str, Any] = {"policy": p.name, "navigation": bool(p.navigation)}
+    if p.navigation:
+        out |= {"gamma": float(p.gamma), "max_wait_min": float(p.max_wait_min), "compliance": float(p.compliance)}
+        out |= {f"road_weights.{k}": float(v) for k, v in p.road_weights.items()}
+    return out
+
+
+def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
+    """The ``summary.json`` contract (ARCHITECTURE.md) plus context useful to people."""
+    m = result.metrics
+    return {
+        "objective": m["objective"],
+        "revenue_per_driver_day_yen": m["revenue_per_driver_day_yen"],
+        "revenue_per_driver_shift_yen": m["revenue_per_driver_shift_yen"],
+        "occupancy_distance": m["occupancy_distance"],
+        "trips_per_driver_shift": m["trips_per_driver_shift"],
+        "mean_fare_yen": m["mean_fare_yen"],
+        "params": tuned_params(cfg),
+        "region": cfg.region.name,
+        "window": {"name": cfg.window.name, "start": cfg.window.start, "end": cfg.window.end},
+        "demand_source": cfg.demand.source,
+        "seed": int(cfg.window.seed),
+        "drivers": result.driver_days["driver"].max() + 1 if len(result.driver_days["driver"]) else 0,
+        "daily_revenue_per_driver_yen": result.daily_revenue_per_driver,
+        "km_per_shift": m["km_per_shift"],
+        "km_per_trip": m["km_per_trip"],
+        "requests": int(m["requests"]),
+        "served": int(m["served"]),
+        "abandoned": int(m["abandoned"]),
+        "service_rate": m["service_rate"],
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items() if k.endswith("_s")},
+    }
+
+
+def run(
+    cfg: DictConfig,
+    job_dir: str | Path | None = None,
+    on_day: Callable[[int, float], bool] | None = None,
+) -> float:
+    """Simulate, record, and return the objective (mean revenue per driver-day in yen)."""
+    validate(cfg)
+    params = sim_params(cfg)
+    job_dir = Path(job_dir) if job_dir is not None else Path.cwd()
+    t0 = time.perf_counter()
+    result = simulate(params, on_day=on_day)
+    summary = summarize(cfg, result)
+    summary["drivers"] = int(params.n_drivers)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+    context = {
+        "run_id": run_id,
+        "region": str(cfg.region.name),
+        "window": str(cfg.window.name),
+        "window_start": str(cfg.window.start),
+        "demand_source": str(cfg.demand.source),
+        "policy": str(cfg.policy.name),
+        "params": json.dumps(tuned_params(cfg), sort_keys=True),
+        "seed": int(cfg.window.seed),
+    }
+    from experiment.sinks import write_rows
+
+    rows = dict(result.driver_days)
+    rows["date"] = [
+        (parse_day("window.start", cfg.window.start) + dt.timedelta(days=int(d))).isoformat() for d in rows["day"]
+    ]
+    write_rows(cfg.sink, rows, context)
+    m = result.metrics
+    log.info(
+        "%s | %s | %s demand | %s: %s yen/driver-day, %s yen/shift, %.1f trips/shift, occupancy %.0f%%, "
+        "mean fare %s yen (%d drivers, %.1fs)",
+        cfg.region.name, cfg.window.name, cfg.demand.source, cfg.policy.name,
+        f"{m['objective']:,.0f}", f"{m['revenue_per_driver_shift_yen']:,.0f}", m["trips_per_driver_shift"],
+        100 * m["occupancy_distance"], f"{m['mean_fare_yen']:,.0f}", params.n_drivers,
+        time.perf_counter() - t0,
+    )
+    log.info("summary: %s", job_dir / "summary.json")
+    return float(m["objective"])
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,0 +1,168 @@
+"""Structured configs (the schema of every config group) and the checks Hydra's types cannot express.
+
+The dataclasses are registered in Hydra's ConfigStore, so a wrong type or an unknown key fails at
+composition. :func:`validate` then checks ranges and cross-field rules and raises :class:`ConfigError`
+with one line that names the key, the value and what is allowed, before anything runs or is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.errors import CompactHydraException
+from omegaconf import DictConfig
+
+from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
+from experiment.sim.regions import REGIONS
+from experiment.sim.shifts import SHIFT_KINDS
+
+DEMAND_SOURCES = ("ml", "stats")
+SINKS = ("duckdb", "bigquery")
+MAX_WINDOW_DAYS = 28
+
+
+class ConfigError(CompactHydraException):
+    """A config value outside what navitune accepts; Hydra prints just this one line."""
+
+
+@dataclass
+class RegionConfig:
+    name: str = "tokyo_central"
+    drivers: int = 1000
+    requests_per_hour: float = 1200.0  # mean street-hail requests per hour over the week
+    fleet_mix: Dict[str, float] = field(
+        default_factory=lambda: {"alternate": 0.6, "day": 0.25, "night": 0.15}
+    )
+    network_seed: int = 0
+
+
+@dataclass
+class DemandConfig:
+    source: str = "ml"  # ml | stats: the forecast the navigation plans with
+    ml_error: float = 0.2  # log-normal error of the ml forecast per zone and slot
+    ml_late_prob: float = 0.08  # share of slots where the ml forecast is late (falls back to stats)
+    patience_median_min: float = 8.0  # how long street-hail customers really wait (truth)
+
+
+@dataclass
+class WindowConfig:
+    name: str = "tune_week"
+    start: str = "2026-06-01"  # first operating day (ISO date)
+    end: str = "2026-06-08"  # day after the last operating day (exclusive)
+    seed: int = 1
+    drivers: Optional[int] = None  # cap the region's fleet (smoke runs)
+    max_shift_h: Optional[float] = None  # cap shift length (smoke runs)
+
+
+@dataclass
+class PolicyConfig:
+    name: str = "production"
+    navigation: bool = True  # false: vacant drivers cruise on habit (the random_cruise baseline)
+    gamma: float = 0.93
+    max_wait_min: float = 3.0
+    road_weights: Dict[str, float] = field(
+        default_factory=lambda: {
+            "arterial": 1.0, "collector": 1.0, "local": 1.3,
+            "left": 1.0, "straight": 1.0, "right": 2.0, "uturn": 4.0,
+        }
+    )
+    compliance: float = 0.7
+
+
+@dataclass
+class SinkConfig:
+    kind: str = "duckdb"
+    path: str = "${paths.outputs}/results.duckdb"
+    table: str = "driver_days"
+
+
+@dataclass
+class PathsConfig:
+    outputs: str = "outputs"
+
+
+@dataclass
+class NavituneConfig:
+    region: RegionConfig = field(default_factory=RegionConfig)
+    demand: DemandConfig = field(default_factory=DemandConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    sink: SinkConfig = field(default_factory=SinkConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def register_configs() -> None:
+    """Register the schema: the primary config extends ``navitune_schema``, each group its own."""
+    cs = ConfigStore.instance()
+    cs.store(name="navitune_schema", node=NavituneConfig)
+    for group, node in (
+        ("region", RegionConfig), ("demand", DemandConfig), ("window", WindowConfig),
+        ("policy", PolicyConfig), ("sink", SinkConfig),
+    ):
+        cs.store(group=group, name=f"{group}_schema", node=node)
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"navitune: invalid config {key}={value!r}; allowed: {allowed}")
+
+
+def parse_day(key: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        _fail(key, value, "an ISO date such as 2026-06-01")
+        raise  # unreachable
+
+
+def validate(cfg: DictConfig | NavituneConfig) -> None:
+    """Check every range and cross-field rule; raise ConfigError on the first problem."""
+    r, d, w, p, s = cfg.region, cfg.demand, cfg.window, cfg.policy, cfg.sink
+    if r.name not in REGIONS:
+        _fail("region.name", r.name, ", ".join(REGIONS))
+    if r.drivers <= 0:
+        _fail("region.drivers", r.drivers, "a whole number > 0")
+    if not r.requests_per_hour > 0:
+        _fail("region.requests_per_hour", r.requests_per_hour, "a number > 0")
+    for k, v in r.fleet_mix.items():
+        if k not in SHIFT_KINDS:
+            _fail(f"region.fleet_mix.{k}", v, f"keys {', '.join(SHIFT_KINDS)}")
+        if v < 0:
+            _fail(f"region.fleet_mix.{k}", v, "a share >= 0")
+    if sum(r.fleet_mix.values()) <= 0:
+        _fail("region.fleet_mix", dict(r.fleet_mix), "shares that add up to more than 0")
+    if d.source not in DEMAND_SOURCES:
+        _fail("demand.source", d.source, ", ".join(DEMAND_SOURCES))
+    if not 0 <= d.ml_error <= 2:
+        _fail("demand.ml_error", d.ml_error, "0 <= ml_error <= 2")
+    if not 0 <= d.ml_late_prob <= 1:
+        _fail("demand.ml_late_prob", d.ml_late_prob, "0 <= ml_late_prob <= 1")
+    if not d.patience_median_min > 0:
+        _fail("demand.patience_median_min", d.patience_median_min, "minutes > 0")
+    start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
+    if end <= start:
+        _fail("window.end", w.end, f"a date after window.start ({w.start})")
+    if (end - start).days > MAX_WINDOW_DAYS:
+        _fail("window.end", w.end, f"at most {MAX_WINDOW_DAYS} days after window.start")
+    if w.seed < 0:
+        _fail("window.seed", w.seed, "a whole number >= 0")
+    if w.drivers is not None and w.drivers <= 0:
+        _fail("window.drivers", w.drivers, "null or a whole number > 0")
+    if w.max_shift_h is not None and not 0 < w.max_shift_h <= 24:
+        _fail("window.max_shift_h", w.max_shift_h, "null or hours in (0, 24]")
+    if not 0 <= p.gamma < 1:
+        _fail("policy.gamma", p.gamma, "0 <= gamma < 1")
+    if not p.max_wait_min > 0:
+        _fail("policy.max_wait_min", p.max_wait_min, "minutes > 0")
+    if not 0 <= p.compliance <= 1:
+        _fail("policy.compliance", p.compliance, "0 <= compliance <= 1")
+    allowed = ROAD_CLASSES + TURN_TYPES
+    for k, v in p.road_weights.items():
+        if k not in allowed:
+            _fail(f"policy.road_weights.{k}", v, f"keys {', '.join(allowed)}")
+        if not 0 <= v <= 100:
+            _fail(f"policy.road_weights.{k}", v, "a weight in [0, 100]")
+    if s.kind not in SINKS:
+        _fail("sink.kind", s.kind, ", ".join(SINKS))
