@@ -134,7 +134,7 @@ class Planner:
         zone_fare_yen: np.ndarray,
         gravity: np.ndarray,
         zone_trip_min: np.ndarray,
-        sweeps_per_slot: int = 5,
+        sweeps_per_slot: int = 4,
         initial_sweeps: int = 60,
     ) -> None:
         self.net = net
@@ -193,9 +193,8 @@ class Planner:
         net = self.net
         n_slots = forecast.shape[1]
         vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
-        values = np.empty((n_slots, net.n_edges), dtype=np.float32)
-        inputs = []
         choices = ChoiceTable(net, self.params.compliance)
+        counts = np.empty((n_slots, choices.max_deg - 1, net.n_edges), dtype=np.int8)
         flow = np.full(net.n_edges, 1.0 / net.n_edges)  # where the vacant taxis are (distribution)
         v = None
         for s in range(n_slots):
@@ -203,13 +202,12 @@ class Planner:
             p, fare = self.slot_inputs(forecast[:, s], (s * slot_min) % 1440, passes)
             sweeps = self.initial_sweeps if v is None else self.sweeps_per_slot
             v, q, _ = value_iteration(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
-            values[s] = v
-            inputs.append((p.astype(np.float32), fare.astype(np.float32)))
             prob = choices.mix(boltzmann(q, self.params.temperature_yen))
+            counts[s] = choices.counts(prob)
             flow = self._advance_flow(flow, prob, p)
-        return NavigationPolicy(self, values, inputs, choices)
+        return NavigationPolicy(counts, choices)
 
-    def _advance_flow(self, flow: np.ndarray, prob: np.ndarray, p: np.ndarray, steps: int = 4) -> np.ndarray:
+    def _advance_flow(self, flow: np.ndarray, prob: np.ndarray, p: np.ndarray, steps: int = 3) -> np.ndarray:
         """Move the vacant-taxi distribution a few decisions on; taxis that pick up a customer re-enter
         where trips end (gravity-weighted destination zones)."""
         net = self.net
@@ -264,14 +262,15 @@ class ChoiceTable:
             return self.cruise_prob
         return self.compliance * nav_prob + (1.0 - self.compliance) * self.cruise_prob
 
-    def table(self, prob: np.ndarray) -> np.ndarray:
-        """Flat (E * K) pair indices for a (D, E) choice distribution."""
-        k = np.zeros((prob.shape[1], self.K), dtype=np.int8)
-        running = np.zeros(prob.shape[1])
-        for row in prob[:-1]:  # action index = how many rounded cumulative counts are <= j
-            running += row
-            count = (running * self.K + 0.5).astype(np.int8)
-            np.add(k, (count[:, None] <= self.j).view(np.int8), out=k)
+    def counts(self, prob: np.ndarray) -> np.ndarray:
+        """(D-1, E) int8 rounded cumulative counts: how many of the K entries go to actions <= k."""
+        return (np.cumsum(prob[:-1], axis=0) * self.K + 0.5).astype(np.int8)
+
+    def table(self, counts: np.ndarray) -> np.ndarray:
+        """Flat (E * K) pair indices from rounded cumulative counts."""
+        k = np.zeros((counts.shape[1], self.K), dtype=np.int8)
+        for row in counts:  # action index = how many cumulative counts are <= j
+            np.add(k, (row[:, None] <= self.j).view(np.int8), out=k)
         return (self.first_pair[:, None] + k).ravel()
 
 
@@ -279,7 +278,7 @@ class CruisePolicy:
     """No navigation: vacant drivers wander, never U-turning unless they must."""
 
     def __init__(self, choices: ChoiceTable) -> None:
-        self._table = choices.table(choices.cruise_prob)
+        self._table = choices.table(choices.counts(choices.cruise_prob))
 
     def table(self, slot: int) -> np.ndarray:
         return self._table
@@ -294,30 +293,20 @@ class NavigationPolicy:
     follows the recommendation with probability ``compliance`` and otherwise cruises.
     """
 
-    def __init__(self, planner: Planner, values: np.ndarray, inputs: list, choices: ChoiceTable) -> None:
-        self.planner = planner
-        self.values = values
-        self.inputs = inputs
+    def __init__(self, counts: np.ndarray, choices: ChoiceTable) -> None:
+        self.counts = counts  # (slots, D-1, E) int8, from the planner
         self.choices = choices
-        self.temperature = planner.params.temperature_yen
         self._slot = -1
         self._table = np.empty(0)
 
     @property
     def n_slots(self) -> int:
-        return int(self.values.shape[0])
-
-    def probabilities(self, slot: int) -> np.ndarray:
-        """(max_deg, edges) what drivers do in ``slot``: the Boltzmann navigation mixed with cruising."""
-        p, fare = self.inputs[slot]
-        v = self.values[slot].astype(float)
-        q, _ = self.planner.mdp.bellman(v, p.astype(float), fare.astype(float), self.planner.params.gamma)
-        return self.choices.mix(boltzmann(q, self.temperature))
+        return int(self.counts.shape[0])
 
     def table(self, slot: int) -> np.ndarray:
         """Flat (E * K) choice table of ``slot`` (cached while the simulation stays in the slot)."""
         slot = min(slot, self.n_slots - 1)
         if slot != self._slot:
-            self._table = self.choices.table(self.probabilities(slot))
+            self._table = self.choices.table(self.counts[slot])
             self._slot = slot
         return self._table

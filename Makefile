@@ -1,0 +1,34 @@
+# navitune: `make run` runs the default job, `make test` runs the tests; both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: setup run test test-fast bench tunability clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/python -m experiment
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: setup
+	$(BIN)/python -m experiment.bench sim
+
+tunability: setup
+	$(BIN)/pip install --quiet -e ".[docs]"
+	$(BIN)/python -m experiment.tunability --plot docs/tunability.png > docs/tunability.json
+
+clean:
+	rm -rf $(VENV) outputs/runs outputs/sweeps outputs/*.duckdb

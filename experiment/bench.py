@@ -1,0 +1,139 @@
+"""Benchmarks: ``python -m experiment.bench NAME`` prints progress and, as its last line, one JSON object.
+
+``sim``: the 7-day ``tokyo_central`` run (target <= 5 s wall on one core, <= 1 GiB peak memory),
+``coquimbo`` with 1,000 drivers for 7 days (target <= 30 s), simulated driver-minutes per second,
+value-iteration time per slot, and the speed-up of the vectorised engine over the plain per-driver
+scalar reference kept in the tests (target >= 50x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _one_core() -> None:
+    """Pin this process to one core and keep BLAS single-threaded (the benchmark's rule)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def _child(case: str) -> dict:
+    """Run one measured case in a fresh process (clean peak-memory figure)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "experiment.bench", "--child", case],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _case(case: str) -> dict:
+    _one_core()
+    from experiment.sim.simulate import simulate
+    from experiment.tunability import short_window
+
+    if case == "tokyo_week":
+        params = short_window(7)
+    elif case == "coquimbo_week":
+        from dataclasses import replace
+
+        params = replace(short_window(7), region="coquimbo", n_drivers=1000, requests_per_hour=1200.0)
+    else:
+        raise SystemExit(f"unknown case {case}")
+    t0 = time.perf_counter()
+    res = simulate(params)
+    wall = time.perf_counter() - t0
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {
+        "wall_s": wall,
+        "peak_rss_mib": rss_mib,
+        "driver_minutes_per_s": res.timings["driver_minutes"] / res.timings["sim_s"],
+        "vi_ms_per_slot": res.timings["vi_ms_per_slot"],
+        "timings": res.timings,
+        "objective": res.metrics["objective"],
+    }
+
+
+def _speedup() -> dict:
+    """Engine loop only (inputs shared): vectorised vs the scalar reference on a 1-day case."""
+    _one_core()
+    sys.path.insert(0, str(ROOT))
+    from tests.reference_engine import build_engine, run_reference
+
+    from experiment.sim.simulate import SimParams
+    from experiment.tunability import PRODUCTION
+
+    params = SimParams(
+        region="tokyo_central", n_drivers=1000, requests_per_hour=1200.0, start_weekday=2, n_days=1,
+        seed=3, policy=PRODUCTION, max_shift_h=10,
+    )
+    fast, slow = build_engine(params), build_engine(params)
+    t0 = time.perf_counter()
+    a = fast.run()
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    b = run_reference(slow)
+    t_slow = time.perf_counter() - t0
+    assert abs(a.revenue.sum() - b.revenue.sum()) < 1e-6, "reference and engine disagree"
+    return {"engine_s": t_fast, "reference_s": t_slow, "speedup": t_slow / t_fast}
+
+
+def bench_sim() -> dict:
+    print("tokyo_central, 7 days, production navigation (one core) ...", file=sys.stderr)
+    tokyo = _child("tokyo_week")
+    print(f"  {tokyo['wall_s']:.2f} s, {tokyo['peak_rss_mib']:.0f} MiB", file=sys.stderr)
+    print("coquimbo, 1,000 drivers, 7 days (one core) ...", file=sys.stderr)
+    coq = _child("coquimbo_week")
+    print(f"  {coq['wall_s']:.2f} s, {coq['peak_rss_mib']:.0f} MiB", file=sys.stderr)
+    print("vectorised engine vs scalar reference (1 day, 1,000 drivers) ...", file=sys.stderr)
+    sp = _child("speedup")
+    print(f"  {sp['speedup']:.0f}x", file=sys.stderr)
+    return {
+        "bench": "sim",
+        "sim_wall_s": round(tokyo["wall_s"], 3),
+        "peak_rss_mib": round(tokyo["peak_rss_mib"], 1),
+        "driver_minutes_per_s": round(tokyo["driver_minutes_per_s"]),
+        "vi_ms_per_slot": round(tokyo["vi_ms_per_slot"], 3),
+        "speedup_vs_reference": round(sp["speedup"], 1),
+        "tokyo_timings_s": {k: round(v, 3) for k, v in tokyo["timings"].items() if k.endswith("_s")},
+        "coquimbo_wall_s": round(coq["wall_s"], 3),
+        "coquimbo_peak_rss_mib": round(coq["peak_rss_mib"], 1),
+        "coquimbo_driver_minutes_per_s": round(coq["driver_minutes_per_s"]),
+        "reference_s": round(sp["reference_s"], 2),
+        "engine_s": round(sp["engine_s"], 3),
+        "targets": {"sim_wall_s": 5.0, "peak_rss_mib": 1024, "coquimbo_wall_s": 30.0, "speedup_vs_reference": 50},
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+BENCHES = {"sim": bench_sim}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", nargs="?", choices=sorted(BENCHES))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        result = _speedup() if args.child == "speedup" else _case(args.child)
+        print(json.dumps(result))
+        return
+    if not args.name:
+        ap.error(f"name a benchmark: {', '.join(sorted(BENCHES))}")
+    print(json.dumps(BENCHES[args.name]()))
+
+
+if __name__ == "__main__":
+    main()
