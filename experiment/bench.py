@@ -48,7 +48,7 @@ def _case(case: str) -> dict:
     elif case == "coquimbo_week":
         from dataclasses import replace
 
-        params = replace(short_window(7), region="coquimbo", n_drivers=1000, requests_per_hour=1200.0)
+        params = replace(short_window(7), region="coquimbo", n_drivers=1000, requests_per_hour=2400.0)
     else:
         raise SystemExit(f"unknown case {case}")
     t0 = time.perf_counter()
