@@ -63,12 +63,48 @@ def preflight(argv: list[str]) -> str | None:
     try:
         with initialize_config_dir(config_dir=CONF_DIR):
             cfg = compose(config_name="config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException):
-        return None
+    except (HydraException, OmegaConfBaseException) as err:
+        return composition_error(err, argv)
     try:
         validate(cfg)
     except ConfigError as err:
         return str(err)
+    return None
+
+
+def composition_error(err: Exception, argv: list[str]) -> str | None:
+    """One line for a wrong type or an unknown key (Hydra's message spans several lines); None leaves
+    the error to Hydra."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    from experiment.config import ROAD_WEIGHT_KEYS, schema_field
+
+    cause = err.__cause__ or err
+    key = getattr(cause, "full_key", None)
+    if not key:
+        return None
+    value = next((o.split("=", 1)[1] for o in argv if o.lstrip("+~").split("=", 1)[0] == key), "?")
+    group, _, rest = key.partition(".")
+    if isinstance(cause, ValidationError):
+        field = schema_field(group, rest)
+        expected = f"a value of type {field.type}" if field is not None else "a value of the schema's type"
+        return f"navitune: invalid config {key}={value!r}; allowed: {expected}"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        parent = key.rsplit(".", 1)[0]
+        if parent == "policy.road_weights":
+            allowed = ", ".join(ROAD_WEIGHT_KEYS)
+        elif parent == "region.fleet_mix":
+            from experiment.sim.shifts import SHIFT_KINDS
+
+            allowed = ", ".join(SHIFT_KINDS)
+        elif schema_field(group, "") is not None or "." not in parent:
+            from dataclasses import fields
+
+            node = schema_field(group, "")
+            allowed = ", ".join(f.name for f in fields(node)) if node is not None else "see --cfg job"
+        else:
+            allowed = "see --cfg job"
+        return f"navitune: unknown config key {key}; allowed: {allowed}"
     return None
 
 

@@ -30,7 +30,7 @@ def sim_params(cfg: DictConfig) -> SimParams:
     """Plain simulator parameters from a validated config."""
     r, d, w, p = cfg.region, cfg.demand, cfg.window, cfg.policy
     start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
-    drivers = int(w.drivers) if w.drivers is not None else int(r.drivers)
+    drivers = min(int(w.drivers), int(r.drivers)) if w.drivers is not None else int(r.drivers)
     scale = drivers / int(r.drivers)  # a capped fleet gets the same demand per driver
     mix = tuple(float(r.fleet_mix.get(k, 0.0)) for k in SHIFT_KINDS)
     policy = None
@@ -84,7 +84,7 @@ def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
         "window": {"name": cfg.window.name, "start": cfg.window.start, "end": cfg.window.end},
         "demand_source": cfg.demand.source,
         "seed": int(cfg.window.seed),
-        "drivers": result.driver_days["driver"].max() + 1 if len(result.driver_days["driver"]) else 0,
+        "drivers": int(len(result.driver_days["driver"]) // max(len(result.daily_revenue_per_driver), 1)),
         "daily_revenue_per_driver_yen": result.daily_revenue_per_driver,
         "km_per_shift": m["km_per_shift"],
         "km_per_trip": m["km_per_trip"],
@@ -108,7 +108,6 @@ def run(
     t0 = time.perf_counter()
     result = simulate(params, on_day=on_day)
     summary = summarize(cfg, result)
-    summary["drivers"] = int(params.n_drivers)
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"

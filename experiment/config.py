@@ -8,7 +8,9 @@ with one line that names the key, the value and what is allowed, before anything
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+import math
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -20,7 +22,8 @@ from experiment.sim.regions import REGIONS
 from experiment.sim.shifts import SHIFT_KINDS
 
 DEMAND_SOURCES = ("ml", "stats")
-SINKS = ("duckdb", "bigquery")
+SINKS = ("duckdb",)  # bigquery arrives with the tracking issue
+SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_WINDOW_DAYS = 28
 
 
@@ -53,7 +56,7 @@ class WindowConfig:
     start: str = "2026-06-01"  # first operating day (ISO date)
     end: str = "2026-06-08"  # day after the last operating day (exclusive)
     seed: int = 1
-    drivers: Optional[int] = None  # cap the region's fleet (smoke runs)
+    drivers: Optional[int] = None  # use at most this many of the region's drivers (smoke runs)
     max_shift_h: Optional[float] = None  # cap shift length (smoke runs)
 
 
@@ -94,9 +97,28 @@ class NavituneConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
+ROAD_WEIGHT_KEYS = ROAD_CLASSES + TURN_TYPES
+GROUP_SCHEMAS: dict[str, type] = {
+    "region": RegionConfig, "demand": DemandConfig, "window": WindowConfig,
+    "policy": PolicyConfig, "sink": SinkConfig, "paths": PathsConfig,
+}
+
+
+def schema_field(group: str, name: str) -> Any:
+    """The dataclass of ``group`` (name ""), or the field ``name`` of it; None if there is none."""
+    schema = GROUP_SCHEMAS.get(group)
+    if schema is None or not name:
+        return schema
+    return next((f for f in fields(schema) if f.name == name), None)
+
+
 def register_configs() -> None:
-    """Register the schema: the primary config extends ``navitune_schema``, each group its own."""
+    """Register the schema: the primary config extends ``navitune_schema``, each group its own.
+
+    Idempotent: registering twice would make Hydra warn about overwritten entries."""
     cs = ConfigStore.instance()
+    if "navitune_schema.yaml" in cs.repo:
+        return
     cs.store(name="navitune_schema", node=NavituneConfig)
     for group, node in (
         ("region", RegionConfig), ("demand", DemandConfig), ("window", WindowConfig),
@@ -117,30 +139,47 @@ def parse_day(key: str, value: str) -> dt.date:
         raise  # unreachable
 
 
+def _number(key: str, value: Any, lo: float, hi: float, allowed: str, lo_open: bool = False, hi_open: bool = False) -> None:
+    """A finite number within [lo, hi] (or open at either end); NaN and infinities fail too."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        _fail(key, value, allowed)
+
+
+def _known_keys(cfg: Any) -> None:
+    """Keys added with ``+group.key=...`` pass Hydra's struct check: catch typos here."""
+    for group, schema in GROUP_SCHEMAS.items():
+        node = cfg.get(group) if hasattr(cfg, "get") else getattr(cfg, group)
+        allowed = [f.name for f in fields(schema)]
+        for key in node.keys() if hasattr(node, "keys") else []:
+            if key not in allowed:
+                _fail(f"{group}.{key}", node[key], f"keys {', '.join(allowed)}")
+
+
 def validate(cfg: DictConfig | NavituneConfig) -> None:
-    """Check every range and cross-field rule; raise ConfigError on the first problem."""
+    """Check every key, range and cross-field rule; raise ConfigError on the first problem."""
+    if isinstance(cfg, DictConfig):
+        _known_keys(cfg)
     r, d, w, p, s = cfg.region, cfg.demand, cfg.window, cfg.policy, cfg.sink
     if r.name not in REGIONS:
         _fail("region.name", r.name, ", ".join(REGIONS))
     if r.drivers <= 0:
         _fail("region.drivers", r.drivers, "a whole number > 0")
-    if not r.requests_per_hour > 0:
-        _fail("region.requests_per_hour", r.requests_per_hour, "a number > 0")
+    _number("region.requests_per_hour", r.requests_per_hour, 0, 1e6, "a number > 0", lo_open=True)
+    if r.network_seed < 0:
+        _fail("region.network_seed", r.network_seed, "a whole number >= 0")
     for k, v in r.fleet_mix.items():
         if k not in SHIFT_KINDS:
             _fail(f"region.fleet_mix.{k}", v, f"keys {', '.join(SHIFT_KINDS)}")
-        if v < 0:
-            _fail(f"region.fleet_mix.{k}", v, "a share >= 0")
+        _number(f"region.fleet_mix.{k}", v, 0, 1e6, "a share >= 0")
     if sum(r.fleet_mix.values()) <= 0:
         _fail("region.fleet_mix", dict(r.fleet_mix), "shares that add up to more than 0")
     if d.source not in DEMAND_SOURCES:
         _fail("demand.source", d.source, ", ".join(DEMAND_SOURCES))
-    if not 0 <= d.ml_error <= 2:
-        _fail("demand.ml_error", d.ml_error, "0 <= ml_error <= 2")
-    if not 0 <= d.ml_late_prob <= 1:
-        _fail("demand.ml_late_prob", d.ml_late_prob, "0 <= ml_late_prob <= 1")
-    if not d.patience_median_min > 0:
-        _fail("demand.patience_median_min", d.patience_median_min, "minutes > 0")
+    _number("demand.ml_error", d.ml_error, 0, 2, "0 <= ml_error <= 2")
+    _number("demand.ml_late_prob", d.ml_late_prob, 0, 1, "0 <= ml_late_prob <= 1")
+    _number("demand.patience_median_min", d.patience_median_min, 0, 240, "minutes in (0, 240]", lo_open=True)
     start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
     if end <= start:
         _fail("window.end", w.end, f"a date after window.start ({w.start})")
@@ -150,19 +189,16 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
         _fail("window.seed", w.seed, "a whole number >= 0")
     if w.drivers is not None and w.drivers <= 0:
         _fail("window.drivers", w.drivers, "null or a whole number > 0")
-    if w.max_shift_h is not None and not 0 < w.max_shift_h <= 24:
-        _fail("window.max_shift_h", w.max_shift_h, "null or hours in (0, 24]")
-    if not 0 <= p.gamma < 1:
-        _fail("policy.gamma", p.gamma, "0 <= gamma < 1")
-    if not p.max_wait_min > 0:
-        _fail("policy.max_wait_min", p.max_wait_min, "minutes > 0")
-    if not 0 <= p.compliance <= 1:
-        _fail("policy.compliance", p.compliance, "0 <= compliance <= 1")
-    allowed = ROAD_CLASSES + TURN_TYPES
+    if w.max_shift_h is not None:
+        _number("window.max_shift_h", w.max_shift_h, 0, 24, "null or hours in (0, 24]", lo_open=True)
+    _number("policy.gamma", p.gamma, 0, 1, "0 <= gamma < 1", hi_open=True)
+    _number("policy.max_wait_min", p.max_wait_min, 0, 240, "minutes in (0, 240]", lo_open=True)
+    _number("policy.compliance", p.compliance, 0, 1, "0 <= compliance <= 1")
     for k, v in p.road_weights.items():
-        if k not in allowed:
-            _fail(f"policy.road_weights.{k}", v, f"keys {', '.join(allowed)}")
-        if not 0 <= v <= 100:
-            _fail(f"policy.road_weights.{k}", v, "a weight in [0, 100]")
+        if k not in ROAD_WEIGHT_KEYS:
+            _fail(f"policy.road_weights.{k}", v, f"keys {', '.join(ROAD_WEIGHT_KEYS)}")
+        _number(f"policy.road_weights.{k}", v, 0, 100, "a weight in [0, 100]")
     if s.kind not in SINKS:
         _fail("sink.kind", s.kind, ", ".join(SINKS))
+    if not SQL_NAME.fullmatch(str(s.table)):
+        _fail("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")

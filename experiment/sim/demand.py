@@ -46,7 +46,7 @@ class DemandSettings:
     background_share: float = 0.5  # share of requests not tied to a hot spot
     patience_median_min: float = 8.0
     patience_sigma: float = 0.5
-    drift_sigma: float = 0.25  # hot-spot change between history and the simulated week
+    drift_sigma: float = 0.4  # hot-spot change between history and the simulated week  # hot-spot change between history and the simulated week
     day_sigma: float = 0.15  # day-to-day noise per hot spot
     zone_day_sigma: float = 0.10  # day-to-day noise per zone
     ml_sigma: float = 0.20  # ml forecast error per zone and slot

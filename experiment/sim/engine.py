@@ -4,7 +4,12 @@ Time is continuous (minutes from the window start); the loop advances in one-min
 a bucket, moves every vacant driver edge by edge (vectorised over drivers) until each has passed the
 bucket's end. Per driver the states are: off shift, vacant (cruising), occupied, on a break, returning
 to the depot. Every minute of a shift is spent in exactly one of them, a passenger is picked up at most
-once and only while waiting, and drivers compete for the same passengers (first to pass takes them).
+once and only while waiting, and drivers compete for the same passengers.
+
+The buckets are the model's time resolution: drivers reaching corners in the same pass of a bucket are
+served in driver order (not strictly by arrival time within that minute), a driver whose trip or break
+ends inside a minute is released at the next bucket (continuing from the exact end time), and customers
+whose patience ran out are removed at bucket starts. Each effect is under a minute.
 """
 
 from __future__ import annotations
@@ -145,12 +150,12 @@ class Engine:
         log: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         decisions = 0
         edge_len_km = net.edge_len_m / 1000.0
-        edge_time = net.edge_time_min
         edge_dst = net.edge_dst
         cruise_div = self.s.cruise_speed_factor
         nav = self.policy
-        pair_to, pair_turn = net.pair_to, net.pair_turn
-        turn_delay = self.turn_delay_min
+        pair_to = net.pair_to
+        pair_time = net.edge_time_min[pair_to]  # free-flow minutes of the next edge
+        pair_delay = self.turn_delay_min[net.pair_turn]  # and the turn onto it
         fare, trip_min, trip_km = self.fare, self.trip_min, self.trip_km
         out_min, out_km, drop_edge = self.outside_min, self.pax.outside_km, self.dropoff_edge
         arrival, expiry = pax.arrival, pax.expiry
@@ -158,11 +163,9 @@ class Engine:
         n_k = ChoiceTable.K
         draws, pos = rng.integers(0, n_k, 1 << 20), 0  # which row entry each decision takes
 
-        if n_sh == 0:
-            k0, horizon = 0, 0
-        else:
-            k0 = int(np.floor(sh.start[0]))
-            horizon = int(np.ceil(np.max(sh.end))) + 24 * 60
+        # from the window start (customers who hail before the first shift are counted, and give up)
+        k0 = 0
+        horizon = int(np.ceil(np.max(sh.end))) + 24 * 60 if n_sh else 0
         bounds = np.arange(k0, horizon + 2, dtype=float)
         start_ptr = np.searchsorted(sh.start, bounds)
         arr_ptr = np.searchsorted(arrival, bounds)
@@ -310,7 +313,7 @@ class Engine:
                 pair = table[e * n_k + draws[pos:pos + m.size]]
                 pos += m.size
                 nxt = pair_to[pair]
-                dt = edge_time[nxt] * (cong / cruise_div) + turn_delay[pair_turn[pair]]
+                dt = pair_time[pair] * (cong / cruise_div) + pair_delay[pair]
                 sid = cur[m]
                 min_vac[sid] += dt
                 km_vac[sid] += edge_len_km[nxt]

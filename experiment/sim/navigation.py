@@ -85,13 +85,16 @@ class EdgeMDP:
         """W(e'): value of committing to edge e' before paying its cost."""
         vdest = self.gravity @ (self.zone_mean @ v)  # (Z,)
         after_trip = (gamma ** self.trip_steps * vdest)[self.edge_zone]
-        return p * (fare + after_trip) + (1.0 - p) * gamma * v
+        after_trip += fare
+        after_trip *= p
+        return after_trip + (1.0 - p) * gamma * v
 
     def bellman(
         self, v: np.ndarray, p: np.ndarray, fare: np.ndarray, gamma: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """One Bellman backup: (Q per (state, k-th action), new V per state)."""
-        q = self.edge_values(v, p, fare, gamma)[self.pad_to] - self.pad_cost
+        q = np.take(self.edge_values(v, p, fare, gamma), self.pad_to)
+        q -= self.pad_cost
         return q, q.max(axis=0)
 
     def greedy(self, q: np.ndarray) -> np.ndarray:
@@ -117,7 +120,7 @@ def value_iteration(
     it = 0
     for it in range(1, max_iter + 1):
         q, v_new = mdp.bellman(v, p, fare, gamma)
-        done = np.max(np.abs(v_new - v)) < tol
+        done = tol > 0 and np.max(np.abs(v_new - v)) < tol
         v = v_new
         if done:
             break
@@ -181,15 +184,26 @@ class Planner:
         return p, (self.zone_fare * late)[self.net.edge_zone]
 
     def plan(
-        self, forecast: np.ndarray, slot_min: int, vacant_taxis: np.ndarray | None = None
+        self,
+        forecast: np.ndarray,
+        slot_min: int,
+        vacant_taxis: np.ndarray | None = None,
+        background: np.ndarray | None = None,
     ) -> "NavigationPolicy":
-        """Solve each slot's MDP (the slot's forecast taken as the demand over the whole horizon).
+        """Solve each slot's MDP from the demand the navigation believes in at that time.
 
-        The navigation is recomputed every slot from the forecast available then, as a deployed one
-        is: slot s is warm-started from slot s - 1's values and given a fixed budget of sweeps. It is
-        fleet-aware: it tracks where its own vacant taxis will be (the flow of ``vacant_taxis[s]`` taxis
-        under the previous slot's recommendations) and expects fewer customers where many of them pass.
+        The navigation is recomputed every slot, as a deployed one is: slot s is warm-started from slot
+        s - 1's values and given a fixed budget of sweeps. ``forecast`` (nodes x slots) is known for the
+        coming slot only; beyond it the navigation knows only ``background`` (the historical mean). The
+        slot's MDP is stationary, so it plans with the blend that weights the forecast by the share of
+        discounted reward collected within the slot, ``1 - gamma ** decisions_per_slot``: a far-sighted
+        navigation leans on the stale history. It is fleet-aware: it tracks where its own vacant
+        taxis will be (``vacant_taxis[s]`` of them, moved by the previous slot's recommendations) and
+        expects fewer customers where many of them pass.
         """
+        if background is not None:
+            near = 1.0 - self.params.gamma ** (slot_min / self.step_min)
+            forecast = near * forecast + (1.0 - near) * background
         net = self.net
         n_slots = forecast.shape[1]
         vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
@@ -212,10 +226,9 @@ class Planner:
         where trips end (gravity-weighted destination zones)."""
         net = self.net
         drop = self.dropoff_share
+        to = self.mdp.pad_to.ravel()
         for _ in range(steps):
-            moved = np.zeros(net.n_edges)
-            for k in range(prob.shape[0]):
-                moved += np.bincount(self.mdp.pad_to[k], weights=flow * prob[k], minlength=net.n_edges)
+            moved = np.bincount(to, weights=(prob * flow).ravel(), minlength=net.n_edges)
             picked = moved * p
             flow = moved - picked + picked.sum() * drop
         return flow / flow.sum()

@@ -12,7 +12,7 @@ import numpy as np
 from .demand import SLOT_MIN, DemandModel, DemandSettings
 from .engine import Engine, EngineSettings, SimOutput, SERVED, ABANDONED
 from .fares import tokyo_fare
-from .navigation import ChoiceTable, CruisePolicy, NavigationParams, Planner
+from .navigation import ChoiceTable, CruisePolicy, NavigationParams, NavigationPolicy, Planner
 from .regions import Region, build_region
 from .shifts import SHIFT_KINDS, plan_shifts
 
@@ -112,13 +112,12 @@ def vacant_taxis(shifts, n_slots: int) -> np.ndarray:
     return 0.5 * np.cumsum(on)[:n_slots]
 
 
-def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -> SimResult:
-    """Build demand, plan the navigation, run the drivers, and summarise.
+def build_engine(p: SimParams, timings: dict[str, float] | None = None) -> Engine:
+    """Everything before the drivers move: shifts, region, demand, forecasts and the navigation.
 
-    ``on_day(day, revenue_per_driver_day_so_far)`` is called at each midnight; returning True stops the
-    run with :class:`~experiment.sim.engine.SimulationStopped`.
+    Deterministic for ``p``; each call returns an independent engine with its own random stream.
     """
-    timings: dict[str, float] = {}
+    timings = {} if timings is None else timings
     rng = np.random.default_rng([p.seed, 404])
     shifts = plan_shifts(p.n_drivers, p.n_days, p.start_weekday, p.fleet_mix, rng, p.max_shift_h)
     driver_depot = rng.integers(0, region_depot_count(p), p.n_drivers)
@@ -136,27 +135,36 @@ def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -
     t1 = time.perf_counter()
     truth = dm.true_rates()
     pax = dm.passengers(truth)
-    if p.policy is not None:
+    timings["plan_s"] = 0.0
+    if p.policy is None:
+        policy: NavigationPolicy | CruisePolicy = CruisePolicy(ChoiceTable(net, 0.0))
+        timings["demand_s"] = time.perf_counter() - t1
+    else:
         stats = dm.stats_forecast()
         forecast = dm.ml_forecast(truth, stats, p.seed) if p.demand_source == "ml" else stats
         timings["demand_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         zone_fare, zone_trip_min = with_long_trips(paths, settings)
         planner = Planner(net, p.policy, zone_fare, dm.gravity, zone_trip_min)
-        policy = planner.plan(forecast, SLOT_MIN, vacant_taxis(shifts, forecast.shape[1]))
+        policy = planner.plan(forecast, SLOT_MIN, vacant_taxis(shifts, forecast.shape[1]), stats)
         timings["plan_s"] = time.perf_counter() - t2
         timings["vi_ms_per_slot"] = 1000.0 * timings["plan_s"] / forecast.shape[1]
-    else:
-        policy = CruisePolicy(ChoiceTable(net, 0.0))
-        timings["demand_s"] = time.perf_counter() - t1
-        timings["plan_s"] = 0.0
-
-    engine = Engine(
+    return Engine(
         net, pax, dm.dest_nodes, paths.dest_time, paths.dest_len, region.depots,
         paths.depot_time, paths.depot_len, shifts, driver_depot, policy, SLOT_MIN,
         p.start_weekday, p.seed, EngineSettings(cruise_speed_factor=p.cruise_speed_factor),
     )
-    per_driver_day = float(p.n_drivers * p.n_days)
+
+
+def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -> SimResult:
+    """Build demand, plan the navigation, run the drivers, and summarise.
+
+    ``on_day(day, revenue_per_driver_day_so_far)`` is called at each midnight; returning True stops the
+    run with :class:`~experiment.sim.engine.SimulationStopped`.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    engine = build_engine(p, timings)
     wrapped = None
     if on_day is not None:
         wrapped = lambda day, revenue: on_day(day, revenue / (p.n_drivers * (day + 1)))  # noqa: E731
@@ -166,10 +174,9 @@ def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -
     timings["total_s"] = time.perf_counter() - t0
 
     driver_days = _driver_days(out, p.n_drivers, p.n_days)
-    metrics = _metrics(out, per_driver_day, pax.n)
+    metrics = _metrics(out, float(p.n_drivers * p.n_days), engine.pax.n)
     daily = [float(x) for x in driver_days["revenue_yen"].reshape(p.n_drivers, p.n_days).mean(axis=0)]
-    shift_minutes = float(np.nansum(out.t_end - out.shifts.start))
-    timings["driver_minutes"] = shift_minutes
+    timings["driver_minutes"] = float(np.nansum(out.t_end - out.shifts.start))
     timings["decisions"] = float(out.decisions)
     return SimResult(metrics, driver_days, daily, timings, out)
 

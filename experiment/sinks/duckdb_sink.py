@@ -13,7 +13,7 @@ def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: di
     import duckdb
 
     n = len(next(iter(rows.values())))
-    data = {k: np.full(n, v) for k, v in context.items()} | {k: np.asarray(v) for k, v in rows.items()}
+    data = {k: _column(np.full(n, v)) for k, v in context.items()} | {k: _column(v) for k, v in rows.items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(path)
     try:
@@ -26,3 +26,9 @@ def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: di
     finally:
         con.close()
     return n
+
+
+def _column(values: Any) -> np.ndarray:
+    """NumPy strings would be registered as ENUMs of this run's values: store text as VARCHAR."""
+    arr = np.asarray(values)
+    return arr.astype(object) if arr.dtype.kind in "US" else arr
