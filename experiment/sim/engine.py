@@ -172,6 +172,7 @@ class Engine:
         exp_ptr = np.searchsorted(expiry[exp_order], bounds - 1.0)  # patience ran out before minute k
         cong_hour = congestion(self.start_hour_of_week + np.arange(horizon // 60 + 2))
         reported = 0
+        slot, table = -1, np.empty(0, dtype=np.int64)
 
         for i, k in enumerate(range(k0, horizon)):
             k1 = k + 1.0
@@ -224,7 +225,9 @@ class Engine:
                     next_break[brk] = np.where(break_j[brk] < MAX_BREAKS, sh.breaks[cur[brk], nb], np.inf)
                     check_at[brk] = np.minimum(next_break[brk], shift_end[brk] - home_max[brk])
             cong = cong_hour[k // 60]
-            table = nav.table(k // self.slot_min)
+            if k // self.slot_min != slot:
+                slot = k // self.slot_min
+                table = nav.table(slot)
             # --- vacant drivers drive edge by edge until they pass the end of this minute
             while True:
                 m = np.flatnonzero(t_vac < k1)

@@ -7,28 +7,29 @@ from typing import Any
 
 import numpy as np
 
+_SQL_TYPES = {"b": "BOOLEAN", "i": "BIGINT", "u": "BIGINT", "f": "DOUBLE", "U": "VARCHAR", "S": "VARCHAR", "O": "VARCHAR"}
+
 
 def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: dict[str, Any]) -> int:
-    """Append the rows of one run in one transaction; an earlier write with the same ``run_id`` is replaced."""
+    """Append the rows of one run in one transaction; an earlier write with the same ``run_id`` is replaced.
+
+    The table is created with explicit column types: DuckDB scans NumPy text arrays as ENUMs of the
+    values at hand, which must not become the stored type of a table shared by many runs.
+    """
     import duckdb
 
     n = len(next(iter(rows.values())))
-    data = {k: _column(np.full(n, v)) for k, v in context.items()} | {k: _column(v) for k, v in rows.items()}
+    data = {k: np.full(n, v) for k, v in context.items()} | {k: np.asarray(v) for k, v in rows.items()}
+    columns = ", ".join(f'"{k}" {_SQL_TYPES.get(a.dtype.kind, "VARCHAR")}' for k, a in data.items())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(path)
     try:
         con.register("incoming", data)
         con.execute("BEGIN")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [context["run_id"]])
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
         con.execute("COMMIT")
     finally:
         con.close()
     return n
-
-
-def _column(values: Any) -> np.ndarray:
-    """NumPy strings would be registered as ENUMs of this run's values: store text as VARCHAR."""
-    arr = np.asarray(values)
-    return arr.astype(object) if arr.dtype.kind in "US" else arr
