@@ -317,7 +317,6 @@ def convert(db_path: str, provenance: dict) -> tuple[dict[str, np.ndarray], dict
     zone_ids = np.array([r[0] for r in zrows], dtype=np.int64)
     zone_pop = np.array([r[1] if r[1] is not None else 0 for r in zrows], dtype=np.float64)
     zone_emp = np.array([r[2] if r[2] is not None else 0 for r in zrows], dtype=np.float64)
-    n_pop_null = sum(r[1] is None for r in zrows)
     n_emp_null = sum(r[2] is None for r in zrows)
     poly_mean = np.array([parse_polygon_vertices(r[3]).mean(axis=0) for r in zrows])
     zone_lonlat = poly_mean.copy()

@@ -293,3 +293,14 @@ def test_run_in_process_rejects_invalid_config_before_writing(tmp_path):
     with pytest.raises(ConfigError, match=r"policy\.gamma=1\.0; allowed: 0 <= gamma < 1"):
         run(cfg, job_dir)
     assert not job_dir.exists() and not outputs.exists()
+
+
+def test_console_script_is_the_same_app():
+    """`navitune` (pyproject's console script) is `python -m experiment`."""
+    from importlib.metadata import entry_points
+
+    import experiment.__main__ as cli
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "navitune"]
+    assert ep.value == "experiment.__main__:main"
+    assert ep.load() is cli.main
