@@ -304,3 +304,27 @@ def test_console_script_is_the_same_app():
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "navitune"]
     assert ep.value == "experiment.__main__:main"
     assert ep.load() is cli.main
+
+
+def test_duckdb_sink_waits_for_another_writer(tmp_path):
+    """Parallel sweep jobs share one results file: a writer waits for the lock instead of failing."""
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "results.duckdb"
+    holder = duckdb.connect(str(db))  # this process holds DuckDB's single-writer lock
+    code = (
+        "import numpy as np; from experiment.sinks.duckdb_sink import write_duckdb; "
+        f"print(write_duckdb({str(db)!r}, 'driver_days', {{'revenue_yen': np.arange(3.0)}}, {{'run_id': 'r'}}))"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)  # long enough for the child to start and find the file locked
+    assert child.poll() is None  # still waiting for the lock
+    holder.close()
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.strip() == "3"
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM driver_days").fetchone() == (3,)
+    con.close()

@@ -1,0 +1,223 @@
+"""Process-per-job scheduling behind the ``process_pool`` launcher.
+
+Jobs are forked (no re-import, no pickling of the task function: a fork costs milliseconds), each with a
+pipe for its JobReturn. A scheduler thread keeps at most ``n_jobs`` children alive, collects results as
+they arrive, and turns a child that dies without answering (crash, ``os._exit``, signal, timeout) into a
+FAILED JobReturn naming the exit code, so one broken job never breaks the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+_FORK = mp.get_context("fork")
+
+
+class JobProcessDied(RuntimeError):
+    """The job's process ended without returning a result."""
+
+
+@dataclass
+class _Job:
+    idx: int
+    overrides: list[str]
+    config: DictConfig
+    future: "Future[JobReturn]"
+    process: mp.process.BaseProcess | None = None
+    conn: Connection | None = None
+    started: float = 0.0
+    result: JobReturn | None = field(default=None, repr=False)
+
+
+def _child(conn: Connection, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+    """Body of a job process: run the job the way Hydra's launchers do, send the JobReturn back."""
+    try:
+        setup_globals()
+        HydraConfig.instance().set_config(config)
+        ret = run_job(
+            hydra_context=hydra_context,
+            task_function=task_function,
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        try:
+            payload = pickle.dumps(ret, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:  # an unpicklable return value fails this job only
+            ret = JobReturn(overrides=ret.overrides, cfg=ret.cfg, hydra_cfg=ret.hydra_cfg,
+                            working_dir=ret.working_dir, task_name=ret.task_name, status=JobStatus.FAILED)
+            ret.return_value = RuntimeError(f"the job's result could not be sent back: {err}")
+            payload = pickle.dumps(ret, protocol=pickle.HIGHEST_PROTOCOL)
+        conn.send_bytes(payload)
+    finally:
+        conn.close()
+        os._exit(0)  # skip atexit handlers inherited from the parent
+
+
+class JobPool:
+    """At most ``n_jobs`` job processes at a time; results as Futures of JobReturn."""
+
+    def __init__(
+        self,
+        hydra_context: HydraContext,
+        task_function: TaskFunction,
+        config: DictConfig,
+        n_jobs: int,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+        self.config = config
+        self.n_jobs = n_jobs
+        self.timeout_s = timeout_s
+        self._queue: deque[_Job] = deque()
+        self._running: dict[int, _Job] = {}
+        self._lock = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="navitune-job-pool", daemon=True)
+        self._thread.start()
+        Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+    # -------------------------------------------------------------------------------------------- API
+    def submit(self, overrides: list[str], idx: int) -> "Future[JobReturn]":
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = str(idx)
+            sweep_config.hydra.job.num = idx
+        fut: Future[JobReturn] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the job pool is shut down")
+            self._queue.append(_Job(idx, list(overrides), sweep_config, fut))
+            self._lock.notify_all()
+        return fut
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def shutdown(self) -> None:
+        """Stop accepting jobs, kill the running ones (their Futures fail), end the scheduler thread."""
+        with self._lock:
+            self._closed = True
+            pending = list(self._queue)
+            self._queue.clear()
+            self._lock.notify_all()
+        for job in pending:
+            job.future.cancel()
+        self._thread.join(timeout=10)
+
+    # ---------------------------------------------------------------------------------- scheduler
+    def _start(self, job: _Job) -> None:
+        recv, send = _FORK.Pipe(duplex=False)
+        proc = _FORK.Process(
+            target=_child, args=(send, self.hydra_context, self.task_function, job.config),
+            name=f"navitune-job-{job.idx}", daemon=False,
+        )
+        proc.start()
+        send.close()
+        job.process, job.conn, job.started = proc, recv, time.monotonic()
+        self._running[proc.sentinel] = job
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while len(self._running) < self.n_jobs and self._queue and not self._closed:
+                    job = self._queue.popleft()
+                    if job.future.set_running_or_notify_cancel():
+                        self._start(job)
+                if self._closed and not self._running:
+                    return
+                if not self._running:
+                    self._lock.wait(timeout=0.5)
+                    continue
+                watched = {}
+                for job in self._running.values():
+                    watched[job.conn] = job
+                    watched[job.process.sentinel] = job
+            ready = wait(list(watched), timeout=0.2)
+            for obj in ready:
+                job = watched[obj]
+                if obj is job.conn and job.result is None:
+                    try:
+                        job.result = pickle.loads(job.conn.recv_bytes())  # nosec B301 (our own child)
+                    except (EOFError, OSError):
+                        pass
+            self._reap(watched)
+
+    def _reap(self, watched: dict) -> None:
+        """Finish jobs whose process ended; kill jobs over their time limit or left after shutdown."""
+        now = time.monotonic()
+        for job in {id(j): j for j in watched.values()}.values():
+            proc = job.process
+            over_time = self.timeout_s is not None and now - job.started > self.timeout_s
+            if proc.is_alive() and (over_time or self._closed):
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.join()
+                job.result = None
+                reason = f"timed out after {self.timeout_s:g} s" if over_time else "killed at shutdown"
+                self._finish(job, JobProcessDied(f"job {job.idx} {reason}"))
+                continue
+            if proc.is_alive():
+                continue
+            if job.result is None and job.conn.poll():
+                try:
+                    job.result = pickle.loads(job.conn.recv_bytes())  # nosec B301
+                except (EOFError, OSError):
+                    pass
+            proc.join()
+            if job.result is not None:
+                self._finish(job, None)
+            else:
+                code = proc.exitcode
+                how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+                self._finish(job, JobProcessDied(f"job {job.idx} ({' '.join(job.overrides)}) {how} without a result"))
+
+    def _finish(self, job: _Job, died: Exception | None) -> None:
+        with self._lock:
+            self._running.pop(job.process.sentinel, None)
+            self._lock.notify_all()
+        job.conn.close()
+        if died is None:
+            job.future.set_result(job.result)  # type: ignore[arg-type]
+            return
+        log.error(str(died))
+        ret = JobReturn(overrides=job.overrides, status=JobStatus.FAILED)
+        ret.cfg = job.config
+        ret.return_value = died
+        job.future.set_result(ret)
+
+
+def launch_batch(pool: JobPool, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Hydra's batch contract: run every job (``n_jobs`` at a time) and return results in order."""
+    setup_globals()
+    configure_log(
+        pool.config.hydra.hydra_logging, pool.config.hydra.verbose,
+        execution_whitelist=pool.hydra_context.execution_whitelist,
+    )
+    log.info(f"Launching {len(job_overrides)} jobs, {pool.n_jobs} at a time, one process each")
+    futures = []
+    for i, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + i
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+        futures.append(pool.submit(list(overrides), idx))
+    return [f.result() for f in futures]

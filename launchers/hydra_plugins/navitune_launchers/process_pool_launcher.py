@@ -1,0 +1,78 @@
+"""``hydra/launcher=process_pool``: every job in its own forked process, ``n_jobs`` at a time.
+
+A job that crashes, calls ``os._exit`` or is killed fails alone (its JobReturn says how it died); the
+sweep goes on. Besides Hydra's batch ``launch``, the launcher offers ``submit`` (one job, a Future) so an
+asynchronous sweeper can refill a slot the moment a job finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessPoolLauncherConf:
+    _target_: str = "hydra_plugins.navitune_launchers.process_pool_launcher.ProcessPoolLauncher"
+    n_jobs: int = 2  # jobs running at the same time
+    timeout_s: float | None = None  # a job running longer is killed and fails
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="process_pool", node=ProcessPoolLauncherConf, provider="navitune"
+)
+
+
+class ProcessPoolLauncher(Launcher):
+    """Thin Hydra front end of :class:`~._process_pool_core.JobPool`."""
+
+    supports_async = True
+
+    def __init__(self, n_jobs: int = 2, timeout_s: float | None = None) -> None:
+        if int(n_jobs) <= 0:
+            raise ValueError(f"hydra.launcher.n_jobs={n_jobs!r}; allowed: a whole number > 0")
+        if timeout_s is not None and not float(timeout_s) > 0:
+            raise ValueError(f"hydra.launcher.timeout_s={timeout_s!r}; allowed: null or seconds > 0")
+        self.n_jobs = int(n_jobs)
+        self.timeout_s = None if timeout_s is None else float(timeout_s)
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+        self._pool = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def _job_pool(self):
+        from ._process_pool_core import JobPool
+
+        if self._pool is None:
+            assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+            self._pool = JobPool(self.hydra_context, self.task_function, self.config, self.n_jobs, self.timeout_s)
+        return self._pool
+
+    def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[JobReturn]":
+        """Start one job (when a slot is free); the Future resolves to its JobReturn."""
+        return self._job_pool().submit(list(overrides), job_idx)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from ._process_pool_core import launch_batch
+
+        return launch_batch(self._job_pool(), job_overrides, initial_job_idx)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None

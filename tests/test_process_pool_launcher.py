@@ -1,0 +1,148 @@
+"""The ``process_pool`` launcher: Hydra's own launcher conformance suites, plus crash isolation,
+concurrency and the Future-based ``submit`` an asynchronous sweeper uses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.test_utils.launcher_common_tests import (
+    BatchedSweeperTestSuite,
+    IntegrationTestSuite,
+    LauncherTestSuite,
+)
+
+from hydra_plugins.navitune_launchers.process_pool_launcher import ProcessPoolLauncher
+
+Plugins.instance()  # discovery before the suites run (test order otherwise breaks it)
+
+
+def test_discovered_by_hydra() -> None:
+    assert ProcessPoolLauncher.__name__ in [c.__name__ for c in Plugins.instance().discover(Launcher)]
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [("process_pool", [])])
+class TestProcessPoolLauncher(LauncherTestSuite):
+    """Hydra's LauncherTestSuite."""
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [("process_pool", ["hydra.sweeper.max_batch_size=2"])])
+class TestProcessPoolLauncherBatched(BatchedSweeperTestSuite):
+    """Hydra's BatchedSweeperTestSuite (the basic sweeper, batches of 2)."""
+
+
+@pytest.mark.parametrize(
+    "task_launcher_cfg, extra_flags",
+    [({"defaults": [{"override hydra/launcher": "process_pool"}, "_self_"]}, ["-m"])],
+)
+class TestProcessPoolLauncherIntegration(IntegrationTestSuite):
+    """Hydra's IntegrationTestSuite: real applications started as processes."""
+
+
+# ---------------------------------------------------------------------------------- our own promises
+APP = '''
+import os, sys, time
+import hydra
+from omegaconf import DictConfig
+
+@hydra.main(config_path=None, config_name=None, version_base=None)
+def task(cfg: DictConfig) -> float:
+    mode = cfg.get("mode", "ok")
+    if mode == "exit":
+        os._exit(3)           # a hard crash: no exception, no result
+    if mode == "raise":
+        raise ValueError("simulated failure")
+    time.sleep(float(cfg.get("sleep", 0)))
+    with open(os.path.join(cfg.out, f"{cfg.x}.pid"), "w") as fh:
+        fh.write(f"{os.getpid()} {time.time()}")
+    return float(cfg.x) ** 2
+
+if __name__ == "__main__":
+    task()
+'''
+
+
+def run_app(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    cmd = [sys.executable, str(app), "-m", "hydra/launcher=process_pool", f"+out={out}",
+           f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+
+def test_each_job_in_its_own_process_and_n_jobs_at_a_time(tmp_path: Path) -> None:
+    proc = run_app(tmp_path, "+x=1,2,3,4", "+sleep=0.6", "hydra.launcher.n_jobs=2")
+    assert proc.returncode == 0, proc.stderr
+    stamps = [(tmp_path / "out" / f"{x}.pid").read_text().split() for x in (1, 2, 3, 4)]
+    pids = {int(p) for p, _ in stamps}
+    assert len(pids) == 4 and os.getpid() not in pids  # one fresh process per job
+    ends = sorted(float(t) for _, t in stamps)
+    # 4 jobs of 0.6 s with 2 slots: two waves, the second starting after the first ends
+    assert ends[3] - ends[0] >= 0.5
+    assert ends[1] - ends[0] < 0.5  # the first two ran side by side
+
+
+def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
+    """os._exit in one job: that job fails with its exit code, the others still finish."""
+    from hydra import compose, initialize_config_dir
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yaml").write_text("x: 0\nmode: ok\nout: .\n")
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import setup_globals
+    from hydra.types import HydraContext
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf)):
+        cfg = compose("config", overrides=[f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
+        gh = GlobalHydra.instance()
+        ctx = HydraContext(config_loader=gh.config_loader(), callbacks=Callbacks())
+        setup_globals()
+
+        def task(c):
+            if c.mode == "sleep":
+                time.sleep(1.0)
+            if c.mode == "exit":
+                os._exit(3)
+            if c.mode == "raise":
+                raise ValueError("simulated failure")
+            return c.x * 10
+
+        launcher = ProcessPoolLauncher(n_jobs=2)
+        launcher.setup(hydra_context=ctx, task_function=task, config=cfg)
+        rets = launcher.launch([["x=1"], ["x=2", "mode=exit"], ["x=3", "mode=raise"], ["x=4"]], 0)
+        assert [r.status for r in rets] == [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.FAILED, JobStatus.COMPLETED]
+        assert rets[0].return_value == 10 and rets[3].return_value == 40
+        with pytest.raises(RuntimeError, match="exited with code 3"):
+            rets[1].return_value
+        with pytest.raises(ValueError, match="simulated failure"):
+            rets[2].return_value
+
+        # submit(): a Future per job; the fast one finishes first while the slow one still runs
+        t0 = time.monotonic()
+        slow = launcher.submit(["x=5", "mode=sleep"], 10)
+        fast = launcher.submit(["x=6"], 11)
+        assert fast.result(timeout=30).return_value == 60
+        assert not slow.done()  # the slot of the fast job is free while the slow one still runs
+        assert slow.result(timeout=30).return_value == 50
+        assert time.monotonic() - t0 >= 1.0
+        launcher.shutdown()
+    GlobalHydra.instance().clear()
+
+
+def test_bad_launcher_settings_fail_with_one_line(tmp_path: Path) -> None:
+    proc = run_app(tmp_path, "+x=1,2", "hydra.launcher.n_jobs=0")
+    assert proc.returncode != 0
+    assert "hydra.launcher.n_jobs=0; allowed: a whole number > 0" in proc.stderr
+    assert not (tmp_path / "out" / "1.pid").exists()
