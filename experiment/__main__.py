@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from experiment.config import register_configs
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-GROUPS = ("region", "demand", "window", "policy", "sink", "experiment")
+GROUPS = ("region", "demand", "window", "policy", "sink", "experiment", "search_space")
 
 register_configs()
 
@@ -31,13 +31,17 @@ def check_group_choices(argv: list[str]) -> str | None:
     return None
 
 
-@hydra.main(config_path=CONF_DIR, config_name="config", execution_whitelist=["experiment.*", "hydra_plugins.*"])
+@hydra.main(
+    config_path=CONF_DIR, config_name="config",
+    execution_whitelist=["experiment.*", "hydra_plugins.*", "optuna.samplers.*", "optuna.pruners.*"],
+)
 def task(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     from experiment.app import run
+    from experiment.trial import daily_reporter
 
-    return run(cfg, HydraConfig.get().runtime.output_dir)
+    return run(cfg, HydraConfig.get().runtime.output_dir, on_day=daily_reporter())
 
 
 INFO_FLAGS = {"-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}

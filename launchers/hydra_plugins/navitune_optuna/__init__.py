@@ -1,0 +1,1 @@
+"""navitune's asynchronous Optuna sweeper for Hydra (``hydra/sweeper=optuna_async``)."""

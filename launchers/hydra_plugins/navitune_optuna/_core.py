@@ -1,0 +1,430 @@
+"""The asynchronous Optuna sweeper.
+
+* **Exact budget**: ``n_trials`` counts finished (COMPLETE or PRUNED) trials in the whole study. Before
+  a trial is launched it must be among the first ``n_trials`` live trials by trial number (numbers are
+  handed out by the storage, so this holds across sweeper processes sharing it); a re-run of a finished
+  sweep launches nothing, a crashed one continues where it stopped.
+* **Asynchronous**: with a launcher that has ``submit`` (a Future per job), ``n_jobs`` trials stay in
+  flight and a slot is refilled the moment one finishes; other launchers get batches of ``n_jobs``.
+* **Retries**: a failed trial is enqueued again with the same parameters up to ``max_retries`` times;
+  ``max_failure_rate`` applies to trials that failed for good, over the whole sweep.
+* **Stale trials**: RUNNING trials whose sweeper process is gone (or silent for ``stale_after_s``) are
+  failed and retried when a sweeper starts.
+* **Pruning**: the job reports intermediate values to its trial through the study's storage
+  (see ``reporting``); a pruned trial counts as finished.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
+from typing import Any, Sequence
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from .storage import make_storage
+
+log = logging.getLogger(__name__)
+
+OWNER = "navitune:owner"  # host:pid of the sweeper running the trial
+HEARTBEAT = "navitune:heartbeat"
+ATTEMPT = "navitune:attempt"
+RETRY_OF = "navitune:retry_of"
+OVER_BUDGET = "navitune:over_budget"
+ENV_TRIAL, ENV_STUDY = "NAVITUNE_OPTUNA_TRIAL", "NAVITUNE_OPTUNA_STUDY"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class SweeperConfigError(CompactHydraException):
+    """Bad sweeper input, reported on one line before any trial is created."""
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise SweeperConfigError(f"optuna_async: invalid hydra.sweeper.{key}={value!r}; allowed: {allowed}")
+
+
+class AsyncOptunaSweeperImpl:
+    def __init__(
+        self,
+        sampler: Any,
+        direction: Any,
+        storage: Any,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: DictConfig | None,
+        custom_search_space: str | None,
+        max_retries: int,
+        pruner: Any,
+        enqueue: Sequence[dict[str, Any]],
+        stale_after_s: float,
+        progress: bool,
+    ) -> None:
+        if not isinstance(n_trials, int) or n_trials <= 0:
+            _fail("n_trials", n_trials, "a whole number > 0")
+        if not isinstance(n_jobs, int) or n_jobs <= 0:
+            _fail("n_jobs", n_jobs, "a whole number > 0")
+        if not 0.0 <= float(max_failure_rate) <= 1.0:
+            _fail("max_failure_rate", max_failure_rate, "a share in [0, 1]")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            _fail("max_retries", max_retries, "a whole number >= 0")
+        if not float(stale_after_s) > 0:
+            _fail("stale_after_s", stale_after_s, "seconds > 0")
+        whitelist = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optuna.pruners.*")
+        try:
+            sampler = instantiate(sampler, _execution_whitelist_=whitelist)
+        except Exception as err:
+            _fail("sampler", OmegaConf.select(sampler, "_target_") if sampler else sampler,
+                  f"one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid ({err})")
+        self.pruner = instantiate(pruner, _execution_whitelist_=whitelist) if pruner else None
+        # hydra-optuna-sweeper's own implementation does the parameter parsing and grid handling
+        self._base = OptunaSweeperImpl(
+            sampler, direction, storage, study_name, n_trials, n_jobs, float(max_failure_rate),
+            custom_search_space, params,
+        )
+        self.storage_setting = storage
+        self.n_trials, self.n_jobs = n_trials, n_jobs
+        self.max_failure_rate = float(max_failure_rate)
+        self.max_retries = max_retries
+        self.enqueue = [dict(e) for e in (enqueue or [])]
+        self.stale_after_s = float(stale_after_s)
+        self.progress = progress
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    # ------------------------------------------------------------------------------------ setup
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+        self._base.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self._base.launcher = self.launcher
+
+    # ------------------------------------------------------------------------------- the sweep
+    def sweep(self, arguments: list[str]) -> None:
+        base = self._base
+        base._process_searchspace_config()
+        params_conf = base._parse_sweeper_params_config() + list(arguments)
+        try:
+            space, fixed, fixed_overrides = create_params_from_overrides(params_conf)
+        except Exception as err:
+            raise SweeperConfigError(f"optuna_async: invalid search space in {params_conf}: {err}") from None
+        for name in fixed:
+            space.pop(name, None)
+        sampler = base.sampler
+        if isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler:
+            grid = {n: base._to_grid_sampler_choices(d) for n, d in space.items()}
+            sampler = sampler(grid)
+            size = 1
+            for choices in grid.values():
+                size *= len(choices)
+            self.n_trials = min(self.n_trials, size)
+        directions = base._get_directions()
+        storage = make_storage(self.storage_setting)
+        study = optuna.create_study(
+            study_name=base.study_name, storage=storage, sampler=sampler, pruner=self.pruner,
+            directions=directions, load_if_exists=True,
+        )
+        self.study, self.space, self.fixed, self.fixed_overrides = study, space, fixed, fixed_overrides
+        self.directions = directions
+        log.info(f"Study {study.study_name!r} ({_describe(self.storage_setting)}), sampler "
+                 f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time")
+        self._recover_stale(study)
+        self._enqueue_baselines(study)
+        try:
+            self._run(study)
+        finally:
+            shutdown = getattr(self.launcher, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+        self._write_results(study)
+
+    # ----------------------------------------------------------------------------- bookkeeping
+    def _count(self, study: optuna.Study) -> dict[str, int]:
+        trials = study.get_trials(deepcopy=False)
+        by = {s: 0 for s in TrialState}
+        for t in trials:
+            if not t.user_attrs.get(OVER_BUDGET):
+                by[t.state] += 1
+        return {
+            "finished": by[TrialState.COMPLETE] + by[TrialState.PRUNED],
+            "complete": by[TrialState.COMPLETE],
+            "pruned": by[TrialState.PRUNED],
+            "running": by[TrialState.RUNNING],
+            "failed": by[TrialState.FAIL],
+        }
+
+    def _in_budget(self, study: optuna.Study, number: int) -> bool:
+        """Is trial ``number`` among the first n_trials live trials? (Trial numbers are global.)"""
+        ahead = sum(
+            1 for t in study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+            if t.number < number and not t.user_attrs.get(OVER_BUDGET)
+        )
+        return ahead < self.n_trials
+
+    def _recover_stale(self, study: optuna.Study) -> None:
+        """Fail RUNNING trials whose sweeper is gone, and enqueue them again."""
+        now = time.time()
+        host = socket.gethostname()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = str(t.user_attrs.get(OWNER, ""))
+            owner_host, _, pid = owner.partition(":")
+            dead = owner_host == host and pid.isdigit() and not _alive(int(pid))
+            silent = now - float(t.user_attrs.get(HEARTBEAT, 0.0)) > self.stale_after_s
+            if owner and (dead or silent) and owner != self.owner:
+                log.warning(f"Trial {t.number} was left RUNNING by {owner}: failing it and trying again")
+                study.tell(t.number, state=TrialState.FAIL)
+                self._retry(study, t.number, t.params, int(t.user_attrs.get(ATTEMPT, 0)), t.user_attrs)
+
+    def _enqueue_baselines(self, study: optuna.Study) -> None:
+        done = set(study.user_attrs.get("navitune:baselines", []))
+        for i, params in enumerate(self.enqueue):
+            key = repr(sorted(params.items()))
+            if key in done:
+                continue
+            study.enqueue_trial(params, user_attrs={"navitune:baseline": i})
+            done.add(key)
+        study.set_user_attr("navitune:baselines", sorted(done))
+
+    def _retry(self, study: optuna.Study, number: int, params: dict, attempt: int, attrs: dict) -> bool:
+        if attempt >= self.max_retries:
+            return False
+        extra = {k: v for k, v in attrs.items() if k == "navitune:baseline"}
+        study.enqueue_trial(
+            params, user_attrs={ATTEMPT: attempt + 1, RETRY_OF: int(attrs.get(RETRY_OF, number))} | extra,
+            skip_if_exists=False,
+        )
+        return True
+
+    # --------------------------------------------------------------------------------- the loop
+    def _next_trial(self, study: optuna.Study) -> tuple[optuna.Trial, list[str]] | None:
+        trial = study.ask()
+        if not self._in_budget(study, trial.number):
+            study._storage.set_trial_user_attr(trial._trial_id, OVER_BUDGET, True)
+            study.tell(trial, state=TrialState.FAIL)
+            return None
+        study._storage.set_trial_user_attr(trial._trial_id, OWNER, self.owner)
+        study._storage.set_trial_user_attr(trial._trial_id, HEARTBEAT, time.time())
+        overrides = list(self._base._configure_trials([trial], self.space, self.fixed, self.fixed_overrides)[0])
+        overrides += [f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
+                      f"++hydra.job.env_set.{ENV_STUDY}={study.study_name}"]
+        return trial, overrides
+
+    def _run(self, study: optuna.Study) -> None:
+        submit = getattr(self.launcher, "submit", None)
+        in_flight: dict[Future, optuna.Trial] = {}
+        first_error: JobReturn | None = None
+        final_failures = 0
+        allowed_failures = int(self.max_failure_rate * self.n_trials)
+        job_idx = 0
+        t_start = time.monotonic()
+        display = _Progress(self.n_trials, self.progress)
+        try:
+            while True:
+                counts = self._count(study)
+                room = self.n_trials - counts["finished"] - counts["running"]
+                batch: list[tuple[optuna.Trial, list[str]]] = []
+                while room > 0 and len(in_flight) + len(batch) < self.n_jobs:
+                    nxt = self._next_trial(study)
+                    if nxt is None:
+                        break
+                    batch.append(nxt)
+                    room -= 1
+                if batch and submit is not None:
+                    for trial, ov in batch:
+                        in_flight[submit(ov, job_idx)] = trial
+                        job_idx += 1
+                elif batch:  # a launcher without submit(): one batch at a time
+                    rets = self.launcher.launch([ov for _, ov in batch], initial_job_idx=job_idx)
+                    job_idx += len(rets)
+                    for (trial, _), ret in zip(batch, rets):
+                        done: Future = Future()
+                        done.set_result(ret)
+                        in_flight[done] = trial
+                if not in_flight:
+                    if self._count(study)["running"] == 0 or room <= 0 and counts["running"] == 0:
+                        break
+                    time.sleep(1.0)  # other sweepers' trials still running: wait for them
+                    continue
+                finished, _ = wait(list(in_flight), timeout=10.0, return_when=FIRST_COMPLETED)
+                self._heartbeat(study, in_flight.values())
+                for fut in finished:
+                    trial = in_flight.pop(fut)
+                    ret = fut.result()
+                    outcome = self._tell(study, trial, ret)
+                    if outcome == "failed":
+                        final_failures += 1
+                        first_error = first_error or ret
+                        if final_failures > allowed_failures:
+                            log.error(
+                                f"{final_failures} trial(s) failed for good (after {self.max_retries} retries); "
+                                f"max_failure_rate={self.max_failure_rate} allows {allowed_failures} of "
+                                f"{self.n_trials}: stopping the sweep"
+                            )
+                            for other in in_flight:
+                                other.cancel()
+                            first_error.return_value  # re-raises the job's error with its traceback
+                display.update(self._count(study), _best(study, self.directions), time.monotonic() - t_start)
+        finally:
+            display.close()
+
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> str:
+        """Record a job's result; returns 'complete', 'pruned', 'retried' or 'failed'."""
+        attrs = study._storage.get_trial(trial._trial_id).user_attrs
+        attempt = int(attrs.get(ATTEMPT, 0))
+        if ret.status == JobStatus.COMPLETED:
+            try:
+                values = _values(ret.return_value, len(self.directions))
+            except ValueError as err:
+                log.warning(f"Trial {trial.number}: {err}")
+                study.tell(trial, state=TrialState.FAIL)
+                return "retried" if self._retry(study, trial.number, trial.params, attempt, attrs) else "failed"
+            study.tell(trial, values=values)
+            return "complete"
+        error = ret._return_value
+        if type(error).__name__ == "TrialPruned":
+            study.tell(trial, state=TrialState.PRUNED)
+            return "pruned"
+        log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed: {type(error).__name__}: {error}")
+        study.tell(trial, state=TrialState.FAIL)
+        return "retried" if self._retry(study, trial.number, trial.params, attempt, attrs) else "failed"
+
+    def _heartbeat(self, study: optuna.Study, trials: Any) -> None:
+        now = time.time()
+        for trial in trials:
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, HEARTBEAT, now)
+            except Exception:  # a trial that just finished
+                pass
+
+    # ------------------------------------------------------------------------------- results
+    def _write_results(self, study: optuna.Study) -> None:
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        counts = self._count(study)
+        if counts["complete"] == 0:
+            log.warning("No trial completed: nothing to report")
+            return
+        if len(self.directions) < 2:
+            best = study.best_trial
+            results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
+            log.info(f"Best parameters: {best.params}")
+            log.info(f"Best value: {best.value}")
+            self._write_best_groups(sweep_dir, best.params)
+        else:
+            results = {"name": "optuna",
+                       "solutions": [{"params": t.params, "values": t.values} for t in study.best_trials]}
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+
+    def _write_best_groups(self, sweep_dir: Path, params: dict[str, Any]) -> None:
+        """For each config group the search space tunes (``policy.gamma`` -> ``policy``), write
+        ``best_<group>.yaml``: the group's current option plus the best values, usable as an option."""
+        choices = OmegaConf.to_container(self.config.hydra.runtime.choices) or {}
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in params.items():
+            head, _, rest = name.partition(".")
+            if rest and head in choices:
+                groups.setdefault(head, {})[rest] = value
+        for group, values in groups.items():
+            node = OmegaConf.create({"defaults": [str(choices[group]), "_self_"]})
+            for key, value in values.items():
+                OmegaConf.update(node, key, value, force_add=True)
+            if "name" not in values:
+                OmegaConf.update(node, "name", f"tuned_{self.study.study_name}", force_add=True)
+            OmegaConf.save(node, sweep_dir / f"best_{group}.yaml")
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _values(value: Any, n: int) -> list[float]:
+    try:
+        values = [float(value)] if n == 1 else [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise ValueError(f"the return value must be {'a float' if n == 1 else f'{n} floats'}; got {value!r}")
+    if len(values) != n:
+        raise ValueError(f"expected {n} objective values, got {len(values)}")
+    return values
+
+
+def _best(study: optuna.Study, directions: list[str]) -> float | None:
+    if len(directions) != 1:
+        return None
+    try:
+        return float(study.best_value)
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _describe(storage: Any) -> str:
+    """The storage without credentials (for logs)."""
+    if storage is None:
+        return "in memory"
+    text = str(storage)
+    if "@" in text and "://" in text:
+        scheme, rest = text.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return text
+
+
+class _Progress:
+    """A live rich table on a terminal; one log line per change elsewhere."""
+
+    def __init__(self, n_trials: int, enabled: bool) -> None:
+        self.n_trials = n_trials
+        self.enabled = enabled
+        self.live = None
+        self.last = None
+        if enabled:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            if console.is_terminal:
+                from rich.live import Live
+
+                self.live = Live(console=console, refresh_per_second=4, transient=False)
+                self.live.start()
+
+    def update(self, counts: dict[str, int], best: float | None, elapsed: float) -> None:
+        if not self.enabled:
+            return
+        done = counts["finished"]
+        eta = elapsed / done * (self.n_trials - done) if done else float("nan")
+        line = (f"finished {done}/{self.n_trials} (pruned {counts['pruned']}), running {counts['running']}, "
+                f"failed {counts['failed']}, best {best if best is not None else '-'}, "
+                f"ETA {eta:.0f}s" if done else
+                f"finished 0/{self.n_trials}, running {counts['running']}, failed {counts['failed']}")
+        if self.live is not None:
+            from rich.text import Text
+
+            self.live.update(Text(line))
+        elif line != self.last:
+            log.info(line)
+        self.last = line
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()

@@ -1,0 +1,51 @@
+"""Inside a job: report intermediate values to the Optuna trial the sweeper launched it for.
+
+The sweeper passes the study and trial number through the job's environment; the storage comes from the
+job's own Hydra config (so credentials are read from the job's environment, never written down).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._core import ENV_STUDY, ENV_TRIAL
+
+
+class TrialReporter:
+    """``report(step, value)`` records an intermediate value and says whether the trial should stop."""
+
+    def __init__(self, study: Any, trial: Any) -> None:
+        self.study = study
+        self.trial = trial
+
+    @property
+    def number(self) -> int:
+        return int(self.trial.number)
+
+    def report(self, step: int, value: float) -> bool:
+        self.trial.report(float(value), int(step))
+        return bool(self.trial.should_prune())
+
+
+def current_trial() -> TrialReporter | None:
+    """The trial of this job, or None when the job was not launched by ``optuna_async``."""
+    number = os.environ.get(ENV_TRIAL)
+    study_name = os.environ.get(ENV_STUDY)
+    if number is None or study_name is None:
+        return None
+    import optuna
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from .storage import make_storage
+
+    sweeper = HydraConfig.get().sweeper
+    pruner = sweeper.get("pruner")
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=make_storage(sweeper.get("storage")),
+        pruner=instantiate(pruner, _execution_whitelist_=("optuna.pruners.*",)) if pruner else None,
+    )
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number))
+    return TrialReporter(study, optuna.trial.Trial(study, trial_id))
