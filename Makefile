@@ -1,4 +1,4 @@
-# navitune: `make run` runs the default job, `make test` runs the tests; both set up .venv first.
+# navitune: `make run` runs the default sweep, `make test` runs the tests; both set up .venv first.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/python -m experiment
+	$(BIN)/python -m experiment -m
 
 test: setup
 	$(BIN)/python -m pytest
@@ -25,6 +25,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python -m experiment.bench sim
+	$(BIN)/python -m experiment.bench sweep
 
 tunability: setup
 	$(BIN)/pip install --quiet -e ".[docs]"

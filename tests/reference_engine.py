@@ -331,7 +331,7 @@ def run_reference(
         # --- 6. day boundary: report progress (pruning hook)
         if on_day is not None and n_days is not None and k1 % 1440 == 0:
             day = int(k1 // 1440) - 1
-            if reported <= day < n_days:
+            if reported <= day < n_days - 1:
                 reported = day + 1
                 if on_day(day, float(np.array(revenue).sum())):  # NumPy's summation, as in run
                     raise SimulationStopped(day)

@@ -326,7 +326,7 @@ class Engine:
             # --- day boundary: report progress (pruning hook)
             if on_day is not None and n_days is not None and k1 % 1440 == 0:
                 day = int(k1 // 1440) - 1
-                if reported <= day < n_days:
+                if reported <= day < n_days - 1:  # the last day ends the run anyway
                     reported = day + 1
                     if on_day(day, float(revenue.sum())):
                         raise SimulationStopped(day)

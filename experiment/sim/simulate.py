@@ -159,8 +159,9 @@ def build_engine(p: SimParams, timings: dict[str, float] | None = None) -> Engin
 def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -> SimResult:
     """Build demand, plan the navigation, run the drivers, and summarise.
 
-    ``on_day(day, revenue_per_driver_day_so_far)`` is called at each midnight; returning True stops the
-    run with :class:`~experiment.sim.engine.SimulationStopped`.
+    ``on_day(day, revenue_per_driver_day_so_far)`` is called at each midnight before the last day (the
+    intermediate values a pruner judges); returning True stops the run with
+    :class:`~experiment.sim.engine.SimulationStopped`.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
