@@ -17,14 +17,29 @@ GROUPS = ("region", "demand", "window", "policy", "sink", "experiment", "search_
 register_configs()
 
 
+HYDRA_GROUPS = ("hydra/sweeper", "hydra/sweeper/sampler", "hydra/launcher")
+
+
+def group_options(group: str) -> list[str]:
+    """Options of a config group: files under conf/ plus what plugins registered in the ConfigStore."""
+    options = {p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml") if not p.stem.startswith("_")}
+    if group.startswith("hydra/"):
+        from hydra.core.config_store import ConfigStore
+        from hydra.core.plugins import Plugins
+
+        Plugins.instance()  # plugins register their configs on import
+        options |= {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group) if n.endswith(".yaml")}
+    return sorted(options)
+
+
 def check_group_choices(argv: list[str]) -> str | None:
     """One clear line for an unknown group option (Hydra's own message spans several lines)."""
     for arg in argv:
-        m = re.fullmatch(r"\+?([a-z_]+)=([^()\[\]{}]+)", arg)
-        if not m or m.group(1) not in GROUPS:
+        m = re.fullmatch(r"\+?([a-z_/]+)=([^()\[\]{}]+)", arg)
+        if not m or m.group(1) not in GROUPS + HYDRA_GROUPS:
             continue
         group, value = m.groups()
-        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+        options = group_options(group)
         for choice in value.split(","):
             if choice not in options:
                 return f"navitune: unknown {group} {choice!r}; allowed: {', '.join(options)}"

@@ -123,7 +123,8 @@ class AsyncOptunaSweeperImpl:
         try:
             space, fixed, fixed_overrides = create_params_from_overrides(params_conf)
         except Exception as err:
-            raise SweeperConfigError(f"optuna_async: invalid search space in {params_conf}: {err}") from None
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise SweeperConfigError(f"optuna_async: invalid search space {params_conf}: {reason}") from None
         for name in fixed:
             space.pop(name, None)
         sampler = base.sampler
