@@ -129,7 +129,13 @@ def bench_sim() -> dict:
     }
 
 
-BENCHES = {"sim": bench_sim}
+def bench_sweep() -> dict:
+    from experiment.bench_sweep import bench_sweep as run
+
+    return run()
+
+
+BENCHES = {"sim": bench_sim, "sweep": bench_sweep}
 
 
 def main() -> None:
