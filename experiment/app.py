@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from experiment.config import parse_day, validate
 from experiment.sim.demand import DemandSettings
@@ -140,6 +140,3 @@ def run(
     log.info("summary: %s", job_dir / "summary.json")
     return float(m["objective"])
 
-
-def config_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
