@@ -44,7 +44,10 @@ HEARTBEAT = "navitune:heartbeat"
 ATTEMPT = "navitune:attempt"
 RETRY_OF = "navitune:retry_of"
 OVER_BUDGET = "navitune:over_budget"
+# a job learns its study, trial number, attempt (0 = first try) and the trial number of the first attempt
+# (its "origin": retries are new trials) from these environment variables
 ENV_TRIAL, ENV_STUDY = "NAVITUNE_OPTUNA_TRIAL", "NAVITUNE_OPTUNA_STUDY"
+ENV_ATTEMPT, ENV_ORIGIN = "NAVITUNE_OPTUNA_ATTEMPT", "NAVITUNE_OPTUNA_ORIGIN"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -223,7 +226,9 @@ class AsyncOptunaSweeperImpl:
         study._storage.set_trial_user_attr(trial._trial_id, HEARTBEAT, time.time())
         overrides = list(self._base._configure_trials([trial], self.space, self.fixed, self.fixed_overrides)[0])
         overrides += [f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
-                      f"++hydra.job.env_set.{ENV_STUDY}={study.study_name}"]
+                      f"++hydra.job.env_set.{ENV_STUDY}={study.study_name}",
+                      f"++hydra.job.env_set.{ENV_ATTEMPT}={int(trial.user_attrs.get(ATTEMPT, 0))}",
+                      f"++hydra.job.env_set.{ENV_ORIGIN}={int(trial.user_attrs.get(RETRY_OF, trial.number))}"]
         return trial, overrides
 
     def _run(self, study: optuna.Study) -> None:
