@@ -98,6 +98,8 @@ COMPOSITION_ERRORS = [
     ("policy-unknown-key", ["policy.foo=1"], "policy.foo", "name, navigation, gamma, max_wait_min"),
     ("policy-option-unknown", ["policy=nonexistent"], "policy", "production, random_cruise"),
     ("experiment-option-unknown", ["+experiment=nope"], "experiment", "smoke"),
+    ("sampler-option-unknown", ["-m", "hydra/sweeper/sampler=nope"], "hydra/sweeper/sampler", "grid, motpe, nsgaii"),
+    ("launcher-option-unknown", ["-m", "hydra/launcher=slurm"], "hydra/launcher", "basic"),
 ]
 
 # Hydra's own composition errors: they fail, but Hydra reports them on several lines (see the report).

@@ -22,6 +22,7 @@ import os
 import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,7 +34,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from .storage import make_storage
 
@@ -44,11 +45,21 @@ HEARTBEAT = "navitune:heartbeat"
 ATTEMPT = "navitune:attempt"
 RETRY_OF = "navitune:retry_of"
 OVER_BUDGET = "navitune:over_budget"
+STOPPED = "navitune:stopped"  # failed because the sweep stopped early, not because the job failed
 # a job learns its study, trial number, attempt (0 = first try) and the trial number of the first attempt
 # (its "origin": retries are new trials) from these environment variables
 ENV_TRIAL, ENV_STUDY = "NAVITUNE_OPTUNA_TRIAL", "NAVITUNE_OPTUNA_STUDY"
 ENV_ATTEMPT, ENV_ORIGIN = "NAVITUNE_OPTUNA_ATTEMPT", "NAVITUNE_OPTUNA_ORIGIN"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class _Slot:
+    """A trial in flight: the Optuna trial, its job's overrides, and its user attributes when asked."""
+
+    trial: optuna.Trial
+    overrides: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class SweeperConfigError(CompactHydraException):
@@ -105,6 +116,7 @@ class AsyncOptunaSweeperImpl:
         self.max_retries = max_retries
         self.enqueue = [dict(e) for e in (enqueue or [])]
         self.stale_after_s = float(stale_after_s)
+        self.heartbeat_every = min(self.stale_after_s / 3, 30.0)  # several heartbeats per stale_after_s
         self.progress = progress
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -148,22 +160,24 @@ class AsyncOptunaSweeperImpl:
         self.directions = directions
         log.info(f"Study {study.study_name!r} ({_describe(self.storage_setting)}), sampler "
                  f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time")
-        self._recover_stale(study)
         self._enqueue_baselines(study)
+        self._in_flight: dict[Future, _Slot] = {}
         try:
             self._run(study)
-        finally:
-            shutdown = getattr(self.launcher, "shutdown", None)
-            if shutdown is not None:
-                shutdown()
+        except BaseException as err:
+            self._stop_in_flight(study, interrupted=isinstance(err, KeyboardInterrupt))
+            raise
+        self._shutdown_launcher()
         self._write_results(study)
 
     # ----------------------------------------------------------------------------- bookkeeping
-    def _count(self, study: optuna.Study) -> dict[str, int]:
-        trials = study.get_trials(deepcopy=False)
+    def _live(self, t: FrozenTrial) -> bool:
+        return not t.user_attrs.get(OVER_BUDGET)
+
+    def _count(self, trials: Sequence[FrozenTrial]) -> dict[str, int]:
         by = {s: 0 for s in TrialState}
         for t in trials:
-            if not t.user_attrs.get(OVER_BUDGET):
+            if self._live(t):
                 by[t.state] += 1
         return {
             "finished": by[TrialState.COMPLETE] + by[TrialState.PRUNED],
@@ -174,26 +188,51 @@ class AsyncOptunaSweeperImpl:
         }
 
     def _in_budget(self, study: optuna.Study, number: int) -> bool:
-        """Is trial ``number`` among the first n_trials live trials? (Trial numbers are global.)"""
+        """Is trial ``number`` among the first n_trials live trials? (Trial numbers are global and dense,
+        so a number below n_trials always is; only later numbers need a look at the study.)"""
+        if number < self.n_trials:
+            return True
         ahead = sum(
             1 for t in study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
-            if t.number < number and not t.user_attrs.get(OVER_BUDGET)
+            if t.number < number and self._live(t)
         )
         return ahead < self.n_trials
 
-    def _recover_stale(self, study: optuna.Study) -> None:
-        """Fail RUNNING trials whose sweeper is gone, and enqueue them again."""
-        now = time.time()
-        host = socket.gethostname()
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            owner = str(t.user_attrs.get(OWNER, ""))
-            owner_host, _, pid = owner.partition(":")
-            dead = owner_host == host and pid.isdigit() and not _alive(int(pid))
-            silent = now - float(t.user_attrs.get(HEARTBEAT, 0.0)) > self.stale_after_s
-            if owner and (dead or silent) and owner != self.owner:
-                log.warning(f"Trial {t.number} was left RUNNING by {owner}: failing it and trying again")
-                study.tell(t.number, state=TrialState.FAIL)
-                self._retry(study, t.number, t.params, int(t.user_attrs.get(ATTEMPT, 0)), t.user_attrs)
+    def _stale(self, t: FrozenTrial, now: float, host: str) -> str | None:
+        """Why a RUNNING trial of another sweeper is stale (its process is gone, or it has been silent
+        for stale_after_s), or None. A trial without a heartbeat yet is judged by its start time, so a
+        peer that has just asked for it is left alone, and a trial nobody owns is not waited for forever."""
+        owner = str(t.user_attrs.get(OWNER, ""))
+        if owner == self.owner:
+            return None
+        owner_host, _, pid = owner.partition(":")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            return f"its sweeper {owner} is gone"
+        started = t.datetime_start.timestamp() if t.datetime_start is not None else 0.0
+        last_sign = max(float(t.user_attrs.get(HEARTBEAT, 0.0)), started)
+        if now - last_sign > self.stale_after_s:
+            return f"{'its sweeper ' + owner if owner else 'it has no owner and'} has been silent " \
+                   f"for {now - last_sign:.0f} s"
+        return None
+
+    def _recover_stale(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> int:
+        """Fail RUNNING trials left by a dead (or silent) sweeper and enqueue them again as the SAME
+        attempt: the sweeper died, not the job, so no retry is used up, and a launcher that can re-attach
+        to the job (e.g. a Kubeflow run named after the trial and attempt) does so."""
+        now, host = time.time(), socket.gethostname()
+        recovered = 0
+        for t in trials:
+            if t.state != TrialState.RUNNING or not self._live(t):
+                continue
+            why = self._stale(t, now, host)
+            if why is None:
+                continue
+            if not _tell(study, t.number, state=TrialState.FAIL):
+                continue  # another sweeper recovered it first
+            log.warning(f"Trial {t.number} was left RUNNING ({why}): failing it and running it again")
+            self._enqueue_again(study, t.number, t.params, t.user_attrs, same_attempt=True)
+            recovered += 1
+        return recovered
 
     def _enqueue_baselines(self, study: optuna.Study) -> None:
         done = set(study.user_attrs.get("navitune:baselines", []))
@@ -205,74 +244,89 @@ class AsyncOptunaSweeperImpl:
             done.add(key)
         study.set_user_attr("navitune:baselines", sorted(done))
 
-    def _retry(self, study: optuna.Study, number: int, params: dict, attempt: int, attrs: dict) -> bool:
-        if attempt >= self.max_retries:
-            return False
+    def _enqueue_again(self, study: optuna.Study, number: int, params: dict, attrs: dict,
+                       same_attempt: bool = False) -> bool:
+        """Enqueue a trial's parameters again: as its next attempt (a retry, up to max_retries) or, after
+        a lost sweeper, as the same attempt."""
+        attempt = int(attrs.get(ATTEMPT, 0))
+        if not same_attempt:
+            if attempt >= self.max_retries:
+                return False
+            attempt += 1
         extra = {k: v for k, v in attrs.items() if k == "navitune:baseline"}
         study.enqueue_trial(
-            params, user_attrs={ATTEMPT: attempt + 1, RETRY_OF: int(attrs.get(RETRY_OF, number))} | extra,
+            params, user_attrs={ATTEMPT: attempt, RETRY_OF: int(attrs.get(RETRY_OF, number))} | extra,
             skip_if_exists=False,
         )
         return True
 
     # --------------------------------------------------------------------------------- the loop
-    def _next_trial(self, study: optuna.Study) -> tuple[optuna.Trial, list[str]] | None:
+    def _next_trial(self, study: optuna.Study) -> _Slot | None:
         trial = study.ask()
         if not self._in_budget(study, trial.number):
             study._storage.set_trial_user_attr(trial._trial_id, OVER_BUDGET, True)
-            study.tell(trial, state=TrialState.FAIL)
+            _tell(study, trial, state=TrialState.FAIL)
             return None
         study._storage.set_trial_user_attr(trial._trial_id, OWNER, self.owner)
-        study._storage.set_trial_user_attr(trial._trial_id, HEARTBEAT, time.time())
+        attrs = dict(trial.user_attrs)
+        attempt, origin = int(attrs.get(ATTEMPT, 0)), int(attrs.get(RETRY_OF, trial.number))
         overrides = list(self._base._configure_trials([trial], self.space, self.fixed, self.fixed_overrides)[0])
         overrides += [f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
                       f"++hydra.job.env_set.{ENV_STUDY}={study.study_name}",
-                      f"++hydra.job.env_set.{ENV_ATTEMPT}={int(trial.user_attrs.get(ATTEMPT, 0))}",
-                      f"++hydra.job.env_set.{ENV_ORIGIN}={int(trial.user_attrs.get(RETRY_OF, trial.number))}"]
-        return trial, overrides
+                      f"++hydra.job.env_set.{ENV_ATTEMPT}={attempt}",
+                      f"++hydra.job.env_set.{ENV_ORIGIN}={origin}"]
+        return _Slot(trial, overrides, attrs)
 
     def _run(self, study: optuna.Study) -> None:
         submit = getattr(self.launcher, "submit", None)
-        in_flight: dict[Future, optuna.Trial] = {}
+        in_flight = self._in_flight
         first_error: JobReturn | None = None
         final_failures = 0
         allowed_failures = int(self.max_failure_rate * self.n_trials)
         job_idx = 0
         t_start = time.monotonic()
+        next_heartbeat = t_start + self.heartbeat_every
         display = _Progress(self.n_trials, self.progress)
         try:
             while True:
-                counts = self._count(study)
+                trials = study.get_trials(deepcopy=False)
+                if self._recover_stale(study, trials):
+                    trials = study.get_trials(deepcopy=False)
+                counts = self._count(trials)
+                display.update(counts, _best(study, self.directions), time.monotonic() - t_start)
                 room = self.n_trials - counts["finished"] - counts["running"]
-                batch: list[tuple[optuna.Trial, list[str]]] = []
+                batch: list[_Slot] = []
                 while room > 0 and len(in_flight) + len(batch) < self.n_jobs:
-                    nxt = self._next_trial(study)
-                    if nxt is None:
+                    slot = self._next_trial(study)
+                    if slot is None:
                         break
-                    batch.append(nxt)
+                    batch.append(slot)
                     room -= 1
                 if batch and submit is not None:
-                    for trial, ov in batch:
-                        in_flight[submit(ov, job_idx)] = trial
+                    for slot in batch:
+                        in_flight[submit(slot.overrides, job_idx)] = slot
                         job_idx += 1
                 elif batch:  # a launcher without submit(): one batch at a time
-                    rets = self.launcher.launch([ov for _, ov in batch], initial_job_idx=job_idx)
+                    rets = self.launcher.launch([s.overrides for s in batch], initial_job_idx=job_idx)
                     job_idx += len(rets)
-                    for (trial, _), ret in zip(batch, rets):
+                    for slot, ret in zip(batch, rets):
                         done: Future = Future()
                         done.set_result(ret)
-                        in_flight[done] = trial
+                        in_flight[done] = slot
                 if not in_flight:
-                    if self._count(study)["running"] == 0 or room <= 0 and counts["running"] == 0:
+                    if counts["running"] == 0 and not batch:
                         break
-                    time.sleep(1.0)  # other sweepers' trials still running: wait for them
+                    time.sleep(min(1.0, self.stale_after_s / 4))  # other sweepers' trials: wait for them
                     continue
-                finished, _ = wait(list(in_flight), timeout=10.0, return_when=FIRST_COMPLETED)
-                self._heartbeat(study, in_flight.values())
+                timeout = max(0.0, min(next_heartbeat - time.monotonic(), self.stale_after_s / 4, 10.0))
+                finished, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+                if time.monotonic() >= next_heartbeat:
+                    self._heartbeat(study, [s.trial for s in in_flight.values()])
+                    next_heartbeat = time.monotonic() + self.heartbeat_every
                 for fut in finished:
-                    trial = in_flight.pop(fut)
+                    slot = in_flight.pop(fut)
                     ret = fut.result()
-                    outcome = self._tell(study, trial, ret)
+                    outcome = self._tell(study, slot, ret)
                     if outcome == "failed":
                         final_failures += 1
                         first_error = first_error or ret
@@ -282,33 +336,54 @@ class AsyncOptunaSweeperImpl:
                                 f"max_failure_rate={self.max_failure_rate} allows {allowed_failures} of "
                                 f"{self.n_trials}: stopping the sweep"
                             )
-                            for other in in_flight:
-                                other.cancel()
                             first_error.return_value  # re-raises the job's error with its traceback
-                display.update(self._count(study), _best(study, self.directions), time.monotonic() - t_start)
         finally:
             display.close()
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> str:
-        """Record a job's result; returns 'complete', 'pruned', 'retried' or 'failed'."""
-        attrs = study._storage.get_trial(trial._trial_id).user_attrs
+    def _stop_in_flight(self, study: optuna.Study, interrupted: bool) -> None:
+        """After the sweep stopped early: shut the launcher down (its jobs are killed) and fail the trials
+        still in flight, so none is left RUNNING. After an interrupt (Ctrl-C) they are enqueued again, as
+        the same attempt, for the next run of the same command."""
+        slots = list(self._in_flight.values())
+        for fut in self._in_flight:
+            fut.cancel()
+        self._in_flight.clear()
+        self._shutdown_launcher()
+        for slot in slots:
+            try:
+                study._storage.set_trial_user_attr(slot.trial._trial_id, STOPPED, True)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # finished meanwhile (told by a sweeper that judged it stale)
+            if _tell(study, slot.trial, state=TrialState.FAIL):
+                if interrupted:
+                    self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
+
+    def _shutdown_launcher(self) -> None:
+        shutdown = getattr(self.launcher, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+
+    def _tell(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> str:
+        """Record a job's result; returns 'complete', 'pruned', 'retried', 'failed' or 'lost' (another
+        sweeper had already failed the trial as stale and runs it again)."""
+        trial, attrs = slot.trial, slot.attrs
         attempt = int(attrs.get(ATTEMPT, 0))
         if ret.status == JobStatus.COMPLETED:
             try:
                 values = _values(ret.return_value, len(self.directions))
             except ValueError as err:
                 log.warning(f"Trial {trial.number}: {err}")
-                study.tell(trial, state=TrialState.FAIL)
-                return "retried" if self._retry(study, trial.number, trial.params, attempt, attrs) else "failed"
-            study.tell(trial, values=values)
-            return "complete"
+                if not _tell(study, trial, state=TrialState.FAIL):
+                    return "lost"
+                return "retried" if self._enqueue_again(study, trial.number, trial.params, attrs) else "failed"
+            return "complete" if _tell(study, trial, values=values) else "lost"
         error = ret._return_value
         if type(error).__name__ == "TrialPruned":
-            study.tell(trial, state=TrialState.PRUNED)
-            return "pruned"
+            return "pruned" if _tell(study, trial, state=TrialState.PRUNED) else "lost"
         log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed: {type(error).__name__}: {error}")
-        study.tell(trial, state=TrialState.FAIL)
-        return "retried" if self._retry(study, trial.number, trial.params, attempt, attrs) else "failed"
+        if not _tell(study, trial, state=TrialState.FAIL):
+            return "lost"
+        return "retried" if self._enqueue_again(study, trial.number, trial.params, attrs) else "failed"
 
     def _heartbeat(self, study: optuna.Study, trials: Any) -> None:
         now = time.time()
@@ -322,7 +397,7 @@ class AsyncOptunaSweeperImpl:
     def _write_results(self, study: optuna.Study) -> None:
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        counts = self._count(study)
+        counts = self._count(study.get_trials(deepcopy=False))
         if counts["complete"] == 0:
             log.warning("No trial completed: nothing to report")
             return
@@ -356,6 +431,24 @@ class AsyncOptunaSweeperImpl:
 
 
 # --------------------------------------------------------------------------------------- helpers
+def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:
+    """``study.tell`` that returns False when the trial was already finished (by a sweeper that judged it
+    stale) and ignores the ``Study.stop`` that GridSampler calls outside ``optimize`` once the grid is
+    done (the trial's state is stored before it)."""
+    try:
+        study.tell(trial, **kwargs)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    except ValueError as err:
+        if "Cannot tell a" in str(err):
+            return False
+        raise
+    except RuntimeError as err:
+        if "Study.stop" not in str(err):
+            raise
+    return True
+
+
 def _values(value: Any, n: int) -> list[float]:
     try:
         values = [float(value)] if n == 1 else [float(v) for v in value]

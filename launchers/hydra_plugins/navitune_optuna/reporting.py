@@ -24,7 +24,15 @@ class TrialReporter:
         return int(self.trial.number)
 
     def report(self, step: int, value: float) -> bool:
-        self.trial.report(float(value), int(step))
+        """Report; True means "stop, pruned". A trial already finished (a job re-attached after its
+        sweeper was lost: the new sweeper failed the old trial and waits for this job's result under a
+        new one) takes no more reports, and the job carries on."""
+        import optuna
+
+        try:
+            self.trial.report(float(value), int(step))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
         return bool(self.trial.should_prune())
 
 
