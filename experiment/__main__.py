@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from experiment.config import register_configs
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-GROUPS = ("region", "demand", "window", "policy", "sink", "experiment", "search_space")
+GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space")
 
 register_configs()
 
@@ -63,13 +63,39 @@ INFO_FLAGS = {"-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c", "--
 SWEEP_SYNTAX = re.compile(r"[(,]")
 
 
+VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-p", "--package",
+               "--experimental-rerun", "-c", "--cfg"}
+
+
+def check_override_syntax(argv: list[str]) -> str | None:
+    """One line for an override Hydra cannot parse, e.g. ``policy.gamma=interval(a,1)`` (Hydra's own
+    message spans four lines and names the reason only on the third)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if INFO_FLAGS & set(argv):  # --info, --cfg, -sc ... take free-form values: Hydra checks those runs
+        return None
+    parser = OverridesParser.create()
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("-"):
+            skip = arg in VALUE_FLAGS and not skip
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except Exception as err:
+            cause = err.__cause__
+            reason = str(cause) if cause is not None else str(err).strip().splitlines()[-1]
+            return f"navitune: invalid override {arg!r}: {reason}"
+    return None
+
+
 def preflight(argv: list[str]) -> str | None:
     """Compose the config as Hydra will and validate it, before Hydra creates any directory.
 
     Sweep overrides (``a,b``, ``choice(...)``, ``interval(...)``) are left to the sweeper; composition
     errors are left to Hydra, which reports them itself.
     """
-    problem = check_group_choices(argv)
+    problem = check_override_syntax(argv) or check_group_choices(argv)
     if problem or INFO_FLAGS & set(argv):
         return problem
     from hydra import compose, initialize_config_dir

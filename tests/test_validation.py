@@ -100,6 +100,10 @@ COMPOSITION_ERRORS = [
     ("experiment-option-unknown", ["+experiment=nope"], "experiment", "smoke"),
     ("sampler-option-unknown", ["-m", "hydra/sweeper/sampler=nope"], "hydra/sweeper/sampler", "grid, motpe, nsgaii"),
     ("launcher-option-unknown", ["-m", "hydra/launcher=slurm"], "hydra/launcher", "basic"),
+    ("sweep-interval-not-numbers", ["-m", "policy.gamma=interval(a,1)"], "policy.gamma=interval(a,1)",
+     "mismatch type argument start"),
+    ("sweep-interval-one-bound", ["-m", "policy.gamma=interval(0.9)"], "policy.gamma=interval(0.9)",
+     "missing a required argument: 'end'"),
 ]
 
 # Hydra's own composition errors: they fail, but Hydra reports them on several lines (see the report).

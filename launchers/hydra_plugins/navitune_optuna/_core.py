@@ -138,8 +138,7 @@ class AsyncOptunaSweeperImpl:
         try:
             space, fixed, fixed_overrides = create_params_from_overrides(params_conf)
         except Exception as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise SweeperConfigError(f"optuna_async: invalid search space {params_conf}: {reason}") from None
+            raise SweeperConfigError(f"optuna_async: invalid search space: {_explain(params_conf, err)}") from None
         for name in fixed:
             space.pop(name, None)
         sampler = base.sampler
@@ -431,6 +430,23 @@ class AsyncOptunaSweeperImpl:
 
 
 # --------------------------------------------------------------------------------------- helpers
+def _explain(overrides: list[str], err: BaseException) -> str:
+    """One line naming the bad override and why (Hydra's parser wraps the reason, e.g. a missing argument
+    of interval(), in a multi-line message about the whole list)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except Exception as bad:
+            cause = bad.__cause__
+            reason = str(cause) if cause is not None else str(bad).strip().splitlines()[-1]
+            return f"{override!r}: {reason}"
+    text = str(err).strip()
+    return f"{overrides}: {text.splitlines()[0] if text else type(err).__name__}"
+
+
 def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:
     """``study.tell`` that returns False when the trial was already finished (by a sweeper that judged it
     stale) and ignores the ``Study.stop`` that GridSampler calls outside ``optimize`` once the grid is
