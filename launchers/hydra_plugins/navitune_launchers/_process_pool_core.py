@@ -8,6 +8,7 @@ FAILED JobReturn naming the exit code, so one broken job never breaks the pool.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing as mp
 import os
@@ -27,6 +28,9 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
+from ._job_runner import run_job_in_fork
+from ._sweep_config import SweepConfigFactory
+
 log = logging.getLogger(__name__)
 _FORK = mp.get_context("fork")
 
@@ -39,7 +43,6 @@ class JobProcessDied(RuntimeError):
 class _Job:
     idx: int
     overrides: list[str]
-    config: DictConfig
     future: "Future[JobReturn]"
     process: mp.process.BaseProcess | None = None
     conn: Connection | None = None
@@ -47,18 +50,22 @@ class _Job:
     result: JobReturn | None = field(default=None, repr=False)
 
 
-def _child(conn: Connection, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-    """Body of a job process: run the job the way Hydra's launchers do, send the JobReturn back."""
+def _child(conn: Connection, hydra_context: HydraContext, task_function: TaskFunction,
+           configs: SweepConfigFactory, overrides: list[str], idx: int) -> None:
+    """Body of a job process: compose the job's config (here, in parallel with the sweeper and the other
+    jobs, not on the sweeper's thread), run the job the way Hydra's launchers do, send the JobReturn back."""
     try:
         setup_globals()
-        HydraConfig.instance().set_config(config)
-        ret = run_job(
-            hydra_context=hydra_context,
-            task_function=task_function,
-            config=config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
+        try:
+            config = configs.load(overrides, private=True)
+        except Exception as err:  # a bad override fails this job only, like a failing task
+            ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+            ret.return_value = err
+        else:
+            with open_dict(config):
+                config.hydra.job.id = str(idx)
+                config.hydra.job.num = idx
+            ret = run_job_in_fork(hydra_context, task_function, config)
         try:
             payload = pickle.dumps(ret, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as err:  # an unpicklable return value fails this job only
@@ -67,6 +74,10 @@ def _child(conn: Connection, hydra_context: HydraContext, task_function: TaskFun
             ret.return_value = RuntimeError(f"the job's result could not be sent back: {err}")
             payload = pickle.dumps(ret, protocol=pickle.HIGHEST_PROTOCOL)
         conn.send_bytes(payload)
+    except BaseException:  # a launcher bug, not a job failure: say what it was before the process ends
+        import traceback
+
+        traceback.print_exc()
     finally:
         conn.close()
         os._exit(0)  # skip atexit handlers inherited from the parent
@@ -92,23 +103,30 @@ class JobPool:
         self._running: dict[int, _Job] = {}
         self._lock = threading.Condition()
         self._closed = False
+        self._configs = SweepConfigFactory(hydra_context.config_loader, config)
+        # a byte on this pipe wakes the scheduler when a job is submitted while it waits on running jobs
+        self._wake_recv, self._wake_send = _FORK.Pipe(duplex=False)
         self._thread = threading.Thread(target=self._loop, name="navitune-job-pool", daemon=True)
         self._thread.start()
         Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
     # -------------------------------------------------------------------------------------------- API
     def submit(self, overrides: list[str], idx: int) -> "Future[JobReturn]":
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = str(idx)
-            sweep_config.hydra.job.num = idx
+        self._configs.prepare()  # once: the job processes inherit the composed base config
         fut: Future[JobReturn] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job pool is shut down")
-            self._queue.append(_Job(idx, list(overrides), sweep_config, fut))
+            self._queue.append(_Job(idx, list(overrides), fut))
             self._lock.notify_all()
+        self._wake()
         return fut
+
+    def _wake(self) -> None:
+        try:
+            self._wake_send.send_bytes(b"w")
+        except OSError:  # closed at shutdown
+            pass
 
     @property
     def running(self) -> int:
@@ -122,6 +140,7 @@ class JobPool:
             pending = list(self._queue)
             self._queue.clear()
             self._lock.notify_all()
+        self._wake()
         for job in pending:
             job.future.cancel()
         self._thread.join(timeout=10)
@@ -130,10 +149,16 @@ class JobPool:
     def _start(self, job: _Job) -> None:
         recv, send = _FORK.Pipe(duplex=False)
         proc = _FORK.Process(
-            target=_child, args=(send, self.hydra_context, self.task_function, job.config),
+            target=_child, args=(send, self.hydra_context, self.task_function, self._configs, job.overrides, job.idx),
             name=f"navitune-job-{job.idx}", daemon=False,
         )
-        proc.start()
+        # The child shares the sweeper's memory copy-on-write; a garbage collection in it would walk (and so
+        # copy) every object of the sweeper: frozen objects are left out of the child's collections.
+        gc.freeze()
+        try:
+            proc.start()
+        finally:
+            gc.unfreeze()
         send.close()
         job.process, job.conn, job.started = proc, recv, time.monotonic()
         self._running[proc.sentinel] = job
@@ -146,6 +171,8 @@ class JobPool:
                     if job.future.set_running_or_notify_cancel():
                         self._start(job)
                 if self._closed and not self._running:
+                    self._wake_recv.close()
+                    self._wake_send.close()
                     return
                 if not self._running:
                     self._lock.wait(timeout=0.5)
@@ -154,8 +181,12 @@ class JobPool:
                 for job in self._running.values():
                     watched[job.conn] = job
                     watched[job.process.sentinel] = job
-            ready = wait(list(watched), timeout=0.2)
+            ready = wait(list(watched) + [self._wake_recv], timeout=1.0 if self.timeout_s is None else 0.2)
             for obj in ready:
+                if obj is self._wake_recv:
+                    while self._wake_recv.poll():
+                        self._wake_recv.recv_bytes()
+                    continue
                 job = watched[obj]
                 if obj is job.conn and job.result is None:
                     try:
@@ -202,7 +233,6 @@ class JobPool:
             return
         log.error(str(died))
         ret = JobReturn(overrides=job.overrides, status=JobStatus.FAILED)
-        ret.cfg = job.config
         ret.return_value = died
         job.future.set_result(ret)
 
