@@ -292,7 +292,7 @@ class AsyncOptunaSweeperImpl:
                 if self._recover_stale(study, trials):
                     trials = study.get_trials(deepcopy=False)
                 counts = self._count(trials)
-                display.update(counts, _best(study, self.directions), time.monotonic() - t_start)
+                display.update(counts, _best(trials, self.directions), time.monotonic() - t_start)
                 room = self.n_trials - counts["finished"] - counts["running"]
                 batch: list[_Slot] = []
                 while room > 0 and len(in_flight) + len(batch) < self.n_jobs:
@@ -475,13 +475,15 @@ def _values(value: Any, n: int) -> list[float]:
     return values
 
 
-def _best(study: optuna.Study, directions: list[str]) -> float | None:
+def _best(trials: Sequence[FrozenTrial], directions: list[Any]) -> float | None:
+    """The best value among completed trials (single objective), from a trial list already at hand."""
     if len(directions) != 1:
         return None
-    try:
-        return float(study.best_value)
-    except ValueError:
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not values:
         return None
+    maximize = str(directions[0]).lower() == "maximize"  # names, as hydra-optuna-sweeper gives them
+    return float(max(values) if maximize else min(values))
 
 
 def _alive(pid: int) -> bool:
@@ -506,13 +508,15 @@ def _describe(storage: Any) -> str:
 
 
 class _Progress:
-    """A live rich table on a terminal; one log line per change elsewhere."""
+    """A live rich table on a terminal (finished with a bar, running, failed, pruned, best, ETA); one log
+    line per change elsewhere (logs, CI). The ETA counts only trials finished by this run."""
 
     def __init__(self, n_trials: int, enabled: bool) -> None:
         self.n_trials = n_trials
         self.enabled = enabled
         self.live = None
-        self.last = None
+        self.last: str | None = None
+        self.done_at_start: int | None = None
         if enabled:
             from rich.console import Console
 
@@ -527,18 +531,32 @@ class _Progress:
         if not self.enabled:
             return
         done = counts["finished"]
-        eta = elapsed / done * (self.n_trials - done) if done else float("nan")
+        if self.done_at_start is None:
+            self.done_at_start = done
+        new = done - self.done_at_start
+        eta = f"{elapsed / new * (self.n_trials - done):.0f} s" if new > 0 else "-"
+        best_text = "-" if best is None else f"{best:.6g}"
         line = (f"finished {done}/{self.n_trials} (pruned {counts['pruned']}), running {counts['running']}, "
-                f"failed {counts['failed']}, best {best if best is not None else '-'}, "
-                f"ETA {eta:.0f}s" if done else
-                f"finished 0/{self.n_trials}, running {counts['running']}, failed {counts['failed']}")
+                f"failed {counts['failed']}, best {best_text}, ETA {eta}")
         if self.live is not None:
-            from rich.text import Text
-
-            self.live.update(Text(line))
+            self.live.update(self._table(counts, best_text, elapsed, eta))
         elif line != self.last:
             log.info(line)
         self.last = line
+
+    def _table(self, counts: dict[str, int], best: str, elapsed: float, eta: str) -> Any:
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        table = Table(title="optuna_async", title_justify="left", expand=False)
+        for column in ("finished", "", "running", "failed", "pruned", "best", "elapsed", "ETA"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            f"{counts['finished']}/{self.n_trials}",
+            ProgressBar(total=self.n_trials, completed=counts["finished"], width=24),
+            str(counts["running"]), str(counts["failed"]), str(counts["pruned"]), best, f"{elapsed:.0f} s", eta,
+        )
+        return table
 
     def close(self) -> None:
         if self.live is not None:
