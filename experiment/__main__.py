@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from experiment.config import register_configs
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space")
+GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify")
 
 register_configs()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import time
 import uuid
 from pathlib import Path
@@ -69,6 +70,22 @@ def tuned_params(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+SWEEP_ENV = {  # set by the optuna_async sweeper for each job it launches; absent for a single run
+    "study": "NAVITUNE_OPTUNA_STUDY", "trial": "NAVITUNE_OPTUNA_TRIAL",
+    "attempt": "NAVITUNE_OPTUNA_ATTEMPT", "origin_trial": "NAVITUNE_OPTUNA_ORIGIN",
+}
+
+
+def sweep_context() -> dict[str, Any]:
+    """The study, trial, attempt and first attempt's trial of a sweep job (None each for a single run):
+    the sink's idempotency key, so a job that runs again replaces its rows instead of adding to them."""
+    out: dict[str, Any] = {}
+    for key, var in SWEEP_ENV.items():
+        value = os.environ.get(var) or None
+        out[key] = value if key == "study" or value is None else int(value)
+    return out
+
+
 def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
     """The ``summary.json`` contract (ARCHITECTURE.md) plus context useful to people."""
     m = result.metrics
@@ -104,6 +121,9 @@ def run(
     """Simulate, record, and return the objective (mean revenue per driver-day in yen)."""
     validate(cfg)
     params = sim_params(cfg)
+    from experiment.sinks import prepare_sink, write_rows
+
+    prepare_sink(cfg.sink)  # an unreachable sink fails now, not after the simulation
     job_dir = Path(job_dir) if job_dir is not None else Path.cwd()
     t0 = time.perf_counter()
     result = simulate(params, on_day=on_day)
@@ -113,6 +133,7 @@ def run(
     run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
     context = {
         "run_id": run_id,
+        **sweep_context(),
         "region": str(cfg.region.name),
         "window": str(cfg.window.name),
         "window_start": str(cfg.window.start),
@@ -121,8 +142,6 @@ def run(
         "params": json.dumps(tuned_params(cfg), sort_keys=True),
         "seed": int(cfg.window.seed),
     }
-    from experiment.sinks import write_rows
-
     rows = dict(result.driver_days)
     rows["date"] = [
         (parse_day("window.start", cfg.window.start) + dt.timedelta(days=int(d))).isoformat() for d in rows["day"]

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.errors import CompactHydraException
@@ -22,7 +22,12 @@ from experiment.sim.regions import REGIONS
 from experiment.sim.shifts import SHIFT_KINDS
 
 DEMAND_SOURCES = ("ml", "stats")
-SINKS = ("duckdb",)  # bigquery arrives with the tracking issue
+SINKS = ("duckdb", "bigquery")
+# a Google Cloud project id, optionally domain-scoped (example.com:my-project)
+GCP_PROJECT = re.compile(r"([a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+BQ_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+BQ_LOCATION = re.compile(r"[A-Za-z]+(-[a-z]+[0-9]+)?")  # US, EU, asia-northeast1, ...
+HTTP_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?/?")
 SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_WINDOW_DAYS = 28
 
@@ -77,9 +82,35 @@ class PolicyConfig:
 
 @dataclass
 class SinkConfig:
+    """``sink=duckdb`` uses path and table; ``sink=bigquery`` project, dataset, table, location and, for an
+    emulator, api_endpoint. Credentials never live here: BigQuery reads them from the environment (ADC)."""
+
     kind: str = "duckdb"
-    path: str = "${paths.outputs}/results.duckdb"
+    path: Optional[str] = "${paths.outputs}/results.duckdb"
     table: str = "driver_days"
+    project: Optional[str] = None  # null: the project of the Application Default Credentials
+    dataset: Optional[str] = None
+    location: Optional[str] = None  # BigQuery location of a dataset it creates, e.g. US, asia-northeast1
+    api_endpoint: Optional[str] = None  # null in production; http://host:port of an emulator (anonymous)
+
+
+@dataclass
+class ProxyConfig:
+    """The Cloud SQL Auth Proxy beside each remote job (``proxy=none|cloudsql``); checked by
+    ``hydra_plugins.navitune_kfp.proxy.proxy_settings``, which the remote job also uses."""
+
+    mode: str = "none"  # none | process (a supervised child process in the job) | native (K8s native sidecar)
+    instance: str = ""  # Cloud SQL connection name project:region:instance
+    port: int = 3306  # local TCP port the proxy listens on (127.0.0.1) and the study URL points at
+    image: str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1"  # native mode
+    args: List[str] = field(default_factory=list)  # extra proxy flags, e.g. --private-ip, --auto-iam-authn
+    credentials_secret: Optional[str] = None  # Kubernetes Secret with a service-account key (by name only)
+    credentials_key: str = "credentials.json"  # key of that Secret
+    command: Optional[List[str]] = None  # process mode: replaces cloud-sql-proxy; {instance}, {port} expand
+    start_timeout_s: float = 30.0  # wait at most this long for the proxy to accept connections
+    stop_timeout_s: float = 5.0  # SIGTERM, then SIGKILL after this long
+    requests: Dict[str, str] = field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"})  # native
+    limits: Dict[str, str] = field(default_factory=lambda: {"memory": "256Mi"})  # native
 
 
 @dataclass
@@ -95,12 +126,14 @@ class NavituneConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
 
 
 ROAD_WEIGHT_KEYS = ROAD_CLASSES + TURN_TYPES
 GROUP_SCHEMAS: dict[str, type] = {
     "region": RegionConfig, "demand": DemandConfig, "window": WindowConfig,
     "policy": PolicyConfig, "sink": SinkConfig, "paths": PathsConfig,
+    "proxy": ProxyConfig,
 }
 
 
@@ -122,7 +155,7 @@ def register_configs() -> None:
     cs.store(name="navitune_schema", node=NavituneConfig)
     for group, node in (
         ("region", RegionConfig), ("demand", DemandConfig), ("window", WindowConfig),
-        ("policy", PolicyConfig), ("sink", SinkConfig),
+        ("policy", PolicyConfig), ("sink", SinkConfig), ("proxy", ProxyConfig),
     ):
         cs.store(group=group, name=f"{group}_schema", node=node)
 
@@ -202,3 +235,33 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
         _fail("sink.kind", s.kind, ", ".join(SINKS))
     if not SQL_NAME.fullmatch(str(s.table)):
         _fail("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")
+    _check_sink(s)
+    _check_proxy(cfg)
+
+
+def _check_sink(s: Any) -> None:
+    """Each sink kind needs its own keys (one schema holds both: the proxy group does the same)."""
+    if s.kind == "duckdb":
+        if not s.path:
+            _fail("sink.path", s.path, "a file path for the DuckDB results file")
+        return
+    if s.project is not None and not GCP_PROJECT.fullmatch(str(s.project)):
+        _fail("sink.project", s.project, "null (the credentials' project) or a Google Cloud project id")
+    if s.project is None and s.api_endpoint:
+        _fail("sink.project", s.project, "a Google Cloud project id (required with sink.api_endpoint)")
+    if s.dataset is None or not BQ_DATASET.fullmatch(str(s.dataset)):
+        _fail("sink.dataset", s.dataset, "a BigQuery dataset name: letters, digits and _")
+    if s.location is not None and not BQ_LOCATION.fullmatch(str(s.location)):
+        _fail("sink.location", s.location, "null or a BigQuery location such as US, EU, asia-northeast1")
+    if s.api_endpoint is not None and not HTTP_URL.fullmatch(str(s.api_endpoint)):
+        _fail("sink.api_endpoint", s.api_endpoint, "null (BigQuery itself) or http(s)://host[:port] of an emulator")
+
+
+def _check_proxy(cfg: Any) -> None:
+    """The proxy rules live beside the code that runs the proxy (the remote job checks them again)."""
+    from hydra_plugins.navitune_kfp.proxy import proxy_settings
+
+    try:
+        proxy_settings(cfg)
+    except ValueError as err:
+        raise ConfigError(f"navitune: {err}") from None

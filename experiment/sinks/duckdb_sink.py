@@ -1,4 +1,4 @@
-"""DuckDB sink: one table of per-driver-day rows, idempotent per run id."""
+"""DuckDB sink: one table of per-driver-day rows, idempotent per (study, trial, attempt) and per run id."""
 
 from __future__ import annotations
 
@@ -9,41 +9,63 @@ from typing import Any
 
 import numpy as np
 
-_SQL_TYPES = {"b": "BOOLEAN", "i": "BIGINT", "u": "BIGINT", "f": "DOUBLE", "U": "VARCHAR", "S": "VARCHAR", "O": "VARCHAR"}
+from .schema import COLUMNS, KEY, check_columns, duckdb_type, key_predicate, quote
 
 
 def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: dict[str, Any]) -> int:
-    """Append the rows of one run in one transaction; an earlier write with the same ``run_id`` is replaced.
+    """Write the rows of one job in one transaction, replacing earlier rows of the same key.
 
-    The table is created with explicit column types: DuckDB scans NumPy text arrays as ENUMs of the
-    values at hand, which must not become the stored type of a table shared by many runs.
+    A sweep job's key is (study, trial, attempt), so a re-run of the same attempt never double-counts;
+    a single run's is its ``run_id``. The table has the explicit types of ``schema.COLUMNS``: DuckDB scans
+    NumPy text arrays as ENUMs of the values at hand, which must not become the stored type of a table
+    shared by many runs. Columns missing from a table written by an older navitune are added.
     """
     n = len(next(iter(rows.values())))
-    data = {k: np.full(n, v) for k, v in context.items()} | {k: np.asarray(v) for k, v in rows.items()}
-    columns = ", ".join(f'"{k}" {_SQL_TYPES.get(a.dtype.kind, "VARCHAR")}' for k, a in data.items())
+    check_columns([*context, *rows])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    q = lambda name: quote(name, "duckdb")  # noqa: E731
+    select = [f"CAST(? AS {duckdb_type(k)}) AS {q(k)}" for k in context if k not in rows]
+    select += [f"CAST({q(k)} AS {duckdb_type(k)}) AS {q(k)}" for k in rows]
     con = _connect(path)
     try:
-        con.register("incoming", data)
+        con.register("incoming", {k: np.asarray(v) for k, v in rows.items()})
         con.execute("BEGIN")
+        columns = ", ".join(f"{q(c.name)} {duckdb_type(c.name)}" for c in COLUMNS)
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [context["run_id"]])
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+        for c in COLUMNS:
+            if c.name not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {q(c.name)} {duckdb_type(c.name)}")
+        con.execute(f"DELETE FROM {table} WHERE {key_predicate('duckdb')}",
+                    [context.get("run_id"), *(context.get(k) for k in KEY)])
+        con.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(select)} FROM incoming",
+                    [v for k, v in context.items() if k not in rows])
         con.execute("COMMIT")
     finally:
         con.close()
     return n
 
 
-def _connect(path: str, wait_s: float = 60.0) -> Any:
-    """Open the file for writing; parallel jobs of a sweep take turns (DuckDB allows one writer process)."""
+def query_duckdb(path: str, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of a read-only query as dicts (waits for a writer like :func:`write_duckdb`)."""
+    con = _connect(path, read_only=True)
+    try:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def _connect(path: str, wait_s: float = 60.0, read_only: bool = False) -> Any:
+    """Open the file; parallel jobs of a sweep take turns (DuckDB allows one writer process)."""
     import duckdb
 
     deadline = time.monotonic() + wait_s
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(path)
+            return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as err:
             if "lock" not in str(err).lower() or time.monotonic() > deadline:
                 raise

@@ -1,0 +1,1 @@
+"""Notifications about sweeps (``+notify=slack``): Hydra callbacks, configured under ``hydra.callbacks``."""

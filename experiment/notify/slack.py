@@ -1,0 +1,214 @@
+"""Slack messages when a sweep starts, finishes or fails (``+notify=slack``), from a Hydra callback.
+
+* **Failure**: Hydra has no "on failure" hook, but (1.4) calls ``on_multirun_end`` in a ``finally``, so an
+  exception in flight there (``sys.exc_info()``) is the sweep's error; the callback posts it instead of the
+  finish message. No wrapper around the app is needed, and the callback works with any Hydra app.
+* **The webhook URL is a secret**: the config holds only the NAME of the environment variable that holds it
+  (``webhook_env``), so the URL never reaches ``.hydra/*.yaml``, ``multirun.yaml`` or the logs; any text this
+  module logs or posts has the URL masked.
+* **Posting never breaks a sweep**: a failed post logs one warning (without the URL) and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("navitune.notify")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BASELINE_ATTR, OVER_BUDGET_ATTR = "navitune:baseline", "navitune:over_budget"
+MAX_ERROR_CHARS = 600
+
+
+class SlackNotifier(Callback):
+    """Posts ``{"text": ...}`` to a Slack incoming webhook whose URL is in the environment variable
+    ``webhook_env``; ``mlflow_url`` / ``kfp_url`` (optional) are linked in the finish message."""
+
+    def __init__(
+        self,
+        webhook_env: str = "NAVITUNE_SLACK_WEBHOOK_URL",
+        mlflow_url: str | None = None,
+        kfp_url: str | None = None,
+        unit: str = "",
+        timeout_s: float = 5.0,
+    ) -> None:
+        from experiment.config import ConfigError
+
+        if not isinstance(webhook_env, str) or not ENV_NAME.fullmatch(webhook_env):
+            # never echo the value: it may be the URL itself, put where the variable's name belongs
+            raise ConfigError(
+                "navitune: invalid config hydra.callbacks.slack.webhook_env; allowed: the NAME of an environment "
+                "variable that holds the webhook URL (e.g. NAVITUNE_SLACK_WEBHOOK_URL), never the URL"
+            )
+        if not float(timeout_s) > 0:
+            raise ConfigError(f"navitune: invalid config hydra.callbacks.slack.timeout_s={timeout_s!r}; "
+                              "allowed: seconds > 0")
+        self.webhook_env = webhook_env
+        self.mlflow_url, self.kfp_url = mlflow_url or None, kfp_url or None
+        self.unit = unit
+        self.timeout_s = float(timeout_s)
+        self._t0: float | None = None
+        self._warned_missing = False
+
+    # ------------------------------------------------------------------------------ Hydra hooks
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._t0 = time.monotonic()
+        self.post("start", self.start_text(config))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        error = sys.exc_info()[1]  # Hydra calls this hook in a finally: an exception in flight = the sweep failed
+        if error is not None:
+            self.post("failure", self.failure_text(config, error))
+        else:
+            self.post("finish", self.finish_text(config))
+
+    # -------------------------------------------------------------------------------- messages
+    def start_text(self, config: DictConfig) -> str:
+        s = _sweep(config)
+        lines = [f":rocket: *navitune sweep started*: study `{s['study']}`"]
+        budget = []
+        if s["n_trials"] is not None:
+            budget.append(f"{s['n_trials']} trials")
+        if s["n_jobs"] is not None:
+            budget.append(f"{s['n_jobs']} at a time")
+        if s["params"]:
+            budget.append("tuning " + ", ".join(s["params"]))
+        if budget:
+            lines.append(", ".join(budget))
+        lines.append(f"sweep dir `{s['dir']}` on {socket.gethostname()}")
+        return "\n".join(lines)
+
+    def finish_text(self, config: DictConfig) -> str:
+        s = _sweep(config)
+        lines = [f":white_check_mark: *navitune sweep finished*: study `{s['study']}`{self._took()}"]
+        try:
+            lines += self._results(config, s)
+        except Exception as err:  # the study may be unreachable or not an Optuna study: still say it finished
+            lines.append(f"(no study results: {type(err).__name__}: {_first_line(err)})")
+        lines += [f"{name}: {url}" for name, url in (("MLflow", self.mlflow_url), ("KFP", self.kfp_url)) if url]
+        lines.append(f"sweep dir `{s['dir']}`")
+        return "\n".join(lines)
+
+    def failure_text(self, config: DictConfig, error: BaseException) -> str:
+        s = _sweep(config)
+        what = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        message = str(error).strip()
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[:MAX_ERROR_CHARS] + " ..."
+        lines = [f":x: *navitune sweep {what}*: study `{s['study']}`{self._took()}",
+                 f"```{type(error).__name__}: {message}```"]
+        lines += [f"{name}: {url}" for name, url in (("MLflow", self.mlflow_url), ("KFP", self.kfp_url)) if url]
+        lines.append(f"sweep dir `{s['dir']}`")
+        return "\n".join(lines)
+
+    def _results(self, config: DictConfig, s: dict[str, Any]) -> list[str]:
+        """Counts, the best trial and the improvement over the production baseline (the study's trial with
+        user attribute ``navitune:baseline`` == 0), read back from the study."""
+        import optuna
+        from optuna.trial import TrialState
+
+        if s["storage"] in (None, "", "None", "null") or s["study"] is None:
+            return []
+        study = optuna.load_study(study_name=str(s["study"]), storage=_storage(s["storage"]))
+        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET_ATTR)]
+        n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
+        lines = [f"{n[TrialState.COMPLETE] + n[TrialState.PRUNED]} finished trials "
+                 f"({n[TrialState.PRUNED]} pruned), {n[TrialState.FAIL]} failed"]
+        if len(study.directions) != 1 or n[TrialState.COMPLETE] == 0:
+            return lines
+        best = study.best_trial
+        unit = f" {self.unit}" if self.unit else ""
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
+        lines.append(f"best: *{best.value:,.1f}{unit}* (trial {best.number}: {params})")
+        base = next((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get(BASELINE_ATTR) == 0),
+                    None)
+        if base is not None and base.value != 0:
+            sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+            pct = sign * (best.value - base.value) / abs(base.value) * 100.0
+            lines.append(f"vs production: *{pct:+.2f} %* (production {base.value:,.1f}{unit}, trial {base.number})")
+        else:
+            lines.append("vs production: no completed baseline trial")
+        return lines
+
+    def _took(self) -> str:
+        if self._t0 is None:
+            return ""
+        s = int(time.monotonic() - self._t0)
+        return f" after {s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f" after {s // 60}m{s % 60:02d}s"
+
+    # ---------------------------------------------------------------------------------- posting
+    def post(self, what: str, text: str) -> bool:
+        """Post ``text``; on any problem log one warning (URL masked) and return False."""
+        url = os.environ.get(self.webhook_env, "").strip()
+        if not url:
+            if not self._warned_missing:
+                log.warning("Slack notifications are off: the environment variable %s is not set", self.webhook_env)
+                self._warned_missing = True
+            return False
+        body = json.dumps({"text": _mask(text, url)}).encode()
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json; charset=utf-8"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                response.read()
+            return True
+        except Exception as err:  # never let a notification break a sweep
+            reason = _mask(f"{type(err).__name__}: {_first_line(err)}", url)
+            log.warning("Slack %s notification not sent (webhook from $%s): %s", what, self.webhook_env, reason)
+            return False
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _sweep(config: DictConfig) -> dict[str, Any]:
+    """What the messages say about the sweep, read from the composed config (any sweeper)."""
+    def get(key: str) -> Any:
+        try:
+            return OmegaConf.select(config, key, default=None)
+        except Exception:  # an interpolation that cannot be resolved here
+            return None
+
+    params = get("hydra.sweeper.params")
+    return {
+        "study": get("hydra.sweeper.study_name") or "(no study)",
+        "storage": get("hydra.sweeper.storage"),
+        "n_trials": get("hydra.sweeper.n_trials"),
+        "n_jobs": get("hydra.sweeper.n_jobs") or get("hydra.launcher.n_jobs"),
+        "params": list(params.keys()) if isinstance(params, DictConfig) else [],
+        "dir": get("hydra.sweep.dir"),
+    }
+
+
+def _storage(setting: Any) -> Any:
+    """The sweeper's own storage factory when it is installed (journal files), else the URL as is."""
+    try:
+        from hydra_plugins.navitune_optuna.storage import make_storage
+    except ImportError:
+        return str(setting)
+    return make_storage(setting)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:300]
+
+
+def _mask(text: str, url: str) -> str:
+    """The text with the webhook URL (and its path, which is the secret part) replaced."""
+    if not url:
+        return text
+    text = text.replace(url, "<webhook>")
+    path = url.split("://", 1)[-1].partition("/")[2]
+    return text.replace(path, "<webhook>") if len(path) >= 8 else text
