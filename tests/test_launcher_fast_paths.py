@@ -69,7 +69,8 @@ CASES = [
     (NAVITUNE_CONF, ["hydra/launcher=process_pool", "window=smoke"],
      ["policy.gamma=0.91", "policy.max_wait_min=4", "policy.road_weights.right=2.5",
       "++hydra.job.env_set.NAVITUNE_OPTUNA_STUDY=s"]),
-    (NAVITUNE_CONF, ["window=smoke"], ["region=ring_city", "policy.gamma=0.9"]),  # a group: Hydra's path
+    (NAVITUNE_CONF, ["window=smoke"], ["region=ring_city", "policy.gamma=0.9", "+experiment=smoke",
+                                       "++hydra.job.env_set.K=v", "policy.max_wait_min=2"]),  # groups too
     (NAVITUNE_CONF, ["window=smoke"], ["policy.gamma=true"]),  # an invalid value: both must refuse
 ]
 
@@ -93,6 +94,7 @@ def test_sweep_config_factory_equals_load_sweep_config(
         factory = SweepConfigFactory(loader, master)
         for private in (False, True):
             got = factory.load(job_overrides, private=private)
+            assert any(isinstance(b, DictConfig) for b in factory._bases.values())  # the fast path was taken
             assert OmegaConf.to_container(got, resolve=False) == OmegaConf.to_container(expected, resolve=False)
             assert OmegaConf.is_struct(got) == OmegaConf.is_struct(expected)
             assert OmegaConf.get_type(got, "hydra") is OmegaConf.get_type(expected, "hydra")

@@ -112,7 +112,7 @@ class JobPool:
 
     # -------------------------------------------------------------------------------------------- API
     def submit(self, overrides: list[str], idx: int) -> "Future[JobReturn]":
-        self._configs.prepare()  # once: the job processes inherit the composed base config
+        self._configs.prepare(overrides)  # once per sweep: the job processes inherit the composed base
         fut: Future[JobReturn] = Future()
         with self._lock:
             if self._closed:

@@ -2,11 +2,11 @@
 
 Hydra's ``load_sweep_config`` composes the whole config again for every job (defaults tree, config
 files, schema merges): 50-150 ms of the sweeper's time per trial, which is most of its per-trial
-overhead. A sweeper's job overrides, however, almost always only *set values* (``x=0.3``,
-``++hydra.job.env_set.K=V``). For those, composing once without the job's overrides and then applying
-them, exactly as Hydra applies command-line overrides after composition, gives the same config.
-Anything else (a config-group choice, a deletion, a package, an override of the launcher, sweeper,
-search path or aliases) takes Hydra's own path.
+overhead. A sweeper's job overrides, however, are the same config-group choices for every job (``+experiment=smoke``)
+plus values that change (``x=0.3``, ``++hydra.job.env_set.K=V``). Composing once with the group choices
+and then applying the values, exactly as Hydra applies command-line overrides after composition, gives
+the same config. Anything else (a deletion, a sweep, an override of the launcher, sweeper, search path
+or aliases) takes Hydra's own path.
 """
 
 from __future__ import annotations
@@ -29,56 +29,70 @@ class SweepConfigFactory:
     def __init__(self, config_loader: Any, master_config: DictConfig) -> None:
         self.loader = config_loader
         self.master = master_config
-        self._base: DictConfig | bool | None = None  # None: not composed yet; False: cannot be
+        # base configs by the job's structural overrides (config-group choices such as +experiment=smoke,
+        # the same for every job of a sweep); False: that base cannot be composed on its own
+        self._bases: dict[tuple[str, ...], DictConfig | bool] = {}
         self._lock = threading.Lock()
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         self._parser = OverridesParser.create()
 
-    def prepare(self) -> None:
-        """Compose the base config now (e.g. before forking job processes, which then inherit it). When
-        the config cannot be composed without the job's overrides (a mandatory ``???`` default that every
-        job sets), every job is composed by Hydra."""
-        with self._lock:
-            if self._base is None:
-                try:
-                    self._base = self.loader.load_sweep_config(self.master, [])
-                except Exception:
-                    self._base = False
+    def prepare(self, overrides: Sequence[str] = ()) -> None:
+        """Compose the base config for jobs with these overrides now (e.g. before forking job processes,
+        which then inherit it)."""
+        split = self._split(overrides)
+        if split is not None:
+            self._base(split[1])
 
     def load(self, overrides: Sequence[str], private: bool = False) -> DictConfig:
         """The job's config. ``private=True`` (in a forked job process, which owns its copy of memory)
-        applies the overrides to the base itself instead of to a deep copy of it: this factory must
+        applies the overrides to the cached base itself instead of to a deep copy of it: this factory must
         not be used again in that process."""
         overrides = list(overrides)
-        try:
-            parsed = [parse_simple(o) or self._parser.parse_overrides([o])[0] for o in overrides]
-        except Exception:
-            parsed = None  # let Hydra report it
-        self.prepare()
-        if parsed is None or self._base is False or not all(self._value_only(o) for o in parsed):
+        split = self._split(overrides)
+        base = self._base(split[1]) if split is not None else False
+        if split is None or base is False:
             return self.loader.load_sweep_config(self.master, overrides)
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-        with self._lock:
-            assert isinstance(self._base, DictConfig)
-            cfg = self._base if private else copy.deepcopy(self._base)
-        ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
-        for override in parsed:
-            target = cfg.hydra.overrides.hydra if override.is_hydra_override() else cfg.hydra.overrides.task
-            target.append(override.input_line)
+        parsed, _, values = split
+        assert isinstance(base, DictConfig)
+        cfg = base if private else copy.deepcopy(base)
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        # the override lists as Hydra writes them: the sweep's hydra overrides after the master's, in order
+        cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
+        cfg.hydra.overrides.hydra = list(self.master.hydra.overrides.hydra) + [
+            o.input_line for o in parsed if o.is_hydra_override()]
         OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
         return cfg
 
-    def _value_only(self, override: Any) -> bool:
-        key = str(override.key_or_group)
-        return (
-            override.package is None
-            and not override.is_delete()
-            and not override.is_sweep_override()
-            and not any(key == k or key.startswith(k + ".") for k in _COMPOSITION_KEYS)
-            and not self.loader.repository.group_exists(key)
-        )
+    def _base(self, structural: tuple[str, ...]) -> DictConfig | bool:
+        with self._lock:
+            if structural not in self._bases:
+                try:
+                    self._bases[structural] = self.loader.load_sweep_config(self.master, list(structural))
+                except Exception:  # e.g. a mandatory ??? default every job sets: Hydra composes each job
+                    self._bases[structural] = False
+            return self._bases[structural]
+
+    def _split(self, overrides: Sequence[str]) -> tuple[list[Any], tuple[str, ...], list[Any]] | None:
+        """(all parsed overrides, the structural ones' text, the value ones), or None when a job must be
+        composed by Hydra (an override it cannot parse, a deletion, a sweep, a composition setting)."""
+        try:
+            parsed = [parse_simple(o) or self._parser.parse_overrides([o])[0] for o in overrides]
+        except Exception:
+            return None  # let Hydra report it
+        structural, values = [], []
+        for o in parsed:
+            key = str(o.key_or_group)
+            if o.is_delete() or o.is_sweep_override() or any(key == k or key.startswith(k + ".")
+                                                              for k in _COMPOSITION_KEYS):
+                return None
+            if o.package is not None or self.loader.repository.group_exists(key):
+                structural.append(o.input_line)
+            else:
+                values.append(o)
+        return parsed, tuple(structural), values
 
 
 # ``key=value`` with a plain number or word: the shape of nearly every override a sweeper writes
