@@ -49,6 +49,8 @@ class SweepConfigFactory:
         applies the overrides to the cached base itself instead of to a deep copy of it: this factory must
         not be used again in that process."""
         overrides = list(overrides)
+        if private:  # a forked process: another thread of the parent may have held the lock at the fork
+            self._lock = threading.Lock()
         split = self._split(overrides)
         base = self._base(split[1]) if split is not None else False
         if split is None or base is False:
@@ -61,7 +63,7 @@ class SweepConfigFactory:
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         # the override lists as Hydra writes them: the sweep's hydra overrides after the master's, in order
         cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
-        cfg.hydra.overrides.hydra = list(self.master.hydra.overrides.hydra) + [
+        cfg.hydra.overrides.hydra = OmegaConf.to_container(self.master.hydra.overrides.hydra) + [  # type: ignore
             o.input_line for o in parsed if o.is_hydra_override()]
         OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
         return cfg
