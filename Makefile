@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# the job image of hydra/launcher=kfp (hydra.launcher.image); `make image IMAGE=<registry>/navitune-job:<tag>`
+IMAGE  ?= navitune-job:latest
 
-.PHONY: setup run test test-fast bench tunability clean
+.PHONY: setup run test test-fast bench tunability image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +30,10 @@ bench: setup
 	$(BIN)/python -m experiment.bench sweep
 
 tunability: setup
-	$(BIN)/pip install --quiet -e ".[docs]"
 	$(BIN)/python -m experiment.tunability --plot docs/tunability.png > docs/tunability.json
+
+image:  # needs docker; push $(IMAGE) to a registry the cluster pulls from
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) outputs/runs outputs/sweeps outputs/*.duckdb

@@ -12,7 +12,8 @@ from omegaconf import DictConfig
 from experiment.config import register_configs
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify")
+GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify",
+          "tracking")
 
 register_configs()
 
@@ -54,9 +55,12 @@ def task(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     from experiment.app import run
+    from experiment.tracking.job import track_job
     from experiment.trial import daily_reporter
 
-    return run(cfg, HydraConfig.get().runtime.output_dir, on_day=daily_reporter())
+    job_dir = HydraConfig.get().runtime.output_dir
+    with track_job(cfg, job_dir) as tracking:  # an MLflow child run (sweeps) or standalone run; never fails the job
+        return run(cfg, job_dir, on_day=tracking.on_day(daily_reporter()))
 
 
 INFO_FLAGS = {"-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
@@ -114,7 +118,26 @@ def preflight(argv: list[str]) -> str | None:
         validate(cfg)
     except ConfigError as err:
         return str(err)
-    return None
+    return check_launcher(argv, overrides)
+
+
+def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
+    """``hydra/launcher=kfp``: its settings, proxy and study storage, in one line, before Hydra's callbacks
+    and sweeper write anything (Hydra would only instantiate the launcher after them)."""
+    if not {"-m", "--multirun"} & set(argv):
+        return None
+    from hydra import compose, initialize_config_dir
+
+    from hydra_plugins.navitune_kfp.checks import preflight as kfp_preflight
+
+    # hydra.* overrides cannot be sweeps (Hydra forbids it): keep those the task filter above left out
+    hydra_args = [a for a in argv if a.lstrip("+").startswith("hydra.") and a not in overrides]
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR):
+            cfg = compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
+    except Exception:  # noqa: BLE001 - a composition problem: Hydra reports it itself
+        return None
+    return kfp_preflight(cfg)
 
 
 def composition_error(err: Exception, argv: list[str]) -> str | None:

@@ -135,7 +135,13 @@ def bench_sweep() -> dict:
     return run()
 
 
-BENCHES = {"sim": bench_sim, "sweep": bench_sweep}
+def bench_kfp() -> dict:
+    from experiment.bench_kfp import bench_kfp as run
+
+    return run()
+
+
+BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp}
 
 
 def main() -> None:

@@ -114,6 +114,19 @@ class ProxyConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """MLflow (``tracking=local|server|off``): ``uri`` is the store (``sqlite:///...``) or the server
+    (``http(s)://host:port``); the rules live in ``experiment.tracking.common.check_tracking``."""
+
+    kind: str = "local"  # local | server | off
+    uri: Optional[str] = "sqlite:///${paths.outputs}/mlflow.db"
+    experiment: Optional[str] = None  # null: the Optuna study's name (single runs: navitune_<region>_<window>_<demand>)
+    artifact_location: Optional[str] = "${paths.outputs}/mlartifacts"  # of experiments navitune creates; null: the server's
+    timeout_s: float = 5.0  # per MLflow HTTP request: a dead server costs seconds, not minutes
+    max_retries: int = 1  # MLflow HTTP retries
+
+
+@dataclass
 class PathsConfig:
     outputs: str = "outputs"
 
@@ -127,13 +140,14 @@ class NavituneConfig:
     sink: SinkConfig = field(default_factory=SinkConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 ROAD_WEIGHT_KEYS = ROAD_CLASSES + TURN_TYPES
 GROUP_SCHEMAS: dict[str, type] = {
     "region": RegionConfig, "demand": DemandConfig, "window": WindowConfig,
     "policy": PolicyConfig, "sink": SinkConfig, "paths": PathsConfig,
-    "proxy": ProxyConfig,
+    "proxy": ProxyConfig, "tracking": TrackingConfig,
 }
 
 
@@ -156,6 +170,7 @@ def register_configs() -> None:
     for group, node in (
         ("region", RegionConfig), ("demand", DemandConfig), ("window", WindowConfig),
         ("policy", PolicyConfig), ("sink", SinkConfig), ("proxy", ProxyConfig),
+        ("tracking", TrackingConfig),
     ):
         cs.store(group=group, name=f"{group}_schema", node=node)
 
@@ -237,6 +252,7 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
         _fail("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")
     _check_sink(s)
     _check_proxy(cfg)
+    _check_tracking(cfg)
 
 
 def _check_sink(s: Any) -> None:
@@ -255,6 +271,15 @@ def _check_sink(s: Any) -> None:
         _fail("sink.location", s.location, "null or a BigQuery location such as US, EU, asia-northeast1")
     if s.api_endpoint is not None and not HTTP_URL.fullmatch(str(s.api_endpoint)):
         _fail("sink.api_endpoint", s.api_endpoint, "null (BigQuery itself) or http(s)://host[:port] of an emulator")
+
+
+def _check_tracking(cfg: Any) -> None:
+    """The tracking rules live beside the tracking code (the sweep callback checks them again)."""
+    from experiment.tracking.common import check_tracking
+
+    tracking = cfg.get("tracking") if hasattr(cfg, "get") else getattr(cfg, "tracking", None)
+    if tracking is not None:
+        check_tracking(tracking)
 
 
 def _check_proxy(cfg: Any) -> None:

@@ -126,7 +126,8 @@ def test_exit_zero_and_one_run_directory(runs):
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert not (r.outputs / "sweeps").exists()
     assert sorted(p.name for p in r.cwd.iterdir()) == ["outputs"], "the run wrote outside paths.outputs"
-    assert sorted(p.name for p in r.outputs.iterdir()) == ["results.duckdb", "runs"]
+    # the results file, the run directories and the local MLflow store (tracking=local, the default)
+    assert sorted(p.name for p in r.outputs.iterdir()) == ["mlartifacts", "mlflow.db", "results.duckdb", "runs"]
 
 
 def test_summary_contract(runs):

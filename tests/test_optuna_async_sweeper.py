@@ -328,6 +328,21 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.communicate()  # reaped: a dead sweeper, not a zombie
 
 
+def test_resumed_seeded_sweep_proposes_new_points(tmp_path: Path) -> None:
+    """A seeded sampler restarted on a study that has trials must not replay the first run's points."""
+    store = tmp_path / "study.journal"
+    args = (journal(store), "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=7",
+            "x=interval(-5.0,5.0)", "y=interval(-5.0,5.0)")
+    first = run("sphere", tmp_path, "sweep", *args, "hydra.sweeper.n_trials=4")
+    assert first.rc == 0, first
+    again = run("sphere", tmp_path, "sweep", *args, "hydra.sweeper.n_trials=8")
+    assert again.rc == 0, again
+    trials = journal_trials(store, "sphere")
+    assert states(trials)[TrialState.COMPLETE] == 8
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(points)) == 8, points
+
+
 def test_kill_9_then_rerun_ends_at_exactly_n_trials(tmp_path: Path) -> None:
     store, hold = tmp_path / "study.journal", tmp_path / "hold"
     args = (journal(store), "hydra.sweeper.n_trials=8", "sleep_s=0.3", f"hold_file={hold}")

@@ -157,6 +157,10 @@ class AsyncOptunaSweeperImpl:
         )
         self.study, self.space, self.fixed, self.fixed_overrides = study, space, fixed, fixed_overrides
         self.directions = directions
+        if study.get_trials(deepcopy=False) and not isinstance(sampler, optuna.samplers.GridSampler):
+            # A seeded sampler would start its random stream over and propose the first run's points
+            # again; a resumed (or shared) study gets a fresh stream instead.
+            sampler.reseed_rng()
         log.info(f"Study {study.study_name!r} ({_describe(self.storage_setting)}), sampler "
                  f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time")
         self._enqueue_baselines(study)

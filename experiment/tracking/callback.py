@@ -1,0 +1,302 @@
+"""The sweep's MLflow parent run, from a Hydra callback (registered in ``conf/config.yaml`` under
+``hydra.callbacks.mlflow``; it reads the ``tracking`` group and does nothing with ``tracking=off``).
+
+Why a callback: the sweeper in ``launchers/`` knows nothing of taxis or MLflow, and Hydra calls
+``on_multirun_start`` before the sweeper starts any job and ``on_multirun_end`` (in a ``finally``) after the
+last one, with any sweep. Why only those two hooks: a callback with ``on_job_start``/``on_job_end`` would
+move every job of the process-pool launcher off its fast path; the jobs log their own runs
+(:mod:`experiment.tracking.job`) and find the parent through :data:`~.common.ENV_PARENT`, set here before
+jobs are forked, or (remote jobs) by the sweep's key tags.
+
+* start: find the parent run of this study (same study and storage: a resumed sweep reuses it) or create it;
+  log the study, region, window, sampler, search space, git commit and dirty flag, the command-line
+  overrides and the composed config (interpolations kept: ``${oc.env:...}`` is never resolved into MLflow).
+* end: best value and parameters, trial counts, the gain over the production baseline trial, and the sweep
+  directory's results (``optimization_results.yaml``, ``best_*.yaml``; the report and plots under ``report/``);
+  status FINISHED, FAILED (the sweep raised) or KILLED (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from experiment.tracking import common
+from experiment.tracking.common import ENV_EXPERIMENT, ENV_PARENT, ROLE_TAG, UNAVAILABLE, Guard
+
+log = logging.getLogger("navitune.tracking")
+
+SWEEP_FIXED_KEYS = (
+    "region.name", "region.drivers", "demand.source", "window.name", "window.start", "window.end", "window.seed",
+    "window.drivers", "window.max_shift_h", "policy.name", "sink.kind",
+)
+
+
+def _select(config: DictConfig, key: str) -> Any:
+    try:
+        value = OmegaConf.select(config, key, default=None)
+    except Exception:  # an interpolation that cannot be resolved in the sweep process
+        return None
+    if isinstance(value, (DictConfig, ListConfig)):
+        try:
+            return OmegaConf.to_container(value, resolve=True)
+        except Exception:
+            return None
+    return value
+
+
+def _short(target: Any) -> str | None:
+    return None if target is None else str(target).rsplit(".", 1)[-1]
+
+
+def sweep_info(config: DictConfig) -> dict[str, Any]:
+    """What identifies the sweep: study and storage (any Optuna sweeper), sweep directory."""
+    storage = _select(config, "hydra.sweeper.storage")
+    return {"study": _select(config, "hydra.sweeper.study_name"),
+            "storage": None if storage is None else str(storage),
+            "dir": str(_select(config, "hydra.sweep.dir"))}
+
+
+def sweep_params(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """The parent's params: the study and how it searches, and the fixed settings every trial shares."""
+    choices = _select(config, "hydra.runtime.choices") or {}
+    sampler = _select(config, "hydra.sweeper.sampler") or {}
+    pruner = _select(config, "hydra.sweeper.pruner") or {}
+    params: dict[str, Any] = {
+        "study": info["study"], "storage": None if info["storage"] is None else common.mask(info["storage"]),
+        "direction": _select(config, "hydra.sweeper.direction"),
+        "sweeper": choices.get("hydra/sweeper"), "launcher": choices.get("hydra/launcher"),
+        "sampler": _short(sampler.get("_target_")) if isinstance(sampler, dict) else None,
+        "sampler.seed": sampler.get("seed") if isinstance(sampler, dict) else None,
+        "pruner": _short(pruner.get("_target_")) if isinstance(pruner, dict) else None,
+        "search_space": choices.get("search_space"),
+        "n_jobs": _select(config, "hydra.sweeper.n_jobs"),
+        "max_retries": _select(config, "hydra.sweeper.max_retries"),
+    }
+    for key, spec in (_select(config, "hydra.sweeper.params") or {}).items():
+        params[f"search_space.{key}"] = spec
+    enqueue = _select(config, "hydra.sweeper.enqueue")
+    if enqueue:
+        params["baseline"] = json.dumps(enqueue, sort_keys=True)
+    for key in SWEEP_FIXED_KEYS:
+        params[key] = _select(config, key)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class MLflowSweepCallback(Callback):
+    """One MLflow parent run per sweep (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.settings: common.Settings | None = None
+        self.guard: Guard | None = None
+        self.client: Any = None
+        self.run_id: str | None = None
+        self.exp_id: str | None = None
+
+    # ------------------------------------------------------------------------------------ start
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._on_start(config)
+        except Exception as err:  # a bug here must cost one warning, not the sweep (or a warning per trial)
+            log.warning("MLflow tracking could not start (%s): the sweep and its trials are not tracked; "
+                        "the sweep goes on", common.first_line(err))
+            self.run_id = None
+            os.environ[ENV_PARENT] = UNAVAILABLE
+            os.environ.pop(ENV_EXPERIMENT, None)
+
+    def _on_start(self, config: DictConfig) -> None:
+        from experiment.config import ConfigError
+
+        for var in (ENV_PARENT, ENV_EXPERIMENT):
+            os.environ.pop(var, None)
+        self.run_id = None
+        try:
+            s = common.Settings.from_cfg(config)
+        except ConfigError as err:
+            log.warning("%s (MLflow tracking is off for this sweep)", err)
+            return
+        if s is None:
+            return
+        self.settings = s
+        self.guard = g = Guard(s, "the sweep and its trials are not tracked; the sweep goes on")
+        common.prepare(s)
+        common.git_state()  # once here, inherited by forked jobs
+        g("connecting", common.probe, s, fatal=True)
+        self.client = g("opening the tracking store", common.client, s, fatal=True)
+        found = None
+        if self.client is not None:
+            found = g("finding or creating the sweep's parent run", self._parent_run, config, s, fatal=True)
+        if found is not None and not g.off:
+            g("logging the sweep's settings", self._log_start, config, s, *found)
+        if self.run_id is None or g.off:
+            self.run_id = None
+            os.environ[ENV_PARENT] = UNAVAILABLE  # the jobs stay quiet: this was the one warning
+            return
+        os.environ[ENV_PARENT] = self.run_id
+        os.environ[ENV_EXPERIMENT] = str(self.exp_id)
+
+    def _parent_run(self, config: DictConfig, s: common.Settings) -> tuple[Any, bool]:
+        """The experiment of the study and the sweep's parent run: found (a resumed sweep) or created."""
+        info = sweep_info(config)
+        study = info["study"]
+        c = self.client
+        name = common.default_experiment(config, study, s)
+        exp_tags = {"navitune.study": study} if study else {}
+        self.exp_id = exp_id = common.experiment_id(c, name, s, exp_tags)
+        keys = common.sweep_keys(study, info["storage"], info["dir"])
+        key = keys[common.SWEEP_KEY_TAG]
+        found = common.find_parents(c, exp_id, common.SWEEP_KEY_TAG, key)
+        if found:
+            run = found[0]
+            c.update_run(run.info.run_id, status="RUNNING")
+        else:
+            leaf = Path(info["dir"]).name
+            run = c.create_run(exp_id, run_name=f"sweep-{study}" if study else f"sweep-{leaf}",
+                               tags={ROLE_TAG: "sweep", **keys})
+            winner = common.find_parents(c, exp_id, common.SWEEP_KEY_TAG, key)[0]
+            if winner.info.run_id != run.info.run_id:  # another sweeper of this study created one first
+                c.delete_run(run.info.run_id)
+                run = winner
+        self.run_id = run.info.run_id
+        return run, bool(found)
+
+    def _log_start(self, config: DictConfig, s: common.Settings, run: Any, resumed: bool) -> None:
+        """What this start of the sweep runs: settings, search space, git state, command line, config."""
+        c, run_id, exp_id = self.client, run.info.run_id, str(self.exp_id)
+        info = sweep_info(config)
+        study = info["study"]
+        keys = common.sweep_keys(study, info["storage"], info["dir"])
+        invocation = int(run.data.tags.get("navitune.invocations", "0")) + 1
+        params = {k: v for k, v in sweep_params(config, info).items() if k not in run.data.params}
+        command_line = [*(_select(config, "hydra.overrides.hydra") or []),
+                        *(_select(config, "hydra.overrides.task") or [])]
+        overrides = [str(o) for o in command_line if not str(o).startswith("hydra.mode=")]  # -m is implied
+        tags = {
+            **common.source_tags(), **keys, ROLE_TAG: "sweep", "navitune.sweep_dir": info["dir"],
+            "navitune.invocations": invocation, "navitune.n_trials": _select(config, "hydra.sweeper.n_trials"),
+            "navitune.overrides": " ".join(overrides),
+            "mlflow.note.content": self._note(info, study),
+        }
+        if study:
+            tags |= {"navitune.study": study, "navitune.storage": common.mask(info["storage"] or "")}
+        common.log_batch(c, run_id, params=params, tags=tags)
+        text = common.config_yaml(config)
+        c.log_text(run_id, text, "config.yaml")
+        c.log_text(run_id, text, f"invocations/{invocation:03d}/config.yaml")
+        c.log_text(run_id, common.mask("\n".join(overrides) + "\n"), f"invocations/{invocation:03d}/overrides.txt")
+        log.info("MLflow: %s parent run %s of experiment %r: %s", "resumed" if resumed else "new",
+                 run_id, common.default_experiment(config, study, s), s.ui_url(exp_id))
+
+    @staticmethod
+    def _note(info: dict[str, Any], study: str | None) -> str:
+        what = f"Optuna study `{study}`" if study else "a Hydra multirun"
+        return (f"navitune sweep of {what}: one child run per trial attempt (tags `navitune.trial`, "
+                f"`navitune.state`, `navitune.attempt`). Latest sweep directory: `{info['dir']}`.")
+
+    # -------------------------------------------------------------------------------------- end
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        error = sys.exc_info()[1]  # Hydra calls this hook in a finally: an exception in flight = the sweep failed
+        try:
+            if self.run_id is not None and self.guard is not None:
+                status = "FINISHED" if error is None else "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+                self.guard("logging the sweep's results", self._results, config)
+                self.guard("ending the sweep's parent run", self.client.set_terminated, self.run_id, status)
+        except Exception as err:  # never let tracking turn a finished sweep into a failed one
+            log.warning("MLflow: the sweep's results were not logged (%s)", common.first_line(err))
+        finally:
+            for var in (ENV_PARENT, ENV_EXPERIMENT):
+                os.environ.pop(var, None)
+            self.run_id = None
+
+    def _results(self, config: DictConfig) -> None:
+        c, run_id = self.client, self.run_id
+        sweep_dir = Path(sweep_info(config)["dir"])
+        metrics: list[tuple[str, float, int]] = []
+        tags: dict[str, Any] = {}
+        study = _study_summary(config)
+        step = int(study.get("finished", 0)) if study else 0
+        for key in ("finished", "complete", "pruned", "failed"):
+            if study and key in study:
+                metrics.append((f"trials_{key}", study[key], step))
+        results_file = sweep_dir / "optimization_results.yaml"
+        if results_file.is_file():
+            results = OmegaConf.to_container(OmegaConf.load(results_file))
+            if isinstance(results, dict) and "best_value" in results:
+                metrics.append(("best_value", float(results["best_value"]), step))
+                best = results.get("best_params") or {}
+                metrics += [(f"best.{k}", float(v), step) for k, v in best.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                tags["navitune.best_params"] = json.dumps(best, sort_keys=True)
+        if study:
+            for key in ("baseline_value", "improvement_pct"):
+                if study.get(key) is not None:
+                    metrics.append((key, study[key], step))
+            if study.get("best_trial") is not None:
+                tags["navitune.best_trial"] = study["best_trial"]
+        common.log_batch(c, run_id, tags=tags, metrics=metrics)
+        for path, folder in result_files(sweep_dir):
+            c.log_artifact(run_id, str(path), folder)
+        if metrics:
+            best = next((v for k, v, _ in metrics if k == "best_value"), None)
+            log.info("MLflow: sweep results logged to parent run %s%s", run_id,
+                     "" if best is None else f" (best value {best:,.1f})")
+
+
+def result_files(sweep_dir: Path) -> list[tuple[Path, str | None]]:
+    """The sweep directory's results and where they go in the parent run: the sweeper's
+    ``optimization_results.yaml`` and ``best_*.yaml`` at the top, the champion/challenger report (written by
+    its callback, whose end hook Hydra runs before this one) under ``report/``."""
+    files: list[tuple[Path, str | None]] = [(p, None) for p in [sweep_dir / "optimization_results.yaml",
+                                                                  *sorted(sweep_dir.glob("best_*.yaml"))]]
+    try:
+        from experiment.report import report_paths
+    except ImportError:  # no report module: its usual files, if any
+        report = [sweep_dir / "report.md", sweep_dir / "report.json", *sorted(sweep_dir.glob("*.png"))]
+    else:
+        report = report_paths(sweep_dir)
+    files += [(p, "report") for p in report]
+    return [(p, folder) for p, folder in files if p.is_file()]
+
+
+def _study_summary(config: DictConfig) -> dict[str, Any] | None:
+    """Trial counts, the best trial and the production baseline's value, read back from the Optuna study
+    (None when the sweep has no Optuna study or it cannot be read: the rest is still logged)."""
+    info = sweep_info(config)
+    if not info["study"] or not info["storage"]:
+        return None
+    try:
+        import optuna
+        from optuna.trial import TrialState
+
+        try:
+            from hydra_plugins.navitune_optuna.storage import make_storage
+
+            storage: Any = make_storage(info["storage"])
+        except ImportError:
+            storage = info["storage"]
+        study = optuna.load_study(study_name=info["study"], storage=storage)
+        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("navitune:over_budget")]
+        n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
+        out: dict[str, Any] = {"finished": n[TrialState.COMPLETE] + n[TrialState.PRUNED],
+                               "complete": n[TrialState.COMPLETE], "pruned": n[TrialState.PRUNED],
+                               "failed": n[TrialState.FAIL]}
+        if len(study.directions) == 1 and n[TrialState.COMPLETE]:
+            best = study.best_trial
+            out["best_trial"] = best.number
+            base = next((t for t in trials if t.state == TrialState.COMPLETE
+                         and t.user_attrs.get("navitune:baseline") == 0), None)
+            if base is not None and base.value:
+                out["baseline_value"] = base.value
+                sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+                out["improvement_pct"] = sign * (best.value - base.value) / abs(base.value) * 100.0
+        return out
+    except Exception as err:  # not an Optuna study, or unreadable: the sweep's other results still go in
+        log.debug("no study summary for MLflow: %s", common.first_line(err))
+        return None

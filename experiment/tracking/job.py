@@ -1,0 +1,236 @@
+"""The run of one job: a child run under the sweep's parent (one per trial attempt), or a standalone run.
+
+The task wraps :func:`experiment.app.run` in :func:`track_job`. The run is created before the simulation
+(so a running or crashed trial is visible), the revenue reported to the Optuna trial after each day is
+logged as it comes (``revenue_per_driver_day_so_far_yen``, step = day), and at the end the summary's metrics,
+the daily revenue (``daily_revenue_per_driver_yen``, step = day), the trial's state (COMPLETE, PRUNED or
+FAIL) and the job's config are logged. Every MLflow call goes through a :class:`~.common.Guard`, so tracking
+never changes what the job returns or raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiment.tracking import common
+from experiment.tracking.common import ENV_EXPERIMENT, ENV_PARENT, PARENT_TAG, ROLE_TAG, UNAVAILABLE, Guard
+
+log = logging.getLogger("navitune.tracking")
+
+SO_FAR = "revenue_per_driver_day_so_far_yen"  # what the trial reports to Optuna after each day
+DAILY = "daily_revenue_per_driver_yen"
+SUMMARY_METRICS = (
+    "objective", "revenue_per_driver_day_yen", "revenue_per_driver_shift_yen", "occupancy_distance",
+    "trips_per_driver_shift", "mean_fare_yen", "km_per_shift", "km_per_trip", "service_rate", "requests",
+    "served", "abandoned",
+)
+FIXED_KEYS = (
+    "region.name", "region.drivers", "region.requests_per_hour", "region.network_seed", "demand.source",
+    "window.name", "window.start", "window.end", "window.seed", "window.drivers", "window.max_shift_h",
+    "policy.name", "policy.navigation", "policy.gamma", "policy.max_wait_min", "policy.compliance", "sink.kind",
+)
+
+
+def job_params(cfg: DictConfig, swept: list[str]) -> dict[str, Any]:
+    """The trial's parameters (the keys the sweep tunes) and the settings that make a run comparable, under
+    their config keys (``policy.gamma`` is the same name in Optuna, Hydra and MLflow)."""
+    keys = list(FIXED_KEYS)
+    road_weights = OmegaConf.select(cfg, "policy.road_weights")
+    if road_weights is not None:
+        keys += [f"policy.road_weights.{k}" for k in road_weights]
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(keys + swept):
+        try:
+            value = OmegaConf.select(cfg, key, default=None)
+        except Exception:  # an interpolation that cannot be resolved: leave it out
+            continue
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _hydra() -> Any:
+    """The job's Hydra config, or None when the task is called without Hydra (tests)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+class JobTracker:
+    """One MLflow run for one job; does nothing when tracking is off, unavailable, or the config is invalid
+    (``run`` then fails with its one-line error)."""
+
+    def __init__(self, cfg: DictConfig, job_dir: Path) -> None:
+        self.cfg, self.job_dir = cfg, job_dir
+        self.client: Any = None
+        self.run_id: str | None = None
+        self.guard: Guard | None = None
+        self.settings: common.Settings | None = None
+        self.role = "run"
+        self.exp_id: str | None = None
+        self._t0 = time.monotonic()
+        self._last_day: int | None = None
+
+    # ------------------------------------------------------------------------------------ start
+    def start(self) -> None:
+        from hydra.types import RunMode
+
+        from experiment.app import sweep_context
+        from experiment.config import ConfigError
+
+        try:
+            s = common.Settings.from_cfg(self.cfg)
+        except ConfigError:
+            return  # run() validates the whole config and fails with this error in one line
+        if s is None:
+            return
+        parent_env = os.environ.get(ENV_PARENT) or None
+        if parent_env == UNAVAILABLE:
+            log.debug("MLflow was unavailable when the sweep started (it warned then): this job is not tracked")
+            return
+        ctx = sweep_context()
+        hc = _hydra()
+        multirun = bool(parent_env or ctx["study"] is not None or (hc is not None and hc.mode == RunMode.MULTIRUN))
+        self.role = "trial" if multirun else "run"
+        if ctx["trial"] is not None:
+            name = f"trial-{ctx['trial']}" + (f"-retry-{ctx['attempt']}" if ctx["attempt"] else "")
+            subject = f"trial {ctx['trial']}"
+        elif multirun:
+            name = f"job-{hc.job.num}" if hc is not None else "job"
+            subject = f"job {hc.job.num}" if hc is not None else "this job"
+        else:
+            name = f"{self.cfg.region.name}-{self.cfg.policy.name}-{self.cfg.window.name}"
+            subject = "this run"
+        self.settings, self.guard = s, Guard(s, f"{subject} is not tracked; it runs on")
+        g = self.guard
+        common.prepare(s)
+        g("connecting", common.probe, s, fatal=True)
+        self.client = g("opening the tracking store", common.client, s, fatal=True)
+        if self.client is None:
+            return
+        study = ctx["study"]
+        if parent_env and os.environ.get(ENV_EXPERIMENT):
+            self.exp_id = os.environ[ENV_EXPERIMENT]
+        else:
+            self.exp_id = g("finding the experiment", common.experiment_id, self.client,
+                            common.default_experiment(self.cfg, study, s), s, fatal=True)
+        if self.exp_id is None:
+            return
+        parent = parent_env
+        if parent is None and multirun:
+            parent = g("finding the sweep's parent run", self._find_parent, hc, study)
+        swept = []
+        if hc is not None:
+            params = OmegaConf.select(hc, "sweeper.params", default=None)
+            swept = [str(k) for k in params] if isinstance(params, DictConfig) else []
+        tags: dict[str, Any] = {ROLE_TAG: self.role, "navitune.state": "RUNNING", **common.source_tags()}
+        if parent:
+            tags[PARENT_TAG] = parent
+        if study is not None:
+            tags |= {"navitune.study": study, "navitune.trial": ctx["trial"], "navitune.attempt": ctx["attempt"],
+                     "navitune.origin_trial": ctx["origin_trial"]}
+        kfp = ((common.ENV_KFP_RUN_ID, "navitune.kfp_run_id"), (common.ENV_KFP_RUN_URL, "navitune.kfp_run_url"))
+        for var, tag in kfp:
+            if os.environ.get(var):
+                tags[tag] = os.environ[var]
+        if hc is not None:
+            tags["navitune.job_dir"] = str(self.job_dir)
+            tags["navitune.overrides"] = " ".join(str(o) for o in hc.overrides.task)
+        run = g("creating the run", self.client.create_run, self.exp_id, run_name=name,
+                tags={k: common.mask(v) for k, v in tags.items() if v is not None}, fatal=True)
+        if run is None:
+            return
+        self.run_id = run.info.run_id
+        g("logging params", common.log_batch, self.client, self.run_id, params=job_params(self.cfg, swept))
+
+    def _find_parent(self, hc: Any, study: str | None) -> str | None:
+        """A job that did not inherit the parent's id (a remote job): look the parent up by the sweep's key."""
+        if study is None:
+            return None
+        storage = OmegaConf.select(hc, "sweeper.storage", default=None) if hc is not None else None
+        keys = common.sweep_keys(study, None if storage is None else str(storage), None)
+        for tag in (common.SWEEP_KEY_TAG, common.STUDY_KEY_TAG):
+            runs = common.find_parents(self.client, self.exp_id, tag, keys[tag])
+            if runs:
+                return str(runs[0].info.run_id)
+        return None
+
+    # ------------------------------------------------------------------------------- during
+    def on_day(self, inner: Callable[[int, float], bool] | None) -> Callable[[int, float], bool] | None:
+        """Wrap the trial's daily reporter: log the value first, so a pruned trial's last day is logged too."""
+        if self.run_id is None:
+            return inner
+
+        def on_day(day: int, value: float) -> bool:
+            self._last_day = day
+            assert self.guard is not None
+            self.guard("logging the daily revenue", self.client.log_metric, self.run_id, SO_FAR, float(value),
+                       step=int(day))
+            return inner(day, value) if inner is not None else False
+
+        return on_day
+
+    # ---------------------------------------------------------------------------------- end
+    def end(self, error: BaseException | None) -> None:
+        if self.run_id is None or self.guard is None:
+            return
+        g = self.guard
+        if error is None:
+            state, status = "COMPLETE", "FINISHED"
+        elif type(error).__name__ == "TrialPruned":
+            state, status = "PRUNED", "FINISHED"
+        else:
+            state, status = "FAIL", "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        tags: dict[str, Any] = {"navitune.state": state}
+        metrics: list[tuple[str, float, int]] = [("job_seconds", time.monotonic() - self._t0, 0)]
+        if error is not None and state != "PRUNED":
+            tags["navitune.error"] = common.first_line(error, 500)
+        if state == "PRUNED" and self._last_day is not None:
+            metrics.append(("pruned_after_days", self._last_day + 1, 0))
+        summary_path = self.job_dir / "summary.json"
+        summary: dict[str, Any] | None = None
+        if error is None and summary_path.is_file():
+            summary = json.loads(summary_path.read_text())
+            metrics += [(k, summary[k], 0) for k in SUMMARY_METRICS if isinstance(summary.get(k), (int, float))]
+            metrics += [(DAILY, v, day) for day, v in enumerate(summary.get("daily_revenue_per_driver_yen") or [])]
+            for k, v in (summary.get("timings_s") or {}).items():
+                metrics.append((f"timing.{k}", v, 0))
+        g("logging the results", common.log_batch, self.client, self.run_id, tags=tags, metrics=metrics)
+        g("logging the config", self.client.log_text, self.run_id, common.config_yaml(self.cfg), "config.yaml")
+        if summary is not None:
+            g("logging summary.json", self.client.log_artifact, self.run_id, str(summary_path))
+        g("ending the run", self.client.set_terminated, self.run_id, status)
+        if self.role == "run" and not g.off:
+            assert self.settings is not None
+            log.info("MLflow run: %s", self.settings.ui_url(str(self.exp_id), self.run_id))
+
+
+@contextmanager
+def track_job(cfg: DictConfig, job_dir: str | Path) -> Iterator[JobTracker]:
+    """``with track_job(cfg, job_dir) as t: return run(cfg, job_dir, on_day=t.on_day(reporter))``"""
+    tracker = JobTracker(cfg, Path(job_dir))
+    _safely("start", tracker.start, tracker)
+    try:
+        yield tracker
+    except BaseException as err:
+        _safely("end", tracker.end, tracker, err)
+        raise
+    _safely("end", tracker.end, tracker, None)
+
+
+def _safely(what: str, fn: Callable[..., None], tracker: JobTracker, *args: Any) -> None:
+    """Tracking must never change what the job returns or raises: a bug here costs one warning."""
+    try:
+        fn(*args)
+    except Exception as err:
+        log.warning("MLflow tracking could not %s (%s): this run is not (fully) tracked; it runs on",
+                    what, common.first_line(err))
+        tracker.run_id = None

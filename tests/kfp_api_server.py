@@ -1,0 +1,256 @@
+"""A stand-in for a Kubeflow Pipelines cluster's API server, for tests (no KFP cluster exists here).
+
+It serves the ``/apis/v2beta1`` endpoints ``kfp.Client`` calls — healthz, experiments (create, list with a
+display-name filter, get) and runs (create, list with filter and sort, get, terminate) — with the JSON shapes of
+the real API (snake_case field names, RFC 3339 times, state strings). It executes nothing: a test scripts the
+states each run goes through (``script``), can make requests fail with HTTP errors (``fail``), and reads every
+request back (``requests``) to assert what the client sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlparse
+
+PREFIX = "/apis/v2beta1"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    at: float  # time.monotonic() when it arrived
+    status: int = 200
+
+
+@dataclass
+class Script:
+    states: list[str]  # what successive GETs of the run return; the last one stays
+    error: str | None = None  # the run's error message once it is FAILED
+    on_end: Callable[[dict], None] | None = None  # called (once) just before the first terminal state is served
+
+
+@dataclass
+class _Failure:
+    method: str
+    pattern: re.Pattern
+    statuses: list[int]
+
+
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class FakeKFP:
+    """``with FakeKFP() as kfp: ...``; ``kfp.url`` is the host for ``kfp.Client``."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.experiments: dict[str, dict] = {}
+        self.runs: dict[str, dict] = {}
+        self.scripts: dict[str, Script] = {}
+        self.default_states: list[str] | None = None  # for runs without a script of their own
+        self._failures: list[_Failure] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # ------------------------------------------------------------------------------------ test API
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "FakeKFP":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def script(self, display_name: str, *states: str, error: str | None = None,
+               on_end: Callable[[dict], None] | None = None) -> None:
+        """The states the run of that name shows on successive GETs (after creation it is PENDING)."""
+        self.scripts[display_name] = Script(list(states), error, on_end)
+
+    def fail(self, method: str, path_regex: str, *statuses: int) -> None:
+        """The next requests matching ``method`` and ``path_regex`` get these HTTP statuses, one each."""
+        self._failures.append(_Failure(method, re.compile(path_regex), list(statuses)))
+
+    def add_experiment(self, display_name: str, namespace: str = "") -> dict:
+        with self._lock:
+            return self._create_experiment({"display_name": display_name, "namespace": namespace})
+
+    def add_run(self, experiment_id: str, display_name: str, state: str = "RUNNING",
+                parameters: dict | None = None) -> dict:
+        """A run that already exists (e.g. submitted by a sweeper that has since died)."""
+        with self._lock:
+            run = self._create_run({"experiment_id": experiment_id, "display_name": display_name,
+                                    "runtime_config": {"parameters": parameters or {}}})
+            run["state"] = state
+            return run
+
+    def calls(self, method: str, path_regex: str) -> list[Request]:
+        """Requests that reached the API logic (not the injected failures)."""
+        pattern = re.compile(path_regex)
+        return [r for r in self.requests if r.method == method and pattern.fullmatch(r.path) and r.status == 200]
+
+    def attempts(self, method: str, path_regex: str) -> list[Request]:
+        """All requests, injected failures included."""
+        pattern = re.compile(path_regex)
+        return [r for r in self.requests if r.method == method and pattern.fullmatch(r.path)]
+
+    # ----------------------------------------------------------------------------------- model
+    def _create_experiment(self, body: dict) -> dict:
+        exp = {
+            "experiment_id": f"exp-{next(self._ids)}",
+            "display_name": body.get("display_name", ""),
+            "description": body.get("description", ""),
+            "namespace": body.get("namespace") or "",
+            "created_at": _now(),
+            "storage_state": "AVAILABLE",
+        }
+        self.experiments[exp["experiment_id"]] = exp
+        time.sleep(0.002)  # distinct created_at values
+        return exp
+
+    def _create_run(self, body: dict) -> dict:
+        run = dict(body)
+        run.update({"run_id": f"run-{next(self._ids)}", "state": "PENDING", "created_at": _now(),
+                    "storage_state": "AVAILABLE"})
+        self.runs[run["run_id"]] = run
+        time.sleep(0.002)
+        return run
+
+    def _advance(self, run: dict) -> None:
+        script = self.scripts.get(run["display_name"])
+        if script is None and self.default_states:
+            script = self.scripts[run["display_name"]] = Script(list(self.default_states))
+        if script is None or run["state"] in TERMINAL or run["state"] == "CANCELING":
+            if run["state"] == "CANCELING":
+                run["state"] = "CANCELED"
+            return
+        state = script.states.pop(0) if len(script.states) > 1 else script.states[0]
+        if state in TERMINAL and script.on_end is not None:
+            hook, script.on_end = script.on_end, None
+            hook(run)
+        run["state"] = state
+        if state == "FAILED" and script.error:
+            run["error"] = {"code": 2, "message": script.error}
+            run["run_details"] = {"task_details": [
+                {"display_name": "navitune-job", "state": "FAILED", "error": {"code": 2, "message": script.error}}]}
+        if state in TERMINAL:
+            run["finished_at"] = _now()
+
+    @staticmethod
+    def _matches(item: dict, filter_json: str | None) -> bool:
+        if not filter_json:
+            return True
+        for p in json.loads(filter_json).get("predicates", []):
+            if p.get("operation") not in (1, "EQUALS"):
+                raise ValueError(f"unsupported filter operation {p.get('operation')!r}")
+            value = p.get("stringValue", p.get("string_value"))
+            if str(item.get(p["key"], "")) != value:
+                return False
+        return True
+
+    # ----------------------------------------------------------------------------------- HTTP
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if method == "GET" and path == f"{PREFIX}/healthz":
+            return 200, {"commit_sha": "fake", "tag_name": "2.5.0", "multi_user": False}
+        if path == f"{PREFIX}/experiments":
+            if method == "POST":
+                return 200, self._create_experiment(body)
+            items = [e for e in self.experiments.values()
+                     if self._matches(e, query.get("filter"))
+                     and (not query.get("namespace") or e["namespace"] == query["namespace"])]
+            return 200, {"experiments": items, "total_size": len(items)} if items else {}
+        m = re.fullmatch(rf"{PREFIX}/experiments/([^/:]+)", path)
+        if m and method == "GET":
+            exp = self.experiments.get(m.group(1))
+            return (200, exp) if exp else (404, {"error": "not found", "code": 5, "message": "experiment not found"})
+        if path == f"{PREFIX}/runs":
+            if method == "POST":
+                if body.get("experiment_id") not in self.experiments:
+                    return 400, {"code": 3, "message": "unknown experiment_id"}
+                return 200, self._create_run(body)
+            items = [r for r in self.runs.values() if self._matches(r, query.get("filter"))
+                     and (not query.get("experiment_id") or r.get("experiment_id") == query["experiment_id"])]
+            if query.get("sort_by", "").startswith("created_at"):
+                items.sort(key=lambda r: r["created_at"], reverse=query["sort_by"].endswith("desc"))
+            items = items[: int(query.get("page_size") or 100)]
+            return 200, ({"runs": items, "total_size": len(items)} if items else {})
+        m = re.fullmatch(rf"{PREFIX}/runs/([^/:]+)(:terminate)?", path)
+        if m:
+            run = self.runs.get(m.group(1))
+            if run is None:
+                return 404, {"code": 5, "message": "run not found"}
+            if method == "POST" and m.group(2):
+                if run["state"] not in TERMINAL:
+                    run["state"] = "CANCELING"
+                return 200, {}
+            if method == "GET" and not m.group(2):
+                self._advance(run)
+                return 200, run
+        return 404, {"code": 5, "message": f"no route {method} {path}"}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _serve(self, method: str) -> None:
+                url = urlparse(self.path)
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                req = Request(method, url.path, query, body, time.monotonic())
+                with fake._lock:
+                    fake.requests.append(req)
+                    status: int | None = None
+                    for failure in fake._failures:
+                        if failure.statuses and failure.method == method and failure.pattern.fullmatch(url.path):
+                            status = failure.statuses.pop(0)
+                            payload: Any = {"code": 14, "message": f"injected HTTP {status}"}
+                            break
+                    if status is None:
+                        try:
+                            status, payload = fake._route(method, url.path, query, body or {})
+                        except Exception as err:  # a bug in a test's script shows as a 500 with the reason
+                            status, payload = 500, {"code": 13, "message": f"{type(err).__name__}: {err}"}
+                    req.status = status
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+        return Handler

@@ -1,0 +1,382 @@
+"""``hydra/launcher=kfp`` with ``backend=remote`` against ``tests/kfp_api_server.FakeKFP``.
+
+FakeKFP stands in for a Kubeflow Pipelines cluster (none exists here): it serves the ``/apis/v2beta1`` endpoints
+the real ``kfp.Client`` calls, runs nothing, and lets each test script the states of a run. The launcher talks
+to it through the real kfp.Client; the study storage (where a remote job leaves its result) is a real MariaDB
+server (``tests/conftest_mariadb``), reached with a password from the environment.
+
+Checked: request shapes (experiment, run body, parameters without the secret), experiment reuse, re-attach to
+an existing run instead of a second create, every end state (SUCCEEDED with the objective, FAILED with the
+job's error and type, FAILED without a result, CANCELED, CANCELING, SKIPPED, PAUSED then SUCCEEDED, timeout
+with terminate), HTTP 5xx retried with growing pauses (a create retried without a duplicate run), HTTP 4xx
+not retried, and the job entrypoint run from the recorded parameters, as a pod would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.callbacks import Callbacks
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobStatus, setup_globals
+from hydra.types import HydraContext
+
+from hydra_plugins.navitune_kfp import remote_backend
+from hydra_plugins.navitune_kfp.results import ResultStore
+from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (session fixture)
+from tests.kfp_api_server import FakeKFP
+
+Plugins.instance()
+ROOT = Path(__file__).resolve().parent.parent
+PW_ENV = "NAVITUNE_TEST_DB_PW"
+CONFIG = """\
+defaults:
+  - override hydra/sweeper: optuna_async
+  - override hydra/launcher: kfp
+  - _self_
+x: 1
+"""
+
+
+def objective(cfg: Any) -> float:
+    """The task function (importable by name, as a remote job needs)."""
+    if cfg.get("fail"):
+        raise ValueError(f"bad x={cfg.x}")
+    return float(cfg.x) ** 2
+
+
+def trial_overrides(study: str, origin: int, attempt: int, x: float = 3.0) -> list[str]:
+    """What the optuna_async sweeper hands the launcher for a trial."""
+    env = "++hydra.job.env_set.NAVITUNE_OPTUNA_"
+    return [f"x={x}", f"{env}STUDY={study}", f"{env}TRIAL={origin + attempt}", f"{env}ATTEMPT={attempt}",
+            f"{env}ORIGIN={origin}"]
+
+
+class Sweep:
+    """A composed sweep config, a launcher set up on it, and the study the jobs belong to."""
+
+    def __init__(self, tmp_path: Path, server: FakeKFP, db: MariaDB, study: str, extra: list[str]) -> None:
+        self.server, self.study, self.db = server, study, db
+        self.storage_url = db.url(password="${oc.env:" + PW_ENV + "}")
+        conf = tmp_path / "conf"
+        conf.mkdir(exist_ok=True)
+        (conf / "config.yaml").write_text(CONFIG)
+        self.overrides = [
+            "hydra.launcher.backend=remote", f"hydra.launcher.host={server.url}",
+            "hydra.launcher.poll_interval=0.02", "hydra.launcher.api_backoff_s=0.1", "hydra.launcher.api_retries=3",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.storage={self.storage_url}",
+            f"hydra.sweeper.study_name={study}", "hydra.launcher.service_account=sim-runner",
+            "hydra.launcher.image=registry.example/navitune-job:test",
+            f"hydra.launcher.secrets=[{{secret_name: navitune-db, secret_key_to_env: {{password: {PW_ENV}}}}}]",
+            *extra,
+        ]
+        self.conf = conf
+        optuna.create_study(study_name=study, storage=db.url(), direction="maximize", load_if_exists=True)
+
+    def launcher(self) -> Any:
+        cfg = compose("config", overrides=self.overrides, return_hydra_config=True)
+        gh = GlobalHydra.instance()
+        ctx = HydraContext(config_loader=gh.config_loader(), callbacks=Callbacks(),
+                           execution_whitelist=["tests.*"])
+        setup_globals()
+        return Plugins.instance().instantiate_launcher(config=cfg, hydra_context=ctx, task_function=objective)
+
+    def study_id(self) -> int:
+        return optuna.load_study(study_name=self.study, storage=self.db.url())._study_id
+
+    def publish(self, run_name: str, payload: dict) -> None:
+        """What the job in the pod does once it has a result."""
+        ResultStore(self.db.url(), self.study).publish(run_name, payload)
+
+
+@pytest.fixture()
+def server() -> Iterator[FakeKFP]:
+    remote_backend._EXPERIMENTS.clear()  # a fresh "sweeper process" per test (ports of old servers are reused)
+    with FakeKFP() as fake:
+        yield fake
+
+
+@pytest.fixture()
+def sweep(request: pytest.FixtureRequest, tmp_path: Path, server: FakeKFP, mariadb: MariaDB,  # noqa: F811
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Sweep]:
+    monkeypatch.setenv(PW_ENV, mariadb.password)
+    extra = list(getattr(request, "param", []))
+    study = "kfp_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]  # one study per test
+    s = Sweep(tmp_path, server, mariadb, study, extra)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(s.conf)):
+        yield s
+    GlobalHydra.instance().clear()
+
+
+# ------------------------------------------------------------------------------------ request shapes
+def test_request_shapes_experiment_and_no_secret(sweep: Sweep, server: FakeKFP, mariadb: MariaDB) -> None:  # noqa: F811
+    launcher = sweep.launcher()
+    created = server.calls("POST", "/apis/v2beta1/experiments")
+    assert [r.body["display_name"] for r in created] == [sweep.study]  # experiment = study name
+    name = f"{sweep.study}-t4-a1"
+    server.script(name, "RUNNING", "SUCCEEDED",
+                  on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 42.5}))
+    ret = launcher.submit(trial_overrides(sweep.study, origin=4, attempt=1), 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 42.5
+
+    (create,) = server.calls("POST", "/apis/v2beta1/runs")
+    body = create.body
+    assert body["display_name"] == name
+    assert body["experiment_id"] == next(iter(server.experiments))
+    assert body["service_account"] == "sim-runner"
+    params = body["runtime_config"]["parameters"]
+    assert sorted(params) == ["config_yaml", "options_json", "run_name", "task_function"]
+    assert params["task_function"] == "tests.test_kfp_remote:objective"
+    assert params["run_name"] == name
+    assert json.loads(params["options_json"])["publish"] is True
+    assert "${oc.env:" + PW_ENV + "}" in params["config_yaml"]  # the interpolation travels, not the password
+    assert mariadb.password not in json.dumps(body)
+    spec = body["pipeline_spec"]
+    executor = spec["pipeline_spec"]["deploymentSpec"]["executors"]["exec-navitune-job"]["container"]
+    assert executor["image"] == "registry.example/navitune-job:test"
+    k8s = spec["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-navitune-job"]
+    assert k8s["secretAsEnv"][0]["secretName"] == "navitune-db"
+    assert k8s["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "password", "envVar": PW_ENV}]
+    # polling: get_run until the end state, nothing else after the create
+    gets = server.calls("GET", r"/apis/v2beta1/runs/run-\d+")
+    assert len(gets) == 2  # created PENDING, then GET: RUNNING, GET: SUCCEEDED
+    launcher.shutdown()
+
+    # a new sweeper process on the same study finds the experiment instead of creating another
+    remote_backend._EXPERIMENTS.clear()
+    again = sweep.launcher()
+    assert len(server.calls("POST", "/apis/v2beta1/experiments")) == 1
+    lookups = server.calls("GET", "/apis/v2beta1/experiments")
+    assert json.loads(lookups[-1].query["filter"])["predicates"][0]["stringValue"] == sweep.study
+    again.shutdown()
+
+
+def test_reattaches_to_an_existing_run_instead_of_submitting_again(sweep: Sweep, server: FakeKFP) -> None:
+    exp = server.add_experiment(sweep.study)
+    name = f"{sweep.study}-t7-a0"
+    options = {"publish": True, "study_id": sweep.study_id()}
+    old = server.add_run(exp["experiment_id"], name, state="RUNNING",  # left by a sweeper that died
+                         parameters={"run_name": name, "options_json": json.dumps(options)})
+    server.script(name, "RUNNING", "SUCCEEDED",
+                  on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 9.0}))
+    launcher = sweep.launcher()
+    # the restarted sweeper retries the stale trial 7 as a new trial (number 12) of the SAME attempt
+    overrides = trial_overrides(sweep.study, origin=7, attempt=0)
+    overrides[2] = "++hydra.job.env_set.NAVITUNE_OPTUNA_TRIAL=12"
+    ret = launcher.submit(overrides, 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 9.0
+    assert server.calls("POST", "/apis/v2beta1/runs") == []  # no second run for the same attempt
+    assert server.calls("POST", "/apis/v2beta1/experiments") == []  # the experiment was reused
+    assert {r.path for r in server.calls("GET", r"/apis/v2beta1/runs/.*")} == {f"/apis/v2beta1/runs/{old['run_id']}"}
+    launcher.shutdown()
+
+
+def test_a_run_of_an_earlier_study_of_the_same_name_is_not_reattached(sweep: Sweep, server: FakeKFP) -> None:
+    """The study was deleted and created again: its trial 7 is not the old study's trial 7."""
+    exp = server.add_experiment(sweep.study)
+    name = f"{sweep.study}-t7-a0"
+    earlier = {"publish": True, "study_id": sweep.study_id() + 1000}
+    old = server.add_run(exp["experiment_id"], name, state="SUCCEEDED",
+                         parameters={"run_name": name, "options_json": json.dumps(earlier)})
+    launcher = sweep.launcher()
+    server.script(name, "RUNNING", "SUCCEEDED",
+                  on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 5.0}))
+    ret = launcher.submit(trial_overrides(sweep.study, origin=7, attempt=0), 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 5.0
+    (create,) = server.calls("POST", "/apis/v2beta1/runs")
+    options = json.loads(create.body["runtime_config"]["parameters"]["options_json"])
+    assert options["study_id"] == sweep.study_id()
+    assert [r for r in server.runs if r != old["run_id"]]  # a new run beside the old one
+    launcher.shutdown()
+
+
+# --------------------------------------------------------------------------------------- end states
+def _pruned(name: str) -> dict:
+    return {"status": "FAILED", "run_name": name, "error": {
+        "module": "optuna.exceptions", "qualname": "TrialPruned", "message": "pruned after day 2",
+        "traceback": [["/app/experiment/trial.py", "on_day", 37]], "chain": []}}
+
+
+def test_failed_run_returns_the_jobs_error_and_type(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t2-a0"
+    server.script(name, "RUNNING", "FAILED", error="TrialPruned: pruned after day 2",
+                  on_end=lambda run: sweep.publish(name, _pruned(name)))
+    ret = launcher.submit(trial_overrides(sweep.study, 2, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.FAILED
+    err = ret._return_value
+    assert type(err).__name__ == "TrialPruned" and isinstance(err, optuna.TrialPruned)  # what the sweeper checks
+    with pytest.raises(optuna.TrialPruned, match="pruned after day 2") as info:
+        ret.return_value
+    assert any(f.name == "on_day" for f in __import__("traceback").extract_tb(info.value.__traceback__))
+    launcher.shutdown()
+
+
+def test_failed_run_without_a_result_carries_the_runs_error(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t5-a0"
+    server.script(name, "PENDING", "FAILED", error="ErrImagePull: registry.example/navitune-job:test not found")
+    ret = launcher.submit(trial_overrides(sweep.study, 5, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.FAILED
+    assert type(ret._return_value).__name__ == "RunFailed"
+    assert "ErrImagePull: registry.example/navitune-job:test not found" in str(ret._return_value)
+    assert name in str(ret._return_value)
+    launcher.shutdown()
+
+
+@pytest.mark.parametrize("states, error_type, words", [
+    (("RUNNING", "CANCELED"), "RunCanceled", "was canceled (CANCELED)"),
+    (("RUNNING", "CANCELING"), "RunCanceled", "was canceled (CANCELING)"),
+    (("SKIPPED",), "RunSkipped", "SKIPPED"),
+])
+def test_canceled_and_skipped_runs_fail_the_job(sweep: Sweep, server: FakeKFP, states: tuple, error_type: str,
+                                                words: str) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t1-a0"
+    server.script(name, *states)
+    t0 = time.monotonic()
+    ret = launcher.submit(trial_overrides(sweep.study, 1, 0), 0).result(timeout=30)
+    assert time.monotonic() - t0 < 10  # it stops at once (kfp's own wait would go on until its timeout)
+    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == error_type
+    assert words in str(ret._return_value)
+    launcher.shutdown()
+
+
+def test_paused_run_is_waited_for(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t6-a0"
+    server.script(name, "RUNNING", "PAUSED", "PAUSED", "RUNNING", "SUCCEEDED",
+                  on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 1.5}))
+    ret = launcher.submit(trial_overrides(sweep.study, 6, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 1.5
+    assert len(server.calls("GET", r"/apis/v2beta1/runs/run-\d+")) == 5  # through both PAUSED answers
+    launcher.shutdown()
+
+
+def test_succeeded_run_without_a_result_fails(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    server.script(f"{sweep.study}-t8-a0", "SUCCEEDED")
+    ret = launcher.submit(trial_overrides(sweep.study, 8, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "RunResultMissing"
+    launcher.shutdown()
+
+
+@pytest.mark.parametrize("sweep", [["hydra.launcher.timeout_s=0.3"]], indirect=True)
+def test_timeout_terminates_the_run(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t3-a0"
+    server.script(name, "RUNNING")  # never ends
+    t0 = time.monotonic()
+    ret = launcher.submit(trial_overrides(sweep.study, 3, 0), 0).result(timeout=30)
+    elapsed = time.monotonic() - t0
+    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "RunTimedOut"
+    assert "timeout_s=0.3" in str(ret._return_value)
+    assert 0.3 <= elapsed < 10
+    (terminate,) = server.calls("POST", r"/apis/v2beta1/runs/run-\d+:terminate")
+    run_id = terminate.path.split("/")[-1].split(":")[0]
+    assert server.runs[run_id]["display_name"] == name
+    launcher.shutdown()
+
+
+# ---------------------------------------------------------------------------------- HTTP errors
+def test_5xx_is_retried_with_growing_pauses_and_no_duplicate_run(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t9-a0"
+    server.script(name, "RUNNING", "SUCCEEDED",
+                  on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 2.0}))
+    server.fail("POST", "/apis/v2beta1/runs", 503, 502)
+    server.fail("GET", r"/apis/v2beta1/runs/run-\d+", 500)
+    ret = launcher.submit(trial_overrides(sweep.study, 9, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 2.0
+    posts = server.attempts("POST", "/apis/v2beta1/runs")
+    assert [r.status for r in posts] == [503, 502, 200]
+    gaps = [b.at - a.at for a, b in zip(posts, posts[1:])]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # api_backoff_s=0.1, doubling
+    assert len(server.runs) == 1  # one run despite three create attempts
+    gets = server.attempts("GET", r"/apis/v2beta1/runs/run-\d+")
+    assert gets[0].status == 500 and all(g.status == 200 for g in gets[1:])
+    launcher.shutdown()
+
+
+def test_a_create_that_failed_after_creating_is_not_doubled(sweep: Sweep, server: FakeKFP) -> None:
+    """A gateway can answer 504 although the API created the run: the retry finds it by name."""
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t10-a0"
+    server.script(name, "SUCCEEDED", on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 3.0}))
+    original = server._route
+
+    def create_then_504(method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
+        status, payload = original(method, path, query, body)
+        if method == "POST" and path == "/apis/v2beta1/runs" and len(server.runs) == 1 and not hasattr(server, "_done"):
+            server._done = True  # type: ignore[attr-defined]
+            return 504, {"code": 14, "message": "gateway timeout"}
+        return status, payload
+
+    server._route = create_then_504  # type: ignore[method-assign]
+    ret = launcher.submit(trial_overrides(sweep.study, 10, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 3.0
+    assert len(server.runs) == 1
+    launcher.shutdown()
+
+
+def test_4xx_is_not_retried(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    server.fail("POST", "/apis/v2beta1/runs", 400)
+    ret = launcher.submit(trial_overrides(sweep.study, 11, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "KFPApiError"
+    assert "HTTP 400" in str(ret._return_value)
+    assert len(server.attempts("POST", "/apis/v2beta1/runs")) == 1
+    launcher.shutdown()
+
+
+@pytest.mark.parametrize("sweep", [["hydra.launcher.cancel_on_shutdown=true"], []], indirect=True)
+def test_shutdown_leaves_runs_or_terminates_them(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    server.script(f"{sweep.study}-t13-a0", "RUNNING")
+    fut = launcher.submit(trial_overrides(sweep.study, 13, 0), 0)
+    deadline = time.monotonic() + 10
+    while not server.calls("GET", r"/apis/v2beta1/runs/run-\d+") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    launcher.shutdown()
+    ret = fut.result(timeout=10)
+    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "LauncherShutdown"
+    terminated = server.calls("POST", r"/apis/v2beta1/runs/run-\d+:terminate")
+    cancel = "hydra.launcher.cancel_on_shutdown=true" in sweep.overrides
+    assert len(terminated) == (1 if cancel else 0)
+
+
+# ------------------------------------------------------------------------- the job, as the pod runs it
+def test_the_recorded_parameters_run_the_job_and_bring_its_objective_back(sweep: Sweep, server: FakeKFP,
+                                                                           tmp_path: Path, mariadb: MariaDB) -> None:  # noqa: F811
+    """Play the pod: run the job entrypoint with exactly the parameters the launcher sent, with the password
+    only in the environment (as the Secret would set it); the launcher then reads the objective back."""
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t14-a0"
+
+    def pod(run: dict) -> None:
+        params = run["runtime_config"]["parameters"]
+        code = ("import json, sys; from hydra_plugins.navitune_kfp.job import run; "
+                "p = json.load(sys.stdin); print(run(**p))")
+        env = {**os.environ, PW_ENV: mariadb.password, "PYTHONPATH": str(ROOT)}  # imports tests.test_kfp_remote
+        out = subprocess.run([sys.executable, "-c", code], input=json.dumps(params), capture_output=True, text=True,
+                             cwd=tmp_path, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+
+    server.script(name, "RUNNING", "SUCCEEDED", on_end=pod)
+    ret = launcher.submit(trial_overrides(sweep.study, 14, 0, x=1.5), 0).result(timeout=120)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == pytest.approx(2.25)
+    summary = next((tmp_path / "sweep").rglob(".hydra/overrides.yaml"))
+    assert "x=1.5" in summary.read_text()
+    launcher.shutdown()

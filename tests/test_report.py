@@ -1,0 +1,271 @@
+"""The champion/challenger report (``python -m experiment.report`` and the end-of-sweep callback).
+
+* the statistics on made-up numbers: identical results give exactly 0 % and no promotion, a known set of
+  paired differences gives the hand-computed t-interval, the promotion rule needs both lower bounds above 0;
+* common random numbers on real simulations: the same parameters with the same seed give identical revenue,
+  so the paired improvement of a policy over itself is exactly 0;
+* the command line on a small real sweep: every file with the documented keys and the four patterns, the
+  candidate policy composes as a ``conf/policy`` option, bad input is one line;
+* the end-of-sweep hook: it writes the report, ``hydra.callbacks.report.enabled=false`` switches it off, and a
+  failing report costs one warning, not the sweep;
+* (slow) the issue's test: after a DEFAULT sweep, the tuned parameters beat production on the held-out test
+  week for both demand sources.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from experiment.report import (
+    REPORT_FILES, ReportCallback, ReportError, ReportSettings, _resolved_storage, _reusable_overrides,
+    report_paths, run_simulations,
+)
+from experiment.report_stats import Interval, mean_interval, paired_improvement, promote
+
+ROOT = Path(__file__).resolve().parent.parent
+T_975_DF3 = 3.1824463052837078  # Student t, two-sided 95 %, 3 degrees of freedom (tables: 3.182)
+REQUIRED_KEYS = {"improvement_pct", "ci95_pct", "promote", "patterns", "study", "windows", "best_params",
+                 "replications", "baseline", "ci_method", "decision"}
+
+
+def cli(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def sweep_dir_of(outputs: Path) -> Path:
+    dirs = sorted(outputs.glob("sweeps/*/*"))
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def check_report(d: Path, replications: int) -> dict:
+    """The documented files and report.json keys, four patterns, consistent numbers."""
+    for name in ("report.json", "report.md", "policy_candidate.yaml", "revenue_by_pattern.png",
+                 "optimization_history.png", "param_importances.png", "parallel_coordinate.png"):
+        assert (d / name).is_file(), name
+        assert (d / name).stat().st_size > 0, name
+    r = json.loads((d / "report.json").read_text())
+    assert REQUIRED_KEYS <= set(r), REQUIRED_KEYS - set(r)
+    assert set(r["improvement_pct"]) == set(r["ci95_pct"]) == {"ml", "stats"}
+    assert isinstance(r["promote"], bool)
+    assert r["promote"] == all(r["ci95_pct"][d][0] > 0 for d in ("ml", "stats"))
+    assert sorted((p["set"], p["demand"]) for p in r["patterns"]) == [
+        ("production", "ml"), ("production", "stats"), ("tuned", "ml"), ("tuned", "stats")]
+    assert r["windows"]["test"]["name"] == "test_week" and r["windows"]["test"]["held_out"]
+    for p in r["patterns"]:
+        assert p["replications"] == replications == len(p["per_replication_yen"])
+        assert p["revenue_per_driver_day_yen"] == pytest.approx(sum(p["per_replication_yen"]) / replications)
+        assert p["ci95_yen"][0] <= p["revenue_per_driver_day_yen"] <= p["ci95_yen"][1]
+        assert p["params"]["navigation"] is True
+    for demand in ("ml", "stats"):
+        lo, hi = r["ci95_pct"][demand]
+        assert lo <= r["improvement_pct"][demand] <= hi
+        prod = next(p for p in r["patterns"] if p["set"] == "production" and p["demand"] == demand)
+        tuned = next(p for p in r["patterns"] if p["set"] == "tuned" and p["demand"] == demand)
+        assert prod["seeds"] == tuned["seeds"]  # common random numbers: the same seed per replication
+        diffs = [100 * (t / b - 1) for b, t in zip(prod["per_replication_yen"], tuned["per_replication_yen"])]
+        assert r["improvement_pct"][demand] == pytest.approx(sum(diffs) / len(diffs))
+    tuned_ml = next(p for p in r["patterns"] if p["set"] == "tuned" and p["demand"] == "ml")
+    for key, value in r["best_params"].items():
+        assert tuned_ml["params"][key.removeprefix("policy.")] == pytest.approx(value)
+    md = (d / "report.md").read_text()
+    assert "| production" in md and "| tuned" in md and "Decision" in md
+    return r
+
+
+# -------------------------------------------------------------------------------------------- the maths
+def test_identical_results_give_exactly_zero_and_no_promotion() -> None:
+    values = [28_650.5, 29_101.25, 27_999.0, 28_400.75, 28_800.0]
+    iv = paired_improvement(values, list(values))
+    assert (iv.mean, iv.lo, iv.hi, iv.sd) == (0.0, 0.0, 0.0, 0.0)
+    assert promote({"ml": iv, "stats": iv}) is False  # a lower bound of exactly 0 is not "above zero"
+
+
+def test_known_paired_differences_give_the_hand_computed_interval() -> None:
+    baseline = [100.0, 200.0, 400.0, 50.0]
+    challenger = [101.0, 204.0, 412.0, 52.0]  # +1, +2, +3, +4 %
+    iv = paired_improvement(baseline, challenger)
+    sd = math.sqrt(((1.5 ** 2) * 2 + (0.5 ** 2) * 2) / 3)  # 1.2910
+    half = T_975_DF3 * sd / 2  # sqrt(4) = 2
+    assert iv.mean == pytest.approx(2.5)
+    assert iv.sd == pytest.approx(sd)
+    assert (iv.lo, iv.hi) == (pytest.approx(2.5 - half), pytest.approx(2.5 + half))
+    assert (iv.lo, iv.hi) == (pytest.approx(0.4458, abs=1e-4), pytest.approx(4.5542, abs=1e-4))
+
+
+def test_promotion_needs_both_lower_bounds_above_zero() -> None:
+    good, weak = Interval(2.0, 0.5, 3.5, 1.0, 5), Interval(1.0, -0.2, 2.2, 1.0, 5)
+    assert promote({"ml": good, "stats": good}) is True
+    assert promote({"ml": good, "stats": weak}) is False
+    assert promote({"ml": weak, "stats": good}) is False
+    assert promote({}) is False
+
+
+def test_an_interval_needs_two_replications() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_interval([1.0])
+    with pytest.raises(ValueError, match="differ in number"):
+        paired_improvement([1.0, 2.0], [1.0])
+
+
+def test_settings_are_checked_with_one_line() -> None:
+    assert ReportSettings.from_overrides(["report.replications=3", "report.plots=false"]).replications == 3
+    for bad, text in (("report.replications=1", "a whole number >= 2"), ("report.workers=0", ">= 1"),
+                      ("report.window=nope", "test_week"), ("report.bogus=1", "unknown setting report.bogus")):
+        with pytest.raises(ReportError) as err:
+            ReportSettings.from_overrides([bad])
+        assert text in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_sweeps_overrides_are_reused_without_sweep_syntax_tuned_keys_or_the_window() -> None:
+    kept = _reusable_overrides(
+        ["+experiment=smoke", "policy.gamma=0.95", "policy.max_wait_min=interval(1,9)", "window=smoke",
+         "window.seed=3", "demand=stats", "region.drivers=500", "proxy.args=[--a,--b]", "sink.table=t"],
+        searched={"policy.gamma", "policy.max_wait_min"},
+    )
+    assert kept == ["+experiment=smoke", "region.drivers=500", "proxy.args=[--a,--b]", "sink.table=t"]
+
+
+def test_the_study_storage_is_resolved_from_the_environment_and_the_sweeps_cwd(monkeypatch) -> None:
+    monkeypatch.setenv("NAVITUNE_TEST_DB_PASSWORD", "s3cret")
+    cfg = OmegaConf.create({
+        "paths": {"outputs": "out"},
+        "hydra": {"runtime": {"cwd": "/somewhere"},
+                  "sweeper": {"storage": "journal://${paths.outputs}/optuna/studies.journal"}},
+    })
+    assert _resolved_storage(cfg) == ("journal:///somewhere/out/optuna/studies.journal", None)
+    cfg.hydra.sweeper.storage = "mysql+pymysql://u:${oc.env:NAVITUNE_TEST_DB_PASSWORD}@127.0.0.1:3306/optuna"
+    assert _resolved_storage(cfg) == ("mysql+pymysql://u:s3cret@127.0.0.1:3306/optuna", None)
+    monkeypatch.delenv("NAVITUNE_TEST_DB_PASSWORD")
+    storage, problem = _resolved_storage(cfg)
+    assert storage is None and "cannot be resolved" in problem
+
+
+def test_common_random_numbers_make_a_policy_tie_with_itself_on_real_simulations() -> None:
+    """Two simulations of the same parameters with the same seed (in two worker processes) are identical, so
+    the paired improvement is exactly 0; another seed gives another week."""
+    from experiment.tunability import short_window
+
+    base = replace(short_window(n_days=1, seed=1001), n_drivers=60, requests_per_hour=72.0, max_shift_h=4.0)
+    runs = run_simulations([base, base, replace(base, seed=1002), replace(base, seed=1002)], workers=2)
+    revenue = [m["revenue_per_driver_day_yen"] for m in runs]
+    assert revenue[0] == revenue[1] and revenue[2] == revenue[3] and revenue[0] != revenue[2]
+    iv = paired_improvement(revenue[0::2], revenue[1::2])
+    assert (iv.mean, iv.lo, iv.hi) == (0.0, 0.0, 0.0)
+
+
+def test_a_failing_report_costs_one_warning_not_the_sweep(tmp_path: Path, caplog) -> None:
+    (tmp_path / "optimization_results.yaml").write_text("name: optuna\nbest_params: [not, a, mapping]\n")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    with caplog.at_level(logging.WARNING, logger="navitune.report"):
+        ReportCallback(replications=2).on_multirun_end(config)  # no exception
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "report not written" in warnings[0].getMessage()
+    assert report_paths(tmp_path) == []
+
+
+def test_a_bad_sweep_dir_is_one_line(tmp_path: Path) -> None:
+    for args, text in (([str(tmp_path / "missing")], "is not a directory"),
+                       ([str(tmp_path)], "holds no optimization_results.yaml")):
+        proc = cli(tmp_path, "-m", "experiment.report", *args, timeout=120)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().count("\n") == 0 and text in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------------- small real sweeps
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smoke sweep (1 day, 120 drivers, 5 trials) whose end-of-sweep report runs with 2 replications."""
+    tmp = tmp_path_factory.mktemp("smoke_sweep")
+    proc = cli(tmp, "-m", "experiment", "-m", "+experiment=smoke", f"paths.outputs={tmp / 'outputs'}",
+               "hydra.sweeper.n_trials=5", "hydra.sweeper.sampler.n_startup_trials=3",
+               "hydra.callbacks.report.replications=2", "tracking=off")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "champion/challenger report: tuned vs production on test_week" in proc.stdout + proc.stderr
+    return sweep_dir_of(tmp / "outputs")
+
+
+@pytest.mark.slow
+def test_the_end_of_sweep_hook_writes_the_report(smoke_sweep: Path) -> None:
+    r = check_report(smoke_sweep, replications=2)
+    assert r["study"] == "navitune_tokyo_central_smoke_ml"
+    assert r["baseline"]["source"] == "study baseline trial 0"
+    # the test window has the smoke tuning window's scale (1 day, 120 drivers, 8 h shifts)
+    assert r["windows"]["test"] | {"seeds": None} == {
+        "name": "test_week", "start": "2026-06-22", "end": "2026-06-23", "drivers": 120, "max_shift_h": 8.0,
+        "seeds": None, "matched_to_tuning_scale": True, "held_out": True}
+    assert sorted(p.name for p in report_paths(smoke_sweep)) == sorted(REPORT_FILES)
+
+
+@pytest.mark.slow
+def test_the_cli_on_a_small_sweep_writes_every_file_and_a_usable_candidate(smoke_sweep: Path, tmp_path: Path) -> None:
+    for name in REPORT_FILES:
+        (smoke_sweep / name).unlink()
+    proc = cli(tmp_path, "-m", "experiment.report", str(smoke_sweep), "report.replications=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = check_report(smoke_sweep, replications=3)
+    assert "decision:" in proc.stdout and "python -m experiment policy=" in proc.stdout
+    # the candidate is a complete conf/policy option: copied into (a copy of) conf/policy, it composes
+    from hydra import compose, initialize_config_dir
+
+    from experiment.app import tuned_params
+    from experiment.config import register_configs
+
+    register_configs()  # the structured schemas the conf/ files extend
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    name = r["candidate"]["name"]
+    shutil.copy(smoke_sweep / "policy_candidate.yaml", conf / "policy" / f"{name}.yaml")
+    with initialize_config_dir(config_dir=str(conf)):
+        cfg = compose(config_name="config", overrides=[f"policy={name}"])
+    tuned = next(p for p in r["patterns"] if p["set"] == "tuned")
+    assert tuned_params(cfg) == tuned["params"]
+
+
+@pytest.mark.slow
+def test_the_report_hook_can_be_switched_off_and_skips_a_sweep_that_ran_nothing(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "-m", "experiment", "-m", "+experiment=smoke", f"paths.outputs={tmp_path / 'outputs'}",
+               "hydra.sweeper.n_trials=2", "hydra.callbacks.report.enabled=false", "tracking=off")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d = sweep_dir_of(tmp_path / "outputs")
+    assert (d / "optimization_results.yaml").is_file()
+    assert report_paths(d) == []
+    assert "champion/challenger" not in proc.stdout + proc.stderr
+    # with the report on, a re-run of the complete study launches nothing and repeats no report
+    again = cli(tmp_path, "-m", "experiment", "-m", "+experiment=smoke", f"paths.outputs={tmp_path / 'outputs'}",
+                "hydra.sweeper.n_trials=2", "tracking=off", "hydra.sweep.dir=" + str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "no trial finished in this sweep" in again.stdout + again.stderr
+    assert report_paths(tmp_path / "again") == []
+
+
+# ------------------------------------------------------------------------------------ the issue's test
+@pytest.mark.slow
+def test_the_report_on_a_default_sweep_shows_tuned_beating_production_for_both_demand_sources(
+    tmp_path: Path,
+) -> None:
+    """``python -m experiment -m`` with default settings (30 trials of the 7-day tuning week), then the report
+    its end-of-sweep hook wrote: four patterns on the held-out test week, 5 paired replications, and the tuned
+    parameters better than production for ml AND stats demand (the lower 95 % bound above 0)."""
+    proc = cli(tmp_path, "-m", "experiment", "-m", f"paths.outputs={tmp_path / 'outputs'}", timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d = sweep_dir_of(tmp_path / "outputs")
+    r = check_report(d, replications=5)
+    assert r["windows"]["test"]["start"] == "2026-06-22" and r["windows"]["test"]["end"] == "2026-06-29"
+    assert r["windows"]["test"]["drivers"] is None  # the full fleet, the whole week
+    for demand in ("ml", "stats"):
+        assert r["improvement_pct"][demand] > 0, r["improvement_pct"]
+        assert r["ci95_pct"][demand][0] > 0, r["ci95_pct"]
+    assert r["promote"] is True
+    print(json.dumps({k: r[k] for k in ("improvement_pct", "ci95_pct", "promote", "best_params")}, indent=1))
