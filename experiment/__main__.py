@@ -74,23 +74,18 @@ VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-
 def check_override_syntax(argv: list[str]) -> str | None:
     """One line for an override Hydra cannot parse, e.g. ``policy.gamma=interval(a,1)`` (Hydra's own
     message spans four lines and names the reason only on the third)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra_plugins.navitune_optuna.overrides import first_bad_override
 
     if INFO_FLAGS & set(argv):  # --info, --cfg, -sc ... take free-form values: Hydra checks those runs
         return None
-    parser = OverridesParser.create()
-    skip = False
+    overrides, skip = [], False
     for arg in argv:
         if skip or arg.startswith("-"):
             skip = arg in VALUE_FLAGS and not skip
             continue
-        try:
-            parser.parse_overrides([arg])
-        except Exception as err:
-            cause = err.__cause__
-            reason = str(cause) if cause is not None else str(err).strip().splitlines()[-1]
-            return f"navitune: invalid override {arg!r}: {reason}"
-    return None
+        overrides.append(arg)
+    bad = first_bad_override(overrides)
+    return None if bad is None else f"navitune: invalid override {bad[0]!r}: {bad[1]}"
 
 
 def preflight(argv: list[str]) -> str | None:

@@ -435,18 +435,12 @@ class AsyncOptunaSweeperImpl:
 
 # --------------------------------------------------------------------------------------- helpers
 def _explain(overrides: list[str], err: BaseException) -> str:
-    """One line naming the bad override and why (Hydra's parser wraps the reason, e.g. a missing argument
-    of interval(), in a multi-line message about the whole list)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    """One line naming the bad override and why."""
+    from .overrides import first_bad_override
 
-    parser = OverridesParser.create()
-    for override in overrides:
-        try:
-            parser.parse_overrides([override])
-        except Exception as bad:
-            cause = bad.__cause__
-            reason = str(cause) if cause is not None else str(bad).strip().splitlines()[-1]
-            return f"{override!r}: {reason}"
+    bad = first_bad_override(overrides)
+    if bad is not None:
+        return f"{bad[0]!r}: {bad[1]}"
     text = str(err).strip()
     return f"{overrides}: {text.splitlines()[0] if text else type(err).__name__}"
 
