@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from tests.services import stop, wait_http_ok
 
 PROJECT = "navitune-test"
 READY_TIMEOUT_S = 60.0
@@ -67,22 +66,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bqemulator exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"bqemulator was not ready within {READY_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def bqemulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BQEmulator]:
     exe = shutil.which("bqemulator", path=str(Path(sys.executable).parent)) or shutil.which("bqemulator")
@@ -110,13 +93,7 @@ def bqemulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BQEmulator]
         )
     try:
         endpoint = f"http://127.0.0.1:{rest}"
-        _wait_ready(f"{endpoint}/readyz", proc, log)
+        wait_http_ok("bqemulator", f"{endpoint}/readyz", proc, log, READY_TIMEOUT_S)
         yield BQEmulator(endpoint=endpoint, project=PROJECT, log=log)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)

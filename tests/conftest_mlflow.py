@@ -26,12 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from tests.services import wait_http_ok
 
 READY_TIMEOUT_S = 180.0  # ~6 s on an idle machine; much more on a loaded 2-core CI runner
 CHROMIUM_FLAGS = (
@@ -63,22 +64,6 @@ class MLflowServer:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.uri)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2.0) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"mlflow server was not healthy within {READY_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -113,7 +98,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowSe
         )
     try:
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}/health", proc, log)
+            wait_http_ok("mlflow server", f"http://127.0.0.1:{port}/health", proc, log, READY_TIMEOUT_S,
+                         interval_s=0.2, request_timeout_s=2.0)
         except RuntimeError as err:
             unavailable(str(err))
         yield MLflowServer(uri=f"http://127.0.0.1:{port}", port=port, log=log)
