@@ -310,15 +310,21 @@ def _poll(proc: subprocess.Popen, store: Path, study: str, ready: Callable[[list
         time.sleep(0.05)
 
 
+# trials in flight of a frozen default sweep: n_jobs=2 running + process_pool's prepare_ahead (1 + 2 // 4)
+IN_FLIGHT = 3
+
+
 def _frozen(hold: Path, owner: str | None = None) -> Callable[[list[FrozenTrial]], bool]:
-    """Ready when two jobs hang on ``hold`` (markers ``<hold>.held.<pid>``) and the study shows exactly two
-    RUNNING trials (of ``owner``), fully launched: the sweeper, both slots taken by jobs that never end,
-    then only waits (no storage write but a heartbeat every 10 s), so a kill lands in a known state."""
+    """Ready when two jobs hang on ``hold`` (markers ``<hold>.held.<pid>``) and the study shows exactly
+    IN_FLIGHT RUNNING trials (of ``owner``: the two held ones and one set up ahead, waiting for a slot), fully
+    launched: the sweeper, both slots taken by jobs that never end, then only waits (no storage write but a
+    heartbeat every 10 s), so a kill lands in a known state."""
     def ready(trials: list[FrozenTrial]) -> bool:
         held = list(hold.parent.glob(f"{hold.name}.held.*"))
         running = [t for t in trials if t.state == TrialState.RUNNING
                    and (owner is None or t.user_attrs.get(OWNER) == owner)]
-        return len(held) == 2 and len(running) == 2 and all(OWNER in t.user_attrs and t.params for t in running)
+        return (len(held) == 2 and len(running) == IN_FLIGHT
+                and all(OWNER in t.user_attrs and t.params for t in running))
     return ready
 
 
@@ -350,12 +356,12 @@ def test_kill_9_then_rerun_ends_at_exactly_n_trials(tmp_path: Path) -> None:
     try:
         _poll(proc, store, "sphere", lambda ts: n_finished(ts) >= 2, "2 finished trials")
         hold.touch()  # from now on, new jobs hang: the sweep freezes with 2 trials in flight
-        _poll(proc, store, "sphere", _frozen(hold), "2 held trials")
+        _poll(proc, store, "sphere", _frozen(hold), "2 held trials and 1 set up ahead")
     finally:
         _kill_group(proc)
     killed = journal_trials(store, "sphere")
     orphans = {t.number: t.params for t in killed if t.state == TrialState.RUNNING}
-    assert len(orphans) == 2 and all(len(p) == 2 for p in orphans.values()), states(killed)
+    assert len(orphans) == IN_FLIGHT and all(len(p) == 2 for p in orphans.values()), states(killed)
     assert 2 <= n_finished(killed) < 8
 
     hold.unlink()
@@ -450,17 +456,20 @@ def test_always_failing_task_stops_the_sweep_early(tmp_path: Path) -> None:
     trials = journal_trials(store, "faulty")
     assert done.rc != 0, done
     assert "navitune-test-boom: this task always fails" in done.stderr, done
-    assert n_finished(trials) == 0
-    # a trial failed for good after 1 + max_retries attempts; the other slot made at most as many
-    assert 3 <= len(trials) <= 6, states(trials)
+    assert n_finished(trials) == 0 and states(trials)[TrialState.RUNNING] == 0, states(trials)
+    # a trial failed for good after 1 + max_retries attempts; the other trials in flight (the other slot and
+    # the job set up ahead) made at most as many each
+    assert 3 <= len(trials) <= 3 * IN_FLIGHT, states(trials)
 
 
 def test_stopped_sweep_leaves_no_running_trial(tmp_path: Path) -> None:
     """Trial 0 (x=-1) hangs in one slot while trial 1 (x=1) fails 3 times in the other: the sweep stops
-    with trial 0 in flight."""
+    with trial 0 in flight. No job set up ahead: a random third trial would take the failing slot and might
+    hang too (the stop with jobs set up ahead is in test_always_failing_task_stops_the_sweep_early)."""
     store = tmp_path / "study.journal"
     done = run("faulty", tmp_path, "sweep", journal(store), "mode=region", "fail_above=0.0", "hang_below=0.0",
-               "hydra.sweeper.enqueue=[{x:-1.0,y:0.0},{x:1.0,y:0.0}]", timeout=60.0)
+               "hydra.sweeper.enqueue=[{x:-1.0,y:0.0},{x:1.0,y:0.0}]", "hydra.launcher.prepare_ahead=0",
+               timeout=60.0)
     assert done.rc != 0, done
     trials = journal_trials(store, "faulty")
     assert trials[0].params == {"x": -1.0, "y": 0.0}
@@ -568,3 +577,22 @@ def test_mysql_storage_two_concurrent_sweepers(tmp_path: Path, mariadb: MariaDB)
     assert n_finished(trials) == 10 and c[TrialState.RUNNING] == 0 and c[TrialState.WAITING] == 0, c
     assert len(job_overrides(ra.sweep_dir)) + len(job_overrides(rb.sweep_dir)) == 10
     _assert_password_nowhere(mariadb, ra, rb)
+
+
+# ============================================================================ asking ahead of a slot
+@pytest.mark.parametrize("launcher, sweeper_n_jobs, expected", [
+    ({"n_jobs": 2, "prepare_ahead": 1}, 2, 1),   # process_pool's default: one trial set up ahead
+    ({"n_jobs": 5, "prepare_ahead": 2}, 5, 2),
+    ({"n_jobs": 2, "prepare_ahead": 1}, 5, 1),   # the launcher queues what it cannot run: asking ahead is safe
+    ({"n_jobs": 4, "prepare_ahead": 1}, 2, 0),   # it would RUN a trial asked ahead: the sweeper's n_jobs holds
+    ({"n_jobs": 2, "prepare_ahead": 0}, 2, 0),
+    ({"n_jobs": 2}, 2, 0),                       # a launcher that sets nothing up ahead (e.g. kfp)
+])
+def test_trials_asked_ahead_only_for_a_launcher_that_waits_with_them(
+        launcher: dict, sweeper_n_jobs: int, expected: int) -> None:
+    from types import SimpleNamespace
+
+    from hydra_plugins.navitune_optuna._core import AsyncOptunaSweeperImpl
+
+    sweeper = SimpleNamespace(launcher=SimpleNamespace(**launcher), n_jobs=sweeper_n_jobs)
+    assert AsyncOptunaSweeperImpl._ahead(sweeper) == expected  # type: ignore[arg-type]

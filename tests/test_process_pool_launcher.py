@@ -141,8 +141,112 @@ def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
     GlobalHydra.instance().clear()
 
 
-def test_bad_launcher_settings_fail_with_one_line(tmp_path: Path) -> None:
-    proc = run_app(tmp_path, "+x=1,2", "hydra.launcher.n_jobs=0")
+@pytest.mark.parametrize("override, message", [
+    ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs=0; allowed: a whole number > 0"),
+    ("hydra.launcher.prepare_ahead=-1", "hydra.launcher.prepare_ahead=-1; allowed: null (1 + n_jobs // 4) or a whole"),
+])
+def test_bad_launcher_settings_fail_with_one_line(tmp_path: Path, override: str, message: str) -> None:
+    proc = run_app(tmp_path, "+x=1,2", override)
     assert proc.returncode != 0
-    assert "hydra.launcher.n_jobs=0; allowed: a whole number > 0" in proc.stderr
+    assert message in proc.stderr
     assert not (tmp_path / "out" / "1.pid").exists()
+
+
+# ------------------------------------------------------------------------------ jobs set up ahead
+AHEAD_APP = '''
+import json, os, sys, time
+import hydra
+from omegaconf import DictConfig
+
+@hydra.main(config_path=None, config_name=None, version_base=None)
+def task(cfg: DictConfig) -> int:
+    start = time.monotonic()
+    seen_next = None
+    if cfg.get("watch_next"):  # wait (bounded) for the next job's directory to be set up while this one runs
+        nxt = os.path.join(os.path.dirname(os.getcwd()), str(int(cfg.x)), ".hydra", "config.yaml")
+        deadline = start + 20.0
+        while not os.path.exists(nxt) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen_next = os.path.exists(nxt)
+    time.sleep(float(cfg.get("sleep", 0)))
+    with open(os.path.join(cfg.out, f"{cfg.x}.json"), "w") as fh:
+        json.dump({"pid": os.getpid(), "start": start, "end": time.monotonic(), "seen_next": seen_next}, fh)
+    return int(cfg.x)
+
+if __name__ == "__main__":
+    task()
+'''
+
+
+def _ahead_cmd(tmp_path: Path, *overrides: str) -> list[str]:
+    app = tmp_path / "ahead_app.py"
+    app.write_text(AHEAD_APP)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    return [sys.executable, str(app), "-m", "hydra/launcher=process_pool", f"+out={out}", "hydra.job.chdir=true",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+
+
+def test_the_next_job_is_set_up_while_the_slot_is_busy(tmp_path: Path) -> None:
+    """n_jobs=1, prepare_ahead=1: job 1 (x=1, job dir sweep/0) sees job 2's directory and .hydra files appear
+    while it still runs (without preparing ahead they appear only after it ends, and it waits 20 s in vain);
+    the tasks themselves still run one at a time, in submission order."""
+    cmd = _ahead_cmd(tmp_path, "+x=1,2,3", "+watch_next=true", "hydra.launcher.n_jobs=1",
+                     "hydra.launcher.prepare_ahead=1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    jobs = [json.loads((tmp_path / "out" / f"{x}.json").read_text()) for x in (1, 2)]
+    assert [j["seen_next"] for j in jobs] == [True, True]
+    job3 = json.loads((tmp_path / "out" / "3.json").read_text())
+    assert jobs[0]["end"] <= jobs[1]["start"] and jobs[1]["end"] <= job3["start"]  # never two tasks at once
+
+
+def test_a_job_set_up_ahead_ends_when_the_sweep_process_dies(tmp_path: Path) -> None:
+    """kill -9 of the process that runs the launcher: the job waiting for a slot never runs its task and its
+    process ends by itself (it does not linger as an orphan)."""
+    import json
+    import signal
+
+    cmd = _ahead_cmd(tmp_path, "+x=1,2", "+sleep=600", "hydra.launcher.n_jobs=1", "hydra.launcher.prepare_ahead=1")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    prepared = tmp_path / "sweep" / "1" / ".hydra" / "config.yaml"
+    try:
+        deadline = time.monotonic() + 60
+        while not prepared.exists():  # job 1 runs (sleeps), job 2 is set up and waits
+            assert proc.poll() is None and time.monotonic() < deadline, "job 2 was never set up"
+            time.sleep(0.05)
+        children = set()
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            children |= {int(c) for c in (task / "children").read_text().split()}
+        assert len(children) == 2, children  # the running job and the one set up ahead
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+        def alive(pid: int) -> bool:
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+            except FileNotFoundError:
+                return False
+
+        deadline = time.monotonic() + 15
+        while sum(alive(pid) for pid in children) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sum(alive(pid) for pid in children) == 1  # only the running job (it sleeps on) is left
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not (tmp_path / "out" / "2.json").exists()
+
+
+def test_time_limit_counts_from_the_start_of_the_task(tmp_path: Path) -> None:
+    """A job set up ahead waits for its slot; the wait does not count against timeout_s."""
+    cmd = _ahead_cmd(tmp_path, "+x=1,2", "+sleep=2.0", "hydra.launcher.n_jobs=1", "hydra.launcher.prepare_ahead=1",
+                     "hydra.launcher.timeout_s=3.5")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr  # job 2 was forked ~2 s before its slot freed, then ran 2 s
+    assert (tmp_path / "out" / "2.json").exists()

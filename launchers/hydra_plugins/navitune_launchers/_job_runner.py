@@ -14,6 +14,7 @@ import copy
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import (
@@ -35,15 +36,20 @@ log = logging.getLogger(__name__)
 
 
 def run_job_in_fork(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
-                    job_dir_key: str = "hydra.sweep.dir", job_subdir_key: str = "hydra.sweep.subdir") -> JobReturn:
-    """``run_job`` for a process that owns ``config`` and ends after the job."""
+                    job_dir_key: str = "hydra.sweep.dir", job_subdir_key: str = "hydra.sweep.subdir",
+                    before_task: Callable[[], None] | None = None) -> JobReturn:
+    """``run_job`` for a process that owns ``config`` and ends after the job. ``before_task`` is called
+    once the job is set up (directory, ``.hydra`` files, logging), right before the task function (with
+    job callbacks, which Hydra's ``run_job`` calls, before ``run_job``)."""
     if _has_job_callbacks(hydra_context):
+        if before_task is not None:
+            before_task()
         return run_job(hydra_context=hydra_context, task_function=task_function, config=config,
                        job_dir_key=job_dir_key, job_subdir_key=job_subdir_key)
     from hydra._internal.execution_policy import execution_whitelist
 
     with execution_whitelist(hydra_context.execution_whitelist, reset=True):
-        return _run(hydra_context, task_function, config, job_dir_key, job_subdir_key)
+        return _run(hydra_context, task_function, config, job_dir_key, job_subdir_key, before_task)
 
 
 def _has_job_callbacks(hydra_context: HydraContext) -> bool:
@@ -57,7 +63,7 @@ def _has_job_callbacks(hydra_context: HydraContext) -> bool:
 
 
 def _run(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
-         job_dir_key: str, job_subdir_key: str | None) -> JobReturn:
+         job_dir_key: str, job_subdir_key: str | None, before_task: Callable[[], None] | None = None) -> JobReturn:
     HydraConfig.instance().set_config(config)  # resolvers such as ${hydra:job.num} in the job's directory
     output_dir = str(OmegaConf.select(config, job_dir_key))
     if job_subdir_key is not None:
@@ -92,6 +98,8 @@ def _run(hydra_context: HydraContext, task_function: TaskFunction, config: DictC
         _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
     ret.task_name = JobRuntime.instance().get("name")
     task_cfg = ret.cfg
+    if before_task is not None:
+        before_task()
 
     with env_override(hydra.job.env_set):
         try:

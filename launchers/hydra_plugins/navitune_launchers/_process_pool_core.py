@@ -4,6 +4,11 @@ Jobs are forked (no re-import, no pickling of the task function: a fork costs mi
 pipe for its JobReturn. A scheduler thread keeps at most ``n_jobs`` children alive, collects results as
 they arrive, and turns a child that dies without answering (crash, ``os._exit``, signal, timeout) into a
 FAILED JobReturn naming the exit code, so one broken job never breaks the pool.
+
+Setting a job up (its config, job directory, ``.hydra/*.yaml``, logging) takes tens of milliseconds; a slot
+that waits for it stays idle. So up to ``prepare_ahead`` jobs beyond the ``n_jobs`` running ones are forked
+early and set up as far as the call of the task function, where they wait for a running job to end: the
+freed slot goes to an already prepared job at once (a byte on its pipe), in the order jobs were submitted.
 """
 
 from __future__ import annotations
@@ -46,14 +51,28 @@ class _Job:
     future: "Future[JobReturn]"
     process: mp.process.BaseProcess | None = None
     conn: Connection | None = None
-    started: float = 0.0
+    go: Connection | None = None  # a byte on it lets the prepared job call its task function
+    released: bool = False
+    started: float = 0.0  # when it was released (its time limit counts from there)
     result: JobReturn | None = field(default=None, repr=False)
 
 
-def _child(conn: Connection, hydra_context: HydraContext, task_function: TaskFunction,
-           configs: SweepConfigFactory, overrides: list[str], idx: int) -> None:
+def _wait_for_go(go: Connection, parent_pid: int) -> None:
+    """Block a prepared job until the pool releases it; end the process quietly if the pool is gone."""
+    while not go.poll(1.0):
+        if os.getppid() != parent_pid:  # the sweeper died: nobody will release this job
+            os._exit(0)
+    try:
+        go.recv_bytes()
+    except (EOFError, OSError):
+        os._exit(0)
+
+
+def _child(conn: Connection, go: Connection, parent_pid: int, hydra_context: HydraContext,
+           task_function: TaskFunction, configs: SweepConfigFactory, overrides: list[str], idx: int) -> None:
     """Body of a job process: compose the job's config (here, in parallel with the sweeper and the other
-    jobs, not on the sweeper's thread), run the job the way Hydra's launchers do, send the JobReturn back."""
+    jobs, not on the sweeper's thread), set the job up, wait to be released, run the task the way Hydra's
+    launchers do, send the JobReturn back."""
     try:
         setup_globals()
         try:
@@ -65,7 +84,8 @@ def _child(conn: Connection, hydra_context: HydraContext, task_function: TaskFun
             with open_dict(config):
                 config.hydra.job.id = str(idx)
                 config.hydra.job.num = idx
-            ret = run_job_in_fork(hydra_context, task_function, config)
+            ret = run_job_in_fork(hydra_context, task_function, config,
+                                  before_task=lambda: _wait_for_go(go, parent_pid))
         try:
             payload = pickle.dumps(ret, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as err:  # an unpicklable return value fails this job only
@@ -93,12 +113,14 @@ class JobPool:
         config: DictConfig,
         n_jobs: int,
         timeout_s: float | None = None,
+        prepare_ahead: int = 0,
     ) -> None:
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.config = config
         self.n_jobs = n_jobs
         self.timeout_s = timeout_s
+        self.prepare_ahead = prepare_ahead
         self._queue: deque[_Job] = deque()
         self._running: dict[int, _Job] = {}
         self._lock = threading.Condition()
@@ -130,8 +152,15 @@ class JobPool:
 
     @property
     def running(self) -> int:
+        """Jobs whose task runs (or that were released to run it)."""
         with self._lock:
-            return len(self._running)
+            return sum(job.released for job in self._running.values())
+
+    @property
+    def prepared(self) -> int:
+        """Job processes set up (or being set up) that wait for a slot."""
+        with self._lock:
+            return sum(not job.released for job in self._running.values())
 
     def shutdown(self) -> None:
         """Stop accepting jobs, kill the running ones (their Futures fail), end the scheduler thread."""
@@ -148,8 +177,11 @@ class JobPool:
     # ---------------------------------------------------------------------------------- scheduler
     def _start(self, job: _Job) -> None:
         recv, send = _FORK.Pipe(duplex=False)
+        go_recv, go_send = _FORK.Pipe(duplex=False)
         proc = _FORK.Process(
-            target=_child, args=(send, self.hydra_context, self.task_function, self._configs, job.overrides, job.idx),
+            target=_child,
+            args=(send, go_recv, os.getpid(), self.hydra_context, self.task_function, self._configs,
+                  job.overrides, job.idx),
             name=f"navitune-job-{job.idx}", daemon=False,
         )
         # The child shares the sweeper's memory copy-on-write; a garbage collection in it would walk (and so
@@ -160,16 +192,41 @@ class JobPool:
         finally:
             gc.unfreeze()
         send.close()
-        job.process, job.conn, job.started = proc, recv, time.monotonic()
+        go_recv.close()
+        job.process, job.conn, job.go = proc, recv, go_send
         self._running[proc.sentinel] = job
+
+    def _release(self, job: _Job) -> None:
+        """Let a prepared job run its task (it reads the byte once it is set up, if it is not yet)."""
+        job.released, job.started = True, time.monotonic()
+        try:
+            job.go.send_bytes(b"g")  # type: ignore[union-attr]
+        except OSError:  # the process is gone: _reap reports how it ended
+            pass
+
+    def _fill(self) -> None:
+        """Give free slots to prepared jobs (oldest first), then start processes for queued jobs."""
+        released = sum(job.released for job in self._running.values())
+        for job in sorted(self._running.values(), key=lambda j: j.idx):
+            if released >= self.n_jobs:
+                break
+            if not job.released:
+                self._release(job)
+                released += 1
+        while len(self._running) < self.n_jobs + self.prepare_ahead and self._queue:
+            job = self._queue.popleft()
+            if not job.future.set_running_or_notify_cancel():
+                continue
+            self._start(job)
+            if released < self.n_jobs:
+                self._release(job)
+                released += 1
 
     def _loop(self) -> None:
         while True:
             with self._lock:
-                while len(self._running) < self.n_jobs and self._queue and not self._closed:
-                    job = self._queue.popleft()
-                    if job.future.set_running_or_notify_cancel():
-                        self._start(job)
+                if not self._closed:
+                    self._fill()
                 if self._closed and not self._running:
                     self._wake_recv.close()
                     self._wake_send.close()
@@ -200,7 +257,7 @@ class JobPool:
         now = time.monotonic()
         for job in {id(j): j for j in watched.values()}.values():
             proc = job.process
-            over_time = self.timeout_s is not None and now - job.started > self.timeout_s
+            over_time = self.timeout_s is not None and job.released and now - job.started > self.timeout_s
             if proc.is_alive() and (over_time or self._closed):
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.join()
@@ -226,8 +283,11 @@ class JobPool:
     def _finish(self, job: _Job, died: Exception | None) -> None:
         with self._lock:
             self._running.pop(job.process.sentinel, None)
+            if not self._closed:
+                self._fill()  # a prepared job takes the slot before the sweeper even hears of this result
             self._lock.notify_all()
         job.conn.close()
+        job.go.close()  # type: ignore[union-attr]
         if died is None:
             job.future.set_result(job.result)  # type: ignore[arg-type]
             return

@@ -2,7 +2,8 @@
 
 A job that crashes, calls ``os._exit`` or is killed fails alone (its JobReturn says how it died); the
 sweep goes on. Besides Hydra's batch ``launch``, the launcher offers ``submit`` (one job, a Future) so an
-asynchronous sweeper can refill a slot the moment a job finishes.
+asynchronous sweeper can refill a slot the moment a job finishes; ``prepare_ahead`` jobs beyond ``n_jobs``
+are set up while the slots are busy (config, job directory, logging) and start the moment a slot frees.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class ProcessPoolLauncherConf:
     _target_: str = "hydra_plugins.navitune_launchers.process_pool_launcher.ProcessPoolLauncher"
     n_jobs: int = 2  # jobs running at the same time
     timeout_s: float | None = None  # a job running longer is killed and fails
+    # jobs set up ahead (process, config, job directory, logging) that wait for a slot, so a slot is refilled
+    # the moment a job ends; an asynchronous sweeper (optuna_async) asks this many trials ahead.
+    # null: 1 + n_jobs // 4 (the more slots, the more often one ends while a job is being set up)
+    prepare_ahead: int | None = None
 
 
 ConfigStore.instance().store(
@@ -38,13 +43,18 @@ class ProcessPoolLauncher(Launcher):
 
     supports_async = True
 
-    def __init__(self, n_jobs: int = 2, timeout_s: float | None = None) -> None:
+    def __init__(self, n_jobs: int = 2, timeout_s: float | None = None, prepare_ahead: int | None = None) -> None:
         if int(n_jobs) <= 0:
             raise ValueError(f"hydra.launcher.n_jobs={n_jobs!r}; allowed: a whole number > 0")
         if timeout_s is not None and not float(timeout_s) > 0:
             raise ValueError(f"hydra.launcher.timeout_s={timeout_s!r}; allowed: null or seconds > 0")
+        if prepare_ahead is not None and (not isinstance(prepare_ahead, int) or isinstance(prepare_ahead, bool)
+                                          or prepare_ahead < 0):
+            raise ValueError(f"hydra.launcher.prepare_ahead={prepare_ahead!r}; allowed: null (1 + n_jobs // 4) "
+                             "or a whole number >= 0")
         self.n_jobs = int(n_jobs)
         self.timeout_s = None if timeout_s is None else float(timeout_s)
+        self.prepare_ahead = 1 + self.n_jobs // 4 if prepare_ahead is None else prepare_ahead
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -60,8 +70,14 @@ class ProcessPoolLauncher(Launcher):
 
         if self._pool is None:
             assert self.config is not None and self.hydra_context is not None and self.task_function is not None
-            self._pool = JobPool(self.hydra_context, self.task_function, self.config, self.n_jobs, self.timeout_s)
+            self._pool = JobPool(self.hydra_context, self.task_function, self.config, self.n_jobs, self.timeout_s,
+                                 self.prepare_ahead)
         return self._pool
+
+    @property
+    def prepared(self) -> int:
+        """Jobs set up ahead that wait for a slot (an asynchronous sweeper does not count them as running)."""
+        return 0 if self._pool is None else self._pool.prepared
 
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[JobReturn]":
         """Start one job (when a slot is free); the Future resolves to its JobReturn."""

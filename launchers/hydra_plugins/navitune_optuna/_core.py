@@ -282,6 +282,7 @@ class AsyncOptunaSweeperImpl:
 
     def _run(self, study: optuna.Study) -> None:
         submit = getattr(self.launcher, "submit", None)
+        ahead = self._ahead() if submit is not None else 0
         in_flight = self._in_flight
         first_error: JobReturn | None = None
         final_failures = 0
@@ -296,10 +297,12 @@ class AsyncOptunaSweeperImpl:
                 if self._recover_stale(study, trials):
                     trials = study.get_trials(deepcopy=False)
                 counts = self._count(trials)
-                display.update(counts, _best(trials, self.directions), time.monotonic() - t_start)
+                waiting = int(getattr(self.launcher, "prepared", 0) or 0)  # set up ahead, not running yet
+                display.update(dict(counts, running=max(0, counts["running"] - waiting)),
+                               _best(trials, self.directions), time.monotonic() - t_start)
                 room = self.n_trials - counts["finished"] - counts["running"]
                 batch: list[_Slot] = []
-                while room > 0 and len(in_flight) + len(batch) < self.n_jobs:
+                while room > 0 and len(in_flight) + len(batch) < self.n_jobs + ahead:
                     slot = self._next_trial(study)
                     if slot is None:
                         break
@@ -342,6 +345,16 @@ class AsyncOptunaSweeperImpl:
                             first_error.return_value  # re-raises the job's error with its traceback
         finally:
             display.close()
+
+    def _ahead(self) -> int:
+        """Trials to ask for ahead of a free slot: as many as the launcher sets up ahead while its slots are
+        busy (process_pool's ``prepare_ahead``), so it can refill a slot the moment a job ends; none when
+        the launcher would run them at once (it runs more jobs at a time than this sweeper's ``n_jobs``)."""
+        ahead = getattr(self.launcher, "prepare_ahead", 0)
+        n_jobs = getattr(self.launcher, "n_jobs", None)
+        if not isinstance(ahead, int) or ahead <= 0 or not isinstance(n_jobs, int) or n_jobs > self.n_jobs:
+            return 0
+        return ahead
 
     def _stop_in_flight(self, study: optuna.Study, interrupted: bool) -> None:
         """After the sweep stopped early: shut the launcher down (its jobs are killed) and fail the trials
