@@ -4,7 +4,9 @@ It serves the ``/apis/v2beta1`` endpoints ``kfp.Client`` calls — healthz, expe
 display-name filter, get) and runs (create, list with filter and sort, get, terminate) — with the JSON shapes of
 the real API (snake_case field names, RFC 3339 times, state strings). It executes nothing: a test scripts the
 states each run goes through (``script``), can make requests fail with HTTP errors (``fail``), and reads every
-request back (``requests``) to assert what the client sent.
+request back (``requests``) to assert what the client sent. A test that plays the pod gets the inputs the
+backend would give the run's task (``task_inputs``: parameters and constants, ``{{$.pipeline_job_uuid}}``
+replaced by the run's id, as KFP does).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlparse
 
 PREFIX = "/apis/v2beta1"
+JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"  # kfp.dsl.PIPELINE_JOB_ID_PLACEHOLDER: the run's id
 
 
 @dataclass
@@ -114,6 +117,28 @@ class FakeKFP:
         """All requests, injected failures included."""
         pattern = re.compile(path_regex)
         return [r for r in self.requests if r.method == method and pattern.fullmatch(r.path)]
+
+    def task_inputs(self, run: dict, task: str | None = None) -> dict[str, Any]:
+        """The input parameters the backend gives a task of the run's pipeline (the only task unless named):
+        the run's parameters it takes from the pipeline, and its constants with the run-level placeholders
+        resolved, like the real backend's driver does."""
+        spec = run["pipeline_spec"]
+        spec = spec.get("pipeline_spec", spec)  # {"pipeline_spec": ..., "platform_spec": ...} or the spec itself
+        tasks = spec["root"]["dag"]["tasks"]
+        if task is None:
+            (task,) = tasks
+        given = (run.get("runtime_config") or {}).get("parameters") or {}
+        out: dict[str, Any] = {}
+        for name, value in tasks[task].get("inputs", {}).get("parameters", {}).items():
+            if "componentInputParameter" in value:
+                out[name] = given[value["componentInputParameter"]]
+            elif "runtimeValue" in value:
+                constant = value["runtimeValue"]["constant"]
+                out[name] = constant.replace(JOB_ID_PLACEHOLDER, run["run_id"]) if isinstance(constant, str) \
+                    else constant
+            else:
+                raise ValueError(f"task {task}: input {name} is neither a pipeline parameter nor a constant")
+        return out
 
     # ----------------------------------------------------------------------------------- model
     def _create_experiment(self, body: dict) -> dict:

@@ -187,6 +187,19 @@ def test_compile_only_writes_the_pipeline_and_nothing_else(tmp_path: Path) -> No
     assert not (tmp_path / "outputs" / "results.duckdb").exists()
 
 
+def test_compile_only_with_the_optuna_sweeper_creates_no_trial(tmp_path: Path) -> None:
+    """The default sweeper (optuna_async) with compile_only: the pipeline is written, the search space checked,
+    and no trial is created (jobs that only compile would otherwise "fail" and be retried)."""
+    proc = _cli(tmp_path, "hydra.launcher.compile_only=true", "tracking=off", "hydra.sweeper.n_trials=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no trial is created" in proc.stdout + proc.stderr
+    (path,) = (tmp_path / "outputs" / "sweeps").glob("*/*/pipeline.yaml")
+    assert not (tmp_path / "outputs" / "optuna").exists()  # the journal storage was never opened
+    assert not [p.name for p in path.parent.iterdir() if p.is_dir()]  # no job directory
+    bad = _cli(tmp_path, "hydra.launcher.compile_only=true", "tracking=off", "policy.gamma=interval(0.5,0.1x)")
+    assert bad.returncode != 0 and "policy.gamma=interval(0.5,0.1x)" in bad.stderr  # still checked
+
+
 BAD = [
     (["hydra.launcher.backend=remote"], "kfp: invalid hydra.launcher.host=None; allowed: the KFP API URL"),
     (["hydra.launcher.backend=cloud"], "kfp: invalid hydra.launcher.backend='cloud'; allowed: local, remote"),
@@ -260,6 +273,31 @@ def test_a_sweep_of_the_app_equals_the_same_trials_with_process_pool(tmp_path: P
             assert len(list(sweep_dir.glob("*/summary.json"))) == 3
     assert values["kfp"] == values["process_pool"]
     assert len(set(values["kfp"].values())) == 3  # three different trials, not one value three times
+
+
+@pytest.mark.slow
+def test_a_local_jobs_mlflow_run_is_tagged_with_its_kfp_run(tmp_path: Path) -> None:
+    """The KFP run's id reaches the job (kfp.local resolves the pipeline's ``{{$.pipeline_job_uuid}}``) before
+    the task starts, so the trial's MLflow child run (tracking=local, a store under tmp) is tagged with it; a
+    local run has no UI page, so no URL tag."""
+    from mlflow import MlflowClient
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NAVITUNE_", "MLFLOW_"))}
+    cmd = [sys.executable, "-m", "experiment", "-m", "hydra/launcher=kfp", "hydra.launcher.backend=local",
+           f"paths.outputs={tmp_path / 'outputs'}", "+experiment=smoke", "hydra.sweeper.n_trials=1",
+           "hydra.sweeper.study_name=kfp_tagged", "hydra.callbacks.report.enabled=false", "tracking=local"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("kfp_tagged")
+    runs = client.search_runs([exp.experiment_id])
+    (child,) = [r for r in runs if r.data.tags.get("navitune.role") == "trial"]
+    run_id = child.data.tags.get("navitune.kfp_run_id", "")
+    assert run_id and "{{" not in run_id  # resolved by the runner, not the placeholder itself
+    (log,) = (tmp_path / "outputs" / "sweeps").glob("*/*/.kfp_local/*/kfp.log")
+    assert f'"kfp_run_id": "{run_id}"' in log.read_text()  # the id kfp.local gave this job's task
+    assert "navitune.kfp_run_url" not in child.data.tags
+    assert child.data.tags["navitune.state"] == "COMPLETE"
 
 
 def test_job_config_pins_the_sweep_time_and_keeps_secrets_as_interpolations(tmp_path: Path,

@@ -9,7 +9,8 @@ Checked: request shapes (experiment, run body, parameters without the secret), e
 an existing run instead of a second create, every end state (SUCCEEDED with the objective, FAILED with the
 job's error and type, FAILED without a result, CANCELED, CANCELING, SKIPPED, PAUSED then SUCCEEDED, timeout
 with terminate), HTTP 5xx retried with growing pauses (a create retried without a duplicate run), HTTP 4xx
-not retried, and the job entrypoint run from the recorded parameters, as a pod would.
+not retried, and the job entrypoint run from the recorded parameters, as a pod would (with the run's id
+and UI page in its environment, and the experiment's page in the sweeper's).
 """
 
 from __future__ import annotations
@@ -46,11 +47,17 @@ defaults:
   - override hydra/launcher: kfp
   - _self_
 x: 1
+env_out: null
 """
+RUN_ENV = ("NAVITUNE_KFP_RUN_ID", "NAVITUNE_KFP_RUN_URL")
+EXPERIMENT_URL_ENV = "NAVITUNE_KFP_EXPERIMENT_URL"
 
 
 def objective(cfg: Any) -> float:
-    """The task function (importable by name, as a remote job needs)."""
+    """The task function (importable by name, as a remote job needs); with ``env_out`` it writes the KFP run
+    variables it sees there."""
+    if cfg.get("env_out"):
+        Path(cfg.env_out).write_text(json.dumps({k: os.environ.get(k) for k in RUN_ENV}))
     if cfg.get("fail"):
         raise ValueError(f"bad x={cfg.x}")
     return float(cfg.x) ** 2
@@ -111,6 +118,8 @@ def server() -> Iterator[FakeKFP]:
 def sweep(request: pytest.FixtureRequest, tmp_path: Path, server: FakeKFP, mariadb: MariaDB,  # noqa: F811
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Sweep]:
     monkeypatch.setenv(PW_ENV, mariadb.password)
+    monkeypatch.setenv(EXPERIMENT_URL_ENV, "stale")  # what an earlier sweep in this process may have left ...
+    monkeypatch.delenv(EXPERIMENT_URL_ENV)  # ... and this test's launcher sets: gone again after the test
     extra = list(getattr(request, "param", []))
     study = "kfp_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]  # one study per test
     s = Sweep(tmp_path, server, mariadb, study, extra)
@@ -122,9 +131,13 @@ def sweep(request: pytest.FixtureRequest, tmp_path: Path, server: FakeKFP, maria
 
 # ------------------------------------------------------------------------------------ request shapes
 def test_request_shapes_experiment_and_no_secret(sweep: Sweep, server: FakeKFP, mariadb: MariaDB) -> None:  # noqa: F811
+    os.environ[EXPERIMENT_URL_ENV] = "http://kfp.example/#/experiments/details/of-an-earlier-sweep"
     launcher = sweep.launcher()
     created = server.calls("POST", "/apis/v2beta1/experiments")
     assert [r.body["display_name"] for r in created] == [sweep.study]  # experiment = study name
+    # the experiment's UI page, for the sweeper process's callbacks (e.g. the Slack finish message)
+    (exp_id,) = server.experiments
+    assert os.environ[EXPERIMENT_URL_ENV] == f"{server.url}/#/experiments/details/{exp_id}"
     name = f"{sweep.study}-t4-a1"
     server.script(name, "RUNNING", "SUCCEEDED",
                   on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 42.5}))
@@ -140,7 +153,9 @@ def test_request_shapes_experiment_and_no_secret(sweep: Sweep, server: FakeKFP, 
     assert sorted(params) == ["config_yaml", "options_json", "run_name", "task_function"]
     assert params["task_function"] == "tests.test_kfp_remote:objective"
     assert params["run_name"] == name
-    assert json.loads(params["options_json"])["publish"] is True
+    options = json.loads(params["options_json"])
+    assert options["publish"] is True
+    assert options["kfp_ui"] == server.url  # the job forms its run's link from it
     assert "${oc.env:" + PW_ENV + "}" in params["config_yaml"]  # the interpolation travels, not the password
     assert mariadb.password not in json.dumps(body)
     spec = body["pipeline_spec"]
@@ -149,6 +164,9 @@ def test_request_shapes_experiment_and_no_secret(sweep: Sweep, server: FakeKFP, 
     k8s = spec["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-navitune-job"]
     assert k8s["secretAsEnv"][0]["secretName"] == "navitune-db"
     assert k8s["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "password", "envVar": PW_ENV}]
+    # the job gets its run's id from KFP's placeholder, a constant of the task (not a run parameter)
+    task_params = spec["pipeline_spec"]["root"]["dag"]["tasks"]["navitune-job"]["inputs"]["parameters"]
+    assert task_params["kfp_run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
     # polling: get_run until the end state, nothing else after the create
     gets = server.calls("GET", r"/apis/v2beta1/runs/run-\d+")
     assert len(gets) == 2  # created PENDING, then GET: RUNNING, GET: SUCCEEDED
@@ -360,23 +378,50 @@ def test_shutdown_leaves_runs_or_terminates_them(sweep: Sweep, server: FakeKFP) 
 # ------------------------------------------------------------------------- the job, as the pod runs it
 def test_the_recorded_parameters_run_the_job_and_bring_its_objective_back(sweep: Sweep, server: FakeKFP,
                                                                            tmp_path: Path, mariadb: MariaDB) -> None:  # noqa: F811
-    """Play the pod: run the job entrypoint with exactly the parameters the launcher sent, with the password
-    only in the environment (as the Secret would set it); the launcher then reads the objective back."""
+    """Play the pod: run the job entrypoint with exactly the inputs the backend gives the run's task (the
+    parameters the launcher sent, the run's id from KFP's placeholder), with the password only in the
+    environment (as the Secret would set it); the launcher then reads the objective back. The task sees its
+    run's id and UI page in its environment."""
     launcher = sweep.launcher()
     name = f"{sweep.study}-t14-a0"
+    seen = tmp_path / "env.json"
 
     def pod(run: dict) -> None:
-        params = run["runtime_config"]["parameters"]
+        inputs = server.task_inputs(run)
+        assert inputs["kfp_run_id"] == run["run_id"]
         code = ("import json, sys; from hydra_plugins.navitune_kfp.job import run; "
                 "p = json.load(sys.stdin); print(run(**p))")
         env = {**os.environ, PW_ENV: mariadb.password, "PYTHONPATH": str(ROOT)}  # imports tests.test_kfp_remote
-        out = subprocess.run([sys.executable, "-c", code], input=json.dumps(params), capture_output=True, text=True,
+        env.pop("NAVITUNE_KFP_RUN_ID", None)
+        out = subprocess.run([sys.executable, "-c", code], input=json.dumps(inputs), capture_output=True, text=True,
                              cwd=tmp_path, env=env, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
 
     server.script(name, "RUNNING", "SUCCEEDED", on_end=pod)
-    ret = launcher.submit(trial_overrides(sweep.study, 14, 0, x=1.5), 0).result(timeout=120)
+    ret = launcher.submit([*trial_overrides(sweep.study, 14, 0, x=1.5), f"env_out={seen}"], 0).result(timeout=120)
     assert ret.status == JobStatus.COMPLETED and ret.return_value == pytest.approx(2.25)
     summary = next((tmp_path / "sweep").rglob(".hydra/overrides.yaml"))
     assert "x=1.5" in summary.read_text()
+    (run_id,) = server.runs
+    assert json.loads(seen.read_text()) == {"NAVITUNE_KFP_RUN_ID": run_id,
+                                            "NAVITUNE_KFP_RUN_URL": f"{server.url}/#/runs/details/{run_id}"}
     launcher.shutdown()
+
+
+def test_run_links_leave_credentials_out_and_prefer_the_ui_host() -> None:
+    """What a remote job exports: the run's page under the UI base the launcher sends (``ui_host``, else
+    ``host``; never a ``user:password@`` of the URL); an id no runner resolved, or none, exports nothing."""
+    from hydra_plugins.navitune_kfp.job import run_env
+    from hydra_plugins.navitune_kfp.settings import check, ui_base
+
+    remote = check({"backend": "remote", "host": "https://kfp:hunter2@kfp.example:8443/"})
+    assert ui_base(remote) == "https://kfp.example:8443"
+    ui = check({"backend": "remote", "host": "http://localhost:8080", "ui_host": "https://console.example/kfp/"})
+    assert ui_base(ui) == "https://console.example/kfp"
+    assert ui_base(check({"backend": "local", "host": "http://localhost:8080"})) is None  # no UI page locally
+    options = {"kfp_ui": ui_base(remote)}
+    assert run_env("4f1c-77", options) == {"NAVITUNE_KFP_RUN_ID": "4f1c-77",
+                                           "NAVITUNE_KFP_RUN_URL": "https://kfp.example:8443/#/runs/details/4f1c-77"}
+    assert run_env("4f1c-77", {}) == {"NAVITUNE_KFP_RUN_ID": "4f1c-77"}  # backend=local: the id, no page
+    assert run_env("{{$.pipeline_job_uuid}}", options) == {}  # a placeholder nobody resolved is no id
+    assert run_env("", options) == {}

@@ -6,6 +6,12 @@ small thread pool, each posting to its own secret path of one local ``http.serve
 message with the error), and one whose webhook answers HTTP 500 (the sweep still succeeds, one warning
 per lost message). After each, every file the sweep wrote and its captured output are searched for the
 webhook URL and its secret path: they must not be there.
+
+The automatic links (no ``mlflow_url`` / ``kfp_url`` configured) are checked in process with the real callbacks
+of ``conf/config.yaml`` + ``+notify=slack``, run by Hydra's own ``Callbacks`` as a multirun does (start hooks
+in order, the launcher set up after them, end hooks in reverse order): the MLflow parent run's page from a real
+``mlflow server`` (in the config's order and with Slack listed first), the KFP experiment's page from the kfp
+launcher against ``tests/kfp_api_server.FakeKFP``, and no link for a local store or left by an earlier sweep.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import pytest
 
 from experiment.config import ConfigError
 from experiment.notify.slack import SlackNotifier, _mask
+from tests.conftest_mlflow import MLflowServer, mlflow_server  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 300
@@ -209,6 +216,8 @@ def test_failure_message_carries_the_error(sweeps, webhook: Webhook):
     assert "ConfigError: navitune: invalid config policy.compliance=1.5; allowed: 0 <= compliance <= 1" in failure
     assert "finished" not in failure
     assert f"sweep dir `{sweep.sweep_dir}`" in failure
+    # tracking=local (the default): a local store has no page to link, and its `mlflow ui` hint is no link
+    assert "MLflow:" not in failure and "mlflow ui" not in failure and "KFP:" not in failure
 
 
 def test_failing_sweep_leaves_no_webhook_url(sweeps):
@@ -284,3 +293,125 @@ def test_mask_hides_the_url_and_its_secret_path():
     assert _mask(f"a {url} b", url) == "a <webhook> b"
     assert _mask("urlopen error for hooks.slack.com/services/T1/B1/abcdefabcdef", url) == \
         "urlopen error for hooks.slack.com/<webhook>"
+
+
+# ------------------------------------------------------------------------- automatic links, in process
+WHITELIST = ["experiment.*", "hydra_plugins.*", "optuna.samplers.*", "optuna.pruners.*"]
+
+
+@pytest.fixture
+def sweep_process(tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Compose the app's config (``+notify=slack``, no report) and run its callbacks as Hydra's multirun does;
+    yields ``run(overrides, order, between)`` -> the posted texts. This process's environment is restored
+    afterwards (the callbacks set MLflow's and navitune's variables, as in a sweep process)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.execution_policy import execution_whitelist as whitelist_scope
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.plugins import Plugins
+
+    import experiment.__main__ as app
+
+    Plugins.instance()
+    saved = dict(os.environ)
+    url = webhook.new_url()
+    monkeypatch.setenv(ENV, url)
+    GlobalHydra.instance().clear()
+    init = initialize_config_dir(config_dir=app.CONF_DIR)
+    init.__enter__()
+
+    def run(overrides: list[str], order: str = "config", between: Any = None) -> list[str]:
+        cfg = compose("config", return_hydra_config=True, overrides=[
+            "+notify=slack", "hydra.callbacks.report.enabled=false", f"paths.outputs={tmp_path / 'outputs'}",
+            *overrides])
+        HydraConfig.instance().set_config(cfg)
+        with whitelist_scope(WHITELIST, reset=True):  # what @hydra.main(execution_whitelist=...) of the app allows
+            callbacks = Callbacks(cfg)
+        names = [type(c).__name__ for c in callbacks.callbacks]
+        assert names == ["MLflowSweepCallback", "ReportCallback", "SlackNotifier"]  # conf/config.yaml's order
+        if order == "slack first":
+            callbacks.callbacks.reverse()
+        callbacks.on_multirun_start(config=cfg)
+        try:
+            if between is not None:
+                between(cfg, callbacks)  # what Hydra does next: the sweeper, which sets its launcher up
+        finally:
+            callbacks.on_multirun_end(config=cfg)
+        return webhook.texts(url)
+
+    try:
+        yield run
+    finally:
+        init.__exit__(None, None, None)
+        GlobalHydra.instance().clear()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.mark.parametrize("order", ["config", "slack first"])
+def test_finish_links_the_mlflow_parent_run_without_configuration(sweep_process, mlflow_server: MLflowServer,  # noqa: F811
+                                                                 monkeypatch: pytest.MonkeyPatch, order: str):
+    """tracking=server: the finish message links the sweep's parent run, credentials of the tracking URI left
+    out, whichever callback ends first (Slack's end runs before MLflow's in the config's order, after it when
+    Slack is listed first)."""
+    password = "pw-" + secrets.token_hex(6)
+    monkeypatch.setenv("NAVITUNE_TEST_SLACK_MLFLOW_PW", password)
+    study = f"slack_links_{order.replace(' ', '_')}"
+    uri = f"http://navitune:${{oc.env:NAVITUNE_TEST_SLACK_MLFLOW_PW}}@127.0.0.1:{mlflow_server.port}"
+    texts = sweep_process(["tracking=server", f"tracking.uri={uri}", f"hydra.sweeper.study_name={study}"], order)
+    client = mlflow_server.client()
+    exp = client.get_experiment_by_name(study)
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`navitune.role` = 'sweep'")
+    start, finish = texts
+    assert finish.startswith(":white_check_mark: *navitune sweep finished*")
+    assert f"MLflow: {mlflow_server.uri}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}" in finish
+    assert "KFP:" not in finish  # process_pool: no KFP experiment
+    assert password not in start + finish
+
+
+def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_path: Path):
+    """hydra/launcher=kfp backend=remote: the launcher, set up after the start hooks, publishes its
+    experiment's page; a page an earlier sweep of this process left is not this one's."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext
+
+    import experiment.__main__ as app
+    from hydra_plugins.navitune_kfp import remote_backend
+    from tests.kfp_api_server import FakeKFP
+
+    os.environ["NAVITUNE_KFP_EXPERIMENT_URL"] = "http://kfp.example/#/experiments/details/an-earlier-sweep"
+    remote_backend._EXPERIMENTS.clear()
+    launchers: list[Any] = []
+
+    def set_up_launcher(cfg: Any, callbacks: Any) -> None:
+        ctx = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=callbacks,
+                           execution_whitelist=WHITELIST)
+        launchers.append(Plugins.instance().instantiate_launcher(config=cfg, hydra_context=ctx,
+                                                                 task_function=app.task.__wrapped__))
+
+    with FakeKFP() as server:
+        texts = sweep_process([
+            "hydra/launcher=kfp", "hydra.launcher.backend=remote", f"hydra.launcher.host={server.url}",
+            "hydra.sweeper.study_name=slack_kfp_links", "tracking=off",
+            "hydra.sweeper.storage=mysql+pymysql://u:${oc.env:NAVITUNE_TEST_UNSET_PW,unset}@127.0.0.1:9/optuna",
+        ], between=set_up_launcher)
+        for launcher in launchers:
+            launcher.shutdown()
+    (exp_id,) = server.experiments
+    start, finish = texts
+    assert f"KFP: {server.url}/#/experiments/details/{exp_id}" in finish
+    assert "an-earlier-sweep" not in start + finish
+    assert "MLflow:" not in finish  # tracking=off
+
+
+def test_no_links_for_a_local_store_nor_left_by_an_earlier_sweep(sweep_process):
+    """tracking=local, process_pool: nothing to link. Pages left in this process by an earlier sweep (MLflow
+    server, remote KFP) must not be posted as this sweep's."""
+    os.environ["NAVITUNE_MLFLOW_PARENT_RUN_URL"] = "http://mlflow.example/#/experiments/1/runs/an-earlier-sweep"
+    os.environ["NAVITUNE_KFP_EXPERIMENT_URL"] = "http://kfp.example/#/experiments/details/an-earlier-sweep"
+    start, finish = sweep_process(["hydra.sweeper.study_name=slack_no_links"])
+    assert finish.startswith(":white_check_mark: *navitune sweep finished*")
+    assert "MLflow:" not in finish and "KFP:" not in finish and "mlflow ui" not in finish
+    assert "an-earlier-sweep" not in start + finish

@@ -7,6 +7,14 @@
   (``webhook_env``), so the URL never reaches ``.hydra/*.yaml``, ``multirun.yaml`` or the logs; any text this
   module logs or posts has the URL masked.
 * **Posting never breaks a sweep**: a failed post logs one warning (without the URL) and the sweep goes on.
+* **Links without configuration**: the finish and failure messages link the sweep's MLflow parent run and KFP
+  experiment. ``mlflow_url`` / ``kfp_url`` win when set; else the pages the sweep process publishes: the MLflow
+  callback's ``NAVITUNE_MLFLOW_PARENT_RUN_URL`` (tracking=server only: a local store has no page) and the KFP
+  launcher's ``NAVITUNE_KFP_EXPERIMENT_URL`` (backend=remote). Both are read when the message is written, at
+  the end: the launcher is set up after every ``on_multirun_start``, and the MLflow callback leaves its variable
+  in place at its end, so the link is there whichever of the two callbacks Hydra ends first. A KFP page still
+  in the environment when this callback starts is an earlier sweep's (Hydra sets the launcher up later), so it
+  is dropped then. Credentials in a link's URL are masked.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from experiment.tracking.common import ENV_KFP_EXPERIMENT_URL, ENV_PARENT_URL, mask
+
 log = logging.getLogger("navitune.notify")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BASELINE_ATTR, OVER_BUDGET_ATTR = "navitune:baseline", "navitune:over_budget"
@@ -32,7 +42,8 @@ MAX_ERROR_CHARS = 600
 
 class SlackNotifier(Callback):
     """Posts ``{"text": ...}`` to a Slack incoming webhook whose URL is in the environment variable
-    ``webhook_env``; ``mlflow_url`` / ``kfp_url`` (optional) are linked in the finish message."""
+    ``webhook_env``; ``mlflow_url`` / ``kfp_url`` (null: the sweep's own pages, see the module docstring) are
+    linked in the finish and failure messages."""
 
     def __init__(
         self,
@@ -63,6 +74,7 @@ class SlackNotifier(Callback):
     # ------------------------------------------------------------------------------ Hydra hooks
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._t0 = time.monotonic()
+        os.environ.pop(ENV_KFP_EXPERIMENT_URL, None)  # an earlier sweep's: this sweep's launcher is set up later
         self.post("start", self.start_text(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -95,9 +107,15 @@ class SlackNotifier(Callback):
             lines += self._results(config, s)
         except Exception as err:  # the study may be unreachable or not an Optuna study: still say it finished
             lines.append(f"(no study results: {type(err).__name__}: {_first_line(err)})")
-        lines += [f"{name}: {url}" for name, url in (("MLflow", self.mlflow_url), ("KFP", self.kfp_url)) if url]
+        lines += self.link_lines()
         lines.append(f"sweep dir `{s['dir']}`")
         return "\n".join(lines)
+
+    def link_lines(self) -> list[str]:
+        """``MLflow: <url>`` / ``KFP: <url>``: the configured URL, else the one the sweep process published."""
+        links = (("MLflow", self.mlflow_url or os.environ.get(ENV_PARENT_URL)),
+                 ("KFP", self.kfp_url or os.environ.get(ENV_KFP_EXPERIMENT_URL)))
+        return [f"{name}: {mask(url.strip())}" for name, url in links if url and url.strip()]
 
     def failure_text(self, config: DictConfig, error: BaseException) -> str:
         s = _sweep(config)
@@ -107,7 +125,7 @@ class SlackNotifier(Callback):
             message = message[:MAX_ERROR_CHARS] + " ..."
         lines = [f":x: *navitune sweep {what}*: study `{s['study']}`{self._took()}",
                  f"```{type(error).__name__}: {message}```"]
-        lines += [f"{name}: {url}" for name, url in (("MLflow", self.mlflow_url), ("KFP", self.kfp_url)) if url]
+        lines += self.link_lines()
         lines.append(f"sweep dir `{s['dir']}`")
         return "\n".join(lines)
 

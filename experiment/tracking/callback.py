@@ -6,7 +6,8 @@ Why a callback: the sweeper in ``launchers/`` knows nothing of taxis or MLflow, 
 last one, with any sweep. Why only those two hooks: a callback with ``on_job_start``/``on_job_end`` would
 move every job of the process-pool launcher off its fast path; the jobs log their own runs
 (:mod:`experiment.tracking.job`) and find the parent through :data:`~.common.ENV_PARENT`, set here before
-jobs are forked, or (remote jobs) by the sweep's key tags.
+jobs are forked, or (remote jobs) by the sweep's key tags. With a tracking server, the parent run's UI page goes
+to :data:`~.common.ENV_PARENT_URL` for the sweep's other callbacks (the Slack notifier links it).
 
 * start: find the parent run of this study (same study and storage: a resumed sweep reuses it) or create it;
   log the study, region, window, sampler, search space, git commit and dirty flag, the command-line
@@ -29,7 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from experiment.tracking import common
-from experiment.tracking.common import ENV_EXPERIMENT, ENV_PARENT, ROLE_TAG, UNAVAILABLE, Guard
+from experiment.tracking.common import ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, ROLE_TAG, UNAVAILABLE, Guard
 
 log = logging.getLogger("navitune.tracking")
 
@@ -109,12 +110,13 @@ class MLflowSweepCallback(Callback):
                         "the sweep goes on", common.first_line(err))
             self.run_id = None
             os.environ[ENV_PARENT] = UNAVAILABLE
-            os.environ.pop(ENV_EXPERIMENT, None)
+            for var in (ENV_EXPERIMENT, ENV_PARENT_URL):
+                os.environ.pop(var, None)
 
     def _on_start(self, config: DictConfig) -> None:
         from experiment.config import ConfigError
 
-        for var in (ENV_PARENT, ENV_EXPERIMENT):
+        for var in (ENV_PARENT, ENV_EXPERIMENT, ENV_PARENT_URL):  # nothing of an earlier sweep of this process
             os.environ.pop(var, None)
         self.run_id = None
         try:
@@ -141,6 +143,8 @@ class MLflowSweepCallback(Callback):
             return
         os.environ[ENV_PARENT] = self.run_id
         os.environ[ENV_EXPERIMENT] = str(self.exp_id)
+        if s.kind == "server":  # a local store has no page to link (its `mlflow ui` hint is no URL)
+            os.environ[ENV_PARENT_URL] = common.mask(s.ui_url(str(self.exp_id), self.run_id))
 
     def _parent_run(self, config: DictConfig, s: common.Settings) -> tuple[Any, bool]:
         """The experiment of the study and the sweep's parent run: found (a resumed sweep) or created."""
@@ -211,6 +215,8 @@ class MLflowSweepCallback(Callback):
         except Exception as err:  # never let tracking turn a finished sweep into a failed one
             log.warning("MLflow: the sweep's results were not logged (%s)", common.first_line(err))
         finally:
+            # ENV_PARENT_URL stays: a callback listed before this one (its end hook runs after this one) may
+            # still link the run; the next sweep's start replaces it
             for var in (ENV_PARENT, ENV_EXPERIMENT):
                 os.environ.pop(var, None)
             self.run_id = None

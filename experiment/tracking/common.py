@@ -31,8 +31,15 @@ T = TypeVar("T")
 ENV_PARENT = "NAVITUNE_MLFLOW_PARENT_RUN_ID"
 ENV_EXPERIMENT = "NAVITUNE_MLFLOW_EXPERIMENT_ID"
 UNAVAILABLE = "unavailable"
-# set by the KFP launcher in remote jobs (read only when present)
+# Also set by the sweep callback (tracking=server only): the parent run's page in the MLflow UI, without
+# credentials, for other callbacks of the sweep process (the Slack finish message). Unlike the two above it is
+# left in place when the sweep ends (a callback listed before the tracking one ends after it) and replaced or
+# removed when the next sweep starts.
+ENV_PARENT_URL = "NAVITUNE_MLFLOW_PARENT_RUN_URL"
+# set by the KFP launcher (hydra/launcher=kfp) in each job: its KFP run's id, and (backend=remote) its UI page
 ENV_KFP_RUN_ID, ENV_KFP_RUN_URL = "NAVITUNE_KFP_RUN_ID", "NAVITUNE_KFP_RUN_URL"
+# set by the KFP launcher in the sweep process when it is set up (backend=remote): the KFP experiment's UI page
+ENV_KFP_EXPERIMENT_URL = "NAVITUNE_KFP_EXPERIMENT_URL"
 
 KINDS = ("local", "server", "off")
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"

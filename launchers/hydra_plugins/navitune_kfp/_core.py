@@ -5,12 +5,19 @@ task reference, proxy, study storage, API reachability) runs before the first by
 pipeline is compiled into ``<sweep dir>/pipeline.yaml``. Each ``submit`` composes the job's config on the
 caller's thread (Hydra's config loader is not thread-safe) and hands the job to a pool of ``n_jobs`` threads,
 each of which runs one job at a time on the backend and always resolves its Future to a JobReturn.
+
+For whatever else runs in the sweeper's process (e.g. a callback that posts a link when the sweep ends), setup
+leaves the sweep's KFP experiment page in the environment variable ``NAVITUNE_KFP_EXPERIMENT_URL``
+(``<ui_host or host>/#/experiments/details/<id>``, no credentials; ``backend=remote`` only, removed by a
+setup without one). Hydra sets the launcher up after every ``on_multirun_start`` callback, so read it later.
+Each job's own run id and page reach the job as ``NAVITUNE_KFP_RUN_ID`` / ``NAVITUNE_KFP_RUN_URL`` (``job``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,9 +31,11 @@ from omegaconf import DictConfig, open_dict
 from . import jobspec, results
 from .checks import check_sweep
 from .errors import LauncherShutdown
-from .settings import LauncherSettings
+from .job import UI_OPTION
+from .settings import LauncherSettings, ui_base
 
 log = logging.getLogger(__name__)
+ENV_EXPERIMENT_URL = "NAVITUNE_KFP_EXPERIMENT_URL"  # see the module docstring
 _COMPILED: dict[str, str] = {}  # pipeline file -> what was compiled into it (by this process)
 
 
@@ -51,10 +60,12 @@ class KFPLauncherCore:
         runs_remotely = self.remote and not settings.compile_only
         self.task_ref = jobspec.remote_reference(ref, task_function) if runs_remotely else ref
         proxy = check_sweep(settings, config)
+        os.environ.pop(ENV_EXPERIMENT_URL, None)  # a page of an earlier sweep of this process is not this one's
         if runs_remotely:
             from .remote_backend import RemoteBackend
 
             self._backend = RemoteBackend(settings, self.experiment, f"navitune sweep {self.sweep_dir}")
+            os.environ[ENV_EXPERIMENT_URL] = self._backend.link("experiments", self._backend.experiment_id)
         # ---- compile once per sweep
         self._compile(proxy)
         if settings.compile_only:
@@ -134,6 +145,9 @@ class KFPLauncherCore:
     def _params(self, job: jobspec.JobSpec) -> dict[str, str]:
         options = {"execution_whitelist": self.hydra_context.execution_whitelist,
                    "publish": self.remote and results.channel(job.config) is not None}
+        ui = ui_base(self.settings)
+        if ui:  # the job forms its run's link from it (NAVITUNE_KFP_RUN_URL)
+            options[UI_OPTION] = ui
         return {"config_yaml": job.config_yaml, "task_function": str(self.task_ref), "run_name": job.run_name,
                 "options_json": json.dumps(options)}
 

@@ -7,6 +7,15 @@ back three ways: the component's output (JSON), a study user attribute for the l
 ``results``), and, for ``backend=local``, a pickled JobReturn at ``$NAVITUNE_KFP_RESULT_FILE``. A failed job
 raises :class:`JobFailed`, so the KFP run is FAILED, and writes ``<Type>: <message>`` to the Kubernetes
 termination log, which the run's error shows.
+
+Before the Hydra job starts, the job learns which KFP run it is, so the task can point back to it (e.g. tag its
+tracking run with it). Two environment variables, generic (nothing here knows what the task does with them):
+
+* ``NAVITUNE_KFP_RUN_ID``: the id of the KFP run executing this job (KFP resolves it from the placeholder the
+  pipeline passes; with ``backend=local`` it is kfp.local's id of the local run). Unset when unknown.
+* ``NAVITUNE_KFP_RUN_URL``: the run's page in the KFP UI, ``<ui>/#/runs/details/<run id>``, where ``<ui>`` is
+  the launcher's ``ui_host`` or ``host`` (``backend=remote`` only; a local run has no page). The launcher sends
+  ``<ui>`` in the run's ``options_json`` as ``kfp_ui``, without credentials.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from hydra.core.utils import JobReturn, JobStatus
 log = logging.getLogger(__name__)
 
 ENV_RESULT_FILE = "NAVITUNE_KFP_RESULT_FILE"
+ENV_RUN_ID, ENV_RUN_URL = "NAVITUNE_KFP_RUN_ID", "NAVITUNE_KFP_RUN_URL"  # see the module docstring
+UI_OPTION = "kfp_ui"  # options_json key: the KFP UI's base URL (remote runs)
 TERMINATION_LOG = "/dev/termination-log"
 
 
@@ -127,11 +138,27 @@ def _termination_message(text: str) -> None:
             pass
 
 
-def run(config_yaml: str, task_function: str, run_name: str, options_json: str) -> str:
+def run_env(kfp_run_id: str, options: dict[str, Any]) -> dict[str, str]:
+    """``NAVITUNE_KFP_RUN_ID`` / ``NAVITUNE_KFP_RUN_URL`` of this job's run (see the module docstring); empty when
+    the id is unknown: nothing given, or a placeholder no runner resolved."""
+    run_id = (kfp_run_id or "").strip()
+    if not run_id or "{{" in run_id:
+        return {}
+    env = {ENV_RUN_ID: run_id}
+    base = str(options.get(UI_OPTION) or "").rstrip("/")
+    if base:
+        env[ENV_RUN_URL] = f"{base}/#/runs/details/{run_id}"
+    return env
+
+
+def run(config_yaml: str, task_function: str, run_name: str, options_json: str, kfp_run_id: str = "") -> str:
     """The component's body (see the module docstring); returns the result JSON or raises :class:`JobFailed`."""
     from . import results
 
     options = json.loads(options_json or "{}")
+    for var in (ENV_RUN_ID, ENV_RUN_URL):  # never a value inherited from elsewhere (kfp.local jobs inherit env)
+        os.environ.pop(var, None)
+    os.environ.update(run_env(kfp_run_id, options))  # before the job: its task reads them
     config = load_config(config_yaml)
     try:
         task = load_task(task_function)

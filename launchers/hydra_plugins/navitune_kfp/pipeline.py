@@ -5,6 +5,12 @@ run of the same compiled spec with its config as a parameter (compiling per job 
 runs of one sweep incomparable). The component runs in the job image with kfp already installed
 (``install_kfp_package=False``) and nothing pip-installed at start (``packages_to_install=[]``): a pod start
 never depends on PyPI, and the job runs exactly the pinned versions of the image.
+
+The component also gets the id of the KFP run it belongs to (``kfp_run_id``), from KFP's placeholder
+``{{$.pipeline_job_uuid}}`` (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), which the backend (and ``kfp.local``)
+replaces with the run's id when the task starts. It is a constant argument of the task inside the pipeline, not
+a pipeline parameter: the run's parameters stay :data:`PARAMETERS`, so callers of a compiled pipeline (the
+launcher, anyone re-running it from the KFP UI) pass the same four values as before.
 """
 
 # no `from __future__ import annotations`: kfp reads the component's annotations as types
@@ -19,11 +25,13 @@ from .settings import LauncherSettings
 PARAMETERS = ("config_yaml", "task_function", "run_name", "options_json")
 
 
-def navitune_job(config_yaml: str, task_function: str, run_name: str, options_json: str) -> str:
-    """Run one Hydra job of a sweep in this container and return its result as JSON."""
+def navitune_job(config_yaml: str, task_function: str, run_name: str, options_json: str,
+                 kfp_run_id: str = "") -> str:
+    """Run one Hydra job of a sweep in this container and return its result as JSON (``kfp_run_id``: the KFP
+    run's id, resolved by KFP from the placeholder the pipeline passes)."""
     from hydra_plugins.navitune_kfp.job import run
 
-    return run(config_yaml, task_function, run_name, options_json)
+    return run(config_yaml, task_function, run_name, options_json, kfp_run_id=kfp_run_id)
 
 
 def _configure(task: Any, settings: LauncherSettings) -> None:
@@ -71,7 +79,7 @@ def compile_pipeline(settings: LauncherSettings, name: str, description: str, pa
     @dsl.pipeline(name=name, description=description)
     def job_pipeline(config_yaml: str, task_function: str, run_name: str, options_json: str) -> str:
         task = component(config_yaml=config_yaml, task_function=task_function, run_name=run_name,
-                         options_json=options_json)
+                         options_json=options_json, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         _configure(task, settings)
         return task.output
 

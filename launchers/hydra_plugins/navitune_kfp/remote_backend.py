@@ -29,7 +29,7 @@ from . import results
 from .errors import (KFPApiError, KFPUnavailable, LauncherShutdown, RunCanceled, RunFailed, RunResultMissing,
                      RunSkipped, RunTimedOut)
 from .jobspec import CLEAR_PASSWORD, JobSpec
-from .settings import LauncherSettings
+from .settings import LauncherSettings, ui_base
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ class RemoteBackend:
         return client
 
     def link(self, kind: str, ident: str) -> str:
-        base = (self.settings.ui_host or self.settings.host or "").rstrip("/")
-        return f"{base}/#/{kind}/details/{ident}"
+        """The UI page of a run or experiment (``kind``: ``runs``, ``experiments``), credentials left out."""
+        return f"{ui_base(self.settings) or ''}/#/{kind}/details/{ident}"
 
     # ------------------------------------------------------------------------------ experiment
     def _ensure_experiment(self) -> str:

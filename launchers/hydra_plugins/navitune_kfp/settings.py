@@ -276,6 +276,15 @@ def _env(value: Any, secrets: tuple[SecretEnv, ...]) -> dict[str, str]:
     return out
 
 
+def ui_base(settings: LauncherSettings) -> str | None:
+    """The KFP UI's base URL for links to runs and experiments (``ui_host``, else ``host``), without any
+    ``user:password@`` part: links are logged, posted and sent to jobs. None unless ``backend=remote``."""
+    base = settings.ui_host or settings.host
+    if settings.backend != "remote" or not base:
+        return None
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@", r"\1", base, flags=re.IGNORECASE).rstrip("/")
+
+
 # ------------------------------------------------------------------------------------------- check
 def check(raw: Mapping[str, Any]) -> LauncherSettings:
     """Validate the launcher's keyword arguments; raise :class:`KFPConfigError` (one line) on the first problem."""

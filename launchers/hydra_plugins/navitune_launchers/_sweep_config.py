@@ -36,6 +36,10 @@ class SweepConfigFactory:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         self._parser = OverridesParser.create()
+        # a sweep repeats the same fixed overrides (out_dir=/some/path, flag=true) and keys in every job: their
+        # parses (ANTLR, ~2 ms each) and config-group lookups (file-system probes) are remembered
+        self._parsed: dict[str, Any] = {}
+        self._is_group: dict[str, bool] = {}
 
     def prepare(self, overrides: Sequence[str] = ()) -> None:
         """Compose the base config for jobs with these overrides now (e.g. before forking job processes,
@@ -81,7 +85,7 @@ class SweepConfigFactory:
         """(all parsed overrides, the structural ones' text, the value ones), or None when a job must be
         composed by Hydra (an override it cannot parse, a deletion, a sweep, a composition setting)."""
         try:
-            parsed = [parse_simple(o) or self._parser.parse_overrides([o])[0] for o in overrides]
+            parsed = [parse_simple(o) or self._parse(o) for o in overrides]
         except Exception:
             return None  # let Hydra report it
         structural, values = [], []
@@ -90,11 +94,29 @@ class SweepConfigFactory:
             if o.is_delete() or o.is_sweep_override() or any(key == k or key.startswith(k + ".")
                                                               for k in _COMPOSITION_KEYS):
                 return None
-            if o.package is not None or self.loader.repository.group_exists(key):
+            if o.package is not None or self._group_exists(key):
                 structural.append(o.input_line)
             else:
                 values.append(o)
         return parsed, tuple(structural), values
+
+    def _parse(self, line: str) -> Any:
+        """Hydra's parse of one override, remembered (Overrides are only read when they are applied)."""
+        override = self._parsed.get(line)
+        if override is None:
+            override = self._parser.parse_overrides([line])[0]
+            if len(self._parsed) < _MAX_REMEMBERED:
+                self._parsed[line] = override
+        return override
+
+    def _group_exists(self, key: str) -> bool:
+        known = self._is_group.get(key)
+        if known is None:
+            known = self._is_group[key] = bool(self.loader.repository.group_exists(key))
+        return known
+
+
+_MAX_REMEMBERED = 10_000  # parses kept per sweep: a sweep of ever new string values must not grow without end
 
 
 # ``key=value`` with a plain number or word: the shape of nearly every override a sweeper writes

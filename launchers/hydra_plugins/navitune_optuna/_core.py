@@ -150,6 +150,13 @@ class AsyncOptunaSweeperImpl:
                 size *= len(choices)
             self.n_trials = min(self.n_trials, size)
         directions = base._get_directions()
+        if getattr(self.launcher, "compile_only", False) is True:
+            # e.g. hydra/launcher=kfp with compile_only=true: its jobs would "finish" without a value, and every
+            # trial would fail and be retried; the search space is checked, the study is left untouched
+            log.info("optuna_async: the launcher only compiles (hydra.launcher.compile_only=true): no trial is "
+                     "created and the study is not opened")
+            self._shutdown_launcher()
+            return
         storage = make_storage(self.storage_setting)
         study = optuna.create_study(
             study_name=base.study_name, storage=storage, sampler=sampler, pruner=self.pruner,
