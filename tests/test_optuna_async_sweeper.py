@@ -31,6 +31,7 @@ from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (the session 
 
 APPS = Path(__file__).resolve().parent / "sweeper_apps"
 OWNER, RETRY_OF, OVER_BUDGET = "navitune:owner", "navitune:retry_of", "navitune:over_budget"
+ATTEMPT = "navitune:attempt"
 REFERENCE = ("hydra/sweeper=optuna", "hydra/launcher=basic")  # hydra-optuna-sweeper, as documented
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -377,6 +378,48 @@ def test_kill_9_then_rerun_ends_at_exactly_n_trials(tmp_path: Path) -> None:
         assert len(retries) == 1 and retries[0].params == params  # ... and run again, same parameters
         assert retries[0].state == TrialState.COMPLETE
     assert_best_is_best_complete(again.results, trials)
+
+
+def test_ctrl_c_fails_the_trials_in_flight_and_the_next_run_runs_them_first(tmp_path: Path) -> None:
+    """SIGINT to the sweep's process group (a terminal's Ctrl-C) with two trials running and one set up ahead:
+    the sweep ends without a RUNNING trial and without tracebacks from the waiting job; the three are failed
+    as stopped and enqueued again as the same attempt, and the same command runs them first."""
+    store, hold = tmp_path / "study.journal", tmp_path / "hold"
+    args = (journal(store), "hydra.sweeper.n_trials=12", "sleep_s=0.2", f"hold_file={hold}")
+    proc, sweep_dir = start("sphere", tmp_path, "sweep", *args)
+    try:
+        _poll(proc, store, "sphere", lambda ts: n_finished(ts) >= 1, "a finished trial")
+        hold.touch()
+        _poll(proc, store, "sphere", _frozen(hold), "2 held trials and 1 set up ahead")
+        os.killpg(proc.pid, signal.SIGINT)
+        stopped = finish(proc, sweep_dir, timeout=60.0)
+    finally:
+        _kill_group(proc)
+    assert stopped.rc != 0, stopped
+    assert "_wait_for_go" not in stopped.stderr, stopped  # the job waiting for a slot ended quietly
+    trials = journal_trials(store, "sphere")
+    c = states(trials)
+    assert c[TrialState.RUNNING] == 0, (c, stopped)
+    halted = [t for t in trials if t.user_attrs.get("navitune:stopped")]
+    assert len(halted) == IN_FLIGHT and all(t.state == TrialState.FAIL for t in halted), c
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(tuple(sorted(t.params.items())) for t in halted) == sorted(
+        tuple(sorted(t.system_attrs["fixed_params"].items())) for t in waiting)
+    finished_before = n_finished(trials)
+
+    hold.unlink()
+    again = run("sphere", tmp_path, "sweep", *args, timeout=90.0)
+    assert again.rc == 0, again
+    trials = journal_trials(store, "sphere")
+    c = states(trials)
+    assert n_finished(trials) == 12 and c[TrialState.RUNNING] == 0 and c[TrialState.WAITING] == 0, c
+    later = sorted((t for t in trials if t.number > max(h.number for h in halted)), key=lambda t: t.number)
+    first = {tuple(sorted(t.params.items())): t for t in later[:IN_FLIGHT]}  # the re-enqueued ones, run first
+    for h in halted:
+        t = first[tuple(sorted(h.params.items()))]
+        assert t.state == TrialState.COMPLETE
+        assert t.user_attrs.get(ATTEMPT, 0) == h.user_attrs.get(ATTEMPT, 0)  # the same attempt: no retry used
+    assert finished_before < 12
 
 
 def test_surviving_sweeper_finishes_when_its_peer_dies(tmp_path: Path) -> None:

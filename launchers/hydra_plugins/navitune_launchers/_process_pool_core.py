@@ -58,13 +58,14 @@ class _Job:
 
 
 def _wait_for_go(go: Connection, parent_pid: int) -> None:
-    """Block a prepared job until the pool releases it; end the process quietly if the pool is gone."""
-    while not go.poll(1.0):
-        if os.getppid() != parent_pid:  # the sweeper died: nobody will release this job
-            os._exit(0)
+    """Block a prepared job until the pool releases it; end the process quietly if the pool is gone or the
+    sweep is interrupted (Ctrl-C reaches the whole process group; the sweeper fails and re-enqueues the trial)."""
     try:
+        while not go.poll(1.0):
+            if os.getppid() != parent_pid:  # the sweeper died: nobody will release this job
+                os._exit(0)
         go.recv_bytes()
-    except (EOFError, OSError):
+    except (EOFError, OSError, KeyboardInterrupt):
         os._exit(0)
 
 

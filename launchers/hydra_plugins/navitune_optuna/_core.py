@@ -298,34 +298,40 @@ class AsyncOptunaSweeperImpl:
         t_start = time.monotonic()
         next_heartbeat = t_start + self.heartbeat_every
         display = _Progress(self.n_trials, self.progress)
+        hold = _HeldInterrupt()
         try:
             while True:
-                trials = study.get_trials(deepcopy=False)
-                if self._recover_stale(study, trials):
+                # bookkeeping with Ctrl-C held back: an interrupt between asking a trial and recording it in
+                # flight (or between taking a result and telling it) would leave that trial RUNNING
+                with hold:
                     trials = study.get_trials(deepcopy=False)
-                counts = self._count(trials)
-                waiting = int(getattr(self.launcher, "prepared", 0) or 0)  # set up ahead, not running yet
-                display.update(dict(counts, running=max(0, counts["running"] - waiting)),
-                               _best(trials, self.directions), time.monotonic() - t_start)
-                room = self.n_trials - counts["finished"] - counts["running"]
-                batch: list[_Slot] = []
-                while room > 0 and len(in_flight) + len(batch) < self.n_jobs + ahead:
-                    slot = self._next_trial(study)
-                    if slot is None:
-                        break
-                    batch.append(slot)
-                    room -= 1
-                if batch and submit is not None:
-                    for slot in batch:
-                        in_flight[submit(slot.overrides, job_idx)] = slot
-                        job_idx += 1
-                elif batch:  # a launcher without submit(): one batch at a time
+                    if self._recover_stale(study, trials):
+                        trials = study.get_trials(deepcopy=False)
+                    counts = self._count(trials)
+                    waiting = int(getattr(self.launcher, "prepared", 0) or 0)  # set up ahead, not running yet
+                    display.update(dict(counts, running=max(0, counts["running"] - waiting)),
+                                   _best(trials, self.directions), time.monotonic() - t_start)
+                    room = self.n_trials - counts["finished"] - counts["running"]
+                    batch: list[_Slot] = []
+                    while room > 0 and len(in_flight) + len(batch) < self.n_jobs + ahead:
+                        slot = self._next_trial(study)
+                        if slot is None:
+                            break
+                        batch.append(slot)
+                        room -= 1
+                    pending: list[Future] = []
+                    if batch and submit is not None:
+                        for slot in batch:
+                            in_flight[submit(slot.overrides, job_idx)] = slot
+                            job_idx += 1
+                    elif batch:  # a launcher without submit(): one batch at a time (launched below)
+                        pending = [Future() for _ in batch]
+                        in_flight.update(zip(pending, batch))
+                if pending:  # interruptible: the batch is in flight, so a stop fails its trials
                     rets = self.launcher.launch([s.overrides for s in batch], initial_job_idx=job_idx)
                     job_idx += len(rets)
-                    for slot, ret in zip(batch, rets):
-                        done: Future = Future()
+                    for done, ret in zip(pending, rets):
                         done.set_result(ret)
-                        in_flight[done] = slot
                 if not in_flight:
                     if counts["running"] == 0 and not batch:
                         break
@@ -333,23 +339,25 @@ class AsyncOptunaSweeperImpl:
                     continue
                 timeout = max(0.0, min(next_heartbeat - time.monotonic(), self.stale_after_s / 4, 10.0))
                 finished, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
-                if time.monotonic() >= next_heartbeat:
-                    self._heartbeat(study, [s.trial for s in in_flight.values()])
-                    next_heartbeat = time.monotonic() + self.heartbeat_every
-                for fut in finished:
-                    slot = in_flight.pop(fut)
-                    ret = fut.result()
-                    outcome = self._tell(study, slot, ret)
-                    if outcome == "failed":
-                        final_failures += 1
-                        first_error = first_error or ret
-                        if final_failures > allowed_failures:
-                            log.error(
-                                f"{final_failures} trial(s) failed for good (after {self.max_retries} retries); "
-                                f"max_failure_rate={self.max_failure_rate} allows {allowed_failures} of "
-                                f"{self.n_trials}: stopping the sweep"
-                            )
-                            first_error.return_value  # re-raises the job's error with its traceback
+                with hold:
+                    if time.monotonic() >= next_heartbeat:
+                        self._heartbeat(study, [s.trial for s in in_flight.values()])
+                        next_heartbeat = time.monotonic() + self.heartbeat_every
+                    for fut in finished:
+                        slot = in_flight[fut]
+                        ret = fut.result()
+                        outcome = self._tell(study, slot, ret)
+                        del in_flight[fut]
+                        if outcome == "failed":
+                            final_failures += 1
+                            first_error = first_error or ret
+                            if final_failures > allowed_failures:
+                                log.error(
+                                    f"{final_failures} trial(s) failed for good (after {self.max_retries} "
+                                    f"retries); max_failure_rate={self.max_failure_rate} allows "
+                                    f"{allowed_failures} of {self.n_trials}: stopping the sweep"
+                                )
+                                first_error.return_value  # re-raises the job's error with its traceback
         finally:
             display.close()
 
@@ -579,3 +587,45 @@ class _Progress:
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
+
+
+class _HeldInterrupt:
+    """Holds Ctrl-C (SIGINT) back for the duration of a ``with`` block and delivers it at the block's end.
+
+    The sweeper's bookkeeping (ask, owner write, submit, tell) must not be cut in half: a trial asked but not
+    yet recorded in flight would stay RUNNING after the sweep stopped. The sweeper spends nearly all its time
+    waiting for jobs, outside these blocks, where an interrupt arrives at once. Only the main thread can
+    install signal handlers; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._received: tuple[int, Any] | None = None
+        self._active = False
+
+    def __enter__(self) -> "_HeldInterrupt":
+        import signal
+        import threading
+
+        self._received = None
+        self._active = threading.current_thread() is threading.main_thread()
+        if self._active:
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self._received = (signum, frame)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if not self._active:
+            return
+        signal.signal(signal.SIGINT, self._previous)
+        received, self._received = self._received, None
+        if received is None or exc[0] is not None:
+            return  # an exception already leaves the block; the sweep stops either way
+        if callable(self._previous):
+            self._previous(*received)  # Python's default handler raises KeyboardInterrupt here
+        elif self._previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
