@@ -428,6 +428,42 @@ def test_sweep_completes_with_one_warning_when_mlflow_is_down(closed_port: int, 
 
 
 @pytest.mark.slow
+def test_trials_that_ran_untracked_get_child_runs_from_the_study(mlflow_server: MLflowServer,
+                                                                  tmp_path: Path) -> None:
+    """Trials that ran while MLflow was off (or down) are added to the parent when the sweep next ends with
+    MLflow reachable: one child run each, built from the study (parameters, objective, state, the values
+    reported after each day), tagged ``navitune.backfilled``; trials tracked by their jobs are not touched."""
+    study_name = "backfill_it"
+    common = [*THREE_DAYS, f"hydra.sweeper.study_name={study_name}", "hydra.sweeper.progress=false", *no_report()]
+    ok(cli(tmp_path, "-m", *common, "tracking=off", "hydra.sweeper.n_trials=2"))
+    untracked = {t.number: t for t in launched(load_study(tmp_path, study_name))}
+    assert len(untracked) == 2
+    ok(cli(tmp_path, "-m", *common, "tracking=server", f"tracking.uri=http://127.0.0.1:{mlflow_server.port}",
+           "hydra.sweeper.n_trials=3"))
+    client = mlflow_server.client()
+    exp = client.get_experiment_by_name(study_name)
+    runs = all_runs(client, exp.experiment_id)
+    (parent,) = parents(runs)
+    kids = children(runs, parent.info.run_id)
+    trials = {t.number: t for t in launched(load_study(tmp_path, study_name))}
+    assert sorted(int(r.data.tags["navitune.trial"]) for r in kids) == sorted(trials)  # one child per trial
+    added = {int(r.data.tags["navitune.trial"]): r for r in kids if r.data.tags.get("navitune.backfilled") == "true"}
+    assert sorted(added) == sorted(untracked)
+    for number, run in added.items():
+        t = trials[number]
+        assert run.data.tags["navitune.state"] == t.state.name and run.info.status == "FINISHED"
+        assert run.data.metrics["objective"] == pytest.approx(t.value)
+        for key, value in t.params.items():
+            assert float(run.data.params[key]) == pytest.approx(value)
+        assert run.data.params["region.name"] == "tokyo_central"
+        history = client.get_metric_history(run.info.run_id, "revenue_per_driver_day_so_far_yen")
+        assert {m.step: m.value for m in history} == pytest.approx(dict(t.intermediate_values))
+        assert run.info.start_time == int(t.datetime_start.timestamp() * 1000)
+    (tracked,) = [r for r in kids if r.data.tags.get("navitune.backfilled") is None]
+    assert "trips_per_driver_shift" in tracked.data.metrics  # the job's own run, with the job's metrics
+
+
+@pytest.mark.slow
 def test_a_hung_server_costs_seconds_not_minutes(silent_port: int, tmp_path: Path) -> None:
     """A server that accepts connections and never answers: the run waits ``tracking.timeout_s`` once, warns
     once, and finishes (MLflow's defaults would wait 120 s per request, with 7 retries)."""

@@ -30,7 +30,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from experiment.tracking import common
-from experiment.tracking.common import ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, ROLE_TAG, UNAVAILABLE, Guard
+from experiment.tracking.common import (ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, PARENT_TAG, ROLE_TAG,
+                                       UNAVAILABLE, Guard)
 
 log = logging.getLogger("navitune.tracking")
 
@@ -247,12 +248,59 @@ class MLflowSweepCallback(Callback):
             if study.get("best_trial") is not None:
                 tags["navitune.best_trial"] = study["best_trial"]
         common.log_batch(c, run_id, tags=tags, metrics=metrics)
+        assert self.guard is not None
+        self.guard("adding child runs for trials without one", self._backfill, config)
         for path, folder in result_files(sweep_dir):
             c.log_artifact(run_id, str(path), folder)
         if metrics:
             best = next((v for k, v, _ in metrics if k == "best_value"), None)
             log.info("MLflow: sweep results logged to parent run %s%s", run_id,
                      "" if best is None else f" (best value {best:,.1f})")
+
+    def _backfill(self, config: DictConfig) -> None:
+        """A child run for every trial of the study that has none: trials whose job ran while MLflow was down
+        or tracking was off, or whose process died before it could log. Built from the study, the source of
+        truth (parameters, objective, state, the values reported after each day), and tagged
+        ``navitune.backfilled=true``: their jobs' own metrics (occupancy, trips, ...) are not known here."""
+        study = _load_study(config)
+        if study is None:
+            return
+        from optuna.trial import TrialState
+
+        from experiment.tracking.job import SO_FAR, job_params
+
+        done = {TrialState.COMPLETE: ("COMPLETE", "FINISHED"), TrialState.PRUNED: ("PRUNED", "FINISHED"),
+                TrialState.FAIL: ("FAIL", "FAILED")}
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state in done
+                  and not t.user_attrs.get("navitune:over_budget")]
+        if not trials:
+            return
+        c, parent = self.client, self.run_id
+        have = {r.data.tags.get("navitune.trial") for r in common.child_runs(c, str(self.exp_id), parent)}
+        missing = [t for t in trials if str(t.number) not in have]
+        if not missing:
+            return
+        swept = [str(k) for k in (OmegaConf.select(config, "hydra.sweeper.params") or {})]
+        fixed = job_params(config, swept)
+        for t in missing:
+            attempt = int(t.user_attrs.get("navitune:attempt", 0))
+            state, status = done[t.state]
+            tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "navitune.study": study.study_name,
+                    "navitune.trial": t.number, "navitune.attempt": attempt,
+                    "navitune.origin_trial": int(t.user_attrs.get("navitune:retry_of", t.number)),
+                    "navitune.state": state, "navitune.backfilled": "true"}
+            start = int(t.datetime_start.timestamp() * 1000) if t.datetime_start else None
+            name = f"trial-{t.number}" + (f"-retry-{attempt}" if attempt else "")
+            run = c.create_run(str(self.exp_id), start_time=start, run_name=name,
+                               tags={k: common.mask(v) for k, v in tags.items()})
+            metrics = [(SO_FAR, float(v), int(step)) for step, v in sorted(t.intermediate_values.items())]
+            if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
+                metrics.append(("objective", float(t.values[0]), 0))
+            common.log_batch(c, run.info.run_id, params={**fixed, **t.params}, metrics=metrics)
+            end = int(t.datetime_complete.timestamp() * 1000) if t.datetime_complete else None
+            c.set_terminated(run.info.run_id, status, end_time=end)
+        log.info("MLflow: %d trial(s) without a child run (tracking off or unavailable when they ran) "
+                 "added from the study", len(missing))
 
 
 def result_files(sweep_dir: Path) -> list[tuple[Path, str | None]]:
@@ -271,23 +319,32 @@ def result_files(sweep_dir: Path) -> list[tuple[Path, str | None]]:
     return [(p, folder) for p, folder in files if p.is_file()]
 
 
-def _study_summary(config: DictConfig) -> dict[str, Any] | None:
-    """Trial counts, the best trial and the production baseline's value, read back from the Optuna study
-    (None when the sweep has no Optuna study or it cannot be read: the rest is still logged)."""
+def _load_study(config: DictConfig) -> Any:
+    """The sweep's Optuna study, or None when the sweep has none (Hydra's basic sweeper)."""
     info = sweep_info(config)
     if not info["study"] or not info["storage"]:
         return None
+    import optuna
+
+    try:
+        from hydra_plugins.navitune_optuna.storage import make_storage
+
+        storage: Any = make_storage(info["storage"])
+    except ImportError:
+        storage = info["storage"]
+    return optuna.load_study(study_name=info["study"], storage=storage)
+
+
+def _study_summary(config: DictConfig) -> dict[str, Any] | None:
+    """Trial counts, the best trial and the production baseline's value, read back from the Optuna study
+    (None when the sweep has no Optuna study or it cannot be read: the rest is still logged)."""
     try:
         import optuna
         from optuna.trial import TrialState
 
-        try:
-            from hydra_plugins.navitune_optuna.storage import make_storage
-
-            storage: Any = make_storage(info["storage"])
-        except ImportError:
-            storage = info["storage"]
-        study = optuna.load_study(study_name=info["study"], storage=storage)
+        study = _load_study(config)
+        if study is None:
+            return None
         trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("navitune:over_budget")]
         n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
         out: dict[str, Any] = {"finished": n[TrialState.COMPLETE] + n[TrialState.PRUNED],

@@ -234,6 +234,21 @@ def find_parents(mlflow_client: Any, exp_id: str, key_tag: str, key: str) -> lis
     return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
 
+def child_runs(mlflow_client: Any, exp_id: str, parent_id: str) -> list[Any]:
+    """Every child run of a parent (all pages; deleted ones included, so nothing deleted is re-created)."""
+    from mlflow.entities import ViewType
+
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
+                                         run_view_type=ViewType.ALL, max_results=1000, page_token=token)
+        runs += list(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return runs
+
+
 @functools.lru_cache(maxsize=1)
 def git_state() -> tuple[str | None, bool | None]:
     """The project's git commit and whether tracked files differ from it (None, None outside a checkout).
