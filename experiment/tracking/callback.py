@@ -14,7 +14,8 @@ to :data:`~.common.ENV_PARENT_URL` for the sweep's other callbacks (the Slack no
   overrides and the composed config (interpolations kept: ``${oc.env:...}`` is never resolved into MLflow).
 * end: best value and parameters, trial counts, the gain over the production baseline trial, and the sweep
   directory's results (``optimization_results.yaml``, ``best_*.yaml``; the report and plots under ``report/``);
-  status FINISHED, FAILED (the sweep raised) or KILLED (Ctrl-C).
+  a child run, built from the study, for each trial that has none (it ran untracked); status FINISHED, FAILED
+  (the sweep raised) or KILLED (Ctrl-C).
 """
 
 from __future__ import annotations
