@@ -86,6 +86,15 @@ def sweep_context() -> dict[str, Any]:
     return out
 
 
+def _who(cfg: DictConfig, context: dict[str, Any]) -> str:
+    """The policy's name for a single run; in a sweep the trial (its parameters differ from the named
+    policy's, so the name alone would mislead)."""
+    if context.get("trial") is None:
+        return str(cfg.policy.name)
+    attempt = context.get("attempt") or 0
+    return f"trial {context['trial']}" + (f" (retry {attempt} of trial {context.get('origin_trial')})" if attempt else "")
+
+
 def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
     """The ``summary.json`` contract (ARCHITECTURE.md) plus context useful to people."""
     m = result.metrics
@@ -151,7 +160,7 @@ def run(
     log.info(
         "%s | %s | %s demand | %s: %s yen/driver-day, %s yen/shift, %.1f trips/shift, occupancy %.0f%%, "
         "mean fare %s yen (%d drivers, %.1fs)",
-        cfg.region.name, cfg.window.name, cfg.demand.source, cfg.policy.name,
+        cfg.region.name, cfg.window.name, cfg.demand.source, _who(cfg, context),
         f"{m['objective']:,.0f}", f"{m['revenue_per_driver_shift_yen']:,.0f}", m["trips_per_driver_shift"],
         100 * m["occupancy_distance"], f"{m['mean_fare_yen']:,.0f}", params.n_drivers,
         time.perf_counter() - t0,

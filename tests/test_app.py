@@ -329,3 +329,15 @@ def test_duckdb_sink_waits_for_another_writer(tmp_path):
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM driver_days").fetchone() == (3,)
     con.close()
+
+
+def test_a_sweep_jobs_log_line_names_the_trial_not_the_policy() -> None:
+    """In a sweep the trial's parameters are not the named policy's: its summary line names the trial."""
+    from omegaconf import OmegaConf
+
+    from experiment.app import _who
+
+    cfg = OmegaConf.create({"policy": {"name": "production"}})
+    assert _who(cfg, {"trial": None, "attempt": None}) == "production"
+    assert _who(cfg, {"trial": 7, "attempt": 0, "origin_trial": 7}) == "trial 7"
+    assert _who(cfg, {"trial": 9, "attempt": 1, "origin_trial": 7}) == "trial 9 (retry 1 of trial 7)"
