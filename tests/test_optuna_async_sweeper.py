@@ -639,3 +639,34 @@ def test_trials_asked_ahead_only_for_a_launcher_that_waits_with_them(
 
     sweeper = SimpleNamespace(launcher=SimpleNamespace(**launcher), n_jobs=sweeper_n_jobs)
     assert AsyncOptunaSweeperImpl._ahead(sweeper) == expected  # type: ignore[arg-type]
+
+
+# ====================================================================== Ctrl-C during the bookkeeping
+def test_ctrl_c_is_held_back_during_bookkeeping_and_delivered_after() -> None:
+    from hydra_plugins.navitune_optuna._core import _HeldInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _HeldInterrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("the rest of the block ran")
+    assert done == ["the rest of the block ran"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+    with pytest.raises(KeyboardInterrupt):  # pressed twice: the second one is not held back
+        with _HeldInterrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("not reached")
+    assert done == ["the rest of the block ran"] and signal.getsignal(signal.SIGINT) is before
+
+    with pytest.raises(KeyboardInterrupt) as info:  # the block fails after Ctrl-C: still an interrupt
+        with _HeldInterrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise OSError("storage went away")
+    assert isinstance(info.value.__cause__, OSError)
+
+    with _HeldInterrupt():  # no Ctrl-C: nothing happens
+        pass
+    assert signal.getsignal(signal.SIGINT) is before

@@ -141,6 +141,44 @@ def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
     GlobalHydra.instance().clear()
 
 
+def test_a_job_forked_while_the_sweeper_holds_ctrl_c_back_still_takes_ctrl_c(tmp_path: Path) -> None:
+    """The sweeper holds SIGINT back while it books trials, and the scheduler thread may fork a job meanwhile:
+    the job must still get Python's own handler (Ctrl-C = KeyboardInterrupt), not the sweeper's."""
+    import signal
+
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import setup_globals
+    from hydra.types import HydraContext
+
+    from hydra_plugins.navitune_optuna._core import _HeldInterrupt
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yaml").write_text("x: 0\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf)):
+        cfg = compose("config", overrides=[f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
+        gh = GlobalHydra.instance()
+        ctx = HydraContext(config_loader=gh.config_loader(), callbacks=Callbacks())
+        setup_globals()
+
+        def task(c):
+            return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+        launcher = ProcessPoolLauncher(n_jobs=1, prepare_ahead=0)
+        launcher.setup(hydra_context=ctx, task_function=task, config=cfg)
+        try:
+            with _HeldInterrupt():
+                assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+                ret = launcher.submit(["x=1"], 0).result(timeout=60)
+        finally:
+            launcher.shutdown()
+        assert ret.status == JobStatus.COMPLETED and ret.return_value is True
+    GlobalHydra.instance().clear()
+
+
 @pytest.mark.parametrize("override, message", [
     ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs=0; allowed: a whole number > 0"),
     ("hydra.launcher.prepare_ahead=-1", "hydra.launcher.prepare_ahead=-1; allowed: null (1 + n_jobs // 4) or a whole"),

@@ -249,22 +249,27 @@ class MLflowSweepCallback(Callback):
             if study.get("best_trial") is not None:
                 tags["navitune.best_trial"] = study["best_trial"]
         common.log_batch(c, run_id, tags=tags, metrics=metrics)
-        assert self.guard is not None
-        self.guard("adding child runs for trials without one", self._backfill, config)
         for path, folder in result_files(sweep_dir):
             c.log_artifact(run_id, str(path), folder)
+        assert self.guard is not None
+        self.guard("adding child runs for trials without one", self._backfill, config)
         if metrics:
             best = next((v for k, v, _ in metrics if k == "best_value"), None)
             log.info("MLflow: sweep results logged to parent run %s%s", run_id,
                      "" if best is None else f" (best value {best:,.1f})")
 
     def _backfill(self, config: DictConfig) -> None:
-        """A child run for every trial of the study that has none: trials whose job ran while MLflow was down
+        """A child run for every trial of the study that has no run: trials whose job ran while MLflow was down
         or tracking was off, or whose process died before it could log. Built from the study, the source of
-        truth (parameters, objective, state, the values reported after each day), and tagged
-        ``navitune.backfilled=true``: their jobs' own metrics (occupancy, trips, ...) are not known here."""
-        study = _load_study(config)
-        if study is None:
+        truth (parameters incl. fixed ones, objective, state, the values reported after each day), and tagged
+        ``navitune.backfilled=true``: their jobs' own metrics (occupancy, trips, ...) are not known here.
+        Trials stopped with a sweep (``navitune:stopped``) never produced anything and are left out."""
+        try:
+            study = _load_study(config)
+            trials = [] if study is None else study.get_trials(deepcopy=False)
+        except Exception as err:  # the study's storage, not MLflow: the parent's other results are logged
+            log.warning("MLflow: trials without a child run were not added (the study could not be read: %s)",
+                        common.first_line(err))
             return
         from optuna.trial import TrialState
 
@@ -272,17 +277,17 @@ class MLflowSweepCallback(Callback):
 
         done = {TrialState.COMPLETE: ("COMPLETE", "FINISHED"), TrialState.PRUNED: ("PRUNED", "FINISHED"),
                 TrialState.FAIL: ("FAIL", "FAILED")}
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state in done
-                  and not t.user_attrs.get("navitune:over_budget")]
+        trials = [t for t in trials if t.state in done and not t.user_attrs.get("navitune:over_budget")
+                  and not t.user_attrs.get("navitune:stopped")]
         if not trials:
             return
         c, parent = self.client, self.run_id
-        have = {r.data.tags.get("navitune.trial") for r in common.child_runs(c, str(self.exp_id), parent)}
+        have = {r.data.tags.get("navitune.trial") for r in common.trial_runs(c, str(self.exp_id), study.study_name)}
         missing = [t for t in trials if str(t.number) not in have]
         if not missing:
             return
         swept = [str(k) for k in (OmegaConf.select(config, "hydra.sweeper.params") or {})]
-        fixed = job_params(config, swept)
+        base = job_params(config, swept)
         for t in missing:
             attempt = int(t.user_attrs.get("navitune:attempt", 0))
             state, status = done[t.state]
@@ -294,15 +299,18 @@ class MLflowSweepCallback(Callback):
             name = f"trial-{t.number}" + (f"-retry-{attempt}" if attempt else "")
             run = c.create_run(str(self.exp_id), start_time=start, run_name=name,
                                tags={k: common.mask(v) for k, v in tags.items()})
+            # hydra-optuna-sweeper keeps the values of the search space's fixed keys as user attributes
+            fixed = {k: t.user_attrs[k] for k in swept if k in t.user_attrs}
             metrics = [(SO_FAR, float(v), int(step)) for step, v in sorted(t.intermediate_values.items())]
             if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
                 metrics.append(("objective", float(t.values[0]), 0))
-            common.log_batch(c, run.info.run_id, params={**fixed, **t.params}, metrics=metrics)
             end = int(t.datetime_complete.timestamp() * 1000) if t.datetime_complete else None
-            c.set_terminated(run.info.run_id, status, end_time=end)
+            try:
+                common.log_batch(c, run.info.run_id, params={**base, **fixed, **t.params}, metrics=metrics)
+            finally:  # never a run left RUNNING
+                c.set_terminated(run.info.run_id, status, end_time=end)
         log.info("MLflow: %d trial(s) without a child run (tracking off or unavailable when they ran) "
                  "added from the study", len(missing))
-
 
 def result_files(sweep_dir: Path) -> list[tuple[Path, str | None]]:
     """The sweep directory's results and where they go in the parent run: the sweeper's

@@ -234,15 +234,17 @@ def find_parents(mlflow_client: Any, exp_id: str, key_tag: str, key: str) -> lis
     return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
 
-def child_runs(mlflow_client: Any, exp_id: str, parent_id: str) -> list[Any]:
-    """Every child run of a parent (all pages; deleted ones included, so nothing deleted is re-created)."""
+def trial_runs(mlflow_client: Any, exp_id: str, study: str) -> list[Any]:
+    """Every trial run of a study in the experiment, whichever parent it hangs under (all pages; deleted ones
+    included, so nothing a user deleted is re-created)."""
     from mlflow.entities import ViewType
 
     runs: list[Any] = []
     token = None
+    query = f"tags.`navitune.study` = '{study}' and tags.`{ROLE_TAG}` = 'trial'"
     while True:
-        page = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
-                                         run_view_type=ViewType.ALL, max_results=1000, page_token=token)
+        page = mlflow_client.search_runs([exp_id], filter_string=query, run_view_type=ViewType.ALL,
+                                         max_results=1000, page_token=token)
         runs += list(page)
         token = getattr(page, "token", None)
         if not token:

@@ -74,6 +74,9 @@ def _child(conn: Connection, go: Connection, parent_pid: int, hydra_context: Hyd
     """Body of a job process: compose the job's config (here, in parallel with the sweeper and the other
     jobs, not on the sweeper's thread), set the job up, wait to be released, run the task the way Hydra's
     launchers do, send the JobReturn back."""
+    # Ctrl-C is the job's to take (KeyboardInterrupt), whatever handler the sweeper had at the fork (it
+    # holds SIGINT back while it books trials, and the fork may come from the scheduler thread meanwhile)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         setup_globals()
         try:
@@ -95,6 +98,8 @@ def _child(conn: Connection, go: Connection, parent_pid: int, hydra_context: Hyd
             ret.return_value = RuntimeError(f"the job's result could not be sent back: {err}")
             payload = pickle.dumps(ret, protocol=pickle.HIGHEST_PROTOCOL)
         conn.send_bytes(payload)
+    except KeyboardInterrupt:  # Ctrl-C while the job was set up: the sweep is stopping, nothing to report
+        pass
     except BaseException:  # a launcher bug, not a job failure: say what it was before the process ends
         import traceback
 
@@ -176,7 +181,9 @@ class JobPool:
         self._thread.join(timeout=10)
 
     # ---------------------------------------------------------------------------------- scheduler
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: _Job) -> bool:
+        """Fork the job's process; False (the job failed, its Future resolved) when the fork itself fails
+        (no memory, too many processes or files): the scheduler must survive that."""
         recv, send = _FORK.Pipe(duplex=False)
         go_recv, go_send = _FORK.Pipe(duplex=False)
         proc = _FORK.Process(
@@ -190,12 +197,21 @@ class JobPool:
         gc.freeze()
         try:
             proc.start()
+        except Exception as err:
+            for end in (recv, send, go_recv, go_send):
+                end.close()
+            log.error(f"job {job.idx} could not be started: {type(err).__name__}: {err}")
+            ret = JobReturn(overrides=job.overrides, status=JobStatus.FAILED)
+            ret.return_value = JobProcessDied(f"job {job.idx} could not be started: {type(err).__name__}: {err}")
+            job.future.set_result(ret)
+            return False
         finally:
             gc.unfreeze()
         send.close()
         go_recv.close()
         job.process, job.conn, job.go = proc, recv, go_send
         self._running[proc.sentinel] = job
+        return True
 
     def _release(self, job: _Job) -> None:
         """Let a prepared job run its task (it reads the byte once it is set up, if it is not yet)."""
@@ -216,9 +232,8 @@ class JobPool:
                 released += 1
         while len(self._running) < self.n_jobs + self.prepare_ahead and self._queue:
             job = self._queue.popleft()
-            if not job.future.set_running_or_notify_cancel():
+            if not job.future.set_running_or_notify_cancel() or not self._start(job):
                 continue
-            self._start(job)
             if released < self.n_jobs:
                 self._release(job)
                 released += 1
