@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 from hydra.core.plugins import Plugins
@@ -91,25 +93,32 @@ def test_each_job_in_its_own_process_and_n_jobs_at_a_time(tmp_path: Path) -> Non
     assert ends[1] - ends[0] < 0.5  # the first two ran side by side
 
 
-def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
-    """os._exit in one job: that job fails with its exit code, the others still finish."""
+@contextmanager
+def composed(tmp_path: Path, config_yaml: str) -> Iterator[tuple[Any, Any]]:
+    """(config, HydraContext) of a tiny app composed in this process, as a launcher's ``setup`` gets them."""
     from hydra import compose, initialize_config_dir
-
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "config.yaml").write_text("x: 0\nmode: ok\nout: .\n")
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import setup_globals
     from hydra.types import HydraContext
 
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yaml").write_text(config_yaml)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf)):
-        cfg = compose("config", overrides=[f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
-        gh = GlobalHydra.instance()
-        ctx = HydraContext(config_loader=gh.config_loader(), callbacks=Callbacks())
-        setup_globals()
+    try:
+        with initialize_config_dir(config_dir=str(conf)):
+            cfg = compose("config", overrides=[f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
+            ctx = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks())
+            setup_globals()
+            yield cfg, ctx
+    finally:
+        GlobalHydra.instance().clear()
 
+
+def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
+    """os._exit in one job: that job fails with its exit code, the others still finish."""
+    with composed(tmp_path, "x: 0\nmode: ok\nout: .\n") as (cfg, ctx):
         def task(c):
             if c.mode == "sleep":
                 time.sleep(1.0)
@@ -138,7 +147,6 @@ def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
         assert slow.result(timeout=30).return_value == 50
         assert time.monotonic() - t0 >= 1.0
         launcher.shutdown()
-    GlobalHydra.instance().clear()
 
 
 def test_a_job_forked_while_the_sweeper_holds_ctrl_c_back_still_takes_ctrl_c(tmp_path: Path) -> None:
@@ -146,24 +154,9 @@ def test_a_job_forked_while_the_sweeper_holds_ctrl_c_back_still_takes_ctrl_c(tmp
     the job must still get Python's own handler (Ctrl-C = KeyboardInterrupt), not the sweeper's."""
     import signal
 
-    from hydra import compose, initialize_config_dir
-    from hydra._internal.callbacks import Callbacks
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.utils import setup_globals
-    from hydra.types import HydraContext
-
     from hydra_plugins.navitune_optuna._core import _HeldInterrupt
 
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "config.yaml").write_text("x: 0\n")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf)):
-        cfg = compose("config", overrides=[f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
-        gh = GlobalHydra.instance()
-        ctx = HydraContext(config_loader=gh.config_loader(), callbacks=Callbacks())
-        setup_globals()
-
+    with composed(tmp_path, "x: 0\n") as (cfg, ctx):
         def task(c):
             return signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
@@ -176,7 +169,6 @@ def test_a_job_forked_while_the_sweeper_holds_ctrl_c_back_still_takes_ctrl_c(tmp
         finally:
             launcher.shutdown()
         assert ret.status == JobStatus.COMPLETED and ret.return_value is True
-    GlobalHydra.instance().clear()
 
 
 @pytest.mark.parametrize("override, message", [
