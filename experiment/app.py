@@ -92,7 +92,8 @@ def _who(cfg: DictConfig, context: dict[str, Any]) -> str:
     if context.get("trial") is None:
         return str(cfg.policy.name)
     attempt = context.get("attempt") or 0
-    return f"trial {context['trial']}" + (f" (retry {attempt} of trial {context.get('origin_trial')})" if attempt else "")
+    retry = f" (retry {attempt} of trial {context.get('origin_trial')})" if attempt else ""
+    return f"trial {context['trial']}{retry}"
 
 
 def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:

@@ -291,13 +291,11 @@ class MLflowSweepCallback(Callback):
         for t in missing:
             attempt = int(t.user_attrs.get("navitune:attempt", 0))
             state, status = done[t.state]
-            tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "navitune.study": study.study_name,
-                    "navitune.trial": t.number, "navitune.attempt": attempt,
-                    "navitune.origin_trial": int(t.user_attrs.get("navitune:retry_of", t.number)),
-                    "navitune.state": state, "navitune.backfilled": "true"}
+            origin = int(t.user_attrs.get("navitune:retry_of", t.number))
+            tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "navitune.state": state, "navitune.backfilled": "true",
+                    **common.trial_tags(study.study_name, t.number, attempt, origin)}
             start = int(t.datetime_start.timestamp() * 1000) if t.datetime_start else None
-            name = f"trial-{t.number}" + (f"-retry-{attempt}" if attempt else "")
-            run = c.create_run(str(self.exp_id), start_time=start, run_name=name,
+            run = c.create_run(str(self.exp_id), start_time=start, run_name=common.trial_run_name(t.number, attempt),
                                tags={k: common.mask(v) for k, v in tags.items()})
             # hydra-optuna-sweeper keeps the values of the search space's fixed keys as user attributes
             fixed = {k: t.user_attrs[k] for k in swept if k in t.user_attrs}

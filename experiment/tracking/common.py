@@ -234,6 +234,17 @@ def find_parents(mlflow_client: Any, exp_id: str, key_tag: str, key: str) -> lis
     return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
 
+def trial_run_name(trial: int, attempt: int | None) -> str:
+    """The name of a trial attempt's child run: ``trial-12``, ``trial-15-retry-1``."""
+    return f"trial-{trial}" + (f"-retry-{attempt}" if attempt else "")
+
+
+def trial_tags(study: str, trial: int | None, attempt: int | None, origin_trial: int | None) -> dict[str, Any]:
+    """The tags that say which Optuna trial attempt a child run is (the jobs' runs and back-filled ones)."""
+    return {"navitune.study": study, "navitune.trial": trial, "navitune.attempt": attempt,
+            "navitune.origin_trial": origin_trial}
+
+
 def trial_runs(mlflow_client: Any, exp_id: str, study: str) -> list[Any]:
     """Every trial run of a study in the experiment, whichever parent it hangs under (all pages; deleted ones
     included, so nothing a user deleted is re-created)."""

@@ -101,7 +101,7 @@ class JobTracker:
         multirun = bool(parent_env or ctx["study"] is not None or (hc is not None and hc.mode == RunMode.MULTIRUN))
         self.role = "trial" if multirun else "run"
         if ctx["trial"] is not None:
-            name = f"trial-{ctx['trial']}" + (f"-retry-{ctx['attempt']}" if ctx["attempt"] else "")
+            name = common.trial_run_name(ctx["trial"], ctx["attempt"])
             subject = f"trial {ctx['trial']}"
         elif multirun:
             name = f"job-{hc.job.num}" if hc is not None else "job"
@@ -135,8 +135,7 @@ class JobTracker:
         if parent:
             tags[PARENT_TAG] = parent
         if study is not None:
-            tags |= {"navitune.study": study, "navitune.trial": ctx["trial"], "navitune.attempt": ctx["attempt"],
-                     "navitune.origin_trial": ctx["origin_trial"]}
+            tags |= common.trial_tags(study, ctx["trial"], ctx["attempt"], ctx["origin_trial"])
         kfp = ((common.ENV_KFP_RUN_ID, "navitune.kfp_run_id"), (common.ENV_KFP_RUN_URL, "navitune.kfp_run_url"))
         for var, tag in kfp:
             if os.environ.get(var):
