@@ -97,7 +97,7 @@ def _who(cfg: DictConfig, context: dict[str, Any]) -> str:
 
 
 def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
-    """The ``summary.json`` contract (ARCHITECTURE.md) plus context useful to people."""
+    """The ``summary.json`` contract (docs/architecture.md, "Output contracts") plus context useful to people."""
     m = result.metrics
     return {
         "objective": m["objective"],
