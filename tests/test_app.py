@@ -308,21 +308,25 @@ def test_console_script_is_the_same_app():
 
 
 def test_duckdb_sink_waits_for_another_writer(tmp_path):
-    """Parallel sweep jobs share one results file: a writer waits for the lock instead of failing."""
+    """Parallel sweep jobs share one results file: a writer waits for the lock instead of failing. The test
+    releases the lock only once the child has said that it found the file locked (no sleep, no luck)."""
     import subprocess
     import sys
-    import time
 
     db = tmp_path / "results.duckdb"
     holder = duckdb.connect(str(db))  # this process holds DuckDB's single-writer lock
     code = (
+        "import logging, sys; logging.basicConfig(stream=sys.stderr, level=logging.INFO, format='%(message)s'); "
         "import numpy as np; from experiment.sinks.duckdb_sink import write_duckdb; "
         f"print(write_duckdb({str(db)!r}, 'driver_days', {{'revenue_yen': np.arange(3.0)}}, {{'run_id': 'r'}}))"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)  # long enough for the child to start and find the file locked
-    assert child.poll() is None  # still waiting for the lock
-    holder.close()
+    try:
+        first = child.stderr.readline()  # blocks until the child has met the lock (or died: empty line)
+        assert "is locked by another writer; waiting" in first, first
+        assert child.poll() is None  # still waiting for the lock
+    finally:
+        holder.close()
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
     assert out.strip() == "3"

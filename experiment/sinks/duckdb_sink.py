@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from .schema import COLUMNS, KEY, check_columns, duckdb_type, key_predicate, quote
+
+log = logging.getLogger("navitune.sinks")
 
 
 def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: dict[str, Any]) -> int:
@@ -69,5 +72,7 @@ def _connect(path: str, wait_s: float = 60.0, read_only: bool = False) -> Any:
         except duckdb.IOException as err:
             if "lock" not in str(err).lower() or time.monotonic() > deadline:
                 raise
+            if delay == 0.02:  # once per open: a job that waits says why
+                log.info("%s is locked by another writer; waiting up to %.0f s", path, wait_s)
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)

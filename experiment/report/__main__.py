@@ -1,0 +1,5 @@
+"""``python -m experiment.report``."""
+
+from experiment.report.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The end-of-sweep hook (``hydra.callbacks.report`` in conf/config.yaml)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from experiment.report._util import _first_line
+from experiment.report.build import build_report
+from experiment.report.settings import ReportError, ReportSettings
+from experiment.report.sweep import _finished_since, load_sweep
+
+log = logging.getLogger("navitune.report")
+
+
+class ReportCallback(Callback):
+    """Runs :func:`build_report` when a sweep has finished (``on_multirun_end`` without an exception in flight
+    and with an ``optimization_results.yaml``). A report that fails costs one warning, never the sweep.
+    Registered after the MLflow callback so it runs first at the end (Hydra calls end hooks in reverse) and
+    MLflow attaches its files to the parent run."""
+
+    def __init__(self, enabled: bool = True, replications: int = 5, window: str = "test_week", workers: int = 2,
+                 match_scale: bool = True, plots: bool = True) -> None:
+        from experiment.config import ConfigError
+
+        self.enabled = enabled
+        try:
+            self.settings = ReportSettings(replications, window, workers, match_scale, plots).check()
+        except ReportError as err:
+            raise ConfigError(str(err).replace("report.", "hydra.callbacks.report.", 1)) from None
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"navitune: invalid config hydra.callbacks.report.enabled={enabled!r}; "
+                              "allowed: true or false")
+        self._started: dt.datetime | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = dt.datetime.now()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled or sys.exc_info()[1] is not None:  # an exception in flight: the sweep failed
+            return
+        try:
+            sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        except Exception:
+            return
+        if not (sweep_dir / "optimization_results.yaml").is_file():
+            log.debug("no optimization_results.yaml in %s: no champion/challenger report", sweep_dir)
+            return
+        try:
+            if self._started is not None and not _finished_since(load_sweep(sweep_dir, config), self._started):
+                log.info("champion/challenger report: no trial finished in this sweep (the study was already "
+                         "complete); python -m experiment.report %s writes one on demand", sweep_dir)
+                return
+            build_report(sweep_dir, settings=self.settings, config=config)
+        except Exception as err:
+            log.warning("champion/challenger report not written (the sweep itself is complete): %s: %s",
+                        type(err).__name__, _first_line(err))

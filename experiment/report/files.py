@@ -1,0 +1,124 @@
+"""The files a report leaves in the sweep directory: report.md, the policy candidate and the plots."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiment.report._util import _fmt
+from experiment.report.settings import CANDIDATE, DEMANDS, REPORT_FILES, REVENUE_PLOT, SETS, ReportSettings
+from experiment.report.sweep import Sweep, candidate_name
+
+log = logging.getLogger("navitune.report")
+
+
+def report_paths(sweep_dir: str | Path) -> list[Path]:
+    """The report files present in ``sweep_dir`` (report.json, report.md, the candidate, the PNGs), e.g. for
+    attaching them to the sweep's MLflow parent run. Cheap: no simulation, no heavy import."""
+    d = Path(sweep_dir)
+    return [d / name for name in REPORT_FILES if (d / name).is_file()]
+
+
+
+def write_report(
+    sweep: Sweep, settings: ReportSettings, result: dict[str, Any],
+    cfgs: dict[tuple[str, str], dict[str, Any]], study: Any,
+) -> list[Path]:
+    """report.md, the policy candidate and the plots (report.json is written last by the caller)."""
+    d = sweep.dir
+    for old in report_paths(d):  # a plot skipped this time must not survive from an earlier report
+        old.unlink()
+    files = [d / "report.json"]
+    files.append(_write_candidate(sweep, result, cfgs[("tuned", DEMANDS[0])]["cfg"]))
+    if settings.plots:
+        from experiment.report.plots import revenue_plot, study_plots
+
+        improvements = {k: {"improvement_pct": result["improvement_pct"][k], "ci95_pct": result["ci95_pct"][k]}
+                        for k in DEMANDS}
+        files.append(revenue_plot(result["patterns"], improvements, d / REVENUE_PLOT))
+        if study is not None:
+            written, skipped = study_plots(study, d)
+            files += written
+            for why in skipped:
+                log.info("champion/challenger report: plot skipped: %s", why)
+    result["plots"] = [f.name for f in files if f.suffix == ".png"]
+    (d / "report.md").write_text(_markdown(result, sweep))
+    files.insert(1, d / "report.md")
+    return files
+
+
+
+def _write_candidate(sweep: Sweep, result: dict[str, Any], cfg: DictConfig) -> Path:
+    """The tuned policy as a complete ``conf/policy`` option (every key, not a diff against production, so it
+    stays what was tested when production.yaml changes)."""
+    name = candidate_name(sweep)
+    policy = OmegaConf.to_container(cfg.policy, resolve=True)
+    assert isinstance(policy, dict)
+    body = OmegaConf.to_yaml(OmegaConf.create({"defaults": ["policy_schema", "_self_"], **policy, "name": name}))
+    imp, ci = result["improvement_pct"], result["ci95_pct"]
+    lines = [
+        f"# Candidate navigation parameters tuned by study {sweep.study_name} (sweep {sweep.dir}).",
+        f"# Test window {result['windows']['test']['name']}, {result['replications']} paired replications, "
+        "vs production:",
+        *(f"#   {d} demand: {imp[d]:+.2f} % (95 % CI {ci[d][0]:+.2f} .. {ci[d][1]:+.2f})" for d in DEMANDS),
+        f"# Decision: {result['decision']} ({result['decision_reason']}).",
+        f"# Use: cp {sweep.dir / CANDIDATE} conf/policy/{name}.yaml && python -m experiment policy={name}",
+    ]
+    path = sweep.dir / CANDIDATE
+    path.write_text("\n".join(lines) + "\n" + body)
+    return path
+
+
+
+def _markdown(r: dict[str, Any], sweep: Sweep) -> str:
+    """A human summary: the four patterns, the paired improvements and the decision."""
+    test, tuning = r["windows"]["test"], r["windows"]["tuning"]
+    pats = {(p["set"], p["demand"]): p for p in r["patterns"]}
+    out = [
+        f"# Champion/challenger report: {r['study']}",
+        "",
+        f"**Decision: {'PROMOTE the tuned parameters' if r['promote'] else 'keep production'}** "
+        f"({r['decision_reason']}).",
+        "",
+        f"Region `{r['region']}`; tuned on `{tuning.get('name')}` ({tuning.get('start')} .. {tuning.get('end')}, "
+        f"seed {tuning.get('seed')}); evaluated on the held-out `{test['name']}` ({test['start']} .. {test['end']}), "
+        f"{r['replications']} replications with common random numbers (seeds {test['seeds'][0]}.."
+        f"{test['seeds'][-1]}, the same for both parameter sets).",
+        "",
+        "| parameters | demand | revenue / driver-day (yen) | 95 % CI (yen) | trips / shift | occupancy |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for s in SETS:
+        for d in DEMANDS:
+            p = pats[(s, d)]
+            lo, hi = p["ci95_yen"]
+            out.append(f"| {s} (`{p['policy']}`) | {d} | {p['revenue_per_driver_day_yen']:,.0f} | "
+                       f"{lo:,.0f} .. {hi:,.0f} | {p['trips_per_driver_shift']:.2f} | "
+                       f"{100 * p['occupancy_distance']:.1f} % |")
+    out += ["", "| demand | tuned vs production | 95 % CI | per replication |", "|---|---:|---:|---|"]
+    for d in DEMANDS:
+        lo, hi = r["ci95_pct"][d]
+        reps = ", ".join(f"{x:+.2f}" for x in r["paired_diff_pct"][d])
+        out.append(f"| {d} | {r['improvement_pct'][d]:+.2f} % | {lo:+.2f} .. {hi:+.2f} % | {reps} |")
+    params = ", ".join(f"`{k}` = {_fmt(v)}" for k, v in r["best_params"].items())
+    base = r["baseline"]
+    out += [
+        "",
+        f"Interval: {r['ci_method']}. Rule: {r['promotion_rule']}.",
+        "",
+        f"Tuned parameters (best trial, {_fmt(r['best_value_tuning'])} yen/driver-day on the tuning window): {params}.",
+        f"Production parameters: {base['source']} ("
+        + ", ".join(f"`{k}` = {_fmt(base['params'].get(k.removeprefix('policy.')))}" for k in r["best_params"])
+        + ").",
+        "",
+        f"Candidate policy file: `{CANDIDATE}` — `cp {sweep.dir / CANDIDATE} conf/policy/{r['candidate']['name']}.yaml`"
+        f" then `python -m experiment policy={r['candidate']['name']}`.",
+    ]
+    if r.get("study_problem"):
+        out += ["", f"Study plots not drawn: {r['study_problem']}."]
+    for png in r.get("plots", []):
+        out += ["", f"![{png}]({png})"]
+    return "\n".join(out) + "\n"

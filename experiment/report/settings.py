@@ -1,0 +1,77 @@
+"""The report's fixed names and its user settings (``report.*`` / ``hydra.callbacks.report.*``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+DEMANDS = ("ml", "stats")
+SETS = ("production", "tuned")
+BASELINE_ATTR = "navitune:baseline"
+REVENUE_PLOT = "revenue_by_pattern.png"
+CANDIDATE = "policy_candidate.yaml"
+#: every file the report may write into the sweep directory (plots only when they could be drawn)
+REPORT_FILES = ("report.json", "report.md", CANDIDATE, REVENUE_PLOT,
+                "optimization_history.png", "param_importances.png", "parallel_coordinate.png")
+CI_METHOD = ("mean of the per-replication paired % differences 100*(tuned_r/production_r - 1), "
+             "two-sided Student-t interval with n-1 degrees of freedom")
+PROMOTION_RULE = "promote only if the lower bound of the 95 % interval is above 0 for every demand source"
+# the report chooses these itself: the sweep's own values of them are not reused
+OWN_KEYS = ("window", "demand", "demand.source")
+
+
+class ReportError(Exception):
+    """Bad input (not a finished sweep, a bad setting): the CLI prints this one line and exits with 2."""
+
+
+
+def _conf_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "conf"
+
+
+
+@dataclass
+class ReportSettings:
+    """``report.*`` on the command line, ``hydra.callbacks.report.*`` for the end-of-sweep report."""
+
+    replications: int = 5  # paired replications per pattern (>= 2: an interval needs a spread)
+    window: str = "test_week"  # the held-out window option (conf/window/)
+    workers: int = 2  # simulation processes
+    match_scale: bool = True  # the test window takes the tuning window's days, window.drivers and max_shift_h
+    plots: bool = True
+
+    def check(self) -> "ReportSettings":
+        def bad(key: str, value: Any, allowed: str) -> ReportError:
+            return ReportError(f"navitune.report: invalid report.{key}={value!r}; allowed: {allowed}")
+
+        if isinstance(self.replications, bool) or not isinstance(self.replications, int) or self.replications < 2:
+            raise bad("replications", self.replications, "a whole number >= 2")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise bad("workers", self.workers, "a whole number >= 1")
+        windows = sorted(p.stem for p in (_conf_dir() / "window").glob("*.yaml") if not p.stem.startswith("_"))
+        if self.window not in windows:
+            raise bad("window", self.window, ", ".join(windows))
+        for key in ("match_scale", "plots"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, getattr(self, key), "true or false")
+        return self
+
+    @classmethod
+    def from_overrides(cls, items: Sequence[str]) -> "ReportSettings":
+        """Settings from ``report.<key>=<value>`` strings (values parsed as YAML: 5, true, test_week)."""
+        import yaml
+
+        values: dict[str, Any] = {}
+        known = set(asdict(cls()))
+        for item in items:
+            key, _, raw = item.partition("=")
+            name = key.removeprefix("report.")
+            if name not in known:
+                raise ReportError(f"navitune.report: unknown setting {key}; allowed: "
+                                  + ", ".join(f"report.{k}" for k in sorted(known)))
+            try:
+                values[name] = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                values[name] = raw
+        return cls(**values).check()
