@@ -170,9 +170,10 @@ def probe(s: Settings) -> None:
 
 
 def client(s: Settings) -> Any:
-    from mlflow import MlflowClient
+    """The MLflow client; a fresh local store is created under a lock (:mod:`experiment.tracking.store`)."""
+    from experiment.tracking.store import open_client
 
-    return MlflowClient(tracking_uri=s.uri)
+    return open_client(s.uri)
 
 
 def experiment_id(mlflow_client: Any, name: str, s: Settings, tags: dict[str, str] | None = None) -> str:

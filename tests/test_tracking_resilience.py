@@ -1,0 +1,168 @@
+"""MLflow tracking under faults, with real sweeps of the app, a real ``mlflow server`` and a real local webhook.
+
+* **Two sweepers on a fresh local store** (``tracking=local``): both start together, held at a file barrier
+  right before they open ``mlflow.db`` (a ``sitecustomize`` on their PYTHONPATH wraps
+  ``experiment.tracking.common.prepare``), so both find no tables; both must track their sweep (MLflow used to
+  create and migrate the tables in both, and one lost tracking).
+* **MLflow killed mid-sweep and restarted** (``tracking=server``): the server is killed (SIGKILL to its process
+  group) while a tracked trial is half-way through its days, kept down until a trial that started after the
+  kill has finished, then restarted on the same port and backend store while the sweep is held (SIGSTOP to its
+  process group, so the sweep cannot end before the server is back). When the sweep ends, no child run is left
+  RUNNING and every run agrees with the study: state, objective, daily values.
+* **compile_only** with ``+notify=slack`` (``hydra/launcher=kfp hydra.launcher.compile_only=true``): the
+  pipeline is announced once, MLflow tracks nothing, and Slack gets one truthful "pipeline compiled" message
+  (no "sweep finished", no KeyError).
+
+Every wait polls a condition (the study, a barrier file, ``/health``) up to a deadline; nothing relies on a
+sleep being long enough.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest_mlflow import MLflowProcess, free_port, mlflow_executable
+from tests.test_slack_notify import assert_url_nowhere, run_sweep, webhook  # noqa: F401  (fixture)
+from tests.test_tracking_mlflow import all_runs, children, launched, load_study, no_report, parents
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP_TIMEOUT_S = 600.0
+WARNING = "MLflow tracking at"  # how the one warning about an unavailable MLflow starts
+
+
+def env_for(extra_path: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a sweep process: this repo importable, no MLflow or Hydra settings of the caller."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR" and not k.startswith("MLFLOW_")
+           and not k.startswith("NAVITUNE_")}
+    paths = [str(extra_path)] if extra_path else []
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, str(ROOT), env.get("PYTHONPATH")]))
+    return env | extra
+
+
+def start_sweep(cwd: Path, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
+    """``python -m experiment -m ...`` in its own process group (so the test can stop and continue it whole),
+    output to files (a pipe could fill up and stall it)."""
+    out, err = (cwd / f"{name}.out").open("wb"), (cwd / f"{name}.err").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "experiment", "-m", *args], cwd=cwd, env=env, stdout=out,
+                            stderr=err, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, cwd: Path, name: str) -> str:
+    """Wait for a sweep; its stdout + stderr. Fails with its output if it exits non-zero."""
+    try:
+        proc.wait(timeout=SWEEP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    output = (cwd / f"{name}.out").read_text(errors="replace") + (cwd / f"{name}.err").read_text(errors="replace")
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{output[-4000:]}"
+    return output
+
+
+def wait_until(what: str, condition: Callable[[], Any], procs: list[subprocess.Popen],
+               timeout_s: float = SWEEP_TIMEOUT_S) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail if a watched process exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        for p in procs:
+            if p.poll() is not None:
+                raise AssertionError(f"process {p.args[:4]} exited ({p.returncode}) while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+# ------------------------------------------------------------------- two sweepers, one fresh store
+BARRIER_SITECUSTOMIZE = '''
+"""Test hook: hold this sweep process right after MLflow's process settings are made (just before the store is
+opened) until every peer has arrived (one file per process in $NAVITUNE_TEST_BARRIER_DIR)."""
+import os, time
+from pathlib import Path
+
+_dir, _n = os.environ.get("NAVITUNE_TEST_BARRIER_DIR"), int(os.environ.get("NAVITUNE_TEST_BARRIER_N", "0"))
+if _dir and _n:
+    import experiment.tracking.common as _common
+
+    _prepare, _held = _common.prepare, []
+
+    def _prepare_then_wait(settings):
+        _prepare(settings)
+        if _held:  # once: the sweep process's first open (its forked jobs inherit this)
+            return
+        _held.append(True)
+        Path(_dir, str(os.getpid())).touch()
+        deadline = time.monotonic() + 300
+        while len(list(Path(_dir).iterdir())) < _n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("barrier: the other sweeper never arrived")
+            time.sleep(0.005)
+
+    _common.prepare = _prepare_then_wait
+'''
+
+
+@pytest.mark.slow
+def test_two_sweepers_started_together_on_a_fresh_local_store_both_track(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent(BARRIER_SITECUSTOMIZE))
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    outputs = tmp_path / "outputs"
+    env = env_for(hook, NAVITUNE_TEST_BARRIER_DIR=str(barrier), NAVITUNE_TEST_BARRIER_N="2")
+    studies = {"a": "race_a", "b": "race_b"}
+    procs = {
+        name: start_sweep(tmp_path, [
+            "+experiment=smoke", "tracking=local", f"hydra.sweeper.study_name={study}", "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.progress=false", f"hydra.sweep.dir={tmp_path / 'sweeps' / name}",
+            f"paths.outputs={outputs}", *no_report(),
+        ], env, name)
+        for name, study in studies.items()
+    }
+    try:
+        outputs_text = {name: finish(proc, tmp_path, name) for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                kill_group(proc)
+    assert len(list(barrier.iterdir())) == 2, "the two sweepers did not both reach the barrier"
+    for name, text in outputs_text.items():
+        assert WARNING not in text and "could not start" not in text, f"sweeper {name} lost tracking:\n{text[-3000:]}"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
+    for name, study_name in studies.items():
+        exp = client.get_experiment_by_name(study_name)
+        assert exp is not None, f"sweeper {name}: no experiment {study_name!r}"
+        runs = all_runs(client, exp.experiment_id)
+        (parent,) = parents(runs)
+        assert parent.info.status == "FINISHED"
+        kids = children(runs, parent.info.run_id)
+        trials = launched(load_study(tmp_path, study_name))
+        assert len(trials) == 2
+        assert sorted(int(r.data.tags["navitune.trial"]) for r in kids) == sorted(t.number for t in trials)
+        # tracked by the jobs themselves, not added afterwards from the study
+        assert all(r.data.tags.get("navitune.backfilled") is None for r in kids)
+        assert all(r.info.status == "FINISHED" and "objective" in r.data.metrics for r in kids)
