@@ -166,3 +166,30 @@ def test_two_sweepers_started_together_on_a_fresh_local_store_both_track(tmp_pat
         # tracked by the jobs themselves, not added afterwards from the study
         assert all(r.data.tags.get("navitune.backfilled") is None for r in kids)
         assert all(r.info.status == "FINISHED" and "objective" in r.data.metrics for r in kids)
+
+
+# ------------------------------------------------------------------------------------ compile_only
+@pytest.mark.slow
+def test_compile_only_logs_once_tracks_nothing_and_slack_says_pipeline_compiled(tmp_path: Path,
+                                                                                 webhook) -> None:  # noqa: F811
+    """``hydra/launcher=kfp hydra.launcher.compile_only=true +notify=slack`` (tracking=local, the default): the
+    pipeline is announced in one line, no MLflow store is opened, and Slack gets one truthful message."""
+    url = webhook.new_url()
+    sweep = run_sweep(tmp_path, url, ["hydra/launcher=kfp", "hydra.launcher.compile_only=true"])
+    assert sweep.proc.returncode == 0, sweep.output[-3000:]
+    (pipeline,) = (tmp_path / "outputs" / "sweeps").glob("*/*/pipeline.yaml")
+    mentions = [line for line in sweep.output.splitlines() if str(pipeline) in line]
+    assert len(mentions) == 1 and "compile_only=true" in mentions[0] and "nothing is submitted" in mentions[0], \
+        mentions
+    assert "KeyError" not in sweep.output and "Traceback" not in sweep.output
+    assert not [line for line in sweep.output.splitlines() if "mlflow" in line.lower()]
+    assert not (tmp_path / "outputs" / "mlflow.db").exists(), "compile_only opened an MLflow store"
+    (text,) = webhook.texts(url)  # no "sweep started" for a sweep that runs nothing
+    assert text.startswith(":package: *navitune pipeline compiled*: study `navitune_tokyo_central_smoke_ml` "
+                           "(compile_only: nothing was submitted, no trial ran)"), text
+    assert f"pipeline `{pipeline}`" in text and f"sweep dir `{pipeline.parent}`" in text
+    assert "finished" not in text and "KeyError" not in text and "trials" not in text
+    secret = url.split("/services/", 1)[1]
+    for path in (p for p in (tmp_path / "outputs").rglob("*") if p.is_file()):
+        assert secret not in path.read_text(errors="replace"), path
+    assert secret not in sweep.output

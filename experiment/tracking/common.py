@@ -212,6 +212,15 @@ def default_experiment(cfg: DictConfig, study: str | None, s: Settings) -> str:
     return f"navitune_{cfg.region.name}_{cfg.window.name}_{cfg.demand.source}"
 
 
+def compiles_only(config: DictConfig) -> bool:
+    """Does the sweep's launcher only compile (``hydra.launcher.compile_only=true``, the kfp launcher)? Then no
+    job runs and no trial is created: nothing to track, and no finished sweep to announce."""
+    try:
+        return OmegaConf.select(config, "hydra.launcher.compile_only", default=False) is True
+    except Exception:  # an interpolation that cannot be resolved here: not a compile-only launcher
+        return False
+
+
 def _key(*parts: str) -> str:
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:20]
 
