@@ -168,6 +168,114 @@ def test_two_sweepers_started_together_on_a_fresh_local_store_both_track(tmp_pat
         assert all(r.info.status == "FINISHED" and "objective" in r.data.metrics for r in kids)
 
 
+# --------------------------------------------------------------------- MLflow killed mid-sweep, restarted
+DAYS = 4
+N_TRIALS = 8
+KILLED_STUDY = "killed_it"
+
+
+def study_or_none(cwd: Path, name: str) -> optuna.Study | None:
+    try:
+        return load_study(cwd, name)
+    except (KeyError, FileNotFoundError):  # the sweeper has not created it yet
+        return None
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+@pytest.mark.slow
+def test_mlflow_killed_mid_sweep_and_restarted_leaves_no_run_running(tmp_path: Path) -> None:
+    server = MLflowProcess(tmp_path, free_port())
+    (tmp_path / "sweep").mkdir()
+    cwd = tmp_path / "sweep"
+    try:
+        server.start()
+    except RuntimeError as err:
+        pytest.fail(f"mlflow server did not start: {err}")
+    sweep = start_sweep(cwd, [
+        "+experiment=smoke", f"window.end=2026-06-{3 + DAYS:02d}", "tracking=server", f"tracking.uri={server.uri}",
+        "tracking.timeout_s=2", "tracking.max_retries=0", f"hydra.sweeper.study_name={KILLED_STUDY}",
+        f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.n_startup_trials=1000",  # no pruning: every trial COMPLETEs
+        "hydra.sweeper.progress=false", f"paths.outputs={cwd / 'outputs'}", *no_report(),
+    ], env_for(), "sweep")
+    try:
+        # 1. kill the server once a trial has finished and another is part-way through its days (its job made
+        #    its run at its start, with the server up: that run can no longer be ended by its job)
+        def mid_trial() -> tuple[int, int] | None:
+            study = study_or_none(cwd, KILLED_STUDY)
+            if study is None or not finished(study):
+                return None
+            halfway = [t for t in study.get_trials(deepcopy=False)
+                       if t.state == TrialState.RUNNING and 1 <= len(t.intermediate_values) <= DAYS // 2]
+            return (halfway[0].number, max(t.number for t in study.get_trials(deepcopy=False))) if halfway else None
+
+        victim, last_before_kill = wait_until("a finished trial and a trial half-way", mid_trial, [sweep])
+        server.kill()
+        print(time.strftime("%H:%M:%S"), "killed; victim", victim, "last", last_before_kill, flush=True)
+        # 2. keep it down until a trial created after the kill is part-way through its days: its job found no
+        #    server at its start, so it runs untracked (two more trials are left to run after it)
+        wait_until("a trial created after the kill to report a day", lambda: any(
+            t.number > last_before_kill and t.intermediate_values
+            for t in load_study(cwd, KILLED_STUDY).get_trials(deepcopy=False)), [sweep])
+        # 3. restart it on the same port and store; the sweep is held meanwhile, so it cannot end before
+        #    MLflow is back (which is what this test is about)
+        os.killpg(sweep.pid, signal.SIGSTOP)
+        print(time.strftime("%H:%M:%S"), "stopped", flush=True)
+        try:
+            server.start()
+        finally:
+            os.killpg(sweep.pid, signal.SIGCONT)
+        print(time.strftime("%H:%M:%S"), "restarted", flush=True)
+        output = finish(sweep, cwd, "sweep")
+    finally:
+        if sweep.poll() is None:
+            kill_group(sweep)
+        server.stop()
+        server.start()  # to read the result (and the store must have survived the kill)
+    try:
+        check_killed_sweep(server, cwd, victim, output)
+    finally:
+        server.stop()
+
+
+def check_killed_sweep(server: MLflowProcess, cwd: Path, victim: int, output: str) -> None:
+    from experiment.tracking.job import DAILY, SO_FAR
+
+    client = server.client()
+    study = load_study(cwd, KILLED_STUDY)
+    trials = {t.number: t for t in launched(study)}
+    assert sum(t.state == TrialState.COMPLETE for t in trials.values()) == N_TRIALS
+    assert "Traceback" not in output
+    exp = client.get_experiment_by_name(KILLED_STUDY)
+    runs = all_runs(client, exp.experiment_id)
+    (parent,) = parents(runs)
+    assert parent.info.status == "FINISHED"
+    kids = children(runs, parent.info.run_id)
+    assert len(runs) == 1 + len(kids)
+    assert sorted(int(r.data.tags["navitune.trial"]) for r in kids) == sorted(trials), "one child run per trial"
+    assert [r.info.run_name for r in kids if r.info.status != "FINISHED"] == [], "a child run is not FINISHED"
+    for run in kids:
+        t = trials[int(run.data.tags["navitune.trial"])]
+        assert run.data.tags["navitune.state"] == "COMPLETE"
+        assert run.data.metrics["objective"] == pytest.approx(t.value), run.info.run_name
+        history = client.get_metric_history(run.info.run_id, SO_FAR)
+        assert sorted(m.step for m in history) == sorted(t.intermediate_values), run.info.run_name  # none twice
+        assert {m.step: m.value for m in history} == pytest.approx(dict(t.intermediate_values))
+    by_trial = {int(r.data.tags["navitune.trial"]): r for r in kids}
+    completed = by_trial[victim]
+    assert completed.data.tags.get("navitune.completed_from_study") == "true", completed.data.tags
+    assert completed.data.tags.get("navitune.backfilled") is None  # the job's own run, completed
+    daily = sorted(client.get_metric_history(completed.info.run_id, DAILY), key=lambda m: m.step)
+    assert [m.step for m in daily] == list(range(DAYS))
+    assert sum(m.value for m in daily) / DAYS == pytest.approx(trials[victim].value, rel=1e-9)
+    assert 0 < completed.data.metrics["occupancy_distance"] < 1  # the job's summary, read from its job dir
+    assert completed.info.end_time == int(trials[victim].datetime_complete.timestamp() * 1000)
+    assert [r for r in kids if r.data.tags.get("navitune.backfilled") == "true"], \
+        "no trial ran while the server was down: the outage did not cover a whole trial"
+
+
 # ------------------------------------------------------------------------------------ compile_only
 @pytest.mark.slow
 def test_compile_only_logs_once_tracks_nothing_and_slack_says_pipeline_compiled(tmp_path: Path,
