@@ -32,8 +32,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest_mlflow import MLflowProcess, free_port, mlflow_executable
-from tests.test_slack_notify import assert_url_nowhere, run_sweep, webhook  # noqa: F401  (fixture)
+from tests.conftest_mlflow import MLflowProcess, free_port
+from tests.test_slack_notify import run_sweep, webhook  # noqa: F401  (fixture)
 from tests.test_tracking_mlflow import all_runs, children, launched, load_study, no_report, parents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +167,31 @@ def test_two_sweepers_started_together_on_a_fresh_local_store_both_track(tmp_pat
         assert all(r.data.tags.get("navitune.backfilled") is None for r in kids)
         assert all(r.info.status == "FINISHED" and "objective" in r.data.metrics for r in kids)
 
+
+
+def test_the_store_lock_is_exclusive_times_out_and_dies_with_its_holder(tmp_path: Path) -> None:
+    """The lock a fresh local store is created under: a second holder waits (here: gives up after its timeout,
+    with one line naming the lock), and a holder killed with SIGKILL leaves nothing to clean up."""
+    from experiment.tracking.store import lock_path, locked
+
+    db = tmp_path / "outputs" / "mlflow.db"
+    code = ("import sys; from pathlib import Path; from experiment.tracking.store import locked\n"
+            f"with locked(Path({str(db)!r})):\n    print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env_for(), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(TimeoutError) as err:
+            with locked(db, timeout_s=0.3):
+                pass
+        assert str(err.value) == (f"the MLflow store's lock {lock_path(db)} was held for over 0.3 s by another "
+                                  "process")
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(db, timeout_s=10):  # released by the kernel when its holder died
+        pass
+    assert not list((tmp_path / "outputs").iterdir()), "the lock wrote into the store's directory"
 
 # --------------------------------------------------------------------- MLflow killed mid-sweep, restarted
 DAYS = 4

@@ -257,7 +257,7 @@ class MLflowSweepCallback(Callback):
         for path, folder in result_files(sweep_dir):
             c.log_artifact(run_id, str(path), folder)
         assert self.guard is not None
-        self.guard("adding child runs for trials without one", self._backfill, config)
+        self.guard("making child runs whole from the study", self._backfill, config)
         if metrics:
             best = next((v for k, v, _ in metrics if k == "best_value"), None)
             log.info("MLflow: sweep results logged to parent run %s%s", run_id,

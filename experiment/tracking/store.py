@@ -4,15 +4,21 @@ MLflow creates and migrates a SQLite store's tables the first time a process ope
 sweepers started together on a fresh ``outputs/mlflow.db`` both find no tables, both create and migrate them,
 and one fails ("table runs already exists", "duplicate column name", or alembic's "Online migration expected
 to match one row ...") and loses tracking for its whole sweep. So a SQLite store is opened under an exclusive
-``fcntl`` lock on ``<store>.lock`` beside it: the first process creates and migrates the tables, the others
-wait and then find them ready. A process that has opened a store once (and the jobs it forks later) skips the
-lock. A tracking server needs none of this: the server migrates its own store once, at its start.
+``fcntl`` lock: the first process creates and migrates the tables, the others wait and then find them ready.
+A process that has opened a store once (and the jobs it forks later) skips the lock. A tracking server needs
+none of this: the server migrates its own store once, at its start.
+
+The lock is a file in the temporary directory named after the store's absolute path (as MLflow does for its
+own job store), not one beside the store: ``paths.outputs`` holds only what a run produces, and locking the
+SQLite file itself would be unsafe (closing any descriptor of a file drops SQLite's POSIX locks on it).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import tempfile
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -31,7 +37,9 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def lock_path(db: Path) -> Path:
-    return db.with_name(db.name + ".lock")
+    """The lock file of the store ``db``: the same for every process of this machine that opens it."""
+    digest = hashlib.sha1(str(db.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"navitune-mlflow-{digest}.lock"
 
 
 @contextmanager
@@ -40,7 +48,7 @@ def locked(db: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     so a process that holds it and hangs costs ``timeout_s`` and a TimeoutError (one tracking warning), never
     a sweep that waits forever."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path(db), os.O_RDONLY | os.O_CREAT, 0o644)  # read-only: another user's lock file opens too
     try:
         deadline = time.monotonic() + timeout_s
         while True:
