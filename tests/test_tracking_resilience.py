@@ -301,6 +301,64 @@ def check_killed_sweep(server: MLflowProcess, cwd: Path, victim: int, output: st
         "no trial ran while the server was down: the outage did not cover a whole trial"
 
 
+
+@pytest.mark.slow
+def test_backfill_ends_each_unfinished_run_as_its_trial_ended(tmp_path: Path) -> None:
+    """In process, a real local MLflow store and a real Optuna study: runs their jobs left RUNNING are ended
+    with their trial's outcome (COMPLETE and PRUNED: FINISHED, FAIL: FAILED, stopped with its sweep: KILLED), the
+    daily values they miss and no value twice; a trial without a run gets one; a trial still running (another
+    sweeper's job) is left alone."""
+    from omegaconf import OmegaConf
+
+    from experiment.tracking.backfill import backfill
+    from experiment.tracking.job import SO_FAR
+    from experiment.tracking.store import open_client
+
+    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("bf", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(exp, tags={"navitune.role": "sweep"}).info.run_id
+    study = optuna.create_study(study_name="bf", direction="maximize")
+
+    def trial(state: TrialState | None, attrs: dict[str, Any] | None = None, run: bool = True) -> int:
+        t = study.ask()
+        for day, value in ((0, 100.0), (1, 110.0)):
+            t.report(value, day)
+        for key, value in (attrs or {}).items():
+            t.set_user_attr(key, value)
+        if run:  # the job's run, made at its start, with day 0 logged before MLflow went away
+            r = client.create_run(exp, run_name=f"trial-{t.number}", tags={
+                "navitune.role": "trial", "mlflow.parentRunId": parent, "navitune.study": "bf",
+                "navitune.trial": str(t.number), "navitune.state": "RUNNING"})
+            client.log_metric(r.info.run_id, SO_FAR, 100.0, step=0)
+        if state is not None:
+            study.tell(t, 105.0 if state == TrialState.COMPLETE else None, state=state)
+        return t.number
+
+    expected = {trial(TrialState.COMPLETE): ("COMPLETE", "FINISHED"), trial(TrialState.PRUNED): ("PRUNED", "FINISHED"),
+                trial(TrialState.FAIL): ("FAIL", "FAILED"),
+                trial(TrialState.FAIL, {"navitune:stopped": True}): ("FAIL", "KILLED")}
+    still_running = trial(None)
+    without_run = trial(TrialState.COMPLETE, run=False)
+    config = OmegaConf.create({"hydra": {"sweeper": {"params": {}}}})
+    assert backfill(client, exp, parent, study, config) == (1, 4)
+
+    runs = {int(r.data.tags["navitune.trial"]): r for r in all_runs(client, exp) if "navitune.trial" in r.data.tags}
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number, (state, status) in expected.items():
+        run = runs[number]
+        assert (run.data.tags["navitune.state"], run.info.status) == (state, status), number
+        assert run.data.tags["navitune.completed_from_study"] == "true"
+        history = client.get_metric_history(run.info.run_id, SO_FAR)
+        assert sorted((m.step, m.value) for m in history) == [(0, 100.0), (1, 110.0)]  # day 0 not twice
+        assert ("objective" in run.data.metrics) == (state == "COMPLETE")
+        assert run.info.end_time == int(trials[number].datetime_complete.timestamp() * 1000)
+    assert runs[next(iter(expected))].data.metrics["objective"] == 105.0
+    assert runs[still_running].info.status == "RUNNING"  # not finished in the study: not this sweep's to end
+    added = runs[without_run]
+    assert added.data.tags["navitune.backfilled"] == "true" and added.info.status == "FINISHED"
+    assert added.data.metrics["objective"] == 105.0
+    assert backfill(client, exp, parent, study, config) == (0, 0)  # nothing left to do the second time
+
 # ------------------------------------------------------------------------------------ compile_only
 @pytest.mark.slow
 def test_compile_only_logs_once_tracks_nothing_and_slack_says_pipeline_compiled(tmp_path: Path,
