@@ -273,6 +273,8 @@ def check_killed_sweep(server: MLflowProcess, cwd: Path, victim: int, output: st
     trials = {t.number: t for t in launched(study)}
     assert sum(t.state == TrialState.COMPLETE for t in trials.values()) == N_TRIALS
     assert "Traceback" not in output
+    lost = [line for line in output.splitlines() if WARNING in line and f"trial {victim} " in line]
+    assert len(lost) == 1 and "completed from the study when the sweep ends" in lost[0], lost
     exp = client.get_experiment_by_name(KILLED_STUDY)
     runs = all_runs(client, exp.experiment_id)
     (parent,) = parents(runs)

@@ -118,7 +118,10 @@ class JobTracker:
         else:
             name = f"{self.cfg.region.name}-{self.cfg.policy.name}-{self.cfg.window.name}"
             subject = "this run"
-        self.settings, self.guard = s, Guard(s, f"{subject} is not tracked; it runs on")
+        lost = f"{subject} is not tracked; it runs on"
+        if ctx["study"] is not None and multirun:  # the sweep's end makes its run whole from the study
+            lost += " (its run is completed from the study when the sweep ends with MLflow reachable)"
+        self.settings, self.guard = s, Guard(s, lost)
         g = self.guard
         common.prepare(s)
         g("connecting", common.probe, s, fatal=True)
