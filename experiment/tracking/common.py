@@ -170,9 +170,10 @@ def probe(s: Settings) -> None:
 
 
 def client(s: Settings) -> Any:
-    from mlflow import MlflowClient
+    """The MLflow client; a fresh local store is created under a lock (:mod:`experiment.tracking.store`)."""
+    from experiment.tracking.store import open_client
 
-    return MlflowClient(tracking_uri=s.uri)
+    return open_client(s.uri)
 
 
 def experiment_id(mlflow_client: Any, name: str, s: Settings, tags: dict[str, str] | None = None) -> str:
@@ -209,6 +210,15 @@ def default_experiment(cfg: DictConfig, study: str | None, s: Settings) -> str:
     if study:
         return study
     return f"navitune_{cfg.region.name}_{cfg.window.name}_{cfg.demand.source}"
+
+
+def compiles_only(config: DictConfig) -> bool:
+    """Does the sweep's launcher only compile (``hydra.launcher.compile_only=true``, the kfp launcher)? Then no
+    job runs and no trial is created: nothing to track, and no finished sweep to announce."""
+    try:
+        return OmegaConf.select(config, "hydra.launcher.compile_only", default=False) is True
+    except Exception:  # an interpolation that cannot be resolved here: not a compile-only launcher
+        return False
 
 
 def _key(*parts: str) -> str:
