@@ -112,3 +112,64 @@ def test_the_former_maskers_are_the_shared_one() -> None:
     for shown in (mask(storage), report_mask(storage), _describe(storage), slack_mask(storage, ""),
                   str(fail("host", f"http://u:{S}@h", "a URL"))):
         assert S not in shown and "***" in shown
+
+
+# ------------------------------------------------------------------------------------------ call sites
+def test_kfp_refuses_launcher_env_from_the_environment_directly_or_through_a_key() -> None:
+    """``hydra.launcher.env`` is compiled into the pipeline as plain text: a value from ``${oc.env:...}``
+    (also through another key) is refused in one line that points to ``hydra.launcher.secrets``."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.navitune_kfp.checks import check_env
+    from hydra_plugins.navitune_kfp.settings import KFPConfigError
+
+    def config(env: dict) -> object:
+        return OmegaConf.create({"db": {"pw": "${oc.env:NAVITUNE_DB_PASSWORD}", "via": "${db.pw}"},
+                                 "hydra": {"sweeper": {"study_name": "s"}, "launcher": {"env": env}}})
+
+    for value in ("${oc.env:NAVITUNE_DB_PASSWORD}", "${db.via}", "x-${oc.env:HOME}"):
+        with pytest.raises(KFPConfigError) as err:
+            check_env(config({"FOO": value}))
+        message = str(err.value)
+        assert "hydra.launcher.env.FOO" in message and "hydra.launcher.secrets" in message
+        assert len(message.splitlines()) == 1
+    check_env(config({"PLAIN": "1", "STUDY": "${hydra.sweeper.study_name}"}))  # nothing from the environment
+
+
+def test_slack_webhook_without_a_scheme_is_one_warning_naming_the_variable(monkeypatch, caplog) -> None:
+    import logging
+
+    from experiment.notify.slack import SlackNotifier
+
+    monkeypatch.setenv("NAVITUNE_SLACK_WEBHOOK_URL", f"hooks.slack.com/services/T0/B0/{S}")
+    notifier = SlackNotifier()
+    with caplog.at_level(logging.WARNING):
+        assert notifier.post("start", "hello") is False
+        assert notifier.post("finish", "bye") is False
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "NAVITUNE_SLACK_WEBHOOK_URL" in message and S not in message and "hooks.slack.com" not in message
+
+
+@pytest.mark.parametrize("args, key", [
+    (["tracking=server", f"tracking.uri=http://navi:{S}@127.0.0.1:5055"], "tracking.uri"),
+    (["-m", f"hydra.sweeper.storage='mysql+pymysql://navitune@127.0.0.1:3306/optuna?password={S}'"],
+     "hydra.sweeper.storage"),
+    (["-m", f"hydra.sweeper.storage=mysql+pymysql://navitune:{S}@127.0.0.1:3306/optuna"], "hydra.sweeper.storage"),
+])
+def test_the_cli_refuses_a_secret_in_clear_naming_the_key(args: list, key: str) -> None:
+    """Hydra saves the command line and the config with every run: a secret must come by reference."""
+    from experiment.__main__ import preflight
+
+    problem = preflight(args)
+    assert problem is not None and f"invalid config {key}=" in problem and "${oc.env:VAR}" in problem
+    assert S not in problem
+
+
+def test_the_cli_takes_secrets_by_reference(monkeypatch) -> None:
+    from experiment.__main__ import preflight
+
+    monkeypatch.setenv("PW", S)  # validation resolves the tracking URI
+    assert preflight(["-m", "tracking=server", "tracking.uri=http://navi:${oc.env:PW}@127.0.0.1:5055",
+                      "hydra.sweeper.storage='mysql+pymysql://navitune@127.0.0.1:3306/optuna?password=${oc.env:PW}'"
+                      ]) is None
