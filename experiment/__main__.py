@@ -133,7 +133,7 @@ def check_secrets(cfg: DictConfig) -> str | None:
     for key, value in literal_secrets(container).items():
         if key.endswith("_env"):  # holds a variable's NAME; its owner refuses a value there with its own line
             continue
-        return (f"navitune: invalid config {key}={redact(repr(value))}: it holds a secret in clear, which would "
+        return (f"navitune: invalid config {key}={redact(value)!r}: it holds a secret in clear, which would "
                 "be saved with the run (.hydra/, MLflow); allowed: a reference such as "
                 "http://user:${oc.env:VAR}@host or ?password=${oc.env:VAR}, with VAR set in the environment")
     return None

@@ -150,9 +150,8 @@ def probe(s: Settings) -> None:
     one clear error instead of MLflow's retry loop and a log line per retry."""
     if s.kind != "server":
         return
-    parts = urllib.parse.urlsplit(s.uri)
-    netloc = parts.netloc.rsplit("@", 1)[-1]  # urllib cannot take user:password in the URL; /health needs none
-    url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    parts = urllib.parse.urlsplit(without_userinfo(s.uri))  # urllib cannot take user:password; /health needs none
+    url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/health", "", ""))
     try:
         with urllib.request.urlopen(url, timeout=s.timeout_s) as response:
             response.read(64)

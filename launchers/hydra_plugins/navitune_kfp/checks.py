@@ -92,7 +92,7 @@ def check_env(config: DictConfig) -> None:
     for name, value in OmegaConf.to_container(node, resolve=False).items():
         if _from_environment(config, value):
             raise KFPConfigError(
-                f"kfp: invalid hydra.launcher.env.{name}={redact(repr(value))}: a value from this machine's "
+                f"kfp: invalid hydra.launcher.env.{name}={redact(value)!r}: a value from this machine's "
                 "environment would be written into the compiled pipeline; allowed: plain strings; pass secrets "
                 "with hydra.launcher.secrets (a Kubernetes Secret exposed as environment variables)")
 

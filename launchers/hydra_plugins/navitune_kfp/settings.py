@@ -47,7 +47,8 @@ class KFPConfigError(CompactHydraException):
 def fail(key: str, value: Any, allowed: str) -> KFPConfigError:
     """The one line every bad setting produces: ``kfp: invalid hydra.launcher.<key>=<value>; allowed: ...``
     (the value with its secrets masked: a bad host or env value may carry one)."""
-    return KFPConfigError(f"kfp: invalid hydra.launcher.{key}={redact(repr(value))}; allowed: {allowed}")
+    shown = repr(redact(value)) if isinstance(value, str) else redact(repr(value))
+    return KFPConfigError(f"kfp: invalid hydra.launcher.{key}={shown}; allowed: {allowed}")
 
 
 @dataclass(frozen=True)
