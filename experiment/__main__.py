@@ -129,7 +129,7 @@ def check_secrets(cfg: DictConfig) -> str | None:
     hydra_node = container.get("hydra")
     if isinstance(hydra_node, dict):  # the command line as typed: its keys are checked where they land
         hydra_node.pop("overrides", None)
-        hydra_node.get("job", {}).pop("override_dirname", None)
+        (hydra_node.get("job") or {}).pop("override_dirname", None)
     for key, value in literal_secrets(container).items():
         if key.endswith("_env"):  # holds a variable's NAME; its owner refuses a value there with its own line
             continue
