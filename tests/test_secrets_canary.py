@@ -193,6 +193,7 @@ def test_one_secret_in_every_form_is_found_nowhere(tmp_path: Path, mariadb: Mari
     assert files_holding(tmp_path, CANARY.encode()) == []
     store = mlflow_server.log.parent  # the server's SQLite store, artifacts and log
     assert files_holding(store, CANARY.encode()) == []
+    assert list(store.rglob("*.db")) and len(list(tmp_path.rglob("*.duckdb"))) == 2  # the searches below read
     for db_file in store.rglob("*.db"):
         assert sqlite_rows_holding(db_file, CANARY) == []
     for db_file in tmp_path.rglob("*.duckdb"):
