@@ -28,11 +28,13 @@ import re
 import socket
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.tracking.common import ENV_KFP_EXPERIMENT_URL, ENV_PARENT_URL, mask
@@ -74,6 +76,7 @@ class SlackNotifier(Callback):
         self.timeout_s = float(timeout_s)
         self._t0: float | None = None
         self._warned_missing = False
+        self._warned_bad = False
 
     # ------------------------------------------------------------------------------ Hydra hooks
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -195,10 +198,16 @@ class SlackNotifier(Callback):
                 log.warning("Slack notifications are off: the environment variable %s is not set", self.webhook_env)
                 self._warned_missing = True
             return False
+        if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https") or "://" not in url:
+            if not self._warned_bad:  # the variable's name only: its value is the secret
+                log.warning("Slack notifications are off: the environment variable %s does not hold an "
+                            "http(s):// URL (a Slack incoming webhook URL starts with https://)", self.webhook_env)
+                self._warned_bad = True
+            return False
         body = json.dumps({"text": _mask(text, url)}).encode()
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json; charset=utf-8"})
         try:
+            request = urllib.request.Request(url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json; charset=utf-8"})
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 response.read()
             return True
@@ -246,9 +255,6 @@ def _first_line(err: BaseException) -> str:
 
 
 def _mask(text: str, url: str) -> str:
-    """The text with the webhook URL (and its path, which is the secret part) replaced."""
-    if not url:
-        return text
-    text = text.replace(url, "<webhook>")
-    path = url.split("://", 1)[-1].partition("/")[2]
-    return text.replace(path, "<webhook>") if len(path) >= 8 else text
+    """The text with the webhook URL (and its path, which is the secret part) masked, and any other secret
+    found by structure."""
+    return redact(text, url)

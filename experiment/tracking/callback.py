@@ -44,14 +44,16 @@ SWEEP_FIXED_KEYS = (
 )
 
 
-def _select(config: DictConfig, key: str) -> Any:
+def _select(config: DictConfig, key: str, resolve: bool = True) -> Any:
+    """The value at ``key`` as plain Python; ``resolve=False`` keeps interpolations as written (for what is
+    recorded verbatim, such as the command line: ``${oc.env:...}`` there must stay a reference)."""
     try:
         value = OmegaConf.select(config, key, default=None)
     except Exception:  # an interpolation that cannot be resolved in the sweep process
         return None
     if isinstance(value, (DictConfig, ListConfig)):
         try:
-            return OmegaConf.to_container(value, resolve=True)
+            return OmegaConf.to_container(value, resolve=resolve)
         except Exception:
             return None
     return value
@@ -186,8 +188,8 @@ class MLflowSweepCallback(Callback):
         keys = common.sweep_keys(study, info["storage"], info["dir"])
         invocation = int(run.data.tags.get("navitune.invocations", "0")) + 1
         params = {k: v for k, v in sweep_params(config, info).items() if k not in run.data.params}
-        command_line = [*(_select(config, "hydra.overrides.hydra") or []),
-                        *(_select(config, "hydra.overrides.task") or [])]
+        command_line = [*(_select(config, "hydra.overrides.hydra", resolve=False) or []),
+                        *(_select(config, "hydra.overrides.task", resolve=False) or [])]
         overrides = [str(o) for o in command_line if not str(o).startswith("hydra.mode=")]  # -m is implied
         tags = {
             **common.source_tags(), **keys, ROLE_TAG: "sweep", "navitune.sweep_dir": info["dir"],

@@ -154,7 +154,9 @@ class JobTracker:
                 tags[tag] = os.environ[var]
         if hc is not None:
             tags["navitune.job_dir"] = str(self.job_dir)
-            tags["navitune.overrides"] = " ".join(str(o) for o in hc.overrides.task)
+            # as written (resolve=False): an ${oc.env:...} in an override must stay a reference
+            tags["navitune.overrides"] = " ".join(str(o) for o in OmegaConf.to_container(hc.overrides.task,
+                                                                                         resolve=False))
         run = g("creating the run", self.client.create_run, self.exp_id, run_name=name,
                 tags={k: common.mask(v) for k, v in tags.items() if v is not None}, fatal=True)
         if run is None:

@@ -33,6 +33,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
@@ -524,13 +525,7 @@ def _alive(pid: int) -> bool:
 
 def _describe(storage: Any) -> str:
     """The storage without credentials (for logs)."""
-    if storage is None:
-        return "in memory"
-    text = str(storage)
-    if "@" in text and "://" in text:
-        scheme, rest = text.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return text
+    return "in memory" if storage is None else redact(storage)
 
 
 class _Progress:
