@@ -48,7 +48,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_p
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from .storage import claim, make_storage
+from .storage import DiskReserve, claim, make_storage
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,21 @@ class AsyncOptunaSweeperImpl:
                      "created and the study is not opened")
             self._shutdown_launcher()
             return
+        self._reserve = DiskReserve.for_storage(self.storage_setting, self.owner)
+        _quiet_full_disk_logging()
+        try:
+            self._open_and_run(sampler, space, fixed, fixed_overrides, directions)
+        except OSError as err:  # the study's storage itself could not be written
+            if not _disk_full(err):
+                raise
+            raise _DiskFull(f"optuna_async: the disk is full: cannot write the study "
+                            f"({_describe(self.storage_setting)}): {_error_line(err)}") from None
+        finally:
+            self._reserve.release()
+
+    def _open_and_run(self, sampler: Any, space: dict, fixed: dict, fixed_overrides: list, directions: list
+                      ) -> None:
+        base = self._base
         storage = make_storage(self.storage_setting)
         study = optuna.create_study(
             study_name=base.study_name, storage=storage, sampler=sampler, pruner=self.pruner,
@@ -200,7 +215,10 @@ class AsyncOptunaSweeperImpl:
         try:
             self._run(study)
         except BaseException as err:
-            self._stop_in_flight(study, requeue=isinstance(err, (KeyboardInterrupt, _DiskFull)))
+            disk_full = isinstance(err, _DiskFull) or (isinstance(err, OSError) and _disk_full(err))
+            if disk_full:
+                self._reserve.release()  # room for the bookkeeping below
+            self._stop_in_flight(study, requeue=disk_full or isinstance(err, KeyboardInterrupt))
             raise
         self._shutdown_launcher()
         self._write_results(study)
@@ -324,6 +342,16 @@ class AsyncOptunaSweeperImpl:
     # --------------------------------------------------------------------------------- the loop
     def _next_trial(self, study: optuna.Study) -> _Slot | None:
         trial = study.ask()
+        try:
+            return self._prepare(study, trial)
+        except OSError as err:  # e.g. a full disk under the journal: not left RUNNING, never in flight
+            if _disk_full(err):
+                self._reserve.release()
+            self._stop_slot(study, _Slot(trial, [], dict(trial.user_attrs)), requeue=False)
+            raise
+
+    def _prepare(self, study: optuna.Study, trial: optuna.Trial) -> _Slot | None:
+        """A trial just asked for, with its owner recorded and its job's overrides; None if over budget."""
         if not self._in_budget(study, trial.number):
             study._storage.set_trial_user_attr(trial._trial_id, OVER_BUDGET, True)
             _tell(study, trial, state=TrialState.FAIL)
@@ -437,13 +465,21 @@ class AsyncOptunaSweeperImpl:
         self._in_flight.clear()
         self._shutdown_launcher()
         for slot in slots:
+            self._stop_slot(study, slot, requeue)
+
+    def _stop_slot(self, study: optuna.Study, slot: _Slot, requeue: bool) -> None:
+        """Fail a trial as stopped (and enqueue it again as the same attempt); a storage that cannot be
+        written (a full disk) leaves it RUNNING for the next sweep to recover, said in one line."""
+        try:
             try:
                 study._storage.set_trial_user_attr(slot.trial._trial_id, STOPPED, True)
             except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # finished meanwhile (told by a sweeper that judged it stale)
-            if _tell(study, slot.trial, state=TrialState.FAIL):
-                if requeue:
-                    self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
+                return  # finished meanwhile (told by a sweeper that judged it stale)
+            if _tell(study, slot.trial, state=TrialState.FAIL) and requeue:
+                self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
+        except OSError as err:
+            log.error(f"Trial {slot.trial.number}: cannot record that it stopped ({_error_line(err)}); the next "
+                      f"sweep on this study fails it and runs it again")
 
     def _shutdown_launcher(self) -> None:
         shutdown = getattr(self.launcher, "shutdown", None)
@@ -567,6 +603,8 @@ def _values(value: Any, n: int) -> list[float]:
     expected = "one number" if n == 1 else f"{n} numbers (one per objective)"
     shown = repr(value)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    if n == 1 and isinstance(value, (list, tuple)):
+        raise ValueError(f"returned {len(value)} values ({shown}); the study takes {expected}")
     try:
         if n > 1 and isinstance(value, (str, bytes)):
             raise TypeError("a text is not a sequence of values")
@@ -608,6 +646,24 @@ def _disk_full(error: BaseException | None) -> bool:
         error = error.__cause__ or error.__context__
         seen += 1
     return False
+
+
+def _quiet_full_disk_logging() -> None:
+    """A log file on a full disk makes Python's logging print a traceback for every record, in the sweeper
+    and (inherited at the fork) in each job: such errors are dropped, the sweep says "disk full" once.
+    Other logging errors are reported as before."""
+    original = logging.Handler.handleError
+    if getattr(original, "_navitune", False):
+        return
+
+    def handle_error(self: logging.Handler, record: logging.LogRecord) -> None:
+        import sys
+
+        if not _disk_full(sys.exc_info()[1]):
+            original(self, record)
+
+    handle_error._navitune = True  # type: ignore[attr-defined]
+    logging.Handler.handleError = handle_error  # type: ignore[method-assign]
 
 
 def _stream_seed(seed: int, ordinal: int) -> int:

@@ -133,12 +133,21 @@ class HeldLockJournalBackend(JournalFileBackend):
 
 
 def _append(file_path: str, logs: list[dict[str, Any]]) -> None:
-    """Optuna's own record format (one compact JSON object a line), written and synced in one go."""
-    data = "\n".join(json.dumps(entry, separators=(",", ":")) for entry in logs) + "\n"
-    with open(file_path, "ab") as f:
-        f.write(data.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    """Optuna's own record format (one compact JSON object a line), written and synced in one go. A write
+    that fails half-way (a full disk) is cut off again, so the journal never ends in a torn record."""
+    data = memoryview(("\n".join(json.dumps(e, separators=(",", ":")) for e in logs) + "\n").encode("utf-8"))
+    fd = os.open(file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            while data:  # unbuffered: nothing is left behind to be written later
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _repair_torn_tail(path: Path) -> None:
@@ -204,6 +213,59 @@ def _corruption(path: Path, err: BaseException) -> str:
                 return (f"optuna_async: the journal {path} is corrupt at line {number} ({bad}); it was left as "
                         f"it is: restore it from a backup, or move it away to start a new study")
     return f"optuna_async: the journal {path} cannot be read ({err}); it was left as it is"
+
+
+# ------------------------------------------------------------------------------------ disk reserve
+class DiskReserve:
+    """A little disk space set aside next to a journal while a sweeper runs, given back when the disk is
+    full so that the sweeper can still record that its trials stopped (and enqueue them again). One file
+    per sweeper process (``.<journal>.reserve.<host>.<pid>``); a killed sweeper's file is removed by the
+    next sweeper on the same host. Does nothing for other storages."""
+
+    SIZE = 256 * 1024  # ~800 journal records: the bookkeeping of stopping ~250 trials in flight
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    @classmethod
+    def for_storage(cls, setting: Any, owner: str) -> "DiskReserve":
+        text = "" if setting is None else str(setting)
+        if not text.startswith("journal://"):
+            return cls(None)
+        journal = Path(text[len("journal://"):])
+        host, _, pid = owner.partition(":")
+        prefix = f".{journal.name}.reserve."
+        if journal.parent.is_dir():
+            for old in journal.parent.glob(f"{prefix}{host}.*"):
+                other = old.name[len(prefix) + len(host) + 1:]
+                if other.isdigit() and other != pid and not _alive(int(other)):
+                    old.unlink(missing_ok=True)
+        path = journal.parent / f"{prefix}{host}.{pid}"
+        try:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as f:
+                f.write(b"\0" * cls.SIZE)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:  # no room for it: nothing to give back later
+            path.unlink(missing_ok=True)
+            return cls(None)
+        return cls(path)
+
+    def release(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ---------------------------------------------------------------------------------------------- RDB

@@ -1,4 +1,4 @@
-"""A task that completes but returns what ``returns`` says: number | text | pair | nan | none."""
+"""A task that completes but returns what ``returns`` says: number | text | pair | not_a_number | none."""
 
 import hydra
 from omegaconf import DictConfig
@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 @hydra.main(config_path=".", config_name="config")
 def bad_return(cfg: DictConfig) -> object:
     value = cfg.x**2 + cfg.y**2
-    return {"number": value, "text": "foo", "pair": (value, value), "nan": float("nan"), "none": None}[cfg.returns]
+    return {"number": value, "text": "foo", "pair": (value, value), "not_a_number": float("nan"), "none": None}[cfg.returns]
 
 
 if __name__ == "__main__":
