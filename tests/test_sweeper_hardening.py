@@ -12,8 +12,9 @@ import json
 import multiprocessing
 import os
 import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 import pytest
@@ -94,21 +95,31 @@ def test_concurrent_sweepers_on_mariadb_run_distinct_points_and_the_baseline_onc
     _assert_cooperated(_rdb_trials(mariadb, "sphere", database), runs, n_trials)
 
 
-def _claim_in_process(setting: str, key: str, go: Any, out: Any) -> None:
+def _claim_in_process(setting: str, key: str, ready: Any, go: Any, out: Any) -> None:
     from hydra_plugins.navitune_optuna.storage import claim, make_storage
 
     study = optuna.load_study(study_name="claims", storage=make_storage(setting))
+    ready.put(os.getpid())
     go.wait()
     out.put(claim(study, key, os.getpid()))
 
 
-def _claim_race(setting: str, n: int = 8) -> list[bool]:
+def _claim_race(setting: str, block: Callable[[], None], unblock: Callable[[], None], n: int = 8) -> list[bool]:
+    """n processes claim one key while the storage is blocked (the journal's lock held, or the key's row
+    inserted by an open transaction); once all are claiming, ``unblock``. A check-then-write would see the
+    key free in every process (the check does not wait) and let each of them "win"."""
     ctx = multiprocessing.get_context("spawn")
-    go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_claim_in_process, args=(setting, "navitune:test", go, out)) for _ in range(n)]
+    ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(setting, "navitune:test", ready, go, out))
+             for _ in range(n)]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    block()
     go.set()
+    time.sleep(0.5)  # all of them into claim(): only makes a check-then-write fail for sure
+    unblock()
     results = [out.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=60)
@@ -116,19 +127,40 @@ def _claim_race(setting: str, n: int = 8) -> list[bool]:
 
 
 def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> None:
+    from optuna.storages.journal import JournalFileSymlinkLock
+
     from hydra_plugins.navitune_optuna.storage import make_storage
 
-    setting = f"journal://{tmp_path / 'claims.journal'}"
+    path = tmp_path / "claims.journal"
+    setting = f"journal://{path}"
     optuna.create_study(study_name="claims", storage=make_storage(setting))
-    assert sorted(_claim_race(setting)) == [False] * 7 + [True]
+    lock = JournalFileSymlinkLock(str(path))  # what every writer of the journal waits for
+    assert sorted(_claim_race(setting, lock.acquire, lock.release)) == [False] * 7 + [True]
+    study = optuna.load_study(study_name="claims", storage=make_storage(setting))
+    assert "navitune:test" in study._storage.get_study_system_attrs(study._study_id)
 
 
 def test_claim_is_won_by_exactly_one_process_on_mariadb(mariadb: MariaDB) -> None:  # noqa: F811
+    import pymysql
+
     from hydra_plugins.navitune_optuna.storage import make_storage
 
-    setting = mariadb.url(database=mariadb.create_database("navitune_claims"))
-    optuna.create_study(study_name="claims", storage=make_storage(setting))
-    assert sorted(_claim_race(setting)) == [False] * 7 + [True]
+    database = mariadb.create_database("navitune_claims")
+    setting = mariadb.url(database=database)
+    study = optuna.create_study(study_name="claims", storage=make_storage(setting))
+    other = pymysql.connect(host="127.0.0.1", port=mariadb.port, user=mariadb.user, password=mariadb.password,
+                            database=database)
+
+    def hold_the_key() -> None:  # an open transaction holds the key: the claimers' inserts wait for it
+        with other.cursor() as cur:
+            cur.execute("INSERT INTO study_system_attributes (study_id, `key`, value_json) VALUES (%s, %s, %s)",
+                        (study._study_id, "navitune:test", "0"))
+
+    try:
+        results = _claim_race(setting, hold_the_key, other.rollback)
+    finally:
+        other.close()
+    assert sorted(results) == [False] * 7 + [True]
 
 
 def test_each_sweeper_on_a_study_has_its_own_reproducible_stream(tmp_path: Path) -> None:

@@ -73,22 +73,33 @@ def _check_and_set(study: Any, key: str, value: Any, then: Callable[[], None] | 
     return True
 
 
-def _rdb_claim(storage: Any, study_id: int, key: str, value: Any) -> bool:
+def _rdb_claim(storage: Any, study_id: int, key: str, value: Any, attempts: int = 20) -> bool:
     """INSERT (never the find-then-update of ``set_study_system_attr``): the unique (study_id, key) constraint
-    lets exactly one of several concurrent inserts commit."""
-    from optuna.storages._rdb import models
-    from sqlalchemy.exc import IntegrityError
+    lets exactly one of several concurrent inserts commit. Inserts waiting on the same key may deadlock
+    (InnoDB picks a victim): the victim tries again, and then wins or finds the key taken."""
+    import random
+    import time
 
-    session = storage.scoped_session()
-    try:
-        session.add(models.StudySystemAttributeModel(study_id=study_id, key=key, value_json=json.dumps(value)))
-        session.commit()
-        return True
-    except IntegrityError:
-        session.rollback()
-        return False
-    finally:
-        storage.scoped_session.remove()
+    from optuna.storages._rdb import models
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts):
+        session = storage.scoped_session()
+        try:
+            session.add(models.StudySystemAttributeModel(study_id=study_id, key=key, value_json=json.dumps(value)))
+            session.commit()
+            return True
+        except IntegrityError:
+            session.rollback()
+            return False
+        except OperationalError as err:  # deadlock (1213) or lock wait timeout (1205)
+            session.rollback()
+            if attempt == attempts - 1 or not any(code in str(err) for code in ("1213", "1205", "deadlock")):
+                raise
+            time.sleep(0.01 + 0.05 * random.random())
+        finally:
+            storage.scoped_session.remove()
+    raise AssertionError("unreachable")
 
 
 # ------------------------------------------------------------------------------------------ journal
