@@ -16,20 +16,17 @@ Every test is bounded (pytest-timeout, and a timeout on each subprocess): a swee
 
 from __future__ import annotations
 
-import os
-import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import optuna
 import pytest
 from hydra.core.plugins import Plugins
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite
 from hydra.test_utils.test_utils import TSweepRunner
-from omegaconf import DictConfig, OmegaConf
 
-from tests.test_optuna_async_sweeper import APPS, job_overrides, run
+from tests.test_optuna_async_sweeper import job_overrides, run
 
 Plugins.instance()  # discover plugins before a test changes the search path (see hydra's test docs)
 
@@ -188,7 +185,3 @@ def test_text_result_ends(tmp_path: Path) -> None:
     done = run("bad_return", tmp_path, "sweep", "returns=text", "hydra.sweeper.n_trials=1", timeout=60.0)
     assert done.rc != 0 and "returned 'foo'" in done.stderr, done
     assert len(job_overrides(done.sweep_dir)) == 1
-
-
-def test_apps_exist() -> None:
-    assert all((APPS / a / f"{a}.py").is_file() for a in ("sphere", "multi_objective", "custom_space", "bad_return"))
