@@ -1,0 +1,332 @@
+"""Compiled (Numba) inner loops of the simulator: the per-driver minute loop and the Bellman update.
+
+Why compiled: the vectorised NumPy engine (:mod:`experiment.sim.engine_numpy`, kept as the reference)
+pays about a hundred NumPy calls per simulated minute whatever the fleet size; a plain per-driver loop
+compiled to machine code pays nothing per call. The loops here do exactly what the vectorised engine
+does, in the same order and with the same floating-point expressions, so results are identical.
+
+Compiled code is cached on disk (``cache=True``): next to this file in ``__pycache__`` when that is
+writable, else in Numba's per-user cache directory (``~/.cache/numba``), or wherever ``NUMBA_CACHE_DIR``
+points. :func:`warm_up` compiles (or loads) every kernel on tiny inputs; call it before forking workers so
+they inherit the machine code.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numba import njit
+
+# driver states and passenger states (mirrors engine.py; kept here so the kernels import nothing else)
+OFF, VACANT, OCCUPIED, BREAK, RETURNING = 0, 1, 2, 3, 4
+WAITING, SERVED, ABANDONED, PENDING = 0, 1, 2, 3
+
+#: return codes of :func:`drive_span`
+SPAN_DONE, RUN_FINISHED, NEED_DRAWS, SHIFTS_OVERLAP = 0, 1, 2, 3
+
+# counters shared between calls (one int64 array): draw position, trip-log length, decisions, minute
+C_POS, C_LOG, C_DECISIONS = 0, 1, 2
+
+
+@njit(cache=True)
+def drive_span(
+    k_from, k_to, resume_n, n_k, cruise_div, buffer_min, max_breaks,
+    # per driver (state, mutated)
+    state, edge, t, t_vac, t_busy, cur, shift_end, break_j, next_break, check_at,
+    # per driver (constant)
+    depot_of, home_max, depot_edge,
+    # shifts
+    sh_driver, sh_start, sh_end, sh_breaks, break_min,
+    # per shift accumulators (mutated)
+    revenue, trips_n, km_vac, km_occ, km_ret, min_vac, min_occ, min_brk, min_ret, t_end,
+    # passengers
+    arrival, expiry, pax_node, p_status, n_wait, q_ptr, q_pid, q_head, exp_order,
+    fare, trip_min, trip_km, out_min, out_km, drop_edge,
+    # per-minute pointers and the congestion of each hour
+    start_ptr, arr_ptr, exp_ptr, cong_hour,
+    # network
+    edge_dst, edge_len_km, pair_to, pair_time, pair_delay, depot_time, depot_len,
+    # this slot's choice table and the random buffer
+    table, draws,
+    # trip log (mutated), counters, scratch
+    log_sid, log_pid, log_t0, counters, movers, corner, hit,
+):
+    """Simulate minutes ``k_from .. k_to - 1`` (one navigation slot at most), like ``Engine.run``.
+
+    Returns ``(code, k, n)``: ``SPAN_DONE`` after minute ``k_to - 1``; ``RUN_FINISHED`` when every shift
+    has ended after minute ``k``; ``NEED_DRAWS`` when the random buffer has fewer entries than the ``n``
+    drivers about to move at minute ``k`` (they wait in ``movers[:n]``: refill ``draws`` and call again
+    with ``k_from=k, resume_n=n``); ``SHIFTS_OVERLAP`` when a shift starts for a driver still on one.
+    """
+    n_drivers = state.shape[0]
+    n_sh = sh_start.shape[0]
+    inf = np.inf
+    for k in range(k_from, k_to):
+        k1 = k + 1.0
+        cong = cong_hour[k // 60]
+        if resume_n < 0:
+            # --- shifts that start in this minute
+            for sid in range(start_ptr[k], start_ptr[k + 1]):
+                d = sh_driver[sid]
+                if state[d] != OFF:
+                    return SHIFTS_OVERLAP, k, 0
+                state[d] = VACANT
+                cur[d] = sid
+                t[d] = sh_start[sid]
+                t_vac[d] = t[d]
+                edge[d] = depot_edge[depot_of[d]]
+                shift_end[d] = sh_end[sid]
+                break_j[d] = 0
+                next_break[d] = sh_breaks[sid, 0]
+                check_at[d] = min(next_break[d], shift_end[d] - home_max[d])
+            # --- passengers appearing in this minute
+            for pid in range(arr_ptr[k], arr_ptr[k + 1]):
+                n_wait[pax_node[pid]] += 1
+                p_status[pid] = WAITING
+            # --- passengers whose patience ran out before this minute
+            for j in range(exp_ptr[k], exp_ptr[k + 1]):
+                pid = exp_order[j]
+                if p_status[pid] == WAITING:
+                    p_status[pid] = ABANDONED
+                    n_wait[pax_node[pid]] -= 1
+            # --- occupied / break / returning drivers whose activity ends in this minute
+            for d in range(n_drivers):
+                if not t_busy[d] < k1:
+                    continue
+                t_busy[d] = inf
+                st = state[d]
+                if st == RETURNING:
+                    state[d] = OFF
+                    t_end[cur[d]] = t[d]
+                    cur[d] = -1
+                    continue
+                state[d] = VACANT
+                t_vac[d] = t[d]
+                if st == BREAK:
+                    break_j[d] += 1
+                    nb = min(break_j[d], max_breaks - 1)
+                    next_break[d] = sh_breaks[cur[d], nb] if break_j[d] < max_breaks else inf
+                    check_at[d] = min(next_break[d], shift_end[d] - home_max[d])
+        arrived = arr_ptr[k + 1]  # passengers with a smaller id have joined their corner's queue
+        # --- vacant drivers drive edge by edge until they pass the end of this minute
+        nm = 0
+        first = True
+        while True:
+            if resume_n >= 0:
+                nm = resume_n
+                resume_n = -1
+            else:
+                # the pass's snapshot, in driver order: only last pass's movers can still be due
+                n_new = 0
+                if first:
+                    for d in range(n_drivers):
+                        if t_vac[d] < k1:
+                            movers[n_new] = d
+                            n_new += 1
+                    first = False
+                else:
+                    for i in range(nm):
+                        d = movers[i]
+                        if t_vac[d] < k1:
+                            movers[n_new] = d
+                            n_new += 1
+                nm = n_new
+                if nm == 0:
+                    break
+                nm = _pickups(
+                    nm, movers, corner, hit, arrived, edge, t, state, t_vac, t_busy, cur, edge_dst,
+                    n_wait, q_ptr, q_pid, q_head, p_status, arrival, expiry, fare, trip_min, trip_km,
+                    out_min, out_km, drop_edge, revenue, trips_n, km_occ, min_occ, km_vac, min_vac,
+                    log_sid, log_pid, log_t0, counters,
+                )
+                if nm == 0:
+                    continue
+                nm = _checks(
+                    nm, movers, cong, buffer_min, break_min, edge, t, state, t_vac, t_busy, cur,
+                    shift_end, next_break, check_at, depot_of, depot_edge, edge_dst, depot_time,
+                    depot_len, min_ret, km_ret, min_brk,
+                )
+                if nm == 0:
+                    continue
+            counters[C_DECISIONS] += nm
+            pos = counters[C_POS]
+            if pos + nm > draws.shape[0]:
+                counters[C_DECISIONS] -= nm  # counted again when resumed
+                return NEED_DRAWS, k, nm
+            speed = cong / cruise_div
+            for i in range(nm):
+                d = movers[i]
+                pair = table[edge[d] * n_k + draws[pos + i]]
+                nxt = pair_to[pair]
+                dt = pair_time[pair] * speed + pair_delay[pair]
+                sid = cur[d]
+                min_vac[sid] += dt
+                km_vac[sid] += edge_len_km[nxt]
+                edge[d] = nxt
+                t[d] = t[d] + dt
+                t_vac[d] = t[d]
+            counters[C_POS] = pos + nm
+        if start_ptr[k + 1] >= n_sh:
+            busy = False
+            for d in range(n_drivers):
+                if state[d] != OFF:
+                    busy = True
+                    break
+            if not busy:
+                return RUN_FINISHED, k, 0
+    return SPAN_DONE, k_to - 1, 0
+
+
+@njit(cache=True)
+def _pickups(
+    nm, movers, corner, hit, arrived, edge, t, state, t_vac, t_busy, cur, edge_dst, n_wait, q_ptr,
+    q_pid, q_head, p_status, arrival, expiry, fare, trip_min, trip_km, out_min, out_km, drop_edge,
+    revenue, trips_n, km_occ, min_occ, km_vac, min_vac, log_sid, log_pid, log_t0, counters,
+):
+    """Each mover takes the first passenger still waiting at the corner it just reached (whether anyone
+    waits there is read for the whole pass first); returns how many movers are still vacant, kept in
+    order at the front of ``movers``."""
+    for i in range(nm):
+        v = edge_dst[edge[movers[i]]]
+        corner[i] = v
+        hit[i] = n_wait[v] > 0
+    kept = 0
+    for i in range(nm):
+        d = movers[i]
+        if hit[i]:
+            v = corner[i]
+            td = t[d]
+            h, end = q_head[v], q_ptr[v + 1]
+            pid = -1
+            while h < end:
+                p = q_pid[h]
+                if p >= arrived:  # not in the queue yet
+                    break
+                if p_status[p] != WAITING:  # served or gone already: drop the stale entry
+                    h += 1
+                    continue
+                if expiry[p] < td:  # gave up before this driver came by
+                    h += 1
+                    p_status[p] = ABANDONED
+                    n_wait[v] -= 1
+                    continue
+                if arrival[p] > td:  # not there yet
+                    break
+                h += 1
+                p_status[p] = SERVED
+                n_wait[v] -= 1
+                pid = p
+                break
+            q_head[v] = h
+            if pid >= 0:
+                sid = cur[d]
+                revenue[sid] += fare[pid]
+                trips_n[sid] += 1
+                km_occ[sid] += trip_km[pid]
+                min_occ[sid] += trip_min[pid]
+                km_vac[sid] += out_km[pid]  # the empty drive back from outside the region
+                min_vac[sid] += out_min[pid]
+                state[d] = OCCUPIED
+                t[d] = td + trip_min[pid] + out_min[pid]
+                t_vac[d] = np.inf
+                t_busy[d] = t[d]
+                edge[d] = drop_edge[pid]
+                n = counters[C_LOG]
+                log_sid[n] = sid
+                log_pid[n] = pid
+                log_t0[n] = td
+                counters[C_LOG] = n + 1
+                continue
+        movers[kept] = d
+        kept += 1
+    return kept
+
+
+@njit(cache=True)
+def _checks(
+    nm, movers, cong, buffer_min, break_min, edge, t, state, t_vac, t_busy, cur, shift_end, next_break,
+    check_at, depot_of, depot_edge, edge_dst, depot_time, depot_len, min_ret, km_ret, min_brk,
+):
+    """The trip home when it is time, else a due break (only once ``check_at`` is reached); returns how
+    many movers are still vacant, kept in order at the front of ``movers``."""
+    kept = 0
+    for i in range(nm):
+        d = movers[i]
+        td = t[d]
+        if td >= check_at[d]:
+            node = edge_dst[edge[d]]
+            home_t = depot_time[depot_of[d], node] * cong
+            sid = cur[d]
+            if td + home_t + buffer_min >= shift_end[d]:
+                state[d] = RETURNING
+                t[d] = td + home_t
+                t_vac[d] = np.inf
+                t_busy[d] = t[d]
+                min_ret[sid] += home_t
+                km_ret[sid] += depot_len[depot_of[d], node] / 1000.0
+                edge[d] = depot_edge[depot_of[d]]
+                continue
+            if td >= next_break[d]:
+                state[d] = BREAK
+                t[d] = td + break_min
+                t_vac[d] = np.inf
+                t_busy[d] = t[d]
+                min_brk[sid] += break_min
+                continue
+        movers[kept] = d
+        kept += 1
+    return kept
+
+
+@njit(cache=True)
+def choice_table(counts, first_pair, n_k, out):
+    """Flat (E * K) pair indices from rounded cumulative counts (D-1, E): entry j of edge e is the first
+    pair of e plus how many cumulative counts are <= j (as ``ChoiceTable.table``), via a histogram of the
+    counts so each edge costs D + K steps, not D * K."""
+    n_rows, n_edges = counts.shape
+    hist = np.zeros(n_k, np.int64)
+    for e in range(n_edges):
+        hist[:] = 0
+        for r in range(n_rows):
+            c = max(np.int64(counts[r, e]), 0)
+            if c < n_k:
+                hist[c] += 1
+        a = 0
+        base = first_pair[e]
+        for j in range(n_k):
+            a += hist[j]
+            out[e * n_k + j] = base + a
+    return out
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) every kernel on tiny inputs; returns the seconds it took.
+
+    Runs a one-driver, one-passenger toy through :func:`drive_span`; call before forking workers.
+    """
+    t0 = time.perf_counter()
+    i64, f8 = np.int64, np.float64
+    one_i, one_f = np.zeros(1, i64), np.zeros(1, f8)
+    state = np.zeros(1, np.int8)
+    counts = np.zeros((1, 2), np.int8)
+    table = choice_table(counts, np.zeros(2, np.int32), 16, np.zeros(32, np.int32))
+    ptr = np.array([0, 1, 1, 1], i64)
+    drive_span(
+        0, 2, -1, 16, 0.7, 10.0, 3,
+        state, one_i.copy(), one_f.copy(), np.full(1, np.inf), np.full(1, np.inf), np.full(1, -1, i64),
+        np.full(1, np.inf), one_i.copy(), np.full(1, np.inf), np.full(1, np.inf),
+        one_i, one_f, one_i,
+        np.zeros(1, np.int32), np.array([0.5]), np.array([1.5]), np.full((1, 3), np.inf), 60.0,
+        *(np.zeros(1) for _ in range(9)), np.full(1, np.nan),
+        np.array([0.2]), np.array([5.0]), one_i, np.zeros(1, np.int8), np.zeros(2, np.int32),
+        np.array([0, 1, 1], i64), one_i, np.zeros(2, i64), one_i,
+        *(np.ones(1) for _ in range(5)), one_i,
+        ptr, ptr, np.zeros(4, i64), np.ones(2),
+        np.array([1, 0], i64), np.ones(2), np.array([1, 0], i64), np.ones(2), np.zeros(2),
+        np.ones((1, 2)), np.ones((1, 2)),
+        table, np.zeros(64, np.int8),
+        np.zeros(1, i64), np.zeros(1, i64), np.zeros(1), np.zeros(3, i64), np.zeros(1, i64),
+        np.zeros(1, i64), np.zeros(1, np.bool_),
+    )
+    return time.perf_counter() - t0
