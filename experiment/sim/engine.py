@@ -195,16 +195,15 @@ class Engine:
         settings = (n_k, float(self.s.cruise_speed_factor), float(self.s.return_buffer_min), MAX_BREAKS)
 
         reported = 0
-        table = np.zeros(net.n_edges * n_k, dtype=np.int32)
+        first_pair = np.ascontiguousarray(net.state_ptr[:-1], dtype=np.int32)  # as ChoiceTable.first_pair
         k, resume = 0, -1
         while k < horizon:
             slot = k // self.slot_min
             k_to = min((slot + 1) * self.slot_min, horizon)
-            nav_table = self.policy.table(slot)
-            table[:] = nav_table
+            counts = np.ascontiguousarray(self.policy.slot_counts(slot), dtype=np.int8)
             code, k_last, n = kernels.drive_span(
                 k, k_to, resume, *settings, *drv.values(), *const, *(acc[a] for a in ACCUMULATORS),
-                acc["t_end"], *pax_args, *ptrs, *net_args, table, draws, *log, counters, *scratch,
+                acc["t_end"], *pax_args, *ptrs, *net_args, counts, first_pair, draws, *log, counters, *scratch,
             )
             if code == kernels.NEED_DRAWS:  # refill for the whole pass, as the vectorised loop does
                 draws = rng.integers(0, n_k, chunk).astype(np.int8)

@@ -47,8 +47,8 @@ def drive_span(
     start_ptr, arr_ptr, exp_ptr, cong_hour,
     # network
     edge_dst, edge_len_km, pair_to, pair_time, pair_delay, depot_time, depot_len,
-    # this slot's choice table and the random buffer
-    table, draws,
+    # this slot's choice counts (D-1, E), each edge's first pair, and the random buffer
+    counts, first_pair, draws,
     # trip log (mutated), counters, scratch
     log_sid, log_pid, log_t0, counters, movers, corner, hit,
 ):
@@ -61,6 +61,7 @@ def drive_span(
     """
     n_drivers = state.shape[0]
     n_sh = sh_start.shape[0]
+    n_rows = counts.shape[0]
     inf = np.inf
     for k in range(k_from, k_to):
         k1 = k + 1.0
@@ -157,7 +158,12 @@ def drive_span(
             speed = cong / cruise_div
             for i in range(nm):
                 d = movers[i]
-                pair = table[edge[d] * n_k + draws[pos + i]]
+                e = edge[d]
+                j = draws[pos + i]
+                pair = first_pair[e]  # + how many of the rounded cumulative counts are <= j
+                for r in range(n_rows):
+                    if counts[r, e] <= j:
+                        pair += 1
                 nxt = pair_to[pair]
                 dt = pair_time[pair] * speed + pair_delay[pair]
                 sid = cur[d]
@@ -279,27 +285,6 @@ def _checks(
     return kept
 
 
-@njit(cache=True)
-def choice_table(counts, first_pair, n_k, out):
-    """Flat (E * K) pair indices from rounded cumulative counts (D-1, E): entry j of edge e is the first
-    pair of e plus how many cumulative counts are <= j (as ``ChoiceTable.table``), via a histogram of the
-    counts so each edge costs D + K steps, not D * K."""
-    n_rows, n_edges = counts.shape
-    hist = np.zeros(n_k, np.int64)
-    for e in range(n_edges):
-        hist[:] = 0
-        for r in range(n_rows):
-            c = max(np.int64(counts[r, e]), 0)
-            if c < n_k:
-                hist[c] += 1
-        a = 0
-        base = first_pair[e]
-        for j in range(n_k):
-            a += hist[j]
-            out[e * n_k + j] = base + a
-    return out
-
-
 def warm_up() -> float:
     """Compile (or load from the cache) every kernel on tiny inputs; returns the seconds it took.
 
@@ -309,15 +294,13 @@ def warm_up() -> float:
     i64, f8 = np.int64, np.float64
     one_i, one_f = np.zeros(1, i64), np.zeros(1, f8)
     state = np.zeros(1, np.int8)
-    counts = np.zeros((1, 2), np.int8)
-    table = choice_table(counts, np.zeros(2, np.int32), 16, np.zeros(32, np.int32))
     ptr = np.array([0, 1, 1, 1], i64)
     drive_span(
         0, 2, -1, 16, 0.7, 10.0, 3,
         state, one_i.copy(), one_f.copy(), np.full(1, np.inf), np.full(1, np.inf), np.full(1, -1, i64),
         np.full(1, np.inf), one_i.copy(), np.full(1, np.inf), np.full(1, np.inf),
         one_i, one_f, one_i,
-        np.zeros(1, np.int32), np.array([0.5]), np.array([1.5]), np.full((1, 3), np.inf), 60.0,
+        one_i, np.array([0.5]), np.array([1.5]), np.full((1, 3), np.inf), 60.0,
         *(np.zeros(1) for _ in range(9)), np.full(1, np.nan),
         np.array([0.2]), np.array([5.0]), one_i, np.zeros(1, np.int8), np.zeros(2, np.int32),
         np.array([0, 1, 1], i64), one_i, np.zeros(2, i64), one_i,
@@ -325,7 +308,7 @@ def warm_up() -> float:
         ptr, ptr, np.zeros(4, i64), np.ones(2),
         np.array([1, 0], i64), np.ones(2), np.array([1, 0], i64), np.ones(2), np.zeros(2),
         np.ones((1, 2)), np.ones((1, 2)),
-        table, np.zeros(64, np.int8),
+        np.zeros((1, 2), np.int8), np.zeros(2, np.int32), np.zeros(64, np.int8),
         np.zeros(1, i64), np.zeros(1, i64), np.zeros(1), np.zeros(3, i64), np.zeros(1, i64),
         np.zeros(1, i64), np.zeros(1, np.bool_),
     )

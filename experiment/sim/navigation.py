@@ -291,10 +291,15 @@ class CruisePolicy:
     """No navigation: vacant drivers wander, never U-turning unless they must."""
 
     def __init__(self, choices: ChoiceTable) -> None:
-        self._table = choices.table(choices.counts(choices.cruise_prob))
+        self._counts = choices.counts(choices.cruise_prob)
+        self._table = choices.table(self._counts)
 
     def table(self, slot: int) -> np.ndarray:
         return self._table
+
+    def slot_counts(self, slot: int) -> np.ndarray:
+        """(D-1, E) int8 rounded cumulative counts the table is made of (the same every slot)."""
+        return self._counts
 
 
 class NavigationPolicy:
@@ -323,3 +328,8 @@ class NavigationPolicy:
             self._table = self.choices.table(self.counts[slot])
             self._slot = slot
         return self._table
+
+    def slot_counts(self, slot: int) -> np.ndarray:
+        """(D-1, E) int8 rounded cumulative counts of ``slot``: the compiled engine reads a decision's
+        table entry straight from them (:meth:`table` expands them for the vectorised engine)."""
+        return self.counts[min(slot, self.n_slots - 1)]
