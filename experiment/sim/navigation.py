@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from . import kernels
 from .fares import is_late_night, LATE_NIGHT_FACTOR
 from .network import LEFT, RIGHT, ROAD_CLASSES, STRAIGHT, TURN_TYPES, UTURN, Network
 
@@ -97,6 +98,16 @@ class EdgeMDP:
         q -= self.pad_cost
         return q, q.max(axis=0)
 
+    def kernel_args(self, gamma: float) -> tuple:
+        """The MDP as the compiled Bellman update takes it (contiguous int64 / float64 arrays, the zone
+        mean as CSR arrays, ``gamma ** trip_steps`` per zone)."""
+        zm = self.zone_mean.tocsr()
+        i64, f8, c = np.int64, np.float64, np.ascontiguousarray
+        return (
+            c(self.pad_to, i64), c(self.pad_cost, f8), c(self.edge_zone, i64), c(zm.indptr, i64),
+            c(zm.indices, i64), c(zm.data, f8), c(self.gravity, f8), c(gamma ** self.trip_steps, f8),
+        )
+
     def greedy(self, q: np.ndarray) -> np.ndarray:
         """k (action slot) of the first best action of every state."""
         return q.argmax(axis=0)
@@ -115,6 +126,24 @@ def value_iteration(
 
     Returns (V, Q, iterations).
     """
+    v = np.zeros(mdp.n_states) if v0 is None else v0.astype(float, copy=True)
+    q = np.empty(mdp.pad_to.shape)
+    it = kernels.bellman_sweeps(*mdp.kernel_args(gamma), np.ascontiguousarray(p, float),
+                                np.ascontiguousarray(fare, float), float(gamma), v, q, int(max_iter), float(tol))
+    return v, q, int(it)
+
+
+def value_iteration_numpy(
+    mdp: EdgeMDP,
+    p: np.ndarray,
+    fare: np.ndarray,
+    gamma: float,
+    v0: np.ndarray | None = None,
+    max_iter: int = 10_000,
+    tol: float = 1e-9,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`value_iteration` with NumPy Bellman backups (the reference the compiled one is tested
+    against)."""
     v = np.zeros(mdp.n_states) if v0 is None else v0.astype(float, copy=True)
     q = np.empty(0)
     it = 0
@@ -190,7 +219,59 @@ class Planner:
         vacant_taxis: np.ndarray | None = None,
         background: np.ndarray | None = None,
     ) -> "NavigationPolicy":
-        """Solve each slot's MDP from the demand the navigation believes in at that time.
+        """Solve each slot's MDP from the demand the navigation believes in at that time (compiled: one
+        call of :func:`experiment.sim.kernels.plan_slots`; :meth:`plan_numpy` is the same in NumPy).
+
+        The navigation is recomputed every slot, as a deployed one is: slot s is warm-started from slot
+        s - 1's values and given a fixed budget of sweeps. ``forecast`` (nodes x slots) is known for the
+        coming slot only; beyond it the navigation knows only ``background`` (the historical mean). The
+        slot's MDP is stationary, so it plans with the blend that weights the forecast by the share of
+        discounted reward collected within the slot, ``1 - gamma ** decisions_per_slot``: a far-sighted
+        navigation leans on the stale history. It is fleet-aware: it tracks where its own vacant
+        taxis will be (``vacant_taxis[s]`` of them, moved by the previous slot's recommendations) and
+        expects fewer customers where many of them pass.
+        """
+        if background is not None:
+            near = 1.0 - self.params.gamma ** (slot_min / self.step_min)
+            forecast = near * forecast + (1.0 - near) * background
+        net, par = self.net, self.params
+        n_slots = forecast.shape[1]
+        vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
+        late = np.array([LATE_NIGHT_FACTOR if is_late_night((s * slot_min) % 1440) else 1.0 for s in range(n_slots)])
+        choices = ChoiceTable(net, par.compliance)
+        counts = np.empty((n_slots, choices.max_deg - 1, net.n_edges), dtype=np.int8)
+        c, f8 = np.ascontiguousarray, np.float64
+        rate = c(forecast.T, f8)
+        edge_dst = c(net.edge_dst, np.int64)
+        zone_fare, cruise, drop = c(self.zone_fare, f8), c(choices.cruise_prob, f8), c(self.dropoff_share, f8)
+        mdp = self.mdp.kernel_args(par.gamma)
+        n_e = net.n_edges
+        flow = np.full(n_e, 1.0 / n_e)  # where the vacant taxis are (distribution)
+        v, q, z = np.zeros(n_e), np.empty(mdp[0].shape), np.empty(mdp[0].shape)
+        p, fare, passes, moved = np.empty(n_e), np.empty(n_e), np.empty(net.n_nodes), np.empty(n_e)
+        for s in range(n_slots):
+            late = LATE_NIGHT_FACTOR if is_late_night((s * slot_min) % 1440) else 1.0
+            sweeps = self.initial_sweeps if s == 0 else self.sweeps_per_slot
+            kernels.plan_solve(
+                rate[s], float(vacant[s]), late, float(self.step_min), float(par.max_wait_min), zone_fare,
+                edge_dst, flow, passes, *mdp, float(par.gamma), int(sweeps), float(par.temperature_yen),
+                v, q, p, fare, z,
+            )
+            np.exp(z, out=z)
+            kernels.plan_mix(z, float(par.compliance), cruise, int(choices.K), counts[s], mdp[0], p, flow,
+                             drop, 3, moved)
+        return NavigationPolicy(counts, choices)
+
+    def plan_numpy(
+        self,
+        forecast: np.ndarray,
+        slot_min: int,
+        vacant_taxis: np.ndarray | None = None,
+        background: np.ndarray | None = None,
+    ) -> "NavigationPolicy":
+        """:meth:`plan` with NumPy calls per slot (the reference the compiled planner is tested against).
+
+        Solve each slot's MDP from the demand the navigation believes in at that time.
 
         The navigation is recomputed every slot, as a deployed one is: slot s is warm-started from slot
         s - 1's values and given a fixed budget of sweeps. ``forecast`` (nodes x slots) is known for the
@@ -215,7 +296,7 @@ class Planner:
             passes = np.bincount(net.edge_dst, weights=flow, minlength=net.n_nodes) * (vacant[s] / self.step_min)
             p, fare = self.slot_inputs(forecast[:, s], (s * slot_min) % 1440, passes)
             sweeps = self.initial_sweeps if v is None else self.sweeps_per_slot
-            v, q, _ = value_iteration(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
+            v, q, _ = value_iteration_numpy(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
             prob = choices.mix(boltzmann(q, self.params.temperature_yen))
             counts[s] = choices.counts(prob)
             flow = self._advance_flow(flow, prob, p)
