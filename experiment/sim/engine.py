@@ -42,10 +42,14 @@ ACCUMULATORS = (
 )
 
 
+#: entries per refill of the random buffer (tests lower it to exercise refills)
+DRAW_CHUNK_MIN = 1 << 20
+
+
 def draw_chunk(n_drivers: int) -> int:
     """Entries per refill of the random buffer: 2**20 (as always), or the fleet if larger, so one pass
     (at most every driver moves once) always fits."""
-    return max(1 << 20, int(n_drivers))
+    return max(DRAW_CHUNK_MIN, int(n_drivers))
 
 
 class SimulationStopped(Exception):
@@ -206,6 +210,8 @@ class Engine:
                 acc["t_end"], *pax_args, *ptrs, *net_args, counts, first_pair, draws, *log, counters, *scratch,
             )
             if code == kernels.NEED_DRAWS:  # refill for the whole pass, as the vectorised loop does
+                if n > chunk:  # cannot happen (chunk >= fleet): would refill forever
+                    raise RuntimeError(f"{n} drivers move in one pass but the random buffer holds {chunk}")
                 draws = rng.integers(0, n_k, chunk).astype(np.int8)
                 counters[kernels.C_POS] = 0
                 k, resume = k_last, n
