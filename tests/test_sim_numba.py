@@ -9,6 +9,7 @@ log entry equal (floats to 1e-9 absolute, as the oracle tests ask).
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -109,3 +110,32 @@ def test_a_fleet_larger_than_the_old_random_buffer() -> None:
     spent = got.min_vacant + got.min_occupied + got.min_break + got.min_return
     np.testing.assert_allclose(spent, got.t_end - got.shifts.start, rtol=0, atol=1e-6)
 
+
+
+KERNELS = ("drive_span", "bellman_sweeps", "plan_solve", "plan_mix")
+
+
+def test_importing_the_app_compiles_every_signature_a_run_uses() -> None:
+    """The app's import warms the kernels (a sweep imports it before forking jobs) with exactly the
+    argument types real runs pass, so a forked job never compiles or loads anything."""
+    import experiment.app  # noqa: F401
+    from experiment.sim import kernels
+
+    warmed = {name: set(getattr(kernels, name).signatures) for name in KERNELS}
+    assert all(warmed.values())
+    build_engine(RING_NAV).run()
+    build_engine(SimParams("ring_city", 5, 30.0, 0, 1, 2, policy=None, max_shift_h=1)).run()
+    value_iteration(*tiny_mdp(0), 0.9, max_iter=3)
+    assert {name: set(getattr(kernels, name).signatures) for name in KERNELS} == warmed
+
+
+def test_cache_dir_falls_back_to_a_writable_temporary_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiment.sim import kernels
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(kernels, "_writable", lambda path: False)
+    kernels._ensure_cache_dir()
+    assert os.environ["NUMBA_CACHE_DIR"].endswith(f"navitune-numba-{os.getuid()}")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    kernels._ensure_cache_dir()
+    assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/else"  # an explicit choice is kept

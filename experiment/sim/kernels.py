@@ -5,18 +5,45 @@ pays about a hundred NumPy calls per simulated minute whatever the fleet size; a
 compiled to machine code pays nothing per call. The loops here do exactly what the vectorised engine
 does, in the same order and with the same floating-point expressions, so results are identical.
 
-Compiled code is cached on disk (``cache=True``): next to this file in ``__pycache__`` when that is
-writable, else in Numba's per-user cache directory (``~/.cache/numba``), or wherever ``NUMBA_CACHE_DIR``
-points. :func:`warm_up` compiles (or loads) every kernel on tiny inputs; call it before forking workers so
-they inherit the machine code.
+Compiled code is cached on disk (``cache=True``): wherever ``NUMBA_CACHE_DIR`` points, else next to this
+file in ``__pycache__`` when that is writable, else in Numba's per-user cache directory
+(``~/.cache/numba``), else (a read-only install run by a user without a writable home) in a per-user
+directory under the system's temporary directory. :func:`warm_up` compiles (or loads) every kernel on
+tiny inputs; call it before forking workers so they inherit the machine code.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
-from numba import njit
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` (or, if it does not exist yet, its nearest existing parent) can be written."""
+    while not path.exists():
+        if path.parent == path:
+            return False
+        path = path.parent
+    return os.access(path, os.W_OK)
+
+
+def _ensure_cache_dir() -> None:
+    """Numba refuses to compile a ``cache=True`` function when none of its cache locations is writable:
+    point ``NUMBA_CACHE_DIR`` at a per-user temporary directory then (before Numba reads its config)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "numba"
+    if _writable(Path(__file__).parent / "__pycache__") or _writable(user_cache):
+        return
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"navitune-numba-{os.getuid()}")
+
+
+_ensure_cache_dir()
+
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
 
 # driver states and passenger states (mirrors engine.py; kept here so the kernels import nothing else)
 OFF, VACANT, OCCUPIED, BREAK, RETURNING = 0, 1, 2, 3, 4
@@ -411,11 +438,18 @@ def warm_up_planning() -> None:
              np.full(2, 0.5), 3, np.empty(2))
 
 
+_warm = False
+
+
 def warm_up() -> float:
-    """Compile (or load from the cache) every kernel on tiny inputs; returns the seconds it took.
+    """Compile (or load from the cache) every kernel on tiny inputs; returns the seconds it took (0 once
+    done in this process).
 
     Runs a one-driver, one-passenger toy through :func:`drive_span`; call before forking workers.
     """
+    global _warm
+    if _warm:
+        return 0.0
     t0 = time.perf_counter()
     i64, f8 = np.int64, np.float64
     one_i, one_f = np.zeros(1, i64), np.zeros(1, f8)
@@ -439,4 +473,5 @@ def warm_up() -> float:
         np.zeros(1, i64), np.zeros(1, np.bool_),
     )
     warm_up_planning()
+    _warm = True
     return time.perf_counter() - t0
