@@ -332,25 +332,25 @@ def _edge_values(v, p, fare, gamma, disc, edge_zone, zm_ptr, zm_idx, zm_data, gr
 
 
 @njit(cache=True)
-def bellman_sweeps(pad_to, pad_cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, p, fare, gamma,
+def bellman_sweeps(ptr, to, cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, p, fare, gamma,
                    v, q, max_iter, tol):
     """Value iteration in place: ``v`` (E,) becomes V after up to ``max_iter`` Bellman backups (fewer once
-    the sup-norm change is below ``tol`` > 0) and ``q`` (D, E) the last backup's Q; returns the number of
-    backups (as :func:`experiment.sim.navigation.value_iteration`)."""
-    n_a, n_e = pad_to.shape
+    the sup-norm change is below ``tol`` > 0) and ``q`` the last backup's Q per (state, action) pair, the
+    pairs of state e being ``ptr[e]:ptr[e + 1]`` (next edge ``to``, perceived ``cost``); returns the number
+    of backups (as :func:`experiment.sim.navigation.value_iteration`)."""
+    n_e = v.shape[0]
     w = np.empty(n_e)
     zm = np.empty(zm_ptr.shape[0] - 1)
     it = 0
     for it in range(1, max_iter + 1):
         _edge_values(v, p, fare, gamma, disc, edge_zone, zm_ptr, zm_idx, zm_data, gravity, zm, w)
-        for a in range(n_a):  # row by row: contiguous, so the compiler vectorises the gathers
-            for e in range(n_e):
-                q[a, e] = w[pad_to[a, e]] - pad_cost[a, e]
+        for j in range(to.shape[0]):
+            q[j] = w[to[j]] - cost[j]
         change = 0.0
         for e in range(n_e):
-            best = q[0, e]
-            for a in range(1, n_a):
-                best = max(best, q[a, e])
+            best = -np.inf
+            for j in range(ptr[e], ptr[e + 1]):
+                best = max(best, q[j])
             change = max(change, abs(best - v[e]))
             v[e] = best  # W was computed from the old v for every edge already
         if tol > 0 and change < tol:
@@ -361,14 +361,14 @@ def bellman_sweeps(pad_to, pad_cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity
 @njit(cache=True)
 def plan_solve(
     rate_s, vacant_s, late_s, step_min, max_wait_min, zone_fare, edge_dst, flow, passes,
-    pad_to, pad_cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, gamma, sweeps, temperature,
+    ptr, to, cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, gamma, sweeps, temperature,
     v, q, p, fare, z,
 ):
     """One slot of ``Planner.plan`` up to the Boltzmann weights: pick-up odds ``p`` and fares from the
     forecast ``rate_s`` (per corner) and where the fleet's vacant taxis are (``flow``), ``sweeps``
-    warm-started Bellman backups of ``v``, and ``z = (Q - max Q) / temperature`` (the caller takes
-    ``np.exp(z)``: NumPy's vectorised exp is several times faster than a scalar one)."""
-    n_a, n_e = pad_to.shape
+    warm-started Bellman backups of ``v``, and ``z = (Q - max Q) / temperature`` per pair (the caller
+    takes ``np.exp(z)``: NumPy's vectorised exp is several times faster than a scalar one)."""
+    n_e = v.shape[0]
     passes[:] = 0.0
     for e in range(n_e):
         passes[edge_dst[e]] += flow[e]
@@ -379,37 +379,42 @@ def plan_solve(
     for e in range(n_e):
         p[e] = passes[edge_dst[e]]
         fare[e] = zone_fare[edge_zone[e]] * late_s
-    bellman_sweeps(pad_to, pad_cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, p, fare, gamma,
+    bellman_sweeps(ptr, to, cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, p, fare, gamma,
                    v, q, sweeps, 0.0)
     for e in range(n_e):
-        top = q[0, e]
-        for a in range(1, n_a):
-            top = max(top, q[a, e])
-        for a in range(n_a):
-            z[a, e] = (q[a, e] - top) / temperature
+        top = -np.inf
+        for j in range(ptr[e], ptr[e + 1]):
+            top = max(top, q[j])
+        for j in range(ptr[e], ptr[e + 1]):
+            z[j] = (q[j] - top) / temperature
 
 
 @njit(cache=True)
-def plan_mix(w, compliance, cruise_prob, n_k, counts_s, pad_to, p, flow, dropoff_share, flow_steps, moved):
-    """The rest of one slot: Boltzmann probabilities from the weights ``w`` (overwritten with the mix of
-    navigation and habitual cruising by ``compliance``), their rounded cumulative counts (``counts_s``),
-    and ``flow`` moved ``flow_steps`` decisions on (taxis that pick up re-enter where trips end)."""
-    n_a, n_e = w.shape
+def plan_mix(w, compliance, cruise_prob, n_k, counts_s, ptr, to, p, flow, dropoff_share, flow_steps, moved):
+    """The rest of one slot: Boltzmann probabilities from the weights ``w`` per pair (overwritten with the
+    mix of navigation and habitual cruising by ``compliance``), their rounded cumulative counts
+    (``counts_s``, (D-1, E); rows past a state's degree repeat its total), and ``flow`` moved
+    ``flow_steps`` decisions on (taxis that pick up re-enter where trips end)."""
+    n_rows, n_e = counts_s.shape
     for e in range(n_e):
-        total = w[0, e]
-        for a in range(1, n_a):
-            total += w[a, e]
+        total = 0.0
+        for j in range(ptr[e], ptr[e + 1]):
+            total += w[j]
         cum = 0.0
-        for a in range(n_a):
-            w[a, e] = compliance * (w[a, e] / total) + (1.0 - compliance) * cruise_prob[a, e]
-            if a < n_a - 1:
-                cum += w[a, e]
+        for a in range(n_rows + 1):
+            j = ptr[e] + a
+            if j < ptr[e + 1]:
+                w[j] = compliance * (w[j] / total) + (1.0 - compliance) * cruise_prob[j]
+                cum += w[j]
+            if a < n_rows:
                 counts_s[a, e] = np.int8(cum * n_k + 0.5)
     for _ in range(flow_steps):
         moved[:] = 0.0
-        for a in range(n_a):
+        for a in range(n_rows + 1):  # action by action, as NumPy's bincount over the (D, E) table
             for e in range(n_e):
-                moved[pad_to[a, e]] += w[a, e] * flow[e]
+                j = ptr[e] + a
+                if j < ptr[e + 1]:
+                    moved[to[j]] += w[j] * flow[e]
         picked_total = 0.0
         for e in range(n_e):
             picked_total += moved[e] * p[e]
@@ -426,15 +431,15 @@ def plan_mix(w, compliance, cruise_prob, n_k, counts_s, pad_to, p, flow, dropoff
 def warm_up_planning() -> None:
     """Compile (or load) the planning kernels on a two-edge, one-zone toy."""
     i64 = np.int64
-    pad_to = np.array([[1, 0], [1, 0]], i64)
-    mdp = (pad_to, np.ones((2, 2)), np.zeros(2, i64), np.array([0, 2], i64), np.array([0, 1], i64),
+    ptr, to = np.array([0, 2, 3], i64), np.array([1, 0, 0], i64)
+    mdp = (ptr, to, np.ones(3), np.zeros(2, i64), np.array([0, 2], i64), np.array([0, 1], i64),
            np.full(2, 0.5), np.ones((1, 1)), np.full(1, 0.9))
-    bellman_sweeps(*mdp, np.full(2, 0.1), np.ones(2), 0.9, np.zeros(2), np.empty((2, 2)), 2, 0.0)
-    v, q, pp, fare, z = np.zeros(2), np.empty((2, 2)), np.empty(2), np.empty(2), np.empty((2, 2))
+    bellman_sweeps(*mdp, np.full(2, 0.1), np.ones(2), 0.9, np.zeros(2), np.empty(3), 2, 0.0)
+    v, q, pp, fare, z = np.zeros(2), np.empty(3), np.empty(2), np.empty(2), np.empty(3)
     flow = np.full(2, 0.5)
     plan_solve(np.ones(2), 1.0, 1.0, 1.0, 3.0, np.ones(1), np.array([1, 0], i64), flow, np.empty(2),
                *mdp, 0.9, 2, 200.0, v, q, pp, fare, z)
-    plan_mix(np.exp(z), 0.7, np.full((2, 2), 0.5), 16, np.zeros((1, 2), np.int8), pad_to, pp, flow,
+    plan_mix(np.exp(z), 0.7, np.full(3, 0.5), 16, np.zeros((1, 2), np.int8), ptr, to, pp, flow,
              np.full(2, 0.5), 3, np.empty(2))
 
 

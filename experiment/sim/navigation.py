@@ -98,13 +98,26 @@ class EdgeMDP:
         q -= self.pad_cost
         return q, q.max(axis=0)
 
+    def flat_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (state, action) pairs without padding: (pairs of state e start at ``ptr[e]``, next edge,
+        cost, index into the flattened (D, E) table); padding is what costs +inf (the last entries of a
+        column, as :meth:`padded` lays them out)."""
+        valid = np.isfinite(self.pad_cost)
+        deg = valid.sum(axis=0)
+        ptr = np.zeros(deg.size + 1, dtype=np.int64)
+        np.cumsum(deg, out=ptr[1:])
+        e, a = np.nonzero(valid.T)  # state-major, actions in order (padding comes last in a column)
+        flat = a * self.pad_to.shape[1] + e  # where pair (a, e) sits in the row-major (D, E) table
+        return ptr, self.pad_to.T[valid.T].astype(np.int64), self.pad_cost.T[valid.T].astype(float), flat
+
     def kernel_args(self, gamma: float) -> tuple:
-        """The MDP as the compiled Bellman update takes it (contiguous int64 / float64 arrays, the zone
-        mean as CSR arrays, ``gamma ** trip_steps`` per zone)."""
+        """The MDP as the compiled Bellman update takes it: flat pairs (``ptr``, next edge, cost), the zone
+        mean as CSR arrays, the gravity matrix and ``gamma ** trip_steps`` per zone."""
+        ptr, to, cost, _ = self.flat_pairs()
         zm = self.zone_mean.tocsr()
         i64, f8, c = np.int64, np.float64, np.ascontiguousarray
         return (
-            c(self.pad_to, i64), c(self.pad_cost, f8), c(self.edge_zone, i64), c(zm.indptr, i64),
+            c(ptr, i64), c(to, i64), c(cost, f8), c(self.edge_zone, i64), c(zm.indptr, i64),
             c(zm.indices, i64), c(zm.data, f8), c(self.gravity, f8), c(gamma ** self.trip_steps, f8),
         )
 
@@ -127,9 +140,12 @@ def value_iteration(
     Returns (V, Q, iterations).
     """
     v = np.zeros(mdp.n_states) if v0 is None else v0.astype(float, copy=True)
-    q = np.empty(mdp.pad_to.shape)
-    it = kernels.bellman_sweeps(*mdp.kernel_args(gamma), np.ascontiguousarray(p, float),
-                                np.ascontiguousarray(fare, float), float(gamma), v, q, int(max_iter), float(tol))
+    args = mdp.kernel_args(gamma)
+    q_flat = np.empty(args[1].size)
+    it = kernels.bellman_sweeps(*args, np.ascontiguousarray(p, float), np.ascontiguousarray(fare, float),
+                                float(gamma), v, q_flat, int(max_iter), float(tol))
+    q = np.full(mdp.pad_to.shape, -np.inf)  # padding: no action
+    q.ravel()[mdp.flat_pairs()[3]] = q_flat
     return v, q, int(it)
 
 
@@ -245,9 +261,11 @@ class Planner:
         edge_dst = c(net.edge_dst, np.int64)
         zone_fare, cruise, drop = c(self.zone_fare, f8), c(choices.cruise_prob, f8), c(self.dropoff_share, f8)
         mdp = self.mdp.kernel_args(par.gamma)
+        ptr, to = mdp[0], mdp[1]
+        cruise = c(cruise.ravel()[self.mdp.flat_pairs()[3]], f8)  # per pair
         n_e = net.n_edges
         flow = np.full(n_e, 1.0 / n_e)  # where the vacant taxis are (distribution)
-        v, q, z = np.zeros(n_e), np.empty(mdp[0].shape), np.empty(mdp[0].shape)
+        v, q, z = np.zeros(n_e), np.empty(to.size), np.empty(to.size)
         p, fare, passes, moved = np.empty(n_e), np.empty(n_e), np.empty(net.n_nodes), np.empty(n_e)
         for s in range(n_slots):
             late = LATE_NIGHT_FACTOR if is_late_night((s * slot_min) % 1440) else 1.0
@@ -258,7 +276,7 @@ class Planner:
                 v, q, p, fare, z,
             )
             np.exp(z, out=z)
-            kernels.plan_mix(z, float(par.compliance), cruise, int(choices.K), counts[s], mdp[0], p, flow,
+            kernels.plan_mix(z, float(par.compliance), cruise, int(choices.K), counts[s], ptr, to, p, flow,
                              drop, 3, moved)
         return NavigationPolicy(counts, choices)
 
