@@ -390,11 +390,14 @@ def plan_solve(
 
 
 @njit(cache=True)
-def plan_mix(w, compliance, cruise_prob, n_k, counts_s, ptr, to, p, flow, dropoff_share, flow_steps, moved):
+def plan_mix(w, compliance, cruise_prob, n_k, counts_s, ptr, to, by_action, by_action_e, p, flow,
+             dropoff_share, flow_steps, moved):
     """The rest of one slot: Boltzmann probabilities from the weights ``w`` per pair (overwritten with the
     mix of navigation and habitual cruising by ``compliance``), their rounded cumulative counts
     (``counts_s``, (D-1, E); rows past a state's degree repeat its total), and ``flow`` moved
-    ``flow_steps`` decisions on (taxis that pick up re-enter where trips end)."""
+    ``flow_steps`` decisions on (taxis that pick up re-enter where trips end). ``by_action`` lists the
+    pairs action by action (all first actions, then all second ones...: NumPy's order over the (D, E)
+    table, so the flow sums round the same way), ``by_action_e`` their states."""
     n_rows, n_e = counts_s.shape
     for e in range(n_e):
         total = 0.0
@@ -410,11 +413,9 @@ def plan_mix(w, compliance, cruise_prob, n_k, counts_s, ptr, to, p, flow, dropof
                 counts_s[a, e] = np.int8(cum * n_k + 0.5)
     for _ in range(flow_steps):
         moved[:] = 0.0
-        for a in range(n_rows + 1):  # action by action, as NumPy's bincount over the (D, E) table
-            for e in range(n_e):
-                j = ptr[e] + a
-                if j < ptr[e + 1]:
-                    moved[to[j]] += w[j] * flow[e]
+        for i in range(by_action.shape[0]):
+            j = by_action[i]
+            moved[to[j]] += w[j] * flow[by_action_e[i]]
         picked_total = 0.0
         for e in range(n_e):
             picked_total += moved[e] * p[e]
@@ -439,8 +440,8 @@ def warm_up_planning() -> None:
     flow = np.full(2, 0.5)
     plan_solve(np.ones(2), 1.0, 1.0, 1.0, 3.0, np.ones(1), np.array([1, 0], i64), flow, np.empty(2),
                *mdp, 0.9, 2, 200.0, v, q, pp, fare, z)
-    plan_mix(np.exp(z), 0.7, np.full(3, 0.5), 16, np.zeros((1, 2), np.int8), ptr, to, pp, flow,
-             np.full(2, 0.5), 3, np.empty(2))
+    plan_mix(np.exp(z), 0.7, np.full(3, 0.5), 16, np.zeros((1, 2), np.int8), ptr, to, np.array([0, 2, 1], i64),
+             np.array([0, 1, 0], i64), pp, flow, np.full(2, 0.5), 3, np.empty(2))
 
 
 @njit(cache=True)

@@ -262,7 +262,11 @@ class Planner:
         zone_fare, cruise, drop = c(self.zone_fare, f8), c(choices.cruise_prob, f8), c(self.dropoff_share, f8)
         mdp = self.mdp.kernel_args(par.gamma)
         ptr, to = mdp[0], mdp[1]
-        cruise = c(cruise.ravel()[self.mdp.flat_pairs()[3]], f8)  # per pair
+        n_e_table = self.mdp.pad_to.shape[1]
+        flat = self.mdp.flat_pairs()[3]  # each pair's place in the (D, E) table
+        cruise = c(cruise.ravel()[flat], f8)  # per pair
+        by_action = np.argsort(flat, kind="stable").astype(np.int64)  # pairs in the table's row-major order
+        by_action_e = c(flat[by_action] % n_e_table, np.int64)
         n_e = net.n_edges
         flow = np.full(n_e, 1.0 / n_e)  # where the vacant taxis are (distribution)
         v, q, z = np.zeros(n_e), np.empty(to.size), np.empty(to.size)
@@ -276,8 +280,8 @@ class Planner:
                 v, q, p, fare, z,
             )
             np.exp(z, out=z)
-            kernels.plan_mix(z, float(par.compliance), cruise, int(choices.K), counts[s], ptr, to, p, flow,
-                             drop, 3, moved)
+            kernels.plan_mix(z, float(par.compliance), cruise, int(choices.K), counts[s], ptr, to, by_action,
+                             by_action_e, p, flow, drop, 3, moved)
         return NavigationPolicy(counts, choices)
 
     def plan_numpy(
