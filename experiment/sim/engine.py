@@ -1,8 +1,9 @@
 """The revenue simulation: drivers on shifts cruise, pick up street-hail passengers and drive them.
 
 Time is continuous (minutes from the window start); the loop advances in one-minute buckets and, within
-a bucket, moves every vacant driver edge by edge (vectorised over drivers) until each has passed the
-bucket's end. Per driver the states are: off shift, vacant (cruising), occupied, on a break, returning
+a bucket, moves every vacant driver edge by edge (a compiled per-driver loop,
+:mod:`experiment.sim.kernels`; the vectorised NumPy loop it replaced is kept in
+:mod:`experiment.sim.engine_numpy`) until each has passed the bucket's end. Per driver the states are: off shift, vacant (cruising), occupied, on a break, returning
 to the depot. Every minute of a shift is spent in exactly one of them, a passenger is picked up at most
 once and only while waiting, and drivers compete for the same passengers.
 
@@ -87,7 +88,7 @@ class SimOutput:
 
 
 class Engine:
-    """Runs one simulation; ``policy`` gives each slot's (K, edges) table of next-edge choices."""
+    """Runs one simulation; ``policy`` gives each slot's rounded cumulative choice counts (D-1, edges)."""
 
     def __init__(
         self,
