@@ -156,6 +156,7 @@ def bench_sim() -> dict:
     comp = bench_compile()
     print(f"  cold {comp['cold']['compile_s']:.2f} s, warm {comp['warm']['compile_s']:.2f} s "
           f"(+ numba import {comp['warm']['import_s']:.2f} s)", file=sys.stderr)
+    _child("compile")  # the default cache warm too (a fresh clone's first run would compile in a measured case)
     print("tokyo_central, 7 days, production navigation (one core, median of 3), compiled and NumPy "
           "alternating ...",
           file=sys.stderr)

@@ -52,6 +52,9 @@ print(json.dumps(int(hwm) * 1024))
 @pytest.mark.slow
 @pytest.mark.parametrize("region, drivers, days, rph", [("ring_city", 40, 2, 300.0), ("ring_city", 60_000, 1, 300.0)])
 def test_estimate_is_above_the_measured_peak_but_close(region: str, drivers: int, days: int, rph: float) -> None:
+    from experiment.sim import kernels
+
+    kernels.warm_up()  # a warm cache: the child loads the kernels (compiling would take more memory)
     out = subprocess.run(
         [sys.executable, "-c", CHILD, region, str(drivers), str(days), str(rph)],
         capture_output=True, text=True, check=True, cwd=ROOT,

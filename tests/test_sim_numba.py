@@ -132,7 +132,8 @@ def test_importing_the_app_compiles_every_signature_a_run_uses() -> None:
 def test_cache_dir_falls_back_to_a_writable_temporary_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     from experiment.sim import kernels
 
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")  # recorded, so the fallback set below is undone afterwards
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
     monkeypatch.setattr(kernels, "_writable", lambda path: False)
     kernels._ensure_cache_dir()
     assert os.environ["NUMBA_CACHE_DIR"].endswith(f"navitune-numba-{os.getuid()}")
