@@ -200,6 +200,8 @@ def main() -> None:
     if problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2)
+    if not INFO_FLAGS & set(sys.argv[1:]):
+        import experiment.app  # noqa: F401  (compiles the simulator here, before a launcher forks jobs)
     task()
 
 
