@@ -7,9 +7,12 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from typing import Any
 
-from experiment.config import register_configs
+from omegaconf import DictConfig, OmegaConf
+
+from experiment.config import ConfigError, check_memory, register_configs
+from experiment.sinks import SinkError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify",
@@ -36,11 +39,13 @@ def group_options(group: str) -> list[str]:
 def check_group_choices(argv: list[str]) -> str | None:
     """One clear line for an unknown group option (Hydra's own message spans several lines)."""
     for arg in argv:
-        m = re.fullmatch(r"\+?([a-z_/]+)=([^()\[\]{}]+)", arg)
+        m = re.fullmatch(r"\+?([a-z_/]+)=([^()\[\]{}]*)", arg)
         if not m or m.group(1) not in GROUPS + HYDRA_GROUPS:
             continue
         group, value = m.groups()
         options = group_options(group)
+        if not value.strip():
+            return f"navitune: empty {group} choice ({arg!r}); allowed: {', '.join(options)}"
         for choice in value.split(","):
             if choice not in options:
                 return f"navitune: unknown {group} {choice!r}; allowed: {', '.join(options)}"
@@ -101,7 +106,7 @@ def preflight(argv: list[str]) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from experiment.config import ConfigError, validate
+    from experiment.config import validate
 
     overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
     try:
@@ -111,19 +116,32 @@ def preflight(argv: list[str]) -> str | None:
         return composition_error(err, argv)
     try:
         validate(cfg)
-    except ConfigError as err:
+        check_memory(cfg)
+        check_sink(cfg)
+    except (ConfigError, SinkError) as err:
         return str(err)
     return check_launcher(argv, overrides)
 
 
+def check_sink(cfg: DictConfig) -> None:
+    """A corrupt DuckDB file fails here, before Hydra creates the run (BigQuery is reached in the job)."""
+    if cfg.sink.kind == "duckdb":
+        from experiment.sinks.duckdb_sink import check_duckdb
+
+        check_duckdb(str(cfg.sink.path))
+
+
 def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
-    """``hydra/launcher=kfp``: its settings, proxy and study storage, in one line, before Hydra's callbacks
-    and sweeper write anything (Hydra would only instantiate the launcher after them)."""
+    """A sweep's launcher (kfp: settings, proxy and study storage; process_pool: its settings and how many jobs
+    this machine holds), the sweeper's settings and the search space, in one line, before Hydra's callbacks
+    and sweeper write anything (Hydra would only instantiate the sweeper and launcher after them)."""
     if not {"-m", "--multirun"} & set(argv):
         return None
     from hydra import compose, initialize_config_dir
 
     from hydra_plugins.navitune_kfp.checks import preflight as kfp_preflight
+    from hydra_plugins.navitune_launchers.process_pool_launcher import preflight as pool_preflight
+    from hydra_plugins.navitune_optuna.validation import check_node
 
     # hydra.* overrides cannot be sweeps (Hydra forbids it): keep those the task filter above left out
     hydra_args = [a for a in argv if a.lstrip("+").startswith("hydra.") and a not in overrides]
@@ -132,7 +150,94 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
             cfg = compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - a composition problem: Hydra reports it itself
         return None
-    return kfp_preflight(cfg)
+    problem = (kfp_preflight(cfg) or pool_preflight(cfg) or check_node(OmegaConf.select(cfg, "hydra.sweeper"))
+               or check_search_space(cfg, argv))
+    if problem:
+        return problem
+    try:
+        check_memory(cfg, jobs_at_once(cfg))
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def jobs_at_once(cfg: DictConfig) -> int:
+    """Simulations a sweep runs on this machine at the same time (a remote kfp backend runs none here)."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher")
+    target = str(OmegaConf.select(launcher, "_target_", default=""))
+    if target.endswith(".BasicLauncher") or (target.endswith(".KFPLauncher") and (
+            launcher.get("backend") != "local" or launcher.get("compile_only"))):
+        return 1 if target.endswith(".BasicLauncher") else 0
+    n = int(launcher.get("n_jobs") or 1)
+    sweeper = OmegaConf.select(cfg, "hydra.sweeper")
+    if str(OmegaConf.select(sweeper, "_target_", default="")).startswith("hydra_plugins.navitune_optuna."):
+        n = min(n, int(sweeper.get("n_jobs") or 1))  # trials in flight
+    return n
+
+
+def check_search_space(cfg: DictConfig, argv: list[str]) -> str | None:
+    """Every bound of the search space (``hydra.sweeper.params`` and sweeps on the command line) and every
+    enqueued trial must be a value the task accepts: refused now, not as failed trials."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = {str(k): str(v) for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()}
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and not arg.startswith("-") and SWEEP_SYNTAX.search(value) and not key.lstrip("+").startswith("hydra"):
+            params[key.lstrip("+")] = value
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    parser = OverridesParser.create()
+    for key, text in params.items():
+        try:
+            override = parser.parse_overrides([f"{key}={text}"])[0]
+        except Exception:  # noqa: BLE001 - the override check above reports syntax
+            continue
+        for value in bounds(override):
+            allowed = rejected(task, key, value)
+            if allowed is not None:
+                return (f"navitune: invalid search range {key}={text}: it reaches {key}={value!r}; "
+                        f"allowed: {allowed}")
+    for i, trial in enumerate(OmegaConf.select(cfg, "hydra.sweeper.enqueue") or []):
+        for key, value in trial.items():
+            allowed = rejected(task, str(key), value)
+            if allowed is not None:
+                return f"navitune: invalid hydra.sweeper.enqueue[{i}]: {key}={value!r}; allowed: {allowed}"
+    return None
+
+
+def bounds(override: Any) -> list[Any]:
+    """The values at the edges of a search dimension (every value of a choice)."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    value = override.value()
+    if isinstance(value, IntervalSweep):
+        return [value.start, value.end]
+    if isinstance(value, RangeSweep):
+        values = list(override.sweep_iterator())
+        return [values[0], values[-1]] if values else []
+    if isinstance(value, ChoiceSweep):
+        return list(override.sweep_iterator())
+    return [value]
+
+
+def rejected(task: DictConfig, key: str, value: Any) -> str | None:
+    """What ``key`` allows if ``value`` is refused by the schema or :func:`validate`, else None."""
+    import copy
+
+    from omegaconf.errors import OmegaConfBaseException
+
+    from experiment.config import validate
+
+    cfg = copy.deepcopy(task)
+    try:
+        OmegaConf.update(cfg, key, value, force_add=False)
+    except OmegaConfBaseException:
+        return "a key and a value of the task's schema (see --cfg job)"
+    try:
+        validate(cfg)
+    except ConfigError as err:
+        return str(err).split("; allowed: ", 1)[-1]
+    return None
 
 
 def composition_error(err: Exception, argv: list[str]) -> str | None:
