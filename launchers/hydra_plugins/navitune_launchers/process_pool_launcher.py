@@ -30,7 +30,7 @@ TARGET = "hydra_plugins.navitune_launchers.process_pool_launcher.ProcessPoolLaun
 @dataclass
 class ProcessPoolLauncherConf:
     _target_: str = TARGET
-    n_jobs: int = 2  # jobs running at the same time: at most 2 per CPU core
+    n_jobs: int = 2  # jobs running at the same time: at most 4 per CPU core
     timeout_s: float | None = None  # a job running longer is killed and fails
     # jobs set up ahead (process, config, job directory, logging) that wait for a slot, so a slot is refilled
     # the moment a job ends; an asynchronous sweeper (optuna_async) asks this many trials ahead.
@@ -43,7 +43,7 @@ ConfigStore.instance().store(
 )
 
 
-JOBS_PER_CORE = 2  # a job waits part of the time (study storage, MLflow, sink): a little more than one per core
+JOBS_PER_CORE = 4  # jobs may wait (study storage, MLflow, sink, sleeps); beyond that they only queue for CPU and hold memory
 
 
 class LauncherConfigError(CompactHydraException, ValueError):

@@ -73,7 +73,9 @@ def check_node(sweeper: Any) -> str | None:
 def quote(value: str) -> str:
     """``value`` as a quoted Hydra override value: read back as exactly this string, never as a number, a
     bool, null or a list (``'1e5'``, ``'null'``, ``'a,b'``)."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Hydra reads a backslash as an escape only before a quote (or the closing quote)
+    text = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, str(value))
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def _whole(value: Any) -> bool:
