@@ -209,3 +209,38 @@ def test_study_name_that_looks_like_a_number_reaches_the_jobs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = query_duckdb(str(out / "results.duckdb"), "SELECT DISTINCT study FROM driver_days")
     assert rows == [{"study": "1e5"}]
+
+
+# ---------------------------------------------------------- the plugins alone (a plain Hydra app, no preflight)
+PLUGIN_BAD_INPUT = [
+    ("direction-maximise", ("hydra.sweeper.direction=maximise",), "hydra.sweeper.direction='maximise'"),
+    ("pruner-blocked", ("hydra.sweeper.pruner={_target_: subprocess.call}",),
+     "hydra.sweeper.pruner._target_='subprocess.call'"),
+    ("study-name-shell", ("hydra.sweeper.study_name='a;touch X'",), "hydra.sweeper.study_name='a;touch X'"),
+    ("journal-a-directory", ("hydra.sweeper.storage=journal://{tmp}",), "hydra.sweeper.storage"),
+    ("launcher-n-jobs-zero", ("hydra.launcher.n_jobs=0",), "hydra.launcher.n_jobs=0"),
+    ("launcher-timeout-zero", ("hydra.launcher.timeout_s=0",), "hydra.launcher.timeout_s=0"),
+    ("launcher-too-many-jobs", (f"hydra.launcher.n_jobs={4 * CORES + 1}",), f"hydra.launcher.n_jobs={4 * CORES + 1}"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "mentions"), [c[1:] for c in PLUGIN_BAD_INPUT],
+                         ids=[c[0] for c in PLUGIN_BAD_INPUT])
+def test_plugins_refuse_bad_settings_in_one_line(tmp_path, overrides, mentions):
+    """The sweeper's and the launcher's own checks, for apps without navitune's preflight: one line, no trial."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from tests.test_optuna_async_sweeper import journal, run
+
+    store = tmp_path / "study.journal"
+    args = [o.replace("{tmp}", str(tmp_path)) for o in overrides]
+    done = run("sphere", tmp_path, "sweep", *([] if "storage" in mentions else [journal(store)]), *args,
+               timeout=60.0)
+    assert done.rc != 0, done
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done
+    assert mentions in lines[0] and "allowed: " in lines[0], lines[0]
+    assert not store.exists() or all(
+        s.n_trials == 0 for s in optuna.get_all_study_summaries(JournalStorage(JournalFileBackend(str(store)))))
