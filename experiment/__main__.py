@@ -183,8 +183,11 @@ def check_search_space(cfg: DictConfig, argv: list[str]) -> str | None:
     params = {str(k): str(v) for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()}
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if eq and not arg.startswith("-") and SWEEP_SYNTAX.search(value) and not key.lstrip("+").startswith("hydra"):
-            params[key.lstrip("+")] = value
+        key = key.lstrip("+")
+        is_group = key in GROUPS or "/" in key or (Path(CONF_DIR) / key).is_dir()  # a sweep over group options
+        if eq and not arg.startswith("-") and SWEEP_SYNTAX.search(value) and not key.startswith("hydra") \
+                and not is_group:
+            params[key] = value
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     parser = OverridesParser.create()
     for key, text in params.items():

@@ -244,3 +244,17 @@ def test_plugins_refuse_bad_settings_in_one_line(tmp_path, overrides, mentions):
     assert mentions in lines[0] and "allowed: " in lines[0], lines[0]
     assert not store.exists() or all(
         s.n_trials == 0 for s in optuna.get_all_study_summaries(JournalStorage(JournalFileBackend(str(store)))))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["search_space=navi6"],
+    ["hydra/sweeper=optuna"],
+    ["+experiment=smoke", "region=ring_city,coquimbo"],  # a sweep over group options, not over values
+    ["+experiment=smoke", "policy=production,random_cruise"],
+    ["+experiment=smoke", "policy.gamma=0.5,0.99", "policy.road_weights.right=range(0,100,25)"],
+    ["+experiment=smoke", "policy.max_wait_min=tag(log, interval(0.5, 240))"],
+    ["+experiment=smoke", "hydra/launcher=basic"],
+    ["+experiment=smoke", "hydra.sweeper.direction=[maximize,minimize]"],
+])
+def test_sweeps_inside_the_schema_are_accepted(overrides):
+    assert preflight(["-m", *overrides, "paths.outputs=/tmp/navitune-unused"]) is None
