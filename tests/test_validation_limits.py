@@ -258,3 +258,21 @@ def test_plugins_refuse_bad_settings_in_one_line(tmp_path, overrides, mentions):
 ])
 def test_sweeps_inside_the_schema_are_accepted(overrides):
     assert preflight(["-m", *overrides, "paths.outputs=/tmp/navitune-unused"]) is None
+
+
+@pytest.mark.parametrize(("study", "expected"), [
+    ("navitune_tokyo_central_tune_week_ml", "navitune_tokyo_central_tune_week_ml-t3-a1"),
+    ("../../../../ESCAPE", "ESCAPE-t3-a1"),
+    ("a;touch X", "a-touch-X-t3-a1"),
+])
+def test_kfp_run_names_are_safe_file_names(study, expected):
+    """kfp.local names each run's directory after the run: whatever study name reaches the launcher (the sweeper
+    refuses names outside the documented set first), the name cannot leave that directory."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.navitune_kfp.jobspec import run_name
+
+    env = {"NAVITUNE_OPTUNA_STUDY": study, "NAVITUNE_OPTUNA_TRIAL": "5", "NAVITUNE_OPTUNA_ORIGIN": "3",
+           "NAVITUNE_OPTUNA_ATTEMPT": "1"}
+    config = OmegaConf.create({"hydra": {"job": {"env_set": env, "name": "app"}, "sweep": {"dir": "/tmp/s"}}})
+    assert run_name(config, 0) == expected
