@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-
-import hydra
 from typing import Any
 
+import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.config import ConfigError, check_memory, register_configs
