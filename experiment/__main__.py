@@ -154,24 +154,27 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
     if problem:
         return problem
     try:
-        check_memory(cfg, jobs_at_once(cfg))
+        check_memory(cfg, *jobs_at_once(cfg))
     except ConfigError as err:
         return str(err)
     return None
 
 
-def jobs_at_once(cfg: DictConfig) -> int:
-    """Simulations a sweep runs on this machine at the same time (a remote kfp backend runs none here)."""
+def jobs_at_once(cfg: DictConfig) -> tuple[int, str]:
+    """Simulations a sweep runs on this machine at the same time (a remote kfp backend runs none here), and the
+    setting that decides it."""
     launcher = OmegaConf.select(cfg, "hydra.launcher")
     target = str(OmegaConf.select(launcher, "_target_", default=""))
     if target.endswith(".BasicLauncher") or (target.endswith(".KFPLauncher") and (
             launcher.get("backend") != "local" or launcher.get("compile_only"))):
-        return 1 if target.endswith(".BasicLauncher") else 0
-    n = int(launcher.get("n_jobs") or 1)
+        return (1 if target.endswith(".BasicLauncher") else 0), "hydra/launcher"
+    n, key = int(launcher.get("n_jobs") or 1), "hydra.launcher.n_jobs"
     sweeper = OmegaConf.select(cfg, "hydra.sweeper")
     if str(OmegaConf.select(sweeper, "_target_", default="")).startswith("hydra_plugins.navitune_optuna."):
-        n = min(n, int(sweeper.get("n_jobs") or 1))  # trials in flight
-    return n
+        in_flight = int(sweeper.get("n_jobs") or 1)
+        if in_flight < n:
+            n, key = in_flight, "hydra.sweeper.n_jobs"
+    return n, key
 
 
 def check_search_space(cfg: DictConfig, argv: list[str]) -> str | None:
