@@ -149,15 +149,14 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
             cfg = compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - a composition problem: Hydra reports it itself
         return None
-    problem = (kfp_preflight(cfg) or pool_preflight(cfg) or check_node(OmegaConf.select(cfg, "hydra.sweeper"))
-               or check_search_space(cfg, argv))
+    problem = kfp_preflight(cfg) or pool_preflight(cfg) or check_node(OmegaConf.select(cfg, "hydra.sweeper"))
     if problem:
         return problem
     try:
         check_memory(cfg, *jobs_at_once(cfg))
     except ConfigError as err:
         return str(err)
-    return None
+    return check_search_space(cfg, argv, *jobs_at_once(cfg))
 
 
 def jobs_at_once(cfg: DictConfig) -> tuple[int, str]:
@@ -177,9 +176,10 @@ def jobs_at_once(cfg: DictConfig) -> tuple[int, str]:
     return n, key
 
 
-def check_search_space(cfg: DictConfig, argv: list[str]) -> str | None:
+def check_search_space(cfg: DictConfig, argv: list[str], jobs: int = 1, jobs_key: str = "") -> str | None:
     """Every bound of the search space (``hydra.sweeper.params`` and sweeps on the command line) and every
-    enqueued trial must be a value the task accepts: refused now, not as failed trials."""
+    enqueued trial must be a value the task accepts, and ``jobs`` such trials must fit in memory at once:
+    refused now, not as failed trials."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = {str(k): str(v) for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()}
@@ -198,13 +198,13 @@ def check_search_space(cfg: DictConfig, argv: list[str]) -> str | None:
         except Exception:  # noqa: BLE001 - the override check above reports syntax
             continue
         for value in bounds(override):
-            allowed = rejected(task, key, value)
+            allowed = rejected(task, key, value, jobs, jobs_key)
             if allowed is not None:
                 return (f"navitune: invalid search range {key}={text}: it reaches {key}={value!r}; "
                         f"allowed: {allowed}")
     for i, trial in enumerate(OmegaConf.select(cfg, "hydra.sweeper.enqueue") or []):
         for key, value in trial.items():
-            allowed = rejected(task, str(key), value)
+            allowed = rejected(task, str(key), value, jobs, jobs_key)
             if allowed is not None:
                 return f"navitune: invalid hydra.sweeper.enqueue[{i}]: {key}={value!r}; allowed: {allowed}"
     return None
@@ -225,8 +225,9 @@ def bounds(override: Any) -> list[Any]:
     return [value]
 
 
-def rejected(task: DictConfig, key: str, value: Any) -> str | None:
-    """What ``key`` allows if ``value`` is refused by the schema or :func:`validate`, else None."""
+def rejected(task: DictConfig, key: str, value: Any, jobs: int = 1, jobs_key: str = "") -> str | None:
+    """What ``key`` allows if ``value`` is refused by the schema, :func:`validate` or the memory check of
+    ``jobs`` such runs at once, else None."""
     import copy
 
     from omegaconf.errors import OmegaConfBaseException
@@ -240,6 +241,7 @@ def rejected(task: DictConfig, key: str, value: Any) -> str | None:
         return "a key and a value of the task's schema (see --cfg job)"
     try:
         validate(cfg)
+        check_memory(cfg, max(jobs, 1), jobs_key)
     except ConfigError as err:
         return str(err).split("; allowed: ", 1)[-1]
     return None

@@ -70,6 +70,8 @@ CASES = [
      {"NAVITUNE_MEMORY_LIMIT_MIB": "600"}, "hydra.launcher.n_jobs=3", "allowed: at most 2 jobs at once"),
     ("sweeper-jobs-over-a-memory-budget", [*SM, "hydra.sweeper.n_jobs=3", "hydra.launcher.n_jobs=4"],
      {"NAVITUNE_MEMORY_LIMIT_MIB": "600"}, "hydra.sweeper.n_jobs=3", "allowed: at most 2 jobs at once"),
+    ("search-range-over-a-memory-budget", [*SM, "window.drivers=null", "region.requests_per_hour=choice(100,100000)"],
+     {"NAVITUNE_MEMORY_LIMIT_MIB": "2000"}, "region.requests_per_hour=100000", "allowed: a run of at most 2,000 MiB"),
     ("memory-budget-not-a-number", ["window=smoke"], {"NAVITUNE_MEMORY_LIMIT_MIB": "lots"},
      "NAVITUNE_MEMORY_LIMIT_MIB='lots'", "MiB > 0"),
     ("launcher-200-jobs", [*SM, "hydra.sweeper.n_jobs=200", "hydra.launcher.n_jobs=200"], {},
