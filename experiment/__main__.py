@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from experiment.config import register_configs
+from experiment.config import ConfigError, check_memory, register_configs
+from experiment.sinks import SinkError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify",
@@ -36,11 +38,13 @@ def group_options(group: str) -> list[str]:
 def check_group_choices(argv: list[str]) -> str | None:
     """One clear line for an unknown group option (Hydra's own message spans several lines)."""
     for arg in argv:
-        m = re.fullmatch(r"\+?([a-z_/]+)=([^()\[\]{}]+)", arg)
+        m = re.fullmatch(r"\+?([a-z_/]+)=([^()\[\]{}]*)", arg)
         if not m or m.group(1) not in GROUPS + HYDRA_GROUPS:
             continue
         group, value = m.groups()
         options = group_options(group)
+        if not value.strip():
+            return f"navitune: empty {group} choice ({arg!r}); allowed: {', '.join(options)}"
         for choice in value.split(","):
             if choice not in options:
                 return f"navitune: unknown {group} {choice!r}; allowed: {', '.join(options)}"
@@ -101,7 +105,7 @@ def preflight(argv: list[str]) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from experiment.config import ConfigError, validate
+    from experiment.config import validate
 
     overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
     try:
@@ -111,7 +115,9 @@ def preflight(argv: list[str]) -> str | None:
         return composition_error(err, argv)
     try:
         validate(cfg)
-    except ConfigError as err:
+        check_memory(cfg)
+        check_sink(cfg)
+    except (ConfigError, SinkError) as err:
         return str(err)
     return check_secrets(cfg) or check_launcher(argv, overrides)
 
@@ -139,15 +145,26 @@ def check_secrets(cfg: DictConfig) -> str | None:
     return None
 
 
+def check_sink(cfg: DictConfig) -> None:
+    """A corrupt DuckDB file fails here, before Hydra creates the run (BigQuery is reached in the job)."""
+    if cfg.sink.kind == "duckdb":
+        from experiment.sinks.duckdb_sink import check_duckdb
+
+        check_duckdb(str(cfg.sink.path))
+
+
 def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
-    """A sweep's ``hydra`` settings: no secret in clear (:func:`check_secrets`), and with
-    ``hydra/launcher=kfp`` its settings, proxy and study storage, in one line, before Hydra's callbacks and
-    sweeper write anything (Hydra would only instantiate the launcher after them)."""
+    """A sweep's ``hydra`` settings: no secret in clear (:func:`check_secrets`); the launcher (kfp: settings, proxy
+    and study storage; process_pool: its settings and how many jobs this machine holds), the sweeper's settings and
+    the search space, in one line, before Hydra's callbacks and sweeper write anything (Hydra would only
+    instantiate the sweeper and launcher after them)."""
     if not {"-m", "--multirun"} & set(argv):
         return None
     from hydra import compose, initialize_config_dir
 
     from hydra_plugins.navitune_kfp.checks import preflight as kfp_preflight
+    from hydra_plugins.navitune_launchers.process_pool_launcher import preflight as pool_preflight
+    from hydra_plugins.navitune_optuna.validation import check_node
 
     # hydra.* overrides cannot be sweeps (Hydra forbids it): keep those the task filter above left out
     hydra_args = [a for a in argv if a.lstrip("+").startswith("hydra.") and a not in overrides]
@@ -156,7 +173,103 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
             cfg = compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - a composition problem: Hydra reports it itself
         return None
-    return kfp_preflight(cfg) or check_secrets(cfg)
+    problem = (kfp_preflight(cfg) or check_secrets(cfg) or pool_preflight(cfg)
+               or check_node(OmegaConf.select(cfg, "hydra.sweeper")))
+    if problem:
+        return problem
+    try:
+        check_memory(cfg, *jobs_at_once(cfg))
+    except ConfigError as err:
+        return str(err)
+    return check_search_space(cfg, argv, *jobs_at_once(cfg))
+
+
+def jobs_at_once(cfg: DictConfig) -> tuple[int, str]:
+    """Simulations a sweep runs on this machine at the same time (a remote kfp backend runs none here), and the
+    setting that decides it."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher")
+    target = str(OmegaConf.select(launcher, "_target_", default=""))
+    if target.endswith(".BasicLauncher") or (target.endswith(".KFPLauncher") and (
+            launcher.get("backend") != "local" or launcher.get("compile_only"))):
+        return (1 if target.endswith(".BasicLauncher") else 0), "hydra/launcher"
+    n, key = int(launcher.get("n_jobs") or 1), "hydra.launcher.n_jobs"
+    sweeper = OmegaConf.select(cfg, "hydra.sweeper")
+    if str(OmegaConf.select(sweeper, "_target_", default="")).startswith("hydra_plugins.navitune_optuna."):
+        in_flight = int(sweeper.get("n_jobs") or 1)
+        if in_flight < n:
+            n, key = in_flight, "hydra.sweeper.n_jobs"
+    return n, key
+
+
+def check_search_space(cfg: DictConfig, argv: list[str], jobs: int = 1, jobs_key: str = "") -> str | None:
+    """Every bound of the search space (``hydra.sweeper.params`` and sweeps on the command line) and every
+    enqueued trial must be a value the task accepts, and ``jobs`` such trials must fit in memory at once:
+    refused now, not as failed trials."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = {str(k): str(v) for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()}
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        key = key.lstrip("+")
+        is_group = key in GROUPS or "/" in key or (Path(CONF_DIR) / key).is_dir()  # a sweep over group options
+        if eq and not arg.startswith("-") and SWEEP_SYNTAX.search(value) and not key.startswith("hydra") \
+                and not is_group:
+            params[key] = value
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    parser = OverridesParser.create()
+    for key, text in params.items():
+        try:
+            override = parser.parse_overrides([f"{key}={text}"])[0]
+        except Exception:  # noqa: BLE001 - the override check above reports syntax
+            continue
+        for value in bounds(override):
+            allowed = rejected(task, key, value, jobs, jobs_key)
+            if allowed is not None:
+                return (f"navitune: invalid search range {key}={text}: it reaches {key}={value!r}; "
+                        f"allowed: {allowed}")
+    for i, trial in enumerate(OmegaConf.select(cfg, "hydra.sweeper.enqueue") or []):
+        for key, value in trial.items():
+            allowed = rejected(task, str(key), value, jobs, jobs_key)
+            if allowed is not None:
+                return f"navitune: invalid hydra.sweeper.enqueue[{i}]: {key}={value!r}; allowed: {allowed}"
+    return None
+
+
+def bounds(override: Any) -> list[Any]:
+    """The values at the edges of a search dimension (every value of a choice)."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    value = override.value()
+    if isinstance(value, IntervalSweep):
+        return [value.start, value.end]
+    if isinstance(value, RangeSweep):
+        values = list(override.sweep_iterator())
+        return [values[0], values[-1]] if values else []
+    if isinstance(value, ChoiceSweep):
+        return list(override.sweep_iterator())
+    return [value]
+
+
+def rejected(task: DictConfig, key: str, value: Any, jobs: int = 1, jobs_key: str = "") -> str | None:
+    """What ``key`` allows if ``value`` is refused by the schema, :func:`validate` or the memory check of
+    ``jobs`` such runs at once, else None."""
+    import copy
+
+    from omegaconf.errors import OmegaConfBaseException
+
+    from experiment.config import validate
+
+    cfg = copy.deepcopy(task)
+    try:
+        OmegaConf.update(cfg, key, value, force_add=False)
+    except OmegaConfBaseException:
+        return "a key and a value of the task's schema (see --cfg job)"
+    try:
+        validate(cfg)
+        check_memory(cfg, max(jobs, 1), jobs_key)
+    except ConfigError as err:
+        return str(err).split("; allowed: ", 1)[-1]
+    return None
 
 
 def composition_error(err: Exception, argv: list[str]) -> str | None:

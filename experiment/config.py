@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -30,6 +32,13 @@ BQ_LOCATION = re.compile(r"[A-Za-z]+(-[a-z]+[0-9]+)?")  # US, EU, asia-northeast
 HTTP_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?/?")
 SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_WINDOW_DAYS = 28
+# The engine draws the decisions of vacant drivers in blocks of 2^20 (engine.py): a larger fleet could need more
+# in one minute than a block holds, so no fleet (region.drivers, window.drivers) may be larger.
+MAX_DRIVERS = 1 << 20
+MAX_REQUESTS_PER_HOUR = 1_000_000
+MAX_SHARE = 1_000_000
+# seeds are stored in the sink's INT64 ``seed`` column (and NumPy takes them as 64-bit words)
+MAX_SEED = (1 << 63) - 1
 
 
 class ConfigError(CompactHydraException):
@@ -212,15 +221,16 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     r, d, w, p, s = cfg.region, cfg.demand, cfg.window, cfg.policy, cfg.sink
     if r.name not in REGIONS:
         _fail("region.name", r.name, ", ".join(REGIONS))
-    if r.drivers <= 0:
-        _fail("region.drivers", r.drivers, "a whole number > 0")
-    _number("region.requests_per_hour", r.requests_per_hour, 0, 1e6, "a number > 0", lo_open=True)
-    if r.network_seed < 0:
-        _fail("region.network_seed", r.network_seed, "a whole number >= 0")
+    if not 0 < r.drivers <= MAX_DRIVERS:
+        _fail("region.drivers", r.drivers, f"a whole number in [1, {MAX_DRIVERS}]")
+    _number("region.requests_per_hour", r.requests_per_hour, 0, MAX_REQUESTS_PER_HOUR,
+            f"a number in (0, {MAX_REQUESTS_PER_HOUR}]", lo_open=True)
+    if not 0 <= r.network_seed <= MAX_SEED:
+        _fail("region.network_seed", r.network_seed, f"a whole number in [0, {MAX_SEED}]")
     for k, v in r.fleet_mix.items():
         if k not in SHIFT_KINDS:
             _fail(f"region.fleet_mix.{k}", v, f"keys {', '.join(SHIFT_KINDS)}")
-        _number(f"region.fleet_mix.{k}", v, 0, 1e6, "a share >= 0")
+        _number(f"region.fleet_mix.{k}", v, 0, MAX_SHARE, f"a share in [0, {MAX_SHARE}]")
     if sum(r.fleet_mix.values()) <= 0:
         _fail("region.fleet_mix", dict(r.fleet_mix), "shares that add up to more than 0")
     if d.source not in DEMAND_SOURCES:
@@ -233,10 +243,10 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
         _fail("window.end", w.end, f"a date after window.start ({w.start})")
     if (end - start).days > MAX_WINDOW_DAYS:
         _fail("window.end", w.end, f"at most {MAX_WINDOW_DAYS} days after window.start")
-    if w.seed < 0:
-        _fail("window.seed", w.seed, "a whole number >= 0")
-    if w.drivers is not None and w.drivers <= 0:
-        _fail("window.drivers", w.drivers, "null or a whole number > 0")
+    if not 0 <= w.seed <= MAX_SEED:
+        _fail("window.seed", w.seed, f"a whole number in [0, {MAX_SEED}]")
+    if w.drivers is not None and not 0 < w.drivers <= MAX_DRIVERS:
+        _fail("window.drivers", w.drivers, f"null or a whole number in [1, {MAX_DRIVERS}]")
     if w.max_shift_h is not None:
         _number("window.max_shift_h", w.max_shift_h, 0, 24, "null or hours in (0, 24]", lo_open=True)
     _number("policy.gamma", p.gamma, 0, 1, "0 <= gamma < 1", hi_open=True)
@@ -250,6 +260,7 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
         _fail("sink.kind", s.kind, ", ".join(SINKS))
     if not SQL_NAME.fullmatch(str(s.table)):
         _fail("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")
+    _check_outputs(cfg)
     _check_sink(s)
     _check_proxy(cfg)
     _check_tracking(cfg)
@@ -258,8 +269,9 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
 def _check_sink(s: Any) -> None:
     """Each sink kind needs its own keys (one schema holds both: the proxy group does the same)."""
     if s.kind == "duckdb":
-        if not s.path:
-            _fail("sink.path", s.path, "a file path for the DuckDB results file")
+        if not s.path or not _file_path_ok(str(s.path)):
+            _fail("sink.path", s.path, "a file path for the DuckDB results file (not a directory, in a "
+                                       "directory that exists or can be created)")
         return
     if s.project is not None and not GCP_PROJECT.fullmatch(str(s.project)):
         _fail("sink.project", s.project, "null (the credentials' project) or a Google Cloud project id")
@@ -280,6 +292,12 @@ def _check_tracking(cfg: Any) -> None:
     tracking = cfg.get("tracking") if hasattr(cfg, "get") else getattr(cfg, "tracking", None)
     if tracking is not None:
         check_tracking(tracking)
+        uri = str(tracking.uri or "")
+        if tracking.kind == "local" and uri.startswith("sqlite:///"):
+            path = uri[len("sqlite:///"):]
+            if path in ("", ":memory:") or path.startswith(":memory:") or not _file_path_ok(path):
+                _fail("tracking.uri", uri, "sqlite:///PATH of a store file (not :memory:, which would keep "
+                                           "nothing, nor a directory)")
 
 
 def _check_proxy(cfg: Any) -> None:
@@ -290,3 +308,125 @@ def _check_proxy(cfg: Any) -> None:
         proxy_settings(cfg)
     except ValueError as err:
         raise ConfigError(f"navitune: {err}") from None
+
+
+def _check_outputs(cfg: Any) -> None:
+    """``paths.outputs`` holds every store and job directory: empty would mean ``/`` (``${paths.outputs}/x``),
+    a file (``/dev/null``) cannot hold anything."""
+    paths = cfg.get("paths") if hasattr(cfg, "get") else getattr(cfg, "paths", None)
+    if paths is None:
+        return
+    out = str(paths.outputs or "").strip()
+    allowed = "a directory path (created if missing; not empty, not a file such as /dev/null)"
+    if not out or out.rstrip("/") == "" or not _dir_path_ok(out):
+        _fail("paths.outputs", paths.outputs, allowed)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _dir_path_ok(text: str) -> bool:
+    """A directory, or a path whose nearest existing ancestor is a directory (it can be created)."""
+    path = Path(text).expanduser().absolute()
+    return _existing_ancestor(path).is_dir()
+
+
+def _file_path_ok(text: str) -> bool:
+    """A file (or a new one) whose directory is, or can be created as, a directory."""
+    path = Path(text).expanduser().absolute()
+    return not path.is_dir() and _dir_path_ok(str(path.parent))
+
+
+# ------------------------------------------------------------------------------------------------ memory
+# Peak RSS of one simulation job, measured with ``python -m experiment tracking=off`` on Linux (Python 3.12,
+# NumPy engine): a region's fixed part (the process, network, shortest paths, value-iteration tables) plus a
+# part per request drawn (the demand model draws n_days + 1 days) and a part per driver-day. Measured:
+#   fixed: tokyo_central 229, ring_city 218, coquimbo 433 MiB (10 drivers, 100 requests/h, 1 day);
+#   per request: 0.74-0.85 KiB (20,000/h for 1 day: 941 MiB; 10,000/h for 3 days: 973; 100,000/h for 1 day: 4,303);
+#   per driver-day: 1.4-1.7 KiB (200,000 drivers for 1 day: 502 MiB; 50,000 for 3 days: 433).
+# Each part is rounded up (a conservative estimate: it refuses some runs that would just fit, never the reverse).
+REGION_BASE_MIB = {"tokyo_central": 256.0, "ring_city": 256.0, "coquimbo": 512.0}
+MIB_PER_REQUEST = 1.25 / 1024
+MIB_PER_DRIVER_DAY = 2.0 / 1024
+MEMORY_LIMIT_ENV = "NAVITUNE_MEMORY_LIMIT_MIB"  # the memory budget of this machine's jobs, instead of what is free
+
+
+@dataclass(frozen=True)
+class JobSize:
+    """What one simulation job holds, and its estimated peak memory."""
+
+    region: str
+    drivers: int
+    days: int
+    requests_per_hour: float  # after scaling to window.drivers
+    mib: float
+
+
+def job_size(cfg: Any) -> JobSize:
+    """The estimated peak memory of one simulation of a validated config (see the measurements above)."""
+    r, w = cfg.region, cfg.window
+    days = (parse_day("window.end", w.end) - parse_day("window.start", w.start)).days
+    drivers = min(int(w.drivers), int(r.drivers)) if w.drivers is not None else int(r.drivers)
+    rph = float(r.requests_per_hour) * drivers / int(r.drivers)  # a capped fleet gets the same demand per driver
+    mib = (REGION_BASE_MIB.get(str(r.name), max(REGION_BASE_MIB.values()))
+           + rph * 24 * (days + 1) * MIB_PER_REQUEST + drivers * days * MIB_PER_DRIVER_DAY)
+    return JobSize(str(r.name), drivers, days, rph, mib)
+
+
+def available_mib() -> float:
+    """Memory the jobs may use: ``NAVITUNE_MEMORY_LIMIT_MIB`` if set, else what the machine (and its cgroup)
+    has available now."""
+    text = os.environ.get(MEMORY_LIMIT_ENV)
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"navitune: invalid {MEMORY_LIMIT_ENV}={text!r}; allowed: MiB > 0, or unset (the "
+                              "machine's available memory)")
+        return value
+    have = [_meminfo_available_mib(), _cgroup_available_mib()]
+    known = [h for h in have if h is not None]
+    return min(known) if known else float("inf")
+
+
+def _meminfo_available_mib() -> float | None:
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup_available_mib() -> float | None:
+    """cgroup v2 limit minus usage (a container's memory limit), or None without a limit."""
+    try:
+        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
+        used = open("/sys/fs/cgroup/memory.current", encoding="ascii").read().strip()
+    except OSError:
+        return None
+    if not limit.isdigit() or not used.isdigit():
+        return None
+    return (int(limit) - int(used)) / 2**20
+
+
+def check_memory(cfg: Any, jobs: int = 1, key: str = "hydra.launcher.n_jobs") -> None:
+    """Refuse, in one line, a run (or ``jobs`` runs at once on this machine) over the available memory."""
+    size, have = job_size(cfg), available_mib()
+    if jobs * size.mib <= have:
+        return
+    what = (f"region={size.region} with {size.drivers} drivers and {size.requests_per_hour:g} requests/h over "
+            f"{size.days} days needs ~{size.mib:,.0f} MiB (estimate)")
+    budget = f"{have:,.0f} MiB available ({MEMORY_LIMIT_ENV} sets another budget)"
+    most = int(have // size.mib)
+    if most >= 1:
+        raise ConfigError(f"navitune: invalid {key}={jobs}: {jobs} jobs at once, each {what}, need ~"
+                          f"{jobs * size.mib:,.0f} MiB, {budget}; allowed: at most {most} jobs at once")
+    raise ConfigError(f"navitune: run too large: {what}, {budget}; allowed: a run of at most {have:,.0f} MiB "
+                      "(fewer region.drivers or window.drivers, a lower region.requests_per_hour, a shorter window)")

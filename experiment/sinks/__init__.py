@@ -17,7 +17,11 @@ class SinkError(CompactHydraException):
 
 
 def prepare_sink(sink_cfg: Any) -> None:
-    """Check the sink is reachable (and create its table) before the simulation; DuckDB needs nothing."""
+    """Check the sink is reachable (and create its table) before the simulation; DuckDB: an existing file opens."""
+    if sink_cfg.kind == "duckdb":
+        from .duckdb_sink import check_duckdb
+
+        check_duckdb(str(sink_cfg.path))
     if sink_cfg.kind == "bigquery":
         from .bigquery_sink import prepare_bigquery
 

@@ -20,7 +20,7 @@ from typing import Any
 from hydra_plugins.navitune_shared.redact import literal_secrets
 from omegaconf import DictConfig, OmegaConf
 
-from .settings import KFPConfigError
+from .settings import KFPConfigError, safe_name
 
 # the sweeper (optuna_async) tells each job its study, trial, attempt and first attempt's trial ("origin")
 ENV_STUDY, ENV_TRIAL = "NAVITUNE_OPTUNA_STUDY", "NAVITUNE_OPTUNA_TRIAL"
@@ -59,8 +59,8 @@ def run_name(config: DictConfig, idx: int) -> str:
     env = _env_set(config)
     study, origin, attempt = env.get(ENV_STUDY), env.get(ENV_ORIGIN, env.get(ENV_TRIAL)), env.get(ENV_ATTEMPT)
     if study and origin is not None and attempt is not None:
-        return f"{study}-t{origin}-a{attempt}"
-    return f"{config.hydra.job.name}-{sweep_tag(config)}-j{idx}"
+        return safe_name(f"{study}-t{origin}-a{attempt}")
+    return safe_name(f"{config.hydra.job.name}-{sweep_tag(config)}-j{idx}")
 
 
 def study_name(config: DictConfig) -> str | None:

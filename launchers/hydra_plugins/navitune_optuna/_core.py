@@ -50,6 +50,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from .storage import DiskReserve, claim, make_storage
+from .validation import check_settings, quote
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class AsyncOptunaSweeperImpl:
         stale_after_s: float,
         progress: bool,
     ) -> None:
+        check_settings(study_name=study_name, direction=direction, storage=storage, pruner=pruner, sampler=sampler)
         if not isinstance(n_trials, int) or n_trials <= 0:
             _fail("n_trials", n_trials, "a whole number > 0")
         if not isinstance(n_jobs, int) or n_jobs <= 0:
@@ -362,7 +364,7 @@ class AsyncOptunaSweeperImpl:
         attempt, origin = int(attrs.get(ATTEMPT, 0)), int(attrs.get(RETRY_OF, trial.number))
         overrides = list(self._base._configure_trials([trial], self.space, self.fixed, self.fixed_overrides)[0])
         overrides += [f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
-                      f"++hydra.job.env_set.{ENV_STUDY}={study.study_name}",
+                      f"++hydra.job.env_set.{ENV_STUDY}={quote(study.study_name)}",
                       f"++hydra.job.env_set.{ENV_ATTEMPT}={attempt}",
                       f"++hydra.job.env_set.{ENV_ORIGIN}={origin}"]
         return _Slot(trial, overrides, attrs)
