@@ -113,12 +113,36 @@ def preflight(argv: list[str]) -> str | None:
         validate(cfg)
     except ConfigError as err:
         return str(err)
-    return check_launcher(argv, overrides)
+    return check_secrets(cfg) or check_launcher(argv, overrides)
+
+
+def check_secrets(cfg: DictConfig) -> str | None:
+    """One line for a secret written in clear in the config (a URL's password, a secret query value, a
+    webhook's path): Hydra saves the config and the command line with the run, so a secret must come by
+    reference (``${oc.env:VAR}``), resolved only where it is used."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.navitune_shared.redact import literal_secrets, redact
+
+    container = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(container, dict)
+    hydra_node = container.get("hydra")
+    if isinstance(hydra_node, dict):  # the command line as typed: its keys are checked where they land
+        hydra_node.pop("overrides", None)
+        (hydra_node.get("job") or {}).pop("override_dirname", None)
+    for key, value in literal_secrets(container).items():
+        if key.endswith("_env"):  # holds a variable's NAME; its owner refuses a value there with its own line
+            continue
+        return (f"navitune: invalid config {key}={redact(value)!r}: it holds a secret in clear, which would "
+                "be saved with the run (.hydra/, MLflow); allowed: a reference such as "
+                "http://user:${oc.env:VAR}@host or ?password=${oc.env:VAR}, with VAR set in the environment")
+    return None
 
 
 def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
-    """``hydra/launcher=kfp``: its settings, proxy and study storage, in one line, before Hydra's callbacks
-    and sweeper write anything (Hydra would only instantiate the launcher after them)."""
+    """A sweep's ``hydra`` settings: no secret in clear (:func:`check_secrets`), and with
+    ``hydra/launcher=kfp`` its settings, proxy and study storage, in one line, before Hydra's callbacks and
+    sweeper write anything (Hydra would only instantiate the launcher after them)."""
     if not {"-m", "--multirun"} & set(argv):
         return None
     from hydra import compose, initialize_config_dir
@@ -132,7 +156,7 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
             cfg = compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - a composition problem: Hydra reports it itself
         return None
-    return kfp_preflight(cfg)
+    return kfp_preflight(cfg) or check_secrets(cfg)
 
 
 def composition_error(err: Exception, argv: list[str]) -> str | None:
@@ -176,6 +200,8 @@ def main() -> None:
     if problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2)
+    if not INFO_FLAGS & set(sys.argv[1:]):
+        import experiment.app  # noqa: F401  (compiles the simulator here, before a launcher forks jobs)
     task()
 
 

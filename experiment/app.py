@@ -22,9 +22,14 @@ from experiment.config import parse_day, validate
 from experiment.sim.demand import DemandSettings
 from experiment.sim.navigation import NavigationParams
 from experiment.sim.shifts import SHIFT_KINDS
+from experiment.sim.kernels import warm_up
 from experiment.sim.simulate import SimParams, SimResult, simulate
 
 log = logging.getLogger("navitune")
+
+# Compile the simulator's kernels (or load them from Numba's on-disk cache) when the app is imported: a
+# sweep imports it before its launcher forks the jobs, which then inherit the machine code.
+warm_up()
 
 
 def sim_params(cfg: DictConfig) -> SimParams:

@@ -80,31 +80,70 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+def mlflow_executable() -> str:
     exe = shutil.which("mlflow", path=str(Path(sys.executable).parent))
     if exe is None:
         unavailable("the mlflow command is not installed next to this Python (pip install -e .)")
-    root = tmp_path_factory.mktemp("mlflow_server")
-    log = root / "server.log"
-    port = free_port()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [exe, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--artifacts-destination", str(root / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    return str(exe)
+
+
+class MLflowProcess:
+    """One ``mlflow server`` on a SQLite backend store under ``root``, which can be killed (SIGKILL to its
+    process group, as a crashed or evicted server) and started again on the same port and store."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.log = root / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start and wait until ``/health`` answers (fails with the server's log if it does not)."""
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        with self.log.open("ab") as log_file:
+            self.proc = subprocess.Popen(
+                [mlflow_executable(), "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                 "--artifacts-destination", str(self.root / "artifacts"),
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                cwd=self.root, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        wait_http_ok("mlflow server", f"{self.uri}/health", self.proc, self.log, READY_TIMEOUT_S,
+                     interval_s=0.2, request_timeout_s=2.0)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group (uvicorn runs as the CLI's child): no graceful shutdown."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    server = MLflowProcess(tmp_path_factory.mktemp("mlflow_server"), free_port())
     try:
         try:
-            wait_http_ok("mlflow server", f"http://127.0.0.1:{port}/health", proc, log, READY_TIMEOUT_S,
-                         interval_s=0.2, request_timeout_s=2.0)
+            server.start()
         except RuntimeError as err:
             unavailable(str(err))
-        yield MLflowServer(uri=f"http://127.0.0.1:{port}", port=port, log=log)
+        yield MLflowServer(uri=server.uri, port=server.port, log=server.log)
     finally:
-        _stop(proc)
+        server.stop()
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from experiment.sim.engine import (
     Engine,
     SimOutput,
     SimulationStopped,
+    draw_chunk,
 )
 from experiment.sim.navigation import ChoiceTable
 from experiment.sim.shifts import MAX_BREAKS
@@ -148,7 +149,8 @@ def run_reference(
     log_t0: list[float] = []
     decisions = 0
 
-    draws = rng.integers(0, n_k, 1 << 20)
+    chunk = draw_chunk(n_drivers)  # 2**20, or the fleet if larger
+    draws = rng.integers(0, n_k, chunk)
     pos = 0
 
     if n_sh == 0:
@@ -314,7 +316,7 @@ def run_reference(
             # moves, in driver order, each taking the next entry of the random buffer
             decisions += len(movers)
             if pos + len(movers) > draws.size:
-                draws, pos = rng.integers(0, n_k, 1 << 20), 0
+                draws, pos = rng.integers(0, n_k, chunk), 0
             for d in movers:
                 j = int(draws[pos])
                 pos += 1

@@ -252,8 +252,8 @@ def test_failure_rate_example(tmp_path: Path) -> None:
     c = states(trials)
     assert c[TrialState.COMPLETE] == 10 and c[TrialState.RUNNING] == 0, c
     failed_points = {tuple(t.params.items()) for t in trials if t.state == TrialState.FAIL}
-    assert len(failed_points) == 2, failed_points  # 2 points, each tried 1 + max_retries times
-    assert c[TrialState.FAIL] == 2 * 3
+    assert len(failed_points) == 2, failed_points  # 2 points, each tried twice: the same error twice ends it
+    assert c[TrialState.FAIL] == 2 * 2
     assert all(dict(p)["x"] > 3.0 for p in failed_points)
     assert_best_is_best_complete(ours.results, trials)
 
@@ -500,13 +500,13 @@ def test_always_failing_task_stops_the_sweep_early(tmp_path: Path) -> None:
     assert done.rc != 0, done
     assert "navitune-test-boom: this task always fails" in done.stderr, done
     assert n_finished(trials) == 0 and states(trials)[TrialState.RUNNING] == 0, states(trials)
-    # a trial failed for good after 1 + max_retries attempts; the other trials in flight (the other slot and
-    # the job set up ahead) made at most as many each
-    assert 3 <= len(trials) <= 3 * IN_FLIGHT, states(trials)
+    # a trial failed for good after 2 attempts (the same error twice); the other trials in flight (the other
+    # slot and the job set up ahead) made at most as many each
+    assert 2 <= len(trials) <= 2 * IN_FLIGHT, states(trials)
 
 
 def test_stopped_sweep_leaves_no_running_trial(tmp_path: Path) -> None:
-    """Trial 0 (x=-1) hangs in one slot while trial 1 (x=1) fails 3 times in the other: the sweep stops
+    """Trial 0 (x=-1) hangs in one slot while trial 1 (x=1) fails twice in the other: the sweep stops
     with trial 0 in flight. No job set up ahead: a random third trial would take the failing slot and might
     hang too (the stop with jobs set up ahead is in test_always_failing_task_stops_the_sweep_early)."""
     store = tmp_path / "study.journal"
@@ -517,8 +517,9 @@ def test_stopped_sweep_leaves_no_running_trial(tmp_path: Path) -> None:
     trials = journal_trials(store, "faulty")
     assert trials[0].params == {"x": -1.0, "y": 0.0}
     assert states(trials)[TrialState.RUNNING] == 0, [(t.number, t.state.name) for t in trials]
-    # x=1 failed 1 + max_retries times; the hanging trial 0 was failed as stopped, not as a job failure
-    assert states(trials)[TrialState.FAIL] == 4, states(trials)
+    # x=1 failed twice (the same error twice ends its retries); the hanging trial 0 was failed as stopped,
+    # not as a job failure
+    assert states(trials)[TrialState.FAIL] == 3, states(trials)
     assert trials[0].state == TrialState.FAIL and trials[0].user_attrs.get("navitune:stopped") is True
     assert not any(t.user_attrs.get("navitune:stopped") for t in trials[1:])
 

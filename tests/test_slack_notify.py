@@ -290,9 +290,9 @@ def test_cli_refuses_a_url_in_the_config_before_writing_anything(tmp_path):
 
 def test_mask_hides_the_url_and_its_secret_path():
     url = "https://hooks.slack.com/services/T1/B1/abcdefabcdef"
-    assert _mask(f"a {url} b", url) == "a <webhook> b"
+    assert _mask(f"a {url} b", url) == "a *** b"
     assert _mask("urlopen error for hooks.slack.com/services/T1/B1/abcdefabcdef", url) == \
-        "urlopen error for hooks.slack.com/<webhook>"
+        "urlopen error for hooks.slack.com/***"
 
 
 # ------------------------------------------------------------------------- automatic links, in process

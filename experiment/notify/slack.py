@@ -7,6 +7,8 @@
   (``webhook_env``), so the URL never reaches ``.hydra/*.yaml``, ``multirun.yaml`` or the logs; any text this
   module logs or posts has the URL masked.
 * **Posting never breaks a sweep**: a failed post logs one warning (without the URL) and the sweep goes on.
+* **compile_only** (``hydra/launcher=kfp hydra.launcher.compile_only=true``): nothing runs, so no start message
+  and no "sweep finished": one "pipeline compiled" message naming the pipeline file at the end.
 * **Links without configuration**: the finish and failure messages link the sweep's MLflow parent run and KFP
   experiment. ``mlflow_url`` / ``kfp_url`` win when set; else the pages the sweep process publishes: the MLflow
   callback's ``NAVITUNE_MLFLOW_PARENT_RUN_URL`` (tracking=server only: a local store has no page) and the KFP
@@ -26,13 +28,17 @@ import re
 import socket
 import sys
 import time
+import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.tracking.common import ENV_KFP_EXPERIMENT_URL, ENV_PARENT_URL, mask
+from experiment.tracking.common import compiles_only
 
 log = logging.getLogger("navitune.notify")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -70,17 +76,22 @@ class SlackNotifier(Callback):
         self.timeout_s = float(timeout_s)
         self._t0: float | None = None
         self._warned_missing = False
+        self._warned_bad = False
 
     # ------------------------------------------------------------------------------ Hydra hooks
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._t0 = time.monotonic()
         os.environ.pop(ENV_KFP_EXPERIMENT_URL, None)  # an earlier sweep's: this sweep's launcher is set up later
+        if compiles_only(config):  # nothing will run: the end says what was compiled
+            return
         self.post("start", self.start_text(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         error = sys.exc_info()[1]  # Hydra calls this hook in a finally: an exception in flight = the sweep failed
         if error is not None:
             self.post("failure", self.failure_text(config, error))
+        elif compiles_only(config):
+            self.post("compiled", self.compiled_text(config))
         else:
             self.post("finish", self.finish_text(config))
 
@@ -111,6 +122,17 @@ class SlackNotifier(Callback):
         lines.append(f"sweep dir `{s['dir']}`")
         return "\n".join(lines)
 
+    def compiled_text(self, config: DictConfig) -> str:
+        """``hydra.launcher.compile_only=true``: the pipeline was written, nothing was submitted, no trial ran
+        (a "sweep finished" message would be false)."""
+        s = _sweep(config)
+        pipeline = Path(str(s["dir"])) / "pipeline.yaml"
+        lines = [f":package: *navitune pipeline compiled*: study `{s['study']}` (compile_only: nothing was "
+                 f"submitted, no trial ran){self._took()}",
+                 f"pipeline `{pipeline}`" if pipeline.is_file() else "no pipeline file in the sweep dir",
+                 f"sweep dir `{s['dir']}`"]
+        return "\n".join(lines)
+
     def link_lines(self) -> list[str]:
         """``MLflow: <url>`` / ``KFP: <url>``: the configured URL, else the one the sweep process published."""
         links = (("MLflow", self.mlflow_url or os.environ.get(ENV_PARENT_URL)),
@@ -137,7 +159,10 @@ class SlackNotifier(Callback):
 
         if s["storage"] in (None, "", "None", "null") or s["study"] is None:
             return []
-        study = optuna.load_study(study_name=str(s["study"]), storage=_storage(s["storage"]))
+        try:
+            study = optuna.load_study(study_name=str(s["study"]), storage=_storage(s["storage"]))
+        except KeyError:  # Optuna's "Record does not exist": the sweep never created its study
+            return ["no trial ran: the study does not exist"]
         trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET_ATTR)]
         n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
         lines = [f"{n[TrialState.COMPLETE] + n[TrialState.PRUNED]} finished trials "
@@ -173,10 +198,16 @@ class SlackNotifier(Callback):
                 log.warning("Slack notifications are off: the environment variable %s is not set", self.webhook_env)
                 self._warned_missing = True
             return False
+        if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https") or "://" not in url:
+            if not self._warned_bad:  # the variable's name only: its value is the secret
+                log.warning("Slack notifications are off: the environment variable %s does not hold an "
+                            "http(s):// URL (a Slack incoming webhook URL starts with https://)", self.webhook_env)
+                self._warned_bad = True
+            return False
         body = json.dumps({"text": _mask(text, url)}).encode()
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json; charset=utf-8"})
         try:
+            request = urllib.request.Request(url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json; charset=utf-8"})
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 response.read()
             return True
@@ -224,9 +255,6 @@ def _first_line(err: BaseException) -> str:
 
 
 def _mask(text: str, url: str) -> str:
-    """The text with the webhook URL (and its path, which is the secret part) replaced."""
-    if not url:
-        return text
-    text = text.replace(url, "<webhook>")
-    path = url.split("://", 1)[-1].partition("/")[2]
-    return text.replace(path, "<webhook>") if len(path) >= 8 else text
+    """The text with the webhook URL (and its path, which is the secret part) masked, and any other secret
+    found by structure."""
+    return redact(text, url)

@@ -7,14 +7,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 
-def _select(config: Any, key: str) -> Any:
+def _select(config: Any, key: str, resolve: bool = True) -> Any:
+    """The value at ``key`` as plain Python; ``resolve=False`` keeps ``${...}`` as written (overrides)."""
     try:
         value = OmegaConf.select(config, key, default=None)
     except Exception:
         return None
     if isinstance(value, DictConfig) or OmegaConf.is_list(value):
         try:
-            return OmegaConf.to_container(value, resolve=True)
+            return OmegaConf.to_container(value, resolve=resolve)
         except Exception:
             return OmegaConf.to_container(value, resolve=False)
     return value
@@ -33,12 +34,10 @@ def _fmt(value: Any) -> str:
 
 
 def _mask(storage: str | None) -> str | None:
-    """A storage URL without its password (report files are shared)."""
-    if storage is None or "@" not in storage or "://" not in storage:
-        return storage
-    scheme, rest = storage.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    """A storage URL without its secrets (report files are shared)."""
+    from hydra_plugins.navitune_shared.redact import redact
 
+    return None if storage is None else redact(storage)
 
 
 def _first_line(err: BaseException) -> str:

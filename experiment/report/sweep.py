@@ -54,7 +54,8 @@ def load_sweep(sweep_dir: str | Path, config: DictConfig | None = None) -> Sweep
     value = results.get("best_value")
     return Sweep(
         dir=d, config=config, best_params=best, best_value=None if value is None else float(value),
-        overrides=_reusable_overrides([str(o) for o in (_select(config, "hydra.overrides.task") or [])], searched),
+        overrides=_reusable_overrides([str(o) for o in (_select(config, "hydra.overrides.task", resolve=False) or [])],
+                                      searched),
         study_name=_select(config, "hydra.sweeper.study_name"), storage=storage, storage_problem=problem,
     )
 

@@ -229,7 +229,11 @@ class DemandModel:
         net = self.region.network
         oz = net.node_zone[node]
         cum = np.cumsum(self.gravity, axis=1)
-        dz = (cum[oz] < rng.random(node.size)[:, None]).sum(axis=1)
+        u = rng.random(node.size)
+        dz = np.empty(node.size, dtype=np.int64)
+        for a in range(0, node.size, 1 << 15):  # in blocks: a (requests x zones) table is ~150 MiB a week
+            b = a + (1 << 15)
+            dz[a:b] = (cum[oz[a:b]] < u[a:b, None]).sum(axis=1)
         dz = np.minimum(dz, net.n_zones - 1)
         # a node among the destination candidates of that zone
         ptr = np.searchsorted(self.dest_zone, np.arange(net.n_zones + 1))

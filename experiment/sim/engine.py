@@ -1,8 +1,9 @@
 """The revenue simulation: drivers on shifts cruise, pick up street-hail passengers and drive them.
 
 Time is continuous (minutes from the window start); the loop advances in one-minute buckets and, within
-a bucket, moves every vacant driver edge by edge (vectorised over drivers) until each has passed the
-bucket's end. Per driver the states are: off shift, vacant (cruising), occupied, on a break, returning
+a bucket, moves every vacant driver edge by edge (a compiled per-driver loop,
+:mod:`experiment.sim.kernels`; the vectorised NumPy loop it replaced is kept in
+:mod:`experiment.sim.engine_numpy`) until each has passed the bucket's end. Per driver the states are: off shift, vacant (cruising), occupied, on a break, returning
 to the depot. Every minute of a shift is spent in exactly one of them, a passenger is picked up at most
 once and only while waiting, and drivers compete for the same passengers.
 
@@ -14,12 +15,12 @@ whose patience ran out are removed at bucket starts. Each effect is under a minu
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from . import kernels
 from .demand import Passengers
 from .fares import tokyo_fare, is_late_night
 from .network import Network
@@ -33,6 +34,23 @@ from .navigation import ChoiceTable
 OFF, VACANT, OCCUPIED, BREAK, RETURNING = range(5)
 OUTSIDE_KMH = 40.0  # expressway speed outside the region
 WAITING, SERVED, ABANDONED, PENDING = range(4)
+
+
+#: per-shift accumulators, in the order :func:`experiment.sim.kernels.drive_span` takes them (then t_end)
+ACCUMULATORS = (
+    "revenue", "trips", "km_vacant", "km_occupied", "km_return",
+    "min_vacant", "min_occupied", "min_break", "min_return",
+)
+
+
+#: entries per refill of the random buffer (tests lower it to exercise refills)
+DRAW_CHUNK_MIN = 1 << 20
+
+
+def draw_chunk(n_drivers: int) -> int:
+    """Entries per refill of the random buffer: 2**20 (as always), or the fleet if larger, so one pass
+    (at most every driver moves once) always fits."""
+    return max(DRAW_CHUNK_MIN, int(n_drivers))
 
 
 class SimulationStopped(Exception):
@@ -70,7 +88,7 @@ class SimOutput:
 
 
 class Engine:
-    """Runs one simulation; ``policy`` gives each slot's (K, edges) table of next-edge choices."""
+    """Runs one simulation; ``policy`` gives each slot's rounded cumulative choice counts (D-1, edges)."""
 
     def __init__(
         self,
@@ -120,234 +138,114 @@ class Engine:
         self.dropoff_edge = self.net.in_edge_of[self.dest_nodes[pax.dest]]
 
     def run(self, on_day: Callable[[int, float], bool] | None = None, n_days: int | None = None) -> SimOutput:
+        """Simulate every shift (compiled loop, :func:`experiment.sim.kernels.drive_span`, one navigation
+        slot per call); ``on_day(day, revenue so far)`` at each midnight before the last day may stop it."""
         net, pax, sh = self.net, self.pax, self.shifts
         n_drivers = int(self.driver_depot.size)
         n_sh = sh.n_shifts
-        revenue, trips_n = np.zeros(n_sh), np.zeros(n_sh)
-        km_vac, km_occ, km_ret = np.zeros(n_sh), np.zeros(n_sh), np.zeros(n_sh)
-        min_vac, min_occ, min_brk, min_ret = np.zeros(n_sh), np.zeros(n_sh), np.zeros(n_sh), np.zeros(n_sh)
-        t_end = np.full(n_sh, np.nan)
-        state = np.zeros(n_drivers, dtype=np.int8)
-        edge = np.zeros(n_drivers, dtype=np.int64)
-        t = np.zeros(n_drivers)
+        i64, f8 = np.int64, np.float64
+        acc = {name: np.zeros(n_sh) for name in ACCUMULATORS}
+        acc["t_end"] = np.full(n_sh, np.nan)
         inf = np.inf
-        t_vac = np.full(n_drivers, inf)  # next decision time of vacant drivers (inf otherwise)
-        t_busy = np.full(n_drivers, inf)  # end of the current trip / break / trip home (inf otherwise)
-        cur = np.full(n_drivers, -1, dtype=np.int64)
-        shift_end = np.full(n_drivers, np.inf)
-        break_j = np.zeros(n_drivers, dtype=np.int64)
-        next_break = np.full(n_drivers, np.inf)
-        check_at = np.full(n_drivers, np.inf)  # before this time no break or trip home is due
-        depot_of = self.driver_depot
-        depot_edge = net.in_edge_of[self.depots]
+        drv = {
+            "state": np.zeros(n_drivers, dtype=np.int8), "edge": np.zeros(n_drivers, dtype=i64),
+            "t": np.zeros(n_drivers), "t_vac": np.full(n_drivers, inf), "t_busy": np.full(n_drivers, inf),
+            "cur": np.full(n_drivers, -1, dtype=i64), "shift_end": np.full(n_drivers, inf),
+            "break_j": np.zeros(n_drivers, dtype=i64), "next_break": np.full(n_drivers, inf),
+            "check_at": np.full(n_drivers, inf),
+        }
+        depot_of = np.ascontiguousarray(self.driver_depot, dtype=i64)
         worst_cong = float(np.max(congestion(np.arange(168))))
         home_max = self.depot_time.max(axis=1)[depot_of] * worst_cong + self.s.return_buffer_min
 
         p_status = np.full(pax.n, PENDING, dtype=np.int8)
         n_wait = np.zeros(net.n_nodes, dtype=np.int32)
-        queues = [deque() for _ in range(net.n_nodes)]
-        exp_order = np.argsort(pax.expiry, kind="stable")
-        log: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        decisions = 0
-        edge_len_km = net.edge_len_m / 1000.0
-        edge_dst = net.edge_dst
-        cruise_div = self.s.cruise_speed_factor
-        nav = self.policy
-        pair_to = net.pair_to
-        pair_time = net.edge_time_min[pair_to]  # free-flow minutes of the next edge
-        pair_delay = self.turn_delay_min[net.pair_turn]  # and the turn onto it
-        fare, trip_min, trip_km = self.fare, self.trip_min, self.trip_km
-        out_min, out_km, drop_edge = self.outside_min, self.pax.outside_km, self.dropoff_edge
-        arrival, expiry = pax.arrival, pax.expiry
-        rng = self.rng
+        q_pid = np.argsort(pax.node, kind="stable").astype(i64)  # each corner's passengers, in id order
+        q_ptr = np.zeros(net.n_nodes + 1, dtype=i64)
+        np.cumsum(np.bincount(pax.node, minlength=net.n_nodes), out=q_ptr[1:])
+        q_head = q_ptr[:-1].copy()
+        exp_order = np.argsort(pax.expiry, kind="stable").astype(i64)
         n_k = ChoiceTable.K
-        draws, pos = rng.integers(0, n_k, 1 << 20), 0  # which row entry each decision takes
+        rng = self.rng
+        chunk = draw_chunk(n_drivers)
+        draws = rng.integers(0, n_k, chunk).astype(np.int8)  # which row entry each decision takes
 
-        # from the window start (customers who hail before the first shift are counted, and give up)
-        k0 = 0
         horizon = int(np.ceil(np.max(sh.end))) + 24 * 60 if n_sh else 0
-        bounds = np.arange(k0, horizon + 2, dtype=float)
-        start_ptr = np.searchsorted(sh.start, bounds)
-        arr_ptr = np.searchsorted(arrival, bounds)
-        exp_ptr = np.searchsorted(expiry[exp_order], bounds - 1.0)  # patience ran out before minute k
-        cong_hour = congestion(self.start_hour_of_week + np.arange(horizon // 60 + 2))
-        reported = 0
-        slot, table = -1, np.empty(0, dtype=np.int64)
+        bounds = np.arange(0, horizon + 2, dtype=float)
+        ptrs = (
+            np.searchsorted(sh.start, bounds).astype(i64),
+            np.searchsorted(pax.arrival, bounds).astype(i64),
+            np.searchsorted(pax.expiry[exp_order], bounds - 1.0).astype(i64),  # patience ran out before k
+            congestion(self.start_hour_of_week + np.arange(horizon // 60 + 2)).astype(f8),
+        )
+        c = np.ascontiguousarray
+        const = (
+            depot_of, c(home_max, f8), c(net.in_edge_of[self.depots], i64),
+            c(sh.driver, i64), c(sh.start, f8), c(sh.end, f8), c(sh.breaks, f8), float(sh.break_min),
+        )
+        pax_args = (
+            c(pax.arrival, f8), c(pax.expiry, f8), c(pax.node, i64), p_status, n_wait, q_ptr, q_pid, q_head,
+            exp_order, c(self.fare, f8), c(self.trip_min, f8), c(self.trip_km, f8), c(self.outside_min, f8),
+            c(pax.outside_km, f8), c(self.dropoff_edge, i64),
+        )
+        net_args = (
+            c(net.edge_dst, i64), c(net.edge_len_m / 1000.0, f8), c(net.pair_to, i64),
+            c(net.edge_time_min[net.pair_to], f8),  # free-flow minutes of the next edge
+            c(self.turn_delay_min[net.pair_turn], f8),  # and the turn onto it
+            c(self.depot_time, f8), c(self.depot_len, f8),
+        )
+        log = (np.zeros(pax.n, dtype=i64), np.zeros(pax.n, dtype=i64), np.zeros(pax.n))
+        counters = np.zeros(3, dtype=i64)
+        scratch = (np.zeros(n_drivers, dtype=i64), np.zeros(n_drivers, dtype=i64), np.zeros(n_drivers, dtype=np.bool_))
+        settings = (n_k, float(self.s.cruise_speed_factor), float(self.s.return_buffer_min), MAX_BREAKS)
 
-        for i, k in enumerate(range(k0, horizon)):
-            k1 = k + 1.0
-            # --- shifts that start in this minute
-            s0, s1 = start_ptr[i], start_ptr[i + 1]
-            if s1 > s0:
-                ids = np.arange(s0, s1)
-                d = sh.driver[ids]
-                assert np.all(state[d] == OFF), "a driver's shifts overlap"
-                state[d] = VACANT
-                cur[d] = ids
-                t[d] = sh.start[ids]
-                t_vac[d] = t[d]
-                edge[d] = depot_edge[depot_of[d]]
-                shift_end[d] = sh.end[ids]
-                break_j[d] = 0
-                next_break[d] = sh.breaks[ids, 0]
-                check_at[d] = np.minimum(next_break[d], shift_end[d] - home_max[d])
-            # --- passengers appearing in this minute
-            a0, a1 = arr_ptr[i], arr_ptr[i + 1]
-            if a1 > a0:
-                for pid, v in zip(range(a0, a1), pax.node[a0:a1].tolist()):
-                    queues[v].append(pid)
-                np.add.at(n_wait, pax.node[a0:a1], 1)
-                p_status[a0:a1] = WAITING
-            # --- passengers whose patience ran out before this minute
-            e0, e1 = exp_ptr[i], exp_ptr[i + 1]
-            if e1 > e0:
-                gone = exp_order[e0:e1]
-                gone = gone[p_status[gone] == WAITING]
-                p_status[gone] = ABANDONED
-                np.subtract.at(n_wait, pax.node[gone], 1)
-            # --- occupied / break / returning drivers whose activity ends in this minute
-            busy = np.flatnonzero(t_busy < k1)
-            if busy.size:
-                st = state[busy]
-                t_busy[busy] = inf
-                ret = busy[st == RETURNING]
-                if ret.size:
-                    state[ret] = OFF
-                    t_end[cur[ret]] = t[ret]
-                    cur[ret] = -1
-                back = busy[st != RETURNING]
-                state[back] = VACANT
-                t_vac[back] = t[back]
-                brk = busy[st == BREAK]
-                if brk.size:
-                    break_j[brk] += 1
-                    nb = np.minimum(break_j[brk], MAX_BREAKS - 1)
-                    next_break[brk] = np.where(break_j[brk] < MAX_BREAKS, sh.breaks[cur[brk], nb], np.inf)
-                    check_at[brk] = np.minimum(next_break[brk], shift_end[brk] - home_max[brk])
-            cong = cong_hour[k // 60]
-            if k // self.slot_min != slot:
-                slot = k // self.slot_min
-                table = nav.table(slot)
-            # --- vacant drivers drive edge by edge until they pass the end of this minute
-            while True:
-                m = np.flatnonzero(t_vac < k1)
-                if m.size == 0:
-                    break
-                e = edge[m]
-                tm = t[m]
-                corner = edge_dst[e]
-                # pick-ups: the first passenger still waiting at the corner just reached
-                hit = n_wait[corner] > 0
-                if hit.any():
-                    got_d, got_p = [], []
-                    for drv, v, td in zip(m[hit].tolist(), corner[hit].tolist(), tm[hit].tolist()):
-                        q = queues[v]
-                        while q:
-                            pid = q[0]
-                            if p_status[pid] != WAITING:
-                                q.popleft()
-                                continue
-                            if expiry[pid] < td:  # gave up before this driver came by
-                                q.popleft()
-                                p_status[pid] = ABANDONED
-                                n_wait[v] -= 1
-                                continue
-                            if arrival[pid] > td:  # not there yet
-                                break
-                            q.popleft()
-                            p_status[pid] = SERVED
-                            n_wait[v] -= 1
-                            got_d.append(drv)
-                            got_p.append(pid)
-                            break
-                    if got_d:
-                        gd = np.array(got_d)
-                        gp = np.array(got_p)
-                        sid = cur[gd]
-                        t0 = t[gd]
-                        revenue[sid] += fare[gp]
-                        trips_n[sid] += 1
-                        km_occ[sid] += trip_km[gp]
-                        min_occ[sid] += trip_min[gp]
-                        km_vac[sid] += out_km[gp]  # the empty drive back from outside the region
-                        min_vac[sid] += out_min[gp]
-                        state[gd] = OCCUPIED
-                        t[gd] = t0 + trip_min[gp] + out_min[gp]
-                        t_vac[gd] = inf
-                        t_busy[gd] = t[gd]
-                        edge[gd] = drop_edge[gp]
-                        log.append((sid, gp, t0))
-                        still = state[m] == VACANT
-                        m, e, tm = m[still], e[still], tm[still]
-                        if m.size == 0:
-                            continue
-                # breaks and the trip home, for the few drivers for whom one may be due
-                due = tm >= check_at[m]
-                if due.any():
-                    dm, dtm = m[due], tm[due]
-                    node = edge_dst[edge[dm]]
-                    home_t = self.depot_time[depot_of[dm], node] * cong
-                    going = dtm + home_t + self.s.return_buffer_min >= shift_end[dm]
-                    g = dm[going]
-                    if g.size:
-                        state[g] = RETURNING
-                        t[g] = dtm[going] + home_t[going]
-                        t_vac[g] = inf
-                        t_busy[g] = t[g]
-                        min_ret[cur[g]] += home_t[going]
-                        km_ret[cur[g]] += self.depot_len[depot_of[g], node[going]] / 1000.0
-                        edge[g] = depot_edge[depot_of[g]]
-                    rest = ~going & (dtm >= next_break[dm])
-                    b = dm[rest]
-                    if b.size:
-                        state[b] = BREAK
-                        t[b] = dtm[rest] + sh.break_min
-                        t_vac[b] = inf
-                        t_busy[b] = t[b]
-                        min_brk[cur[b]] += sh.break_min
-                    if g.size or b.size:
-                        keep = state[m] == VACANT
-                        m, e, tm = m[keep], e[keep], tm[keep]
-                        if m.size == 0:
-                            continue
-                decisions += m.size
-                if pos + m.size > draws.size:
-                    draws, pos = rng.integers(0, n_k, 1 << 20), 0
-                pair = table[e * n_k + draws[pos:pos + m.size]]
-                pos += m.size
-                nxt = pair_to[pair]
-                dt = pair_time[pair] * (cong / cruise_div) + pair_delay[pair]
-                sid = cur[m]
-                min_vac[sid] += dt
-                km_vac[sid] += edge_len_km[nxt]
-                edge[m] = nxt
-                t[m] = tm + dt
-                t_vac[m] = t[m]
-            # --- day boundary: report progress (pruning hook)
+        reported = 0
+        first_pair = np.ascontiguousarray(net.state_ptr[:-1], dtype=np.int32)  # as ChoiceTable.first_pair
+        k, resume = 0, -1
+        while k < horizon:
+            slot = k // self.slot_min
+            k_to = min((slot + 1) * self.slot_min, horizon)
+            counts = np.ascontiguousarray(self.policy.slot_counts(slot), dtype=np.int8)
+            code, k_last, n = kernels.drive_span(
+                k, k_to, resume, *settings, *drv.values(), *const, *(acc[a] for a in ACCUMULATORS),
+                acc["t_end"], *pax_args, *ptrs, *net_args, counts, first_pair, draws, *log, counters, *scratch,
+            )
+            if code == kernels.NEED_DRAWS:  # refill for the whole pass, as the vectorised loop does
+                if n > chunk:  # cannot happen (chunk >= fleet): would refill forever
+                    raise RuntimeError(f"{n} drivers move in one pass but the random buffer holds {chunk}")
+                draws = rng.integers(0, n_k, chunk).astype(np.int8)
+                counters[kernels.C_POS] = 0
+                k, resume = k_last, n
+                continue
+            if code == kernels.SHIFTS_OVERLAP:
+                raise AssertionError("a driver's shifts overlap")
+            k1 = k_last + 1
             if on_day is not None and n_days is not None and k1 % 1440 == 0:
-                day = int(k1 // 1440) - 1
+                day = k1 // 1440 - 1
                 if reported <= day < n_days - 1:  # the last day ends the run anyway
                     reported = day + 1
-                    if on_day(day, float(revenue.sum())):
+                    if on_day(day, float(acc["revenue"].sum())):
                         raise SimulationStopped(day)
-            if s1 >= n_sh and not state.any():
+            if code == kernels.RUN_FINISHED:
                 break
-        if log:
-            sid_all, pid_all, t0_all = (np.concatenate(c) for c in zip(*log))
-        else:
-            sid_all = pid_all = np.zeros(0, dtype=np.int64)
-            t0_all = np.zeros(0)
+            k, resume = k_to, -1
+        n_log = int(counters[kernels.C_LOG])
+        sid_all, pid_all, t0_all = (x[:n_log].copy() for x in log)
+        return self._output(acc, p_status, sid_all, pid_all, t0_all, int(counters[kernels.C_DECISIONS]))
+
+    def _output(self, acc: dict[str, np.ndarray], p_status: np.ndarray, sid_all: np.ndarray,
+                pid_all: np.ndarray, t0_all: np.ndarray, decisions: int) -> SimOutput:
         trip_log = {
             "shift": sid_all,
             "passenger": pid_all,
             "pickup_t": t0_all,
-            "dropoff_t": t0_all + trip_min[pid_all],
-            "distance_km": trip_km[pid_all],
-            "fare_yen": fare[pid_all],
+            "dropoff_t": t0_all + self.trip_min[pid_all],
+            "distance_km": self.trip_km[pid_all],
+            "fare_yen": self.fare[pid_all],
         }
         return SimOutput(
-            shifts=sh, revenue=revenue, trips=trips_n, km_vacant=km_vac, km_occupied=km_occ,
-            km_return=km_ret, min_vacant=min_vac, min_occupied=min_occ, min_break=min_brk,
-            min_return=min_ret, t_end=t_end, passenger_status=p_status, trip_log=trip_log,
-            decisions=decisions,
+            shifts=self.shifts, revenue=acc["revenue"], trips=acc["trips"], km_vacant=acc["km_vacant"],
+            km_occupied=acc["km_occupied"], km_return=acc["km_return"], min_vacant=acc["min_vacant"],
+            min_occupied=acc["min_occupied"], min_break=acc["min_break"], min_return=acc["min_return"],
+            t_end=acc["t_end"], passenger_status=p_status, trip_log=trip_log, decisions=decisions,
         )

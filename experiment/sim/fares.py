@@ -38,4 +38,6 @@ def tokyo_fare(
     steps = np.ceil(np.maximum(d - BASE_M, 0.0) / STEP_M - 1e-9)
     steps = steps + np.floor(np.asarray(slow_s, dtype=float) / SLOW_STEP_S + 1e-9)
     fare = BASE_YEN + STEP_YEN * steps
+    if np.ndim(late_night) == 0:  # one tariff for all: skip the other (6 million fares per region build)
+        return np.asarray(np.round(fare * LATE_NIGHT_FACTOR) if late_night else fare)
     return np.where(late_night, np.round(fare * LATE_NIGHT_FACTOR), fare)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from . import kernels
 from .fares import is_late_night, LATE_NIGHT_FACTOR
 from .network import LEFT, RIGHT, ROAD_CLASSES, STRAIGHT, TURN_TYPES, UTURN, Network
 
@@ -97,6 +98,29 @@ class EdgeMDP:
         q -= self.pad_cost
         return q, q.max(axis=0)
 
+    def flat_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (state, action) pairs without padding: (pairs of state e start at ``ptr[e]``, next edge,
+        cost, index into the flattened (D, E) table); padding is what costs +inf (the last entries of a
+        column, as :meth:`padded` lays them out)."""
+        valid = np.isfinite(self.pad_cost)
+        deg = valid.sum(axis=0)
+        ptr = np.zeros(deg.size + 1, dtype=np.int64)
+        np.cumsum(deg, out=ptr[1:])
+        e, a = np.nonzero(valid.T)  # state-major, actions in order (padding comes last in a column)
+        flat = a * self.pad_to.shape[1] + e  # where pair (a, e) sits in the row-major (D, E) table
+        return ptr, self.pad_to.T[valid.T].astype(np.int64), self.pad_cost.T[valid.T].astype(float), flat
+
+    def kernel_args(self, gamma: float) -> tuple:
+        """The MDP as the compiled Bellman update takes it: flat pairs (``ptr``, next edge, cost), the zone
+        mean as CSR arrays, the gravity matrix and ``gamma ** trip_steps`` per zone."""
+        ptr, to, cost, _ = self.flat_pairs()
+        zm = self.zone_mean.tocsr()
+        i64, f8, c = np.int64, np.float64, np.ascontiguousarray
+        return (
+            c(ptr, i64), c(to, i64), c(cost, f8), c(self.edge_zone, i64), c(zm.indptr, i64),
+            c(zm.indices, i64), c(zm.data, f8), c(self.gravity, f8), c(gamma ** self.trip_steps, f8),
+        )
+
     def greedy(self, q: np.ndarray) -> np.ndarray:
         """k (action slot) of the first best action of every state."""
         return q.argmax(axis=0)
@@ -115,6 +139,27 @@ def value_iteration(
 
     Returns (V, Q, iterations).
     """
+    v = np.zeros(mdp.n_states) if v0 is None else v0.astype(float, copy=True)
+    args = mdp.kernel_args(gamma)
+    q_flat = np.empty(args[1].size)
+    it = kernels.bellman_sweeps(*args, np.ascontiguousarray(p, float), np.ascontiguousarray(fare, float),
+                                float(gamma), v, q_flat, int(max_iter), float(tol))
+    q = np.full(mdp.pad_to.shape, -np.inf)  # padding: no action
+    q.ravel()[mdp.flat_pairs()[3]] = q_flat
+    return v, q, int(it)
+
+
+def value_iteration_numpy(
+    mdp: EdgeMDP,
+    p: np.ndarray,
+    fare: np.ndarray,
+    gamma: float,
+    v0: np.ndarray | None = None,
+    max_iter: int = 10_000,
+    tol: float = 1e-9,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`value_iteration` with NumPy Bellman backups (the reference the compiled one is tested
+    against)."""
     v = np.zeros(mdp.n_states) if v0 is None else v0.astype(float, copy=True)
     q = np.empty(0)
     it = 0
@@ -190,7 +235,65 @@ class Planner:
         vacant_taxis: np.ndarray | None = None,
         background: np.ndarray | None = None,
     ) -> "NavigationPolicy":
-        """Solve each slot's MDP from the demand the navigation believes in at that time.
+        """Solve each slot's MDP from the demand the navigation believes in at that time (compiled: one
+        call of :func:`experiment.sim.kernels.plan_slots`; :meth:`plan_numpy` is the same in NumPy).
+
+        The navigation is recomputed every slot, as a deployed one is: slot s is warm-started from slot
+        s - 1's values and given a fixed budget of sweeps. ``forecast`` (nodes x slots) is known for the
+        coming slot only; beyond it the navigation knows only ``background`` (the historical mean). The
+        slot's MDP is stationary, so it plans with the blend that weights the forecast by the share of
+        discounted reward collected within the slot, ``1 - gamma ** decisions_per_slot``: a far-sighted
+        navigation leans on the stale history. It is fleet-aware: it tracks where its own vacant
+        taxis will be (``vacant_taxis[s]`` of them, moved by the previous slot's recommendations) and
+        expects fewer customers where many of them pass.
+        """
+        if background is not None:
+            near = 1.0 - self.params.gamma ** (slot_min / self.step_min)
+            forecast = near * forecast + (1.0 - near) * background
+        net, par = self.net, self.params
+        n_slots = forecast.shape[1]
+        vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
+        late = np.array([LATE_NIGHT_FACTOR if is_late_night((s * slot_min) % 1440) else 1.0 for s in range(n_slots)])
+        choices = ChoiceTable(net, par.compliance)
+        counts = np.empty((n_slots, choices.max_deg - 1, net.n_edges), dtype=np.int8)
+        c, f8 = np.ascontiguousarray, np.float64
+        rate = c(forecast.T, f8)
+        edge_dst = c(net.edge_dst, np.int64)
+        zone_fare, cruise, drop = c(self.zone_fare, f8), c(choices.cruise_prob, f8), c(self.dropoff_share, f8)
+        mdp = self.mdp.kernel_args(par.gamma)
+        ptr, to = mdp[0], mdp[1]
+        n_e_table = self.mdp.pad_to.shape[1]
+        flat = self.mdp.flat_pairs()[3]  # each pair's place in the (D, E) table
+        cruise = c(cruise.ravel()[flat], f8)  # per pair
+        by_action = np.argsort(flat, kind="stable").astype(np.int64)  # pairs in the table's row-major order
+        by_action_e = c(flat[by_action] % n_e_table, np.int64)
+        n_e = net.n_edges
+        flow = np.full(n_e, 1.0 / n_e)  # where the vacant taxis are (distribution)
+        v, q, z = np.zeros(n_e), np.empty(to.size), np.empty(to.size)
+        p, fare, passes, moved = np.empty(n_e), np.empty(n_e), np.empty(net.n_nodes), np.empty(n_e)
+        for s in range(n_slots):
+            late = LATE_NIGHT_FACTOR if is_late_night((s * slot_min) % 1440) else 1.0
+            sweeps = self.initial_sweeps if s == 0 else self.sweeps_per_slot
+            kernels.plan_solve(
+                rate[s], float(vacant[s]), late, float(self.step_min), float(par.max_wait_min), zone_fare,
+                edge_dst, flow, passes, *mdp, float(par.gamma), int(sweeps), float(par.temperature_yen),
+                v, q, p, fare, z,
+            )
+            np.exp(z, out=z)
+            kernels.plan_mix(z, float(par.compliance), cruise, int(choices.K), counts[s], ptr, to, by_action,
+                             by_action_e, p, flow, drop, 3, moved)
+        return NavigationPolicy(counts, choices)
+
+    def plan_numpy(
+        self,
+        forecast: np.ndarray,
+        slot_min: int,
+        vacant_taxis: np.ndarray | None = None,
+        background: np.ndarray | None = None,
+    ) -> "NavigationPolicy":
+        """:meth:`plan` with NumPy calls per slot (the reference the compiled planner is tested against).
+
+        Solve each slot's MDP from the demand the navigation believes in at that time.
 
         The navigation is recomputed every slot, as a deployed one is: slot s is warm-started from slot
         s - 1's values and given a fixed budget of sweeps. ``forecast`` (nodes x slots) is known for the
@@ -215,7 +318,7 @@ class Planner:
             passes = np.bincount(net.edge_dst, weights=flow, minlength=net.n_nodes) * (vacant[s] / self.step_min)
             p, fare = self.slot_inputs(forecast[:, s], (s * slot_min) % 1440, passes)
             sweeps = self.initial_sweeps if v is None else self.sweeps_per_slot
-            v, q, _ = value_iteration(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
+            v, q, _ = value_iteration_numpy(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
             prob = choices.mix(boltzmann(q, self.params.temperature_yen))
             counts[s] = choices.counts(prob)
             flow = self._advance_flow(flow, prob, p)
@@ -291,10 +394,15 @@ class CruisePolicy:
     """No navigation: vacant drivers wander, never U-turning unless they must."""
 
     def __init__(self, choices: ChoiceTable) -> None:
-        self._table = choices.table(choices.counts(choices.cruise_prob))
+        self._counts = choices.counts(choices.cruise_prob)
+        self._table = choices.table(self._counts)
 
     def table(self, slot: int) -> np.ndarray:
         return self._table
+
+    def slot_counts(self, slot: int) -> np.ndarray:
+        """(D-1, E) int8 rounded cumulative counts the table is made of (the same every slot)."""
+        return self._counts
 
 
 class NavigationPolicy:
@@ -323,3 +431,8 @@ class NavigationPolicy:
             self._table = self.choices.table(self.counts[slot])
             self._slot = slot
         return self._table
+
+    def slot_counts(self, slot: int) -> np.ndarray:
+        """(D-1, E) int8 rounded cumulative counts of ``slot``: the compiled engine reads a decision's
+        table entry straight from them (:meth:`table` expands them for the vectorised engine)."""
+        return self.counts[min(slot, self.n_slots - 1)]

@@ -111,25 +111,18 @@ class Network:
             (self.edge_time_min[keep], (self.edge_dst[keep], self.edge_src[keep])), shape=(n, n)
         )
         times, pred = dijkstra(rev, directed=True, indices=targets, return_predecessors=True)
-        # length of the hop v -> pred[v] (pred is the next node towards the target in the forward graph)
-        keys_sorted = key[keep]
-        len_sorted = self.edge_len_m[keep]
-        srt = np.argsort(keys_sorted)
-        keys_sorted, len_sorted = keys_sorted[srt], len_sorted[srt]
-        targets = np.asarray(targets)
-        parent = np.where(pred < 0, targets[:, None], pred)
-        hop_key = np.arange(n, dtype=np.int64)[None, :] * n + parent
-        idx = np.clip(np.searchsorted(keys_sorted, hop_key), 0, keys_sorted.size - 1)
-        length = np.where(pred < 0, 0.0, len_sorted[idx]).ravel()
-        # pointer jumping on flat indices: after k rounds each node has summed 2**k hops to its target
-        jump = (parent + (np.arange(len(targets)) * n)[:, None]).ravel()
-        for _ in range(64):
-            length += np.take(length, jump)
-            nxt = np.take(jump, jump)
-            if np.array_equal(nxt, jump):
-                break
-            jump = nxt
-        length = length.reshape(len(targets), n)
+        # lengths summed along each target's tree by pointer jumping (compiled; imported here so that
+        # importing the network's constants does not load Numba)
+        from .kernels import tree_lengths
+
+        src, dst, hop = self.edge_src[keep], self.edge_dst[keep], self.edge_len_m[keep]
+        by_src = np.argsort(src, kind="stable")
+        out_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=out_ptr[1:])
+        length = tree_lengths(
+            np.ascontiguousarray(pred, dtype=np.int64), np.asarray(targets, dtype=np.int64), out_ptr,
+            dst[by_src].astype(np.int64), hop[by_src].astype(np.float64),
+        )
         return times, length
 
     def summary(self) -> dict[str, float | int | str]:

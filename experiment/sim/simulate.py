@@ -112,10 +112,12 @@ def vacant_taxis(shifts, n_slots: int) -> np.ndarray:
     return 0.5 * np.cumsum(on)[:n_slots]
 
 
-def build_engine(p: SimParams, timings: dict[str, float] | None = None) -> Engine:
+def build_engine(p: SimParams, timings: dict[str, float] | None = None, *, numpy: bool = False) -> Engine:
     """Everything before the drivers move: shifts, region, demand, forecasts and the navigation.
 
     Deterministic for ``p``; each call returns an independent engine with its own random stream.
+    ``numpy=True`` plans and drives with the NumPy reference implementations (``Planner.plan_numpy``,
+    :class:`~experiment.sim.engine_numpy.NumpyEngine`) instead of the compiled ones: same results, slower.
     """
     timings = {} if timings is None else timings
     rng = np.random.default_rng([p.seed, 404])
@@ -146,26 +148,35 @@ def build_engine(p: SimParams, timings: dict[str, float] | None = None) -> Engin
         t2 = time.perf_counter()
         zone_fare, zone_trip_min = with_long_trips(paths, settings)
         planner = Planner(net, p.policy, zone_fare, dm.gravity, zone_trip_min)
-        policy = planner.plan(forecast, SLOT_MIN, vacant_taxis(shifts, forecast.shape[1]), stats)
+        plan = planner.plan_numpy if numpy else planner.plan
+        policy = plan(forecast, SLOT_MIN, vacant_taxis(shifts, forecast.shape[1]), stats)
         timings["plan_s"] = time.perf_counter() - t2
         timings["vi_ms_per_slot"] = 1000.0 * timings["plan_s"] / forecast.shape[1]
-    return Engine(
+    engine_cls = Engine
+    if numpy:
+        from .engine_numpy import NumpyEngine
+
+        engine_cls = NumpyEngine
+    return engine_cls(
         net, pax, dm.dest_nodes, paths.dest_time, paths.dest_len, region.depots,
         paths.depot_time, paths.depot_len, shifts, driver_depot, policy, SLOT_MIN,
         p.start_weekday, p.seed, EngineSettings(cruise_speed_factor=p.cruise_speed_factor),
     )
 
 
-def simulate(p: SimParams, on_day: Callable[[int, float], bool] | None = None) -> SimResult:
+def simulate(
+    p: SimParams, on_day: Callable[[int, float], bool] | None = None, *, numpy: bool = False
+) -> SimResult:
     """Build demand, plan the navigation, run the drivers, and summarise.
 
     ``on_day(day, revenue_per_driver_day_so_far)`` is called at each midnight before the last day (the
     intermediate values a pruner judges); returning True stops the run with
-    :class:`~experiment.sim.engine.SimulationStopped`.
+    :class:`~experiment.sim.engine.SimulationStopped`. ``numpy=True``: the NumPy reference engine and
+    planner (see :func:`build_engine`).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    engine = build_engine(p, timings)
+    engine = build_engine(p, timings, numpy=numpy)
     wrapped = None
     if on_day is not None:
         wrapped = lambda day, revenue: on_day(day, revenue / (p.n_drivers * (day + 1)))  # noqa: E731

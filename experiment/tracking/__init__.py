@@ -8,7 +8,11 @@
 * One **child run per trial attempt**, made by the task (:func:`experiment.tracking.job.track_job`); a run
   without ``-m`` is a standalone run.
 * Tracking never breaks a run: if MLflow is down, trials run and finish, one warning says what was not tracked,
-  and the Optuna study is untouched.
+  and the Optuna study is untouched. When a sweep ends with MLflow reachable, its child runs are made whole
+  from the study (:mod:`experiment.tracking.backfill`): runs for trials that ran untracked, and runs a job left
+  RUNNING (MLflow went away mid-job) ended with the trial's outcome.
+* A fresh local store (``tracking=local``) is created and migrated under a lock
+  (:mod:`experiment.tracking.store`), so sweepers started together on it all track.
 
 ``mlflow`` is imported only when something is tracked: Hydra imports the callback module at every start, and
 ``import mlflow`` takes seconds.

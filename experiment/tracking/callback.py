@@ -14,8 +14,10 @@ to :data:`~.common.ENV_PARENT_URL` for the sweep's other callbacks (the Slack no
   overrides and the composed config (interpolations kept: ``${oc.env:...}`` is never resolved into MLflow).
 * end: best value and parameters, trial counts, the gain over the production baseline trial, and the sweep
   directory's results (``optimization_results.yaml``, ``best_*.yaml``; the report and plots under ``report/``);
-  a child run, built from the study, for each trial that has none (it ran untracked); status FINISHED, FAILED
-  (the sweep raised) or KILLED (Ctrl-C).
+  child runs made whole from the study (:mod:`experiment.tracking.backfill`): one for each trial that has none
+  (it ran untracked), and the runs their jobs left RUNNING (MLflow went away mid-job) completed; status
+  FINISHED, FAILED (the sweep raised) or KILLED (Ctrl-C).
+* ``hydra.launcher.compile_only=true``: no job runs, so nothing is tracked (no store is opened, no parent run).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from experiment.tracking import common
-from experiment.tracking.common import (ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, PARENT_TAG, ROLE_TAG,
+from experiment.tracking.common import (ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, ROLE_TAG,
                                        UNAVAILABLE, Guard)
 
 log = logging.getLogger("navitune.tracking")
@@ -42,14 +44,16 @@ SWEEP_FIXED_KEYS = (
 )
 
 
-def _select(config: DictConfig, key: str) -> Any:
+def _select(config: DictConfig, key: str, resolve: bool = True) -> Any:
+    """The value at ``key`` as plain Python; ``resolve=False`` keeps interpolations as written (for what is
+    recorded verbatim, such as the command line: ``${oc.env:...}`` there must stay a reference)."""
     try:
         value = OmegaConf.select(config, key, default=None)
     except Exception:  # an interpolation that cannot be resolved in the sweep process
         return None
     if isinstance(value, (DictConfig, ListConfig)):
         try:
-            return OmegaConf.to_container(value, resolve=True)
+            return OmegaConf.to_container(value, resolve=resolve)
         except Exception:
             return None
     return value
@@ -121,6 +125,9 @@ class MLflowSweepCallback(Callback):
         for var in (ENV_PARENT, ENV_EXPERIMENT, ENV_PARENT_URL):  # nothing of an earlier sweep of this process
             os.environ.pop(var, None)
         self.run_id = None
+        if common.compiles_only(config):  # no job runs, no trial is created: nothing to track
+            log.debug("MLflow: the launcher only compiles (hydra.launcher.compile_only=true): nothing is tracked")
+            return
         try:
             s = common.Settings.from_cfg(config)
         except ConfigError as err:
@@ -181,8 +188,8 @@ class MLflowSweepCallback(Callback):
         keys = common.sweep_keys(study, info["storage"], info["dir"])
         invocation = int(run.data.tags.get("navitune.invocations", "0")) + 1
         params = {k: v for k, v in sweep_params(config, info).items() if k not in run.data.params}
-        command_line = [*(_select(config, "hydra.overrides.hydra") or []),
-                        *(_select(config, "hydra.overrides.task") or [])]
+        command_line = [*(_select(config, "hydra.overrides.hydra", resolve=False) or []),
+                        *(_select(config, "hydra.overrides.task", resolve=False) or [])]
         overrides = [str(o) for o in command_line if not str(o).startswith("hydra.mode=")]  # -m is implied
         tags = {
             **common.source_tags(), **keys, ROLE_TAG: "sweep", "navitune.sweep_dir": info["dir"],
@@ -252,63 +259,26 @@ class MLflowSweepCallback(Callback):
         for path, folder in result_files(sweep_dir):
             c.log_artifact(run_id, str(path), folder)
         assert self.guard is not None
-        self.guard("adding child runs for trials without one", self._backfill, config)
+        self.guard("making child runs whole from the study", self._backfill, config)
         if metrics:
             best = next((v for k, v, _ in metrics if k == "best_value"), None)
             log.info("MLflow: sweep results logged to parent run %s%s", run_id,
                      "" if best is None else f" (best value {best:,.1f})")
 
     def _backfill(self, config: DictConfig) -> None:
-        """A child run for every trial of the study that has no run: trials whose job ran while MLflow was down
-        or tracking was off, or whose process died before it could log. Built from the study, the source of
-        truth (parameters incl. fixed ones, objective, state, the values reported after each day), and tagged
-        ``navitune.backfilled=true``: their jobs' own metrics (occupancy, trips, ...) are not known here.
-        Trials stopped with a sweep (``navitune:stopped``) never produced anything and are left out."""
+        """Child runs made whole from the study (:mod:`experiment.tracking.backfill`): trials without a run get
+        one, runs their jobs left RUNNING are completed."""
         try:
             study = _load_study(config)
-            trials = [] if study is None else study.get_trials(deepcopy=False)
         except Exception as err:  # the study's storage, not MLflow: the parent's other results are logged
             log.warning("MLflow: trials without a child run were not added (the study could not be read: %s)",
                         common.first_line(err))
             return
-        from optuna.trial import TrialState
+        if study is not None:
+            from experiment.tracking.backfill import backfill
 
-        from experiment.tracking.job import SO_FAR, job_params
+            backfill(self.client, str(self.exp_id), str(self.run_id), study, config)
 
-        done = {TrialState.COMPLETE: ("COMPLETE", "FINISHED"), TrialState.PRUNED: ("PRUNED", "FINISHED"),
-                TrialState.FAIL: ("FAIL", "FAILED")}
-        trials = [t for t in trials if t.state in done and not t.user_attrs.get("navitune:over_budget")
-                  and not t.user_attrs.get("navitune:stopped")]
-        if not trials:
-            return
-        c, parent = self.client, self.run_id
-        have = {r.data.tags.get("navitune.trial") for r in common.trial_runs(c, str(self.exp_id), study.study_name)}
-        missing = [t for t in trials if str(t.number) not in have]
-        if not missing:
-            return
-        swept = [str(k) for k in (OmegaConf.select(config, "hydra.sweeper.params") or {})]
-        base = job_params(config, swept)
-        for t in missing:
-            attempt = int(t.user_attrs.get("navitune:attempt", 0))
-            state, status = done[t.state]
-            origin = int(t.user_attrs.get("navitune:retry_of", t.number))
-            tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "navitune.state": state, "navitune.backfilled": "true",
-                    **common.trial_tags(study.study_name, t.number, attempt, origin)}
-            start = int(t.datetime_start.timestamp() * 1000) if t.datetime_start else None
-            run = c.create_run(str(self.exp_id), start_time=start, run_name=common.trial_run_name(t.number, attempt),
-                               tags={k: common.mask(v) for k, v in tags.items()})
-            # hydra-optuna-sweeper keeps the values of the search space's fixed keys as user attributes
-            fixed = {k: t.user_attrs[k] for k in swept if k in t.user_attrs}
-            metrics = [(SO_FAR, float(v), int(step)) for step, v in sorted(t.intermediate_values.items())]
-            if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
-                metrics.append(("objective", float(t.values[0]), 0))
-            end = int(t.datetime_complete.timestamp() * 1000) if t.datetime_complete else None
-            try:
-                common.log_batch(c, run.info.run_id, params={**base, **fixed, **t.params}, metrics=metrics)
-            finally:  # never a run left RUNNING
-                c.set_terminated(run.info.run_id, status, end_time=end)
-        log.info("MLflow: %d trial(s) without a child run (tracking off or unavailable when they ran) "
-                 "added from the study", len(missing))
 
 def result_files(sweep_dir: Path) -> list[tuple[Path, str | None]]:
     """The sweep directory's results and where they go in the parent run: the sweeper's
@@ -339,7 +309,10 @@ def _load_study(config: DictConfig) -> Any:
         storage: Any = make_storage(info["storage"])
     except ImportError:
         storage = info["storage"]
-    return optuna.load_study(study_name=info["study"], storage=storage)
+    try:
+        return optuna.load_study(study_name=info["study"], storage=storage)
+    except KeyError:  # Optuna's "Record does not exist": no trial was ever created (e.g. compile_only)
+        return None
 
 
 def _study_summary(config: DictConfig) -> dict[str, Any] | None:

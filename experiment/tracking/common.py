@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
+from hydra_plugins.navitune_shared.redact import redact, without_userinfo
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("navitune.tracking")
@@ -50,23 +51,16 @@ SWEEP_KEY_TAG = "navitune.sweep_key"  # hash of study + storage: finds the paren
 STUDY_KEY_TAG = "navitune.study_key"  # hash of the study name alone (remote jobs whose storage URL differs)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
 _SERVER_URI = re.compile(r"https?://([^/@\s]+@)?[A-Za-z0-9.\-\[\]:]+(/\S*)?")
 _LOCAL_URI = re.compile(r"sqlite:///[^\s?#]+")
 
 
 def mask(text: Any) -> str:
-    """``text`` with the user:password part of every URL in it replaced by ``***`` (tracking URIs, storage
-    URLs and webhooks may carry credentials; they must never reach MLflow or the logs). A password that is
-    an unresolved ``${oc.env:...}`` stays: it names the secret's variable, which is what configs should hold."""
-    return _USERINFO.sub(_masked, str(text))
-
-
-def _masked(m: re.Match[str]) -> str:
-    secret = m.group("userinfo").split(":", 1)[-1]
-    if re.fullmatch(r"\$\{[^{}]*\}", secret):  # an unresolved ${oc.env:...}: a reference, not the secret
-        return m.group(0)
-    return f"{m.group('scheme')}***@"
+    """``text`` with the secrets of every URL in it masked (tracking URIs, storage URLs and webhooks may carry
+    credentials; they must never reach MLflow or the logs): the project's one masking,
+    :func:`hydra_plugins.navitune_shared.redact.redact`. An unresolved ``${oc.env:...}`` stays: it names the
+    secret's variable, which is what configs should hold."""
+    return redact(text)
 
 
 def first_line(err: BaseException, limit: int = 300) -> str:
@@ -129,7 +123,7 @@ class Settings:
         store, the command that opens the UI on it, and the page to go to."""
         page = f"#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
         if self.kind == "server":
-            base = _USERINFO.sub(r"\g<scheme>", self.uri).rstrip("/")  # a link without credentials
+            base = without_userinfo(self.uri).rstrip("/")  # a link without credentials
             return f"{base}/{page}"
         return f"mlflow ui --backend-store-uri {self.where}, then http://127.0.0.1:5000/{page}"
 
@@ -156,9 +150,8 @@ def probe(s: Settings) -> None:
     one clear error instead of MLflow's retry loop and a log line per retry."""
     if s.kind != "server":
         return
-    parts = urllib.parse.urlsplit(s.uri)
-    netloc = parts.netloc.rsplit("@", 1)[-1]  # urllib cannot take user:password in the URL; /health needs none
-    url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    parts = urllib.parse.urlsplit(without_userinfo(s.uri))  # urllib cannot take user:password; /health needs none
+    url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/health", "", ""))
     try:
         with urllib.request.urlopen(url, timeout=s.timeout_s) as response:
             response.read(64)
@@ -170,9 +163,10 @@ def probe(s: Settings) -> None:
 
 
 def client(s: Settings) -> Any:
-    from mlflow import MlflowClient
+    """The MLflow client; a fresh local store is created under a lock (:mod:`experiment.tracking.store`)."""
+    from experiment.tracking.store import open_client
 
-    return MlflowClient(tracking_uri=s.uri)
+    return open_client(s.uri)
 
 
 def experiment_id(mlflow_client: Any, name: str, s: Settings, tags: dict[str, str] | None = None) -> str:
@@ -209,6 +203,15 @@ def default_experiment(cfg: DictConfig, study: str | None, s: Settings) -> str:
     if study:
         return study
     return f"navitune_{cfg.region.name}_{cfg.window.name}_{cfg.demand.source}"
+
+
+def compiles_only(config: DictConfig) -> bool:
+    """Does the sweep's launcher only compile (``hydra.launcher.compile_only=true``, the kfp launcher)? Then no
+    job runs and no trial is created: nothing to track, and no finished sweep to announce."""
+    try:
+        return OmegaConf.select(config, "hydra.launcher.compile_only", default=False) is True
+    except Exception:  # an interpolation that cannot be resolved here: not a compile-only launcher
+        return False
 
 
 def _key(*parts: str) -> str:

@@ -57,6 +57,15 @@ def job_params(cfg: DictConfig, swept: list[str]) -> dict[str, Any]:
     return out
 
 
+def summary_metrics(summary: dict[str, Any]) -> list[tuple[str, float, int]]:
+    """A job's ``summary.json`` as (key, value, step) metrics: the results, the daily revenue (step = day) and
+    the timings (also used to complete a run the job could not end, from the sweep process)."""
+    metrics = [(k, summary[k], 0) for k in SUMMARY_METRICS if isinstance(summary.get(k), (int, float))]
+    metrics += [(DAILY, v, day) for day, v in enumerate(summary.get("daily_revenue_per_driver_yen") or [])]
+    metrics += [(f"timing.{k}", v, 0) for k, v in (summary.get("timings_s") or {}).items()]
+    return metrics
+
+
 def _hydra() -> Any:
     """The job's Hydra config, or None when the task is called without Hydra (tests)."""
     from hydra.core.hydra_config import HydraConfig
@@ -109,7 +118,10 @@ class JobTracker:
         else:
             name = f"{self.cfg.region.name}-{self.cfg.policy.name}-{self.cfg.window.name}"
             subject = "this run"
-        self.settings, self.guard = s, Guard(s, f"{subject} is not tracked; it runs on")
+        lost = f"{subject} is not tracked; it runs on"
+        if ctx["study"] is not None and multirun:  # the sweep's end makes its run whole from the study
+            lost += " (its run is completed from the study when the sweep ends with MLflow reachable)"
+        self.settings, self.guard = s, Guard(s, lost)
         g = self.guard
         common.prepare(s)
         g("connecting", common.probe, s, fatal=True)
@@ -142,7 +154,9 @@ class JobTracker:
                 tags[tag] = os.environ[var]
         if hc is not None:
             tags["navitune.job_dir"] = str(self.job_dir)
-            tags["navitune.overrides"] = " ".join(str(o) for o in hc.overrides.task)
+            # as written (resolve=False): an ${oc.env:...} in an override must stay a reference
+            tags["navitune.overrides"] = " ".join(str(o) for o in OmegaConf.to_container(hc.overrides.task,
+                                                                                         resolve=False))
         run = g("creating the run", self.client.create_run, self.exp_id, run_name=name,
                 tags={k: common.mask(v) for k, v in tags.items() if v is not None}, fatal=True)
         if run is None:
@@ -198,10 +212,7 @@ class JobTracker:
         summary: dict[str, Any] | None = None
         if error is None and summary_path.is_file():
             summary = json.loads(summary_path.read_text())
-            metrics += [(k, summary[k], 0) for k in SUMMARY_METRICS if isinstance(summary.get(k), (int, float))]
-            metrics += [(DAILY, v, day) for day, v in enumerate(summary.get("daily_revenue_per_driver_yen") or [])]
-            for k, v in (summary.get("timings_s") or {}).items():
-                metrics.append((f"timing.{k}", v, 0))
+            metrics += summary_metrics(summary)
         g("logging the results", common.log_batch, self.client, self.run_id, tags=tags, metrics=metrics)
         g("logging the config", self.client.log_text, self.run_id, common.config_yaml(self.cfg), "config.yaml")
         if summary is not None:

@@ -67,9 +67,11 @@ class KFPLauncherCore:
             self._backend = RemoteBackend(settings, self.experiment, f"navitune sweep {self.sweep_dir}")
             os.environ[ENV_EXPERIMENT_URL] = self._backend.link("experiments", self._backend.experiment_id)
         # ---- compile once per sweep
-        self._compile(proxy)
+        compiled = self._compile(proxy)
         if settings.compile_only:
-            log.info("kfp: compile_only=true: the pipeline is %s; nothing is submitted", self.pipeline_path.resolve())
+            if compiled:  # one line per sweep, not one per instance of the launcher
+                log.info("kfp: compile_only=true: the pipeline is %s (job pipeline %r, image %s); nothing is "
+                         "submitted", self.pipeline_path.resolve(), self.pipeline_name, settings.image)
             return
         if self.remote:
             from .pipeline import pipeline_spec_for_api
@@ -85,19 +87,21 @@ class KFPLauncherCore:
         self._pool = ThreadPoolExecutor(max_workers=settings.n_jobs, thread_name_prefix="navitune-kfp")
 
     # ----------------------------------------------------------------------------------- compile
-    def _compile(self, proxy: Any) -> None:
+    def _compile(self, proxy: Any) -> bool:
         """Compile, unless this process compiled the same pipeline to the same file already (a sweeper may
-        instantiate its launcher twice: hydra-optuna-sweeper's setup makes one of its own)."""
+        instantiate its launcher twice: hydra-optuna-sweeper's setup makes one of its own); True if it did."""
         from .pipeline import compile_pipeline
 
         key = repr((str(self.pipeline_path.resolve()), self.settings, self.pipeline_name, proxy))
         if _COMPILED.get(str(self.pipeline_path.resolve())) == key and self.pipeline_path.exists():
-            return
+            return False
         compile_pipeline(self.settings, self.pipeline_name, f"navitune jobs of experiment {self.experiment}",
                          self.pipeline_path, proxy=proxy)
         _COMPILED[str(self.pipeline_path.resolve())] = key
-        log.info("kfp: compiled the job pipeline %r (image %s) into %s", self.pipeline_name, self.settings.image,
-                 self.pipeline_path)
+        if not self.settings.compile_only:  # compile_only says it in its own line
+            log.info("kfp: compiled the job pipeline %r (image %s) into %s", self.pipeline_name,
+                     self.settings.image, self.pipeline_path)
+        return True
 
     def _pickle_task(self, task_function: TaskFunction) -> str:
         """``backend=local`` only: a task function that cannot be imported by name travels as a cloudpickle,

@@ -8,14 +8,17 @@ checks the launcher's settings itself first; :func:`preflight` is that check, wi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
 
 from . import jobspec
 from .settings import KFPConfigError, LauncherSettings, check
 
 TARGET = "hydra_plugins.navitune_kfp.kfp_launcher.KFPLauncher"
+_NODE_REF = re.compile(r"\$\{([A-Za-z_][\w.\[\]-]*)\}")  # ${a.b.c}: another key's value (not a resolver)
 
 
 def check_proxy(settings: LauncherSettings, config: DictConfig) -> Any:
@@ -60,8 +63,43 @@ def check_remote_config(config: DictConfig) -> None:
             "reaches, e.g. mysql+pymysql://user:${oc.env:DB_PASSWORD}@127.0.0.1:3306/optuna with proxy=cloudsql")
 
 
+def _raw(config: DictConfig, key: str) -> Any:
+    """The value at ``key`` as written (interpolations kept), or None."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(config, parent, default=None) if parent else config
+    if not isinstance(node, DictConfig) or leaf not in node:
+        return None
+    return OmegaConf.to_container(node, resolve=False).get(leaf)
+
+
+def _from_environment(config: DictConfig, value: Any, depth: int = 0) -> bool:
+    """Does ``value`` take (part of) its text from the environment: ``${oc.env:...}``, directly or through
+    the keys it interpolates?"""
+    if not isinstance(value, str) or "${" not in value or depth > 10:
+        return False
+    if "oc.env:" in value:
+        return True
+    return any(_from_environment(config, _raw(config, key), depth + 1) for key in _NODE_REF.findall(value))
+
+
+def check_env(config: DictConfig) -> None:
+    """``hydra.launcher.env`` is written as plain text into the compiled pipeline (and the run's pod spec):
+    a value resolved from this machine's environment would put its secret there. Refused, in one line that
+    points to ``hydra.launcher.secrets`` (a Kubernetes Secret, referenced by name)."""
+    node = OmegaConf.select(config, "hydra.launcher.env", default=None)
+    if not isinstance(node, DictConfig):
+        return
+    for name, value in OmegaConf.to_container(node, resolve=False).items():
+        if _from_environment(config, value):
+            raise KFPConfigError(
+                f"kfp: invalid hydra.launcher.env.{name}={redact(value)!r}: a value from this machine's "
+                "environment would be written into the compiled pipeline; allowed: plain strings; pass secrets "
+                "with hydra.launcher.secrets (a Kubernetes Secret exposed as environment variables)")
+
+
 def check_sweep(settings: LauncherSettings, config: DictConfig) -> Any:
     """Every check of a sweep's config; returns the proxy settings to compile with."""
+    check_env(config)
     proxy = check_proxy(settings, config)
     if settings.backend == "remote" and not settings.compile_only:
         check_remote_config(config)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra_plugins.navitune_shared.redact import literal_secrets
 from omegaconf import DictConfig, OmegaConf
 
 from .settings import KFPConfigError
@@ -24,8 +25,6 @@ from .settings import KFPConfigError
 # the sweeper (optuna_async) tells each job its study, trial, attempt and first attempt's trial ("origin")
 ENV_STUDY, ENV_TRIAL = "NAVITUNE_OPTUNA_STUDY", "NAVITUNE_OPTUNA_TRIAL"
 ENV_ATTEMPT, ENV_ORIGIN = "NAVITUNE_OPTUNA_ATTEMPT", "NAVITUNE_OPTUNA_ORIGIN"
-# scheme://user:password@host with a literal password (an interpolation such as ${oc.env:X} is fine)
-CLEAR_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^:/@\s]+:(?!\$\{)[^@\s]+@")
 
 
 @dataclass(frozen=True)
@@ -114,21 +113,9 @@ def config_yaml(config: DictConfig) -> str:
 
 
 def clear_passwords(config: DictConfig) -> list[str]:
-    """Keys whose (unresolved) value holds a URL with a literal password."""
-    found: list[str] = []
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{path}.{k}" if path else str(k))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{path}[{i}]")
-        elif isinstance(node, str) and CLEAR_PASSWORD.search(node):
-            found.append(path)
-
-    walk(OmegaConf.to_container(config, resolve=False), "")
-    return found
+    """Keys whose (unresolved) value holds a literal secret (a URL's password, a secret query value, a
+    webhook's path): an interpolation such as ``${oc.env:X}`` is fine."""
+    return list(literal_secrets(OmegaConf.to_container(config, resolve=False)))
 
 
 # ---------------------------------------------------------------------------------- task reference

@@ -24,11 +24,12 @@ import warnings
 from typing import Any, Callable
 
 from hydra.core.utils import JobReturn, filter_overrides
+from hydra_plugins.navitune_shared.redact import redact
 
 from . import results
 from .errors import (KFPApiError, KFPUnavailable, LauncherShutdown, RunCanceled, RunFailed, RunResultMissing,
                      RunSkipped, RunTimedOut)
-from .jobspec import CLEAR_PASSWORD, JobSpec
+from .jobspec import JobSpec
 from .settings import LauncherSettings, ui_base
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _describe(err: BaseException) -> str:
             detail = str(err.body or "")[:300]
         return f"HTTP {err.status} {err.reason or ''}".rstrip() + (f": {detail}" if detail else "")
     text = str(err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}: {text[:300]}"
+    return redact(f"{type(err).__name__}: {text[:300]}")  # a connection error may show the host's URL
 
 
 def _when(value: Any) -> float:
@@ -181,7 +182,7 @@ class RemoteBackend:
         body = kfp_server_api.V2beta1Run(
             experiment_id=self.experiment_id,
             display_name=job.run_name,
-            description=CLEAR_PASSWORD.sub("***@", f"navitune job {job.idx}: {shown}")[:1000],
+            description=redact(f"navitune job {job.idx}: {shown}")[:1000],
             pipeline_spec=self.pipeline_spec,
             runtime_config=kfp_server_api.V2beta1RuntimeConfig(parameters=params,
                                                                pipeline_root=self.settings.pipeline_root),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from hydra.errors import CompactHydraException
+from hydra_plugins.navitune_shared.redact import redact, without_userinfo
 
 BACKENDS = ("local", "remote")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -44,8 +45,10 @@ class KFPConfigError(CompactHydraException):
 
 
 def fail(key: str, value: Any, allowed: str) -> KFPConfigError:
-    """The one line every bad setting produces: ``kfp: invalid hydra.launcher.<key>=<value>; allowed: ...``."""
-    return KFPConfigError(f"kfp: invalid hydra.launcher.{key}={value!r}; allowed: {allowed}")
+    """The one line every bad setting produces: ``kfp: invalid hydra.launcher.<key>=<value>; allowed: ...``
+    (the value with its secrets masked: a bad host or env value may carry one)."""
+    shown = repr(redact(value)) if isinstance(value, str) else redact(repr(value))
+    return KFPConfigError(f"kfp: invalid hydra.launcher.{key}={shown}; allowed: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,7 @@ def ui_base(settings: LauncherSettings) -> str | None:
     base = settings.ui_host or settings.host
     if settings.backend != "remote" or not base:
         return None
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@", r"\1", base, flags=re.IGNORECASE).rstrip("/")
+    return without_userinfo(base).rstrip("/")
 
 
 # ------------------------------------------------------------------------------------------- check

@@ -6,8 +6,18 @@
   sweep launches nothing, a crashed one continues where it stopped.
 * **Asynchronous**: with a launcher that has ``submit`` (a Future per job), ``n_jobs`` trials stay in
   flight and a slot is refilled the moment one finishes; other launchers get batches of ``n_jobs``.
-* **Retries**: a failed trial is enqueued again with the same parameters up to ``max_retries`` times;
+* **Retries**: a failed trial is enqueued again with the same parameters up to ``max_retries`` times, but
+  not after two attempts failed the same way (same error type and message, digits aside), nor when the job
+  ran to its end and returned a value the study cannot take (it would return it again).
   ``max_failure_rate`` applies to trials that failed for good, over the whole sweep.
+* **A sweep always ends**: it stops once more than ``floor(max_failure_rate * n_trials)`` trials failed
+  for good (so at most ``n_trials + 1`` of them, even at 1.0), with one line, and exits non-zero.
+* **Several sweepers on one study**: the ``enqueue`` baselines are claimed once per study (an atomic claim
+  in the storage, see ``storage.claim``), and each sweeper process claims an ordinal ``k`` in the study and
+  seeds its sampler with ``seed`` for k = 0 and ``SeedSequence(seed, spawn_key=(k,))`` after: the k-th
+  sweeper to open a study always draws the same stream, and no two draw the same one.
+* **Disk full**: a job that fails with ENOSPC stops the sweep (one line); its trial and those in flight are
+  failed as stopped and enqueued again as the same attempt, so the same command continues once there is room.
 * **Stale trials**: RUNNING trials whose sweeper process is gone (or silent for ``stale_after_s``) are
   failed and retried when a sweeper starts.
 * **Pruning**: the job reports intermediate values to its trial through the study's storage
@@ -17,7 +27,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import math
 import os
 import socket
 import time
@@ -33,10 +45,11 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from .storage import make_storage
+from .storage import DiskReserve, claim, make_storage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +59,9 @@ ATTEMPT = "navitune:attempt"
 RETRY_OF = "navitune:retry_of"
 OVER_BUDGET = "navitune:over_budget"
 STOPPED = "navitune:stopped"  # failed because the sweep stopped early, not because the job failed
+LAST_ERROR = "navitune:last_error"  # signature of the previous attempt's error (a retry of it carries it)
+BASELINE_CLAIM = "navitune:baseline:"  # + digest of the parameters: study system attrs, claimed once
+SWEEPER_CLAIM = "navitune:sweeper:"  # + ordinal: one per sweeper process that opened the study
 # a job learns its study, trial number, attempt (0 = first try) and the trial number of the first attempt
 # (its "origin": retries are new trials) from these environment variables
 ENV_TRIAL, ENV_STUDY = "NAVITUNE_OPTUNA_TRIAL", "NAVITUNE_OPTUNA_STUDY"
@@ -64,6 +80,14 @@ class _Slot:
 
 class SweeperConfigError(CompactHydraException):
     """Bad sweeper input, reported on one line before any trial is created."""
+
+
+class SweepStopped(CompactHydraException):
+    """The sweep stopped early (too many failures, a full disk), reported on one line."""
+
+
+class _DiskFull(SweepStopped):
+    """A job ran out of disk space: its trial and those in flight run again on the next run."""
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -99,11 +123,13 @@ class AsyncOptunaSweeperImpl:
         if not float(stale_after_s) > 0:
             _fail("stale_after_s", stale_after_s, "seconds > 0")
         whitelist = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optuna.pruners.*")
+        sampler_conf = sampler
         try:
             sampler = instantiate(sampler, _execution_whitelist_=whitelist)
         except Exception as err:
             _fail("sampler", OmegaConf.select(sampler, "_target_") if sampler else sampler,
                   f"one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid ({err})")
+        self._sampler_conf, self._whitelist = sampler_conf, whitelist
         self.pruner = instantiate(pruner, _execution_whitelist_=whitelist) if pruner else None
         # hydra-optuna-sweeper's own implementation does the parameter parsing and grid handling
         self._base = OptunaSweeperImpl(
@@ -119,6 +145,7 @@ class AsyncOptunaSweeperImpl:
         self.heartbeat_every = min(self.stale_after_s / 3, 30.0)  # several heartbeats per stale_after_s
         self.progress = progress
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._first_failure: str | None = None  # "trial N: why", for the line a stopped sweep ends with
 
     # ------------------------------------------------------------------------------------ setup
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -157,6 +184,21 @@ class AsyncOptunaSweeperImpl:
                      "created and the study is not opened")
             self._shutdown_launcher()
             return
+        self._reserve = DiskReserve.for_storage(self.storage_setting, self.owner)
+        _quiet_full_disk_logging()
+        try:
+            self._open_and_run(sampler, space, fixed, fixed_overrides, directions)
+        except OSError as err:  # the study's storage itself could not be written
+            if not _disk_full(err):
+                raise
+            raise _DiskFull(f"optuna_async: the disk is full: cannot write the study "
+                            f"({_describe(self.storage_setting)}): {_error_line(err)}") from None
+        finally:
+            self._reserve.release()
+
+    def _open_and_run(self, sampler: Any, space: dict, fixed: dict, fixed_overrides: list, directions: list
+                      ) -> None:
+        base = self._base
         storage = make_storage(self.storage_setting)
         study = optuna.create_study(
             study_name=base.study_name, storage=storage, sampler=sampler, pruner=self.pruner,
@@ -164,18 +206,20 @@ class AsyncOptunaSweeperImpl:
         )
         self.study, self.space, self.fixed, self.fixed_overrides = study, space, fixed, fixed_overrides
         self.directions = directions
-        if study.get_trials(deepcopy=False) and not isinstance(sampler, optuna.samplers.GridSampler):
-            # A seeded sampler would start its random stream over and propose the first run's points
-            # again; a resumed (or shared) study gets a fresh stream instead.
-            sampler.reseed_rng()
+        ordinal = self._claim_ordinal(study)
+        study.sampler = self._own_stream(study.sampler, ordinal, space)
         log.info(f"Study {study.study_name!r} ({_describe(self.storage_setting)}), sampler "
-                 f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time")
+                 f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time"
+                 f"{f', sweeper #{ordinal} on it' if ordinal else ''}")
         self._enqueue_baselines(study)
         self._in_flight: dict[Future, _Slot] = {}
         try:
             self._run(study)
         except BaseException as err:
-            self._stop_in_flight(study, interrupted=isinstance(err, KeyboardInterrupt))
+            disk_full = isinstance(err, _DiskFull) or (isinstance(err, OSError) and _disk_full(err))
+            if disk_full:
+                self._reserve.release()  # room for the bookkeeping below
+            self._stop_in_flight(study, requeue=disk_full or isinstance(err, KeyboardInterrupt))
             raise
         self._shutdown_launcher()
         self._write_results(study)
@@ -245,25 +289,51 @@ class AsyncOptunaSweeperImpl:
         return recovered
 
     def _enqueue_baselines(self, study: optuna.Study) -> None:
-        done = set(study.user_attrs.get("navitune:baselines", []))
+        """Enqueue each baseline once per study, whatever the number of sweepers: enqueueing is claimed
+        atomically in the storage (for the journal, the claim and the enqueue land together)."""
+        legacy = set(study.user_attrs.get("navitune:baselines", []))  # studies from before the claims
         for i, params in enumerate(self.enqueue):
             key = repr(sorted(params.items()))
-            if key in done:
+            if key in legacy:
                 continue
-            study.enqueue_trial(params, user_attrs={"navitune:baseline": i})
-            done.add(key)
-        study.set_user_attr("navitune:baselines", sorted(done))
+            digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+            claim(study, f"{BASELINE_CLAIM}{digest}", self.owner,
+                  then=functools.partial(study.enqueue_trial, params, user_attrs={"navitune:baseline": i}))
+
+    def _claim_ordinal(self, study: optuna.Study) -> int:
+        """This sweeper's ordinal in the study: the first free ``navitune:sweeper:<k>``, claimed atomically.
+        A study with trials but no claim was run before ordinals existed, with ordinal 0's stream: skip it."""
+        attrs = study._storage.get_study_system_attrs(study._study_id)
+        taken = [int(k[len(SWEEPER_CLAIM):]) for k in attrs
+                 if k.startswith(SWEEPER_CLAIM) and k[len(SWEEPER_CLAIM):].isdigit()]
+        ordinal = max(taken) + 1 if taken else (1 if study.get_trials(deepcopy=False) else 0)
+        while not claim(study, f"{SWEEPER_CLAIM}{ordinal}", self.owner):
+            ordinal += 1
+        return ordinal
+
+    def _own_stream(self, sampler: Any, ordinal: int, space: dict[str, Any]) -> Any:
+        """The sampler, seeded for this sweeper's ordinal (unchanged for ordinal 0 or without a seed)."""
+        seed = OmegaConf.select(self._sampler_conf, "seed") if self._sampler_conf is not None else None
+        if seed is None or ordinal == 0:
+            return sampler
+        conf = OmegaConf.merge(self._sampler_conf, {"seed": _stream_seed(int(seed), ordinal)})
+        seeded = instantiate(conf, _execution_whitelist_=self._whitelist)
+        if isinstance(seeded, functools.partial) and seeded.func is optuna.samplers.GridSampler:
+            seeded = seeded({n: self._base._to_grid_sampler_choices(d) for n, d in space.items()})
+        return seeded
 
     def _enqueue_again(self, study: optuna.Study, number: int, params: dict, attrs: dict,
-                       same_attempt: bool = False) -> bool:
-        """Enqueue a trial's parameters again: as its next attempt (a retry, up to max_retries) or, after
-        a lost sweeper, as the same attempt."""
+                       same_attempt: bool = False, error: str | None = None) -> bool:
+        """Enqueue a trial's parameters again: as its next attempt (a retry, up to max_retries, remembering
+        the signature of the ``error`` it failed with) or, after a lost sweeper, as the same attempt."""
         attempt = int(attrs.get(ATTEMPT, 0))
         if not same_attempt:
             if attempt >= self.max_retries:
                 return False
             attempt += 1
-        extra = {k: v for k, v in attrs.items() if k == "navitune:baseline"}
+        extra = {k: v for k, v in attrs.items() if k in ("navitune:baseline", LAST_ERROR)}
+        if error is not None:
+            extra[LAST_ERROR] = error
         study.enqueue_trial(
             params, user_attrs={ATTEMPT: attempt, RETRY_OF: int(attrs.get(RETRY_OF, number))} | extra,
             skip_if_exists=False,
@@ -273,6 +343,16 @@ class AsyncOptunaSweeperImpl:
     # --------------------------------------------------------------------------------- the loop
     def _next_trial(self, study: optuna.Study) -> _Slot | None:
         trial = study.ask()
+        try:
+            return self._prepare(study, trial)
+        except OSError as err:  # e.g. a full disk under the journal: not left RUNNING, never in flight
+            if _disk_full(err):
+                self._reserve.release()
+            self._stop_slot(study, _Slot(trial, [], dict(trial.user_attrs)), requeue=False)
+            raise
+
+    def _prepare(self, study: optuna.Study, trial: optuna.Trial) -> _Slot | None:
+        """A trial just asked for, with its owner recorded and its job's overrides; None if over budget."""
         if not self._in_budget(study, trial.number):
             study._storage.set_trial_user_attr(trial._trial_id, OVER_BUDGET, True)
             _tell(study, trial, state=TrialState.FAIL)
@@ -291,7 +371,6 @@ class AsyncOptunaSweeperImpl:
         submit = getattr(self.launcher, "submit", None)
         ahead = self._ahead() if submit is not None else 0
         in_flight = self._in_flight
-        first_error: JobReturn | None = None
         final_failures = 0
         allowed_failures = int(self.max_failure_rate * self.n_trials)
         job_idx = 0
@@ -350,14 +429,8 @@ class AsyncOptunaSweeperImpl:
                         del in_flight[fut]
                         if outcome == "failed":
                             final_failures += 1
-                            first_error = first_error or ret
                             if final_failures > allowed_failures:
-                                log.error(
-                                    f"{final_failures} trial(s) failed for good (after {self.max_retries} "
-                                    f"retries); max_failure_rate={self.max_failure_rate} allows "
-                                    f"{allowed_failures} of {self.n_trials}: stopping the sweep"
-                                )
-                                first_error.return_value  # re-raises the job's error with its traceback
+                                raise SweepStopped(self._too_many_failures(study, final_failures, allowed_failures))
         finally:
             display.close()
 
@@ -371,23 +444,43 @@ class AsyncOptunaSweeperImpl:
             return 0
         return ahead
 
-    def _stop_in_flight(self, study: optuna.Study, interrupted: bool) -> None:
+    def _too_many_failures(self, study: optuna.Study, failures: int, allowed: int) -> str:
+        """The one line a sweep stopped by failures ends with. Failures a sweep tolerates (every one, at
+        max_failure_rate=1.0) are not its error: then it says only that nothing completed."""
+        complete = self._count(study.get_trials(deepcopy=False))["complete"]
+        if complete == 0 and self.max_failure_rate >= 1.0:
+            return (f"optuna_async: no trial completed: {failures} trials failed for good, and a sweep stops "
+                    f"after floor(max_failure_rate * n_trials) + 1 = {allowed + 1} of them (their errors are "
+                    f"logged above)")
+        return (f"optuna_async: {failures} trial(s) failed for good, more than max_failure_rate="
+                f"{self.max_failure_rate} allows ({allowed} of n_trials={self.n_trials}): stopping the sweep "
+                f"({complete} trial(s) completed); the first: {self._first_failure}")
+
+    def _stop_in_flight(self, study: optuna.Study, requeue: bool) -> None:
         """After the sweep stopped early: shut the launcher down (its jobs are killed) and fail the trials
-        still in flight, so none is left RUNNING. After an interrupt (Ctrl-C) they are enqueued again, as
-        the same attempt, for the next run of the same command."""
+        still in flight, so none is left RUNNING. After an interrupt (Ctrl-C) or a full disk they are
+        enqueued again, as the same attempt, for the next run of the same command."""
         slots = list(self._in_flight.values())
         for fut in self._in_flight:
             fut.cancel()
         self._in_flight.clear()
         self._shutdown_launcher()
         for slot in slots:
+            self._stop_slot(study, slot, requeue)
+
+    def _stop_slot(self, study: optuna.Study, slot: _Slot, requeue: bool) -> None:
+        """Fail a trial as stopped (and enqueue it again as the same attempt); a storage that cannot be
+        written (a full disk) leaves it RUNNING for the next sweep to recover, said in one line."""
+        try:
             try:
                 study._storage.set_trial_user_attr(slot.trial._trial_id, STOPPED, True)
             except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # finished meanwhile (told by a sweeper that judged it stale)
-            if _tell(study, slot.trial, state=TrialState.FAIL):
-                if interrupted:
-                    self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
+                return  # finished meanwhile (told by a sweeper that judged it stale)
+            if _tell(study, slot.trial, state=TrialState.FAIL) and requeue:
+                self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
+        except OSError as err:
+            log.error(f"Trial {slot.trial.number}: cannot record that it stopped ({_error_line(err)}); the next "
+                      f"sweep on this study fails it and runs it again")
 
     def _shutdown_launcher(self) -> None:
         shutdown = getattr(self.launcher, "shutdown", None)
@@ -396,25 +489,39 @@ class AsyncOptunaSweeperImpl:
 
     def _tell(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> str:
         """Record a job's result; returns 'complete', 'pruned', 'retried', 'failed' or 'lost' (another
-        sweeper had already failed the trial as stale and runs it again)."""
+        sweeper had already failed the trial as stale and runs it again). Raises _DiskFull for a job that
+        ran out of disk space (the trial is failed as stopped and enqueued again)."""
         trial, attrs = slot.trial, slot.attrs
         attempt = int(attrs.get(ATTEMPT, 0))
         if ret.status == JobStatus.COMPLETED:
             try:
                 values = _values(ret.return_value, len(self.directions))
-            except ValueError as err:
-                log.warning(f"Trial {trial.number}: {err}")
-                if not _tell(study, trial, state=TrialState.FAIL):
-                    return "lost"
-                return "retried" if self._enqueue_again(study, trial.number, trial.params, attrs) else "failed"
+            except ValueError as err:  # it ran to its end: it would return the same again, no retry
+                return self._failed_for_good(study, trial, f"the job {err}")
             return "complete" if _tell(study, trial, values=values) else "lost"
         error = ret._return_value
         if type(error).__name__ == "TrialPruned":
             return "pruned" if _tell(study, trial, state=TrialState.PRUNED) else "lost"
-        log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed: {type(error).__name__}: {error}")
+        text = _error_line(error)
+        if _disk_full(error):
+            log.warning(f"Trial {trial.number} (attempt {attempt + 1}) stopped: {text}")
+            raise _DiskFull(f"optuna_async: the disk is full (trial {trial.number}: {text}): stopping the sweep; "
+                            f"its trials in flight run again when the same command runs with room on the disk")
+        signature = _signature(error)
+        if attrs.get(LAST_ERROR) == signature:
+            return self._failed_for_good(study, trial, f"failed the same way twice: {text}", attempt)
+        log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed: {text}")
         if not _tell(study, trial, state=TrialState.FAIL):
             return "lost"
-        return "retried" if self._enqueue_again(study, trial.number, trial.params, attrs) else "failed"
+        if self._enqueue_again(study, trial.number, trial.params, attrs, error=signature):
+            return "retried"
+        self._first_failure = self._first_failure or f"trial {trial.number}: {text}"
+        return "failed"
+
+    def _failed_for_good(self, study: optuna.Study, trial: optuna.Trial, why: str, attempt: int = 0) -> str:
+        log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed for good: {why}")
+        self._first_failure = self._first_failure or f"trial {trial.number}: {why}"
+        return "failed" if _tell(study, trial, state=TrialState.FAIL) else "lost"
 
     def _heartbeat(self, study: optuna.Study, trials: Any) -> None:
         now = time.time()
@@ -492,13 +599,82 @@ def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:
 
 
 def _values(value: Any, n: int) -> list[float]:
+    """The objective values of a job's return value; ValueError says what it returned and what the study
+    takes (one number per objective, not NaN: Optuna would fail such a trial itself)."""
+    expected = "one number" if n == 1 else f"{n} numbers (one per objective)"
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    if n == 1 and isinstance(value, (list, tuple)):
+        raise ValueError(f"returned {len(value)} values ({shown}); the study takes {expected}")
     try:
+        if n > 1 and isinstance(value, (str, bytes)):
+            raise TypeError("a text is not a sequence of values")
         values = [float(value)] if n == 1 else [float(v) for v in value]
     except (TypeError, ValueError):
-        raise ValueError(f"the return value must be {'a float' if n == 1 else f'{n} floats'}; got {value!r}")
+        raise ValueError(f"returned {shown}; the study takes {expected}") from None
     if len(values) != n:
-        raise ValueError(f"expected {n} objective values, got {len(values)}")
+        raise ValueError(f"returned {len(values)} values ({shown}); the study takes {expected}")
+    if any(math.isnan(v) for v in values):
+        raise ValueError(f"returned {shown}; the study takes {expected}, not NaN")
     return values
+
+
+def _error_line(error: BaseException | None) -> str:
+    """``Type: first line of the message`` of a job's error."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _signature(error: BaseException | None) -> str:
+    """What two attempts failing "the same way" share: the error's type and message, digits aside (a
+    message may name a job's directory or process id)."""
+    import re
+
+    text = re.sub(r"\d+", "#", f"{type(error).__name__}: {error}")
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """Did the job run out of disk space (ENOSPC, or EDQUOT: a quota) anywhere in its error's chain?"""
+    import errno
+
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def _quiet_full_disk_logging() -> None:
+    """A log file on a full disk makes Python's logging print a traceback for every record, in the sweeper
+    and (inherited at the fork) in each job: such errors are dropped, the sweep says "disk full" once.
+    Other logging errors are reported as before."""
+    original = logging.Handler.handleError
+    if getattr(original, "_navitune", False):
+        return
+
+    def handle_error(self: logging.Handler, record: logging.LogRecord) -> None:
+        import sys
+
+        if not _disk_full(sys.exc_info()[1]):
+            original(self, record)
+
+    handle_error._navitune = True  # type: ignore[attr-defined]
+    logging.Handler.handleError = handle_error  # type: ignore[method-assign]
+
+
+def _stream_seed(seed: int, ordinal: int) -> int:
+    """The sampler seed of the ``ordinal``-th sweeper on a study: ``seed`` itself for the first, then
+    independent streams derived from it (NumPy's SeedSequence spawning)."""
+    if ordinal == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence(entropy=abs(seed), spawn_key=(ordinal,)).generate_state(1)[0])
 
 
 def _best(trials: Sequence[FrozenTrial], directions: list[Any]) -> float | None:
@@ -524,13 +700,7 @@ def _alive(pid: int) -> bool:
 
 def _describe(storage: Any) -> str:
     """The storage without credentials (for logs)."""
-    if storage is None:
-        return "in memory"
-    text = str(storage)
-    if "@" in text and "://" in text:
-        scheme, rest = text.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return text
+    return "in memory" if storage is None else redact(storage)
 
 
 class _Progress:

@@ -23,14 +23,20 @@ class AsyncOptunaSweeperConf:
     study_name: str | None = None
     n_trials: int = 20  # finished (complete or pruned) trials the study should hold in total, across restarts
     n_jobs: int = 2  # trials in flight at once
-    max_failure_rate: float = 0.0  # share of n_trials allowed to fail for good (after retries)
+    # share of n_trials allowed to fail for good (after retries): the sweep stops, non-zero, once more than
+    # floor(max_failure_rate * n_trials) did (so after at most n_trials + 1 such trials, even at 1.0)
+    max_failure_rate: float = 0.0
     params: dict[str, str] | None = None
     custom_search_space: str | None = None
 
     # --- navitune's additions
-    max_retries: int = 2  # a failed trial is tried again with the same parameters this many times
+    # a failed trial is tried again with the same parameters up to this many times; not once two attempts
+    # failed the same way (error type and message, digits aside), nor after a job returned a value the
+    # study cannot take
+    max_retries: int = 2
     pruner: Any = None  # e.g. {_target_: optuna.pruners.MedianPruner, n_startup_trials: 5}
-    enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (e.g. production values)
+    # trials to run first (e.g. production values): enqueued once per study, however many sweepers share it
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
     stale_after_s: float = 300.0  # a RUNNING trial of a dead sweeper (or silent this long) is failed and retried
     progress: bool = True  # live progress display (rich)
 

@@ -2,13 +2,15 @@
 
 Test knobs: ``sleep_s`` slows a job down; a job that starts while ``hold_file`` exists never ends: it
 leaves a ``<hold_file>.held.<pid>`` marker and waits to be killed, so a test can freeze a sweep in a
-known state."""
+known state. ``error=true`` raises (as upstream's example does); ``write_kb`` writes that much into the
+job's output directory (to fill a small disk)."""
 
 import os
 import time
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 
@@ -20,6 +22,10 @@ def sphere(cfg: DictConfig) -> float:
             time.sleep(0.1)
     if cfg.sleep_s:
         time.sleep(cfg.sleep_s)
+    if cfg.get("error", False):
+        raise RuntimeError("cfg.error is True")
+    if cfg.get("write_kb", 0):
+        Path(HydraConfig.get().runtime.output_dir, "blob.bin").write_bytes(b"\0" * 1024 * int(cfg.write_kb))
     return cfg.x**2 + cfg.y**2
 
 

@@ -1,0 +1,381 @@
+"""Hardening of ``hydra/sweeper=optuna_async`` (issue 10): several sweepers on one study, a journal that
+survives a crash, a full disk, and sweeps that always end.
+
+Real sweeps (the apps of ``tests/sweeper_apps`` as subprocesses), real journals, a real MariaDB and a real
+tmpfs for the full disk. Helpers are those of ``test_optuna_async_sweeper``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (the session fixture)
+from tests.test_optuna_async_sweeper import (
+    MYSQL_STORAGE,
+    OVER_BUDGET,
+    RETRY_OF,
+    Run,
+    _rdb_trials,
+    finish,
+    job_overrides,
+    journal,
+    journal_trials,
+    n_finished,
+    run,
+    start,
+    states,
+)
+
+pytestmark = pytest.mark.slow
+BASELINE = {"x": 0.25, "y": -0.5}
+CONTINUOUS = ("x=interval(-5.0,5.0)", "y=interval(-5.0,5.0)", "hydra.sweeper.enqueue=[{x:0.25,y:-0.5}]")
+
+
+def _one_line(r: Run) -> str:
+    """The single non-empty line of a run's stderr (Optuna's "study created/loaded" info lines aside)."""
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("[I ")]
+    assert len(lines) == 1, r
+    assert "Traceback" not in r.stderr + r.stdout, r
+    return lines[0]
+
+
+def _key(t: FrozenTrial) -> tuple:
+    return tuple(sorted(t.params.items()))
+
+
+# ================================================================ several sweepers on one study
+def _assert_cooperated(trials: list[FrozenTrial], runs: list[Run], n_trials: int) -> None:
+    c = states(trials)
+    assert n_finished(trials) == n_trials and c[TrialState.RUNNING] == 0 and c[TrialState.WAITING] == 0, c
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len({_key(t) for t in done}) == len(done), sorted(_key(t) for t in done)  # no point run twice
+    assert sum(t.params == BASELINE for t in done) == 1, [t.params for t in done]
+    baseline_jobs = [j for r in runs for j in job_overrides(r.sweep_dir)
+                     if float(j["x"]) == BASELINE["x"] and float(j["y"]) == BASELINE["y"]]
+    assert len(baseline_jobs) == 1, baseline_jobs
+    assert sum(len(job_overrides(r.sweep_dir)) for r in runs) == n_trials
+
+
+@pytest.mark.parametrize("n_sweepers", [2, 3])
+def test_concurrent_sweepers_on_a_journal_run_distinct_points_and_the_baseline_once(
+        tmp_path: Path, n_sweepers: int) -> None:
+    store = tmp_path / "study.journal"
+    n_trials = 5 * n_sweepers
+    args = (journal(store), f"hydra.sweeper.n_trials={n_trials}", "sleep_s=0.2", *CONTINUOUS)
+    procs = [start("sphere", tmp_path, f"s{i}", *args) for i in range(n_sweepers)]
+    runs = [finish(*p, timeout=120.0) for p in procs]
+    for r in runs:
+        assert r.rc == 0, r
+    _assert_cooperated(journal_trials(store, "sphere"), runs, n_trials)
+
+
+@pytest.mark.parametrize("n_sweepers", [2, 3])
+def test_concurrent_sweepers_on_mariadb_run_distinct_points_and_the_baseline_once(
+        tmp_path: Path, mariadb: MariaDB, n_sweepers: int) -> None:  # noqa: F811
+    env = {"NAVITUNE_DB_PASSWORD": mariadb.password}
+    database = mariadb.create_database(f"navitune_coop_{n_sweepers}")
+    n_trials = 5 * n_sweepers
+    args = (f"hydra.sweeper.storage={mariadb.url(MYSQL_STORAGE, database)}", f"hydra.sweeper.n_trials={n_trials}",
+            "sleep_s=0.2", *CONTINUOUS)
+    procs = [start("sphere", tmp_path, f"s{i}", *args, env=env) for i in range(n_sweepers)]
+    runs = [finish(*p, timeout=120.0) for p in procs]
+    for r in runs:
+        assert r.rc == 0, r
+    _assert_cooperated(_rdb_trials(mariadb, "sphere", database), runs, n_trials)
+
+
+def _claim_in_process(setting: str, key: str, ready: Any, go: Any, out: Any) -> None:
+    from hydra_plugins.navitune_optuna.storage import claim, make_storage
+
+    study = optuna.load_study(study_name="claims", storage=make_storage(setting))
+    ready.put(os.getpid())
+    go.wait()
+    out.put(claim(study, key, os.getpid()))
+
+
+def _claim_race(setting: str, block: Callable[[], None], unblock: Callable[[], None], n: int = 8) -> list[bool]:
+    """n processes claim one key while the storage is blocked (the journal's lock held, or the key's row
+    inserted by an open transaction); once all are claiming, ``unblock``. A check-then-write would see the
+    key free in every process (the check does not wait) and let each of them "win"."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(setting, "navitune:test", ready, go, out))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    block()
+    go.set()
+    time.sleep(0.5)  # all of them into claim(): only makes a check-then-write fail for sure
+    unblock()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    return results
+
+
+def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> None:
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from hydra_plugins.navitune_optuna.storage import make_storage
+
+    path = tmp_path / "claims.journal"
+    setting = f"journal://{path}"
+    optuna.create_study(study_name="claims", storage=make_storage(setting))
+    lock = JournalFileSymlinkLock(str(path))  # what every writer of the journal waits for
+    assert sorted(_claim_race(setting, lock.acquire, lock.release)) == [False] * 7 + [True]
+    study = optuna.load_study(study_name="claims", storage=make_storage(setting))
+    assert "navitune:test" in study._storage.get_study_system_attrs(study._study_id)
+
+
+def test_claim_is_won_by_exactly_one_process_on_mariadb(mariadb: MariaDB) -> None:  # noqa: F811
+    import pymysql
+
+    from hydra_plugins.navitune_optuna.storage import make_storage
+
+    database = mariadb.create_database("navitune_claims")
+    setting = mariadb.url(database=database)
+    study = optuna.create_study(study_name="claims", storage=make_storage(setting))
+    other = pymysql.connect(host="127.0.0.1", port=mariadb.port, user=mariadb.user, password=mariadb.password,
+                            database=database)
+
+    def hold_the_key() -> None:  # an open transaction holds the key: the claimers' inserts wait for it
+        with other.cursor() as cur:
+            cur.execute("INSERT INTO study_system_attributes (study_id, `key`, value_json) VALUES (%s, %s, %s)",
+                        (study._study_id, "navitune:test", "0"))
+
+    try:
+        results = _claim_race(setting, hold_the_key, other.rollback)
+    finally:
+        other.close()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_each_sweeper_on_a_study_has_its_own_reproducible_stream(tmp_path: Path) -> None:
+    """The k-th sweeper to open a study draws the same points whenever it is replayed (from the study's
+    seed), and not those of the sweepers before it."""
+    args = ("hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=11", "x=interval(-5.0,5.0)",
+            "y=interval(-5.0,5.0)", "hydra.sweeper.n_jobs=1")
+    points = []
+    for attempt in ("a", "b"):
+        store = tmp_path / f"{attempt}.journal"
+        for n in (3, 6):  # a first sweeper, then a second one on the same study
+            done = run("sphere", tmp_path, f"{attempt}{n}", journal(store), f"hydra.sweeper.n_trials={n}", *args)
+            assert done.rc == 0, done
+        points.append([_key(t) for t in sorted(journal_trials(store, "sphere"), key=lambda t: t.number)])
+    assert points[0] == points[1]  # replayed: the same streams
+    assert len(set(points[0])) == 6  # the second sweeper did not replay the first one's points
+
+
+def test_stream_seeds_are_distinct_and_the_first_is_the_seed() -> None:
+    from hydra_plugins.navitune_optuna._core import _stream_seed
+
+    seeds = [_stream_seed(0, k) for k in range(50)]
+    assert seeds[0] == 0 and len(set(seeds)) == 50
+    assert seeds == [_stream_seed(0, k) for k in range(50)]
+    assert all(0 <= s < 2**32 for s in seeds)
+
+
+# ============================================================================== a torn journal
+def test_torn_journal_is_repaired_on_open_and_the_sweep_resumes(tmp_path: Path) -> None:
+    store = tmp_path / "study.journal"
+    first = run("sphere", tmp_path, "sweep", journal(store), "hydra.sweeper.n_trials=4")
+    assert first.rc == 0, first
+    whole = store.read_bytes()
+    subprocess.run(["truncate", "-s", "-60", str(store)], check=True)  # a crash in the middle of an append
+    torn = store.read_bytes()
+    kept = torn[:torn.rfind(b"\n") + 1]
+
+    again = run("sphere", tmp_path, "sweep", journal(store), "hydra.sweeper.n_trials=6")
+    assert again.rc == 0, again
+    bak = store.with_name(store.name + ".bak")
+    assert bak.read_bytes() == torn[len(kept):] and whole.startswith(kept + bak.read_bytes())
+    repaired = [line for line in again.stdout.splitlines() if "cut short" in line]
+    assert len(repaired) == 1 and str(bak) in repaired[0], again
+    assert store.read_bytes().startswith(kept)
+    trials = journal_trials(store, "sphere")
+    assert n_finished(trials) == 6 and states(trials)[TrialState.RUNNING] == 0, states(trials)
+    for line in store.read_bytes().splitlines():
+        json.loads(line)  # every record whole
+
+    third = run("sphere", tmp_path, "sweep", journal(store), "hydra.sweeper.n_trials=7")  # and it stays usable
+    assert third.rc == 0, third
+    assert n_finished(journal_trials(store, "sphere")) == 7
+
+
+def test_corrupt_journal_record_is_one_line_naming_file_and_line_and_changes_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "study.journal"
+    first = run("sphere", tmp_path, "sweep", journal(store), "hydra.sweeper.n_trials=2")
+    assert first.rc == 0, first
+    lines = store.read_bytes().splitlines(keepends=True)
+    lines[2] = b'{"op_code": 4, "study_id"\x00garbage\n'
+    store.write_bytes(b"".join(lines))
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+
+    again = run("sphere", tmp_path, "again", journal(store), "hydra.sweeper.n_trials=4")
+    assert again.rc != 0, again
+    line = _one_line(again)
+    assert str(store) in line and "line 3" in line, line
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    assert not list(tmp_path.glob("*.bak")) and not list(again.sweep_dir.glob("*/.hydra"))
+
+
+# ================================================================================== a full disk
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Path:
+    """A 1 MiB tmpfs (root may mount one; CI runs as root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot mount a tmpfs on CI: {mounted.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_full_disk_stops_the_sweep_in_one_line_and_the_same_command_continues(
+        tmp_path: Path, small_disk: Path) -> None:
+    """The journal and the jobs' outputs on one small disk; each job writes 150 KiB until one fails with
+    ENOSPC (in its task; one job at a time: a job that fails earlier, while process_pool sets it up, is the
+    launcher's to report). The sweeper still records that the trial stopped (its disk reserve) and logs no
+    traceback, not even from its log file on the full disk."""
+    store, sweep = small_disk / "optuna" / "study.journal", small_disk / "sweeps"
+    args = (journal(store), "hydra.sweeper.n_trials=12", f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_jobs=1",
+            "hydra.launcher.prepare_ahead=0")
+    full = run("sphere", tmp_path, "unused", *args, "write_kb=150", timeout=120.0)
+    assert full.rc != 0, full
+    assert "disk is full" in _one_line(full)
+    failed_lines = [line for line in full.stdout.splitlines() if "No space left" in line]
+    assert 1 <= len(failed_lines) <= len(list(sweep.glob("*/.hydra"))), full  # at most one line per job
+    trials = journal_trials(store, "sphere")
+    c = states(trials)
+    assert c[TrialState.RUNNING] == 0 and n_finished(trials) < 12, c
+    stopped = [t for t in trials if t.user_attrs.get("navitune:stopped")]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert stopped and sorted(_key(t) for t in stopped) == sorted(
+        tuple(sorted(t.system_attrs["fixed_params"].items())) for t in waiting)  # to be run again
+
+    assert not list(store.parent.glob(".*.reserve.*"))  # given back
+    for blob in sweep.glob("*/blob.bin"):  # room again
+        blob.unlink()
+    again = run("sphere", tmp_path, "unused", *args, timeout=120.0)
+    assert again.rc == 0, again
+    trials = journal_trials(store, "sphere")
+    c = states(trials)
+    assert n_finished(trials) == 12 and c[TrialState.RUNNING] == 0 and c[TrialState.WAITING] == 0, c
+
+
+def test_a_journal_write_that_fails_on_a_full_disk_leaves_no_torn_record(tmp_path: Path, small_disk: Path
+                                                                          ) -> None:
+    from hydra_plugins.navitune_optuna.storage import make_storage
+
+    store = small_disk / "study.journal"
+    study = optuna.create_study(study_name="s", storage=make_storage(f"journal://{store}"))
+    filler = small_disk / "filler"
+    with filler.open("wb", buffering=0) as f:  # fill the disk: only the journal's last page has room left
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    with pytest.raises(OSError):
+        for _ in range(10_000):
+            study.enqueue_trial({"x": 1.0}, user_attrs={"pad": "p" * 500})
+    data = store.read_bytes()
+    assert data.endswith(b"\n")
+    for line in data.splitlines():
+        json.loads(line)
+    filler.unlink()
+    assert optuna.load_study(study_name="s", storage=make_storage(f"journal://{store}")).trials
+
+
+# ========================================================================== a sweep always ends
+@pytest.mark.parametrize(("returns", "directions", "shown", "expected"), [
+    ("text", "minimize", "returned 'foo'", "takes one number"),
+    ("pair", "minimize", "returned 2 values", "takes one number"),
+    ("not_a_number", "minimize", "returned nan", "not NaN"),
+    ("none", "minimize", "returned None", "takes one number"),
+    ("number", "[minimize,minimize]", "returned ", "takes 2 numbers"),
+])
+def test_a_value_the_study_cannot_take_fails_the_trial_for_good(
+        tmp_path: Path, returns: str, directions: str, shown: str, expected: str) -> None:
+    store = tmp_path / "study.journal"
+    done = run("bad_return", tmp_path, "sweep", journal(store), f"returns={returns}",
+               f"hydra.sweeper.direction={directions}", "hydra.sweeper.n_trials=1", timeout=60.0)
+    assert done.rc != 0, done
+    line = _one_line(done)
+    assert shown in line and expected in line, line
+    trials = journal_trials(store, "bad_return")
+    assert [t.state for t in trials] == [TrialState.FAIL], states(trials)  # no retry
+    assert len(job_overrides(done.sweep_dir)) == 1
+
+
+def test_a_value_the_study_cannot_take_counts_toward_the_failure_rate(tmp_path: Path) -> None:
+    """Tolerated (max_failure_rate=0.5 of 4 = 2): the sweep goes on; a third such trial stops it."""
+    store = tmp_path / "study.journal"
+    done = run("bad_return", tmp_path, "sweep", journal(store), "returns=text", "hydra.sweeper.n_trials=4",
+               "hydra.sweeper.max_failure_rate=0.5", "hydra.sweeper.n_jobs=1", "hydra.launcher.prepare_ahead=0",
+               timeout=60.0)
+    assert done.rc != 0, done
+    assert "3 trial(s) failed for good" in _one_line(done)
+    assert [t.state for t in journal_trials(store, "bad_return")] == [TrialState.FAIL] * 3
+
+
+def test_every_trial_failing_at_max_failure_rate_1_ends_with_one_line(tmp_path: Path) -> None:
+    """Bound: floor(max_failure_rate * n_trials) + 1 trials fail for good (here 4), each tried at most twice
+    (the same error twice ends its retries), plus the trials in flight when the sweep stops."""
+    store = tmp_path / "study.journal"
+    done = run("faulty", tmp_path, "sweep", journal(store), "mode=always", "hydra.sweeper.n_trials=3",
+               "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.max_retries=5", timeout=90.0)
+    assert done.rc != 0, done
+    assert "no trial completed" in _one_line(done)
+    assert "navitune-test-boom" not in done.stderr
+    trials = journal_trials(store, "faulty")
+    c = states(trials)
+    assert c[TrialState.COMPLETE] == 0 and c[TrialState.RUNNING] == 0, c
+    attempts: dict[int, int] = {}
+    for t in trials:
+        if not t.user_attrs.get("navitune:stopped") and not t.user_attrs.get(OVER_BUDGET):
+            origin = t.user_attrs.get(RETRY_OF, t.number)
+            attempts[origin] = attempts.get(origin, 0) + 1
+    assert sorted(attempts.values())[-4:] == [2, 2, 2, 2] and max(attempts.values()) == 2, attempts
+    assert len(job_overrides(done.sweep_dir)) <= 2 * 4 + 3  # + n_jobs and one set up ahead in flight
+
+
+def test_retries_stop_when_a_trial_fails_the_same_way_twice(tmp_path: Path) -> None:
+    store = tmp_path / "study.journal"
+    done = run("faulty", tmp_path, "sweep", journal(store), "mode=always", "hydra.sweeper.n_trials=1",
+               "hydra.sweeper.max_retries=1000000000", "hydra.sweeper.n_jobs=1", "hydra.launcher.prepare_ahead=0",
+               timeout=60.0)
+    assert done.rc != 0, done
+    assert "navitune-test-boom" in _one_line(done)
+    assert "the same way twice" in done.stdout, done
+    trials = journal_trials(store, "faulty")
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2, states(trials)
+    assert trials[1].user_attrs[RETRY_OF] == 0
+
+
+def test_different_errors_are_retried(tmp_path: Path) -> None:
+    """mode=raise_first fails a point's first attempt only: the retry runs and completes."""
+    store = tmp_path / "study.journal"
+    done = run("faulty", tmp_path, "sweep", journal(store), "mode=raise_first",
+               f"marker_dir={tmp_path / 'markers'}", "hydra.sweeper.n_trials=2", timeout=60.0)
+    assert done.rc == 0, done
+    assert states(journal_trials(store, "faulty"))[TrialState.COMPLETE] == 2
