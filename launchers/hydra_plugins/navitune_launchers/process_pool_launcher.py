@@ -41,8 +41,6 @@ ConfigStore.instance().store(
 class ProcessPoolLauncher(Launcher):
     """Thin Hydra front end of :class:`~._process_pool_core.JobPool`."""
 
-    supports_async = True
-
     def __init__(self, n_jobs: int = 2, timeout_s: float | None = None, prepare_ahead: int | None = None) -> None:
         if int(n_jobs) <= 0:
             raise ValueError(f"hydra.launcher.n_jobs={n_jobs!r}; allowed: a whole number > 0")
