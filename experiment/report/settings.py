@@ -8,7 +8,6 @@ from typing import Any, Sequence
 
 DEMANDS = ("ml", "stats")
 SETS = ("production", "tuned")
-BASELINE_ATTR = "navitune:baseline"
 REVENUE_PLOT = "revenue_by_pattern.png"
 CANDIDATE = "policy_candidate.yaml"
 #: every file the report may write into the sweep directory (plots only when they could be drawn)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import BASELINE
 
 from experiment.report._util import _first_line, _select
-from experiment.report.settings import BASELINE_ATTR, OWN_KEYS, ReportError
+from experiment.report.settings import OWN_KEYS, ReportError
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _baseline(study: Any, sweep: Sweep) -> tuple[dict[str, Any] | None, str]:
     if study is not None:
         from optuna.trial import TrialState
 
-        trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE_ATTR) == 0]
+        trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE) == 0]
         trials.sort(key=lambda t: (t.state != TrialState.COMPLETE, t.number))
         if trials:
             return dict(trials[0].params), f"study baseline trial {trials[0].number}"

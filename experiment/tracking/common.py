@@ -37,10 +37,6 @@ UNAVAILABLE = "unavailable"
 # left in place when the sweep ends (a callback listed before the tracking one ends after it) and replaced or
 # removed when the next sweep starts.
 ENV_PARENT_URL = "NAVITUNE_MLFLOW_PARENT_RUN_URL"
-# set by the KFP launcher (hydra/launcher=kfp) in each job: its KFP run's id, and (backend=remote) its UI page
-ENV_KFP_RUN_ID, ENV_KFP_RUN_URL = "NAVITUNE_KFP_RUN_ID", "NAVITUNE_KFP_RUN_URL"
-# set by the KFP launcher in the sweep process when it is set up (backend=remote): the KFP experiment's UI page
-ENV_KFP_EXPERIMENT_URL = "NAVITUNE_KFP_EXPERIMENT_URL"
 
 KINDS = ("local", "server", "off")
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
+from hydra_plugins.navitune_shared.protocol import ENV_KFP_EXPERIMENT_URL
 
 from . import jobspec, results
 from .checks import check_sweep
@@ -35,7 +36,6 @@ from .job import UI_OPTION
 from .settings import LauncherSettings, ui_base
 
 log = logging.getLogger(__name__)
-ENV_EXPERIMENT_URL = "NAVITUNE_KFP_EXPERIMENT_URL"  # see the module docstring
 _COMPILED: dict[str, str] = {}  # pipeline file -> what was compiled into it (by this process)
 
 
@@ -60,12 +60,12 @@ class KFPLauncherCore:
         runs_remotely = self.remote and not settings.compile_only
         self.task_ref = jobspec.remote_reference(ref, task_function) if runs_remotely else ref
         proxy = check_sweep(settings, config)
-        os.environ.pop(ENV_EXPERIMENT_URL, None)  # a page of an earlier sweep of this process is not this one's
+        os.environ.pop(ENV_KFP_EXPERIMENT_URL, None)  # a page of an earlier sweep of this process is not this one's
         if runs_remotely:
             from .remote_backend import RemoteBackend
 
             self._backend = RemoteBackend(settings, self.experiment, f"navitune sweep {self.sweep_dir}")
-            os.environ[ENV_EXPERIMENT_URL] = self._backend.link("experiments", self._backend.experiment_id)
+            os.environ[ENV_KFP_EXPERIMENT_URL] = self._backend.link("experiments", self._backend.experiment_id)
         # ---- compile once per sweep
         compiled = self._compile(proxy)
         if settings.compile_only:

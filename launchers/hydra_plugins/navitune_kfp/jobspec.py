@@ -19,12 +19,11 @@ from typing import Any
 
 from hydra_plugins.navitune_shared.redact import literal_secrets
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, SWEEP_ENV
 
 from .settings import KFPConfigError, safe_name
 
 # the sweeper (optuna_async) tells each job its study, trial, attempt and first attempt's trial ("origin")
-ENV_STUDY, ENV_TRIAL = "NAVITUNE_OPTUNA_STUDY", "NAVITUNE_OPTUNA_TRIAL"
-ENV_ATTEMPT, ENV_ORIGIN = "NAVITUNE_OPTUNA_ATTEMPT", "NAVITUNE_OPTUNA_ORIGIN"
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def _env_set(config: DictConfig) -> dict[str, str]:
     node = OmegaConf.select(config, "hydra.job.env_set", default=None)
     if node is None:
         return {}
-    keys = (ENV_STUDY, ENV_TRIAL, ENV_ATTEMPT, ENV_ORIGIN)
+    keys = SWEEP_ENV
     return {k: str(node[k]) for k in keys if k in node and node[k] is not None}
 
 

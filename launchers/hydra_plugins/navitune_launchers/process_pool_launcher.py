@@ -90,8 +90,6 @@ def preflight(config: DictConfig) -> str | None:
 class ProcessPoolLauncher(Launcher):
     """Thin Hydra front end of :class:`~._process_pool_core.JobPool`."""
 
-    supports_async = True
-
     def __init__(self, n_jobs: int = 2, timeout_s: float | None = None, prepare_ahead: int | None = None) -> None:
         check_settings(n_jobs, timeout_s, prepare_ahead)
         self.n_jobs = int(n_jobs)

@@ -45,6 +45,11 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from hydra_plugins.navitune_shared.protocol import (
+    ATTEMPT, BASELINE, BASELINE_CLAIM, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, HEARTBEAT, LAST_ERROR,
+    LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
+    PreparingLauncher,
+)
 from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
@@ -54,19 +59,6 @@ from .validation import check_settings, quote
 
 log = logging.getLogger(__name__)
 
-OWNER = "navitune:owner"  # host:pid of the sweeper running the trial
-HEARTBEAT = "navitune:heartbeat"
-ATTEMPT = "navitune:attempt"
-RETRY_OF = "navitune:retry_of"
-OVER_BUDGET = "navitune:over_budget"
-STOPPED = "navitune:stopped"  # failed because the sweep stopped early, not because the job failed
-LAST_ERROR = "navitune:last_error"  # signature of the previous attempt's error (a retry of it carries it)
-BASELINE_CLAIM = "navitune:baseline:"  # + digest of the parameters: study system attrs, claimed once
-SWEEPER_CLAIM = "navitune:sweeper:"  # + ordinal: one per sweeper process that opened the study
-# a job learns its study, trial number, attempt (0 = first try) and the trial number of the first attempt
-# (its "origin": retries are new trials) from these environment variables
-ENV_TRIAL, ENV_STUDY = "NAVITUNE_OPTUNA_TRIAL", "NAVITUNE_OPTUNA_STUDY"
-ENV_ATTEMPT, ENV_ORIGIN = "NAVITUNE_OPTUNA_ATTEMPT", "NAVITUNE_OPTUNA_ORIGIN"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -179,7 +171,7 @@ class AsyncOptunaSweeperImpl:
                 size *= len(choices)
             self.n_trials = min(self.n_trials, size)
         directions = base._get_directions()
-        if getattr(self.launcher, "compile_only", False) is True:
+        if isinstance(self.launcher, CompilingLauncher) and self.launcher.compile_only is True:
             # e.g. hydra/launcher=kfp with compile_only=true: its jobs would "finish" without a value, and every
             # trial would fail and be retried; the search space is checked, the study is left untouched
             log.info("optuna_async: the launcher only compiles (hydra.launcher.compile_only=true): no trial is "
@@ -293,14 +285,14 @@ class AsyncOptunaSweeperImpl:
     def _enqueue_baselines(self, study: optuna.Study) -> None:
         """Enqueue each baseline once per study, whatever the number of sweepers: enqueueing is claimed
         atomically in the storage (for the journal, the claim and the enqueue land together)."""
-        legacy = set(study.user_attrs.get("navitune:baselines", []))  # studies from before the claims
+        legacy = set(study.user_attrs.get(LEGACY_BASELINES, []))  # studies from before the claims
         for i, params in enumerate(self.enqueue):
             key = repr(sorted(params.items()))
             if key in legacy:
                 continue
             digest = hashlib.sha1(key.encode()).hexdigest()[:16]
             claim(study, f"{BASELINE_CLAIM}{digest}", self.owner,
-                  then=functools.partial(study.enqueue_trial, params, user_attrs={"navitune:baseline": i}))
+                  then=functools.partial(study.enqueue_trial, params, user_attrs={BASELINE: i}))
 
     def _claim_ordinal(self, study: optuna.Study) -> int:
         """This sweeper's ordinal in the study: the first free ``navitune:sweeper:<k>``, claimed atomically.
@@ -333,7 +325,7 @@ class AsyncOptunaSweeperImpl:
             if attempt >= self.max_retries:
                 return False
             attempt += 1
-        extra = {k: v for k, v in attrs.items() if k in ("navitune:baseline", LAST_ERROR)}
+        extra = {k: v for k, v in attrs.items() if k in (BASELINE, LAST_ERROR)}
         if error is not None:
             extra[LAST_ERROR] = error
         study.enqueue_trial(
@@ -370,7 +362,7 @@ class AsyncOptunaSweeperImpl:
         return _Slot(trial, overrides, attrs)
 
     def _run(self, study: optuna.Study) -> None:
-        submit = getattr(self.launcher, "submit", None)
+        submit = self.launcher.submit if isinstance(self.launcher, AsyncLauncher) else None
         ahead = self._ahead() if submit is not None else 0
         in_flight = self._in_flight
         final_failures = 0
@@ -389,7 +381,7 @@ class AsyncOptunaSweeperImpl:
                     if self._recover_stale(study, trials):
                         trials = study.get_trials(deepcopy=False)
                     counts = self._count(trials)
-                    waiting = int(getattr(self.launcher, "prepared", 0) or 0)  # set up ahead, not running yet
+                    waiting = self.launcher.prepared if isinstance(self.launcher, PreparingLauncher) else 0  # set up ahead
                     display.update(dict(counts, running=max(0, counts["running"] - waiting)),
                                    _best(trials, self.directions), time.monotonic() - t_start)
                     room = self.n_trials - counts["finished"] - counts["running"]
@@ -440,8 +432,9 @@ class AsyncOptunaSweeperImpl:
         """Trials to ask for ahead of a free slot: as many as the launcher sets up ahead while its slots are
         busy (process_pool's ``prepare_ahead``), so it can refill a slot the moment a job ends; none when
         the launcher would run them at once (it runs more jobs at a time than this sweeper's ``n_jobs``)."""
-        ahead = getattr(self.launcher, "prepare_ahead", 0)
-        n_jobs = getattr(self.launcher, "n_jobs", None)
+        if not isinstance(self.launcher, PreparingLauncher):
+            return 0
+        ahead, n_jobs = self.launcher.prepare_ahead, self.launcher.n_jobs
         if not isinstance(ahead, int) or ahead <= 0 or not isinstance(n_jobs, int) or n_jobs > self.n_jobs:
             return 0
         return ahead
@@ -485,9 +478,8 @@ class AsyncOptunaSweeperImpl:
                       f"sweep on this study fails it and runs it again")
 
     def _shutdown_launcher(self) -> None:
-        shutdown = getattr(self.launcher, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        if isinstance(self.launcher, AsyncLauncher):
+            self.launcher.shutdown()
 
     def _tell(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> str:
         """Record a job's result; returns 'complete', 'pruned', 'retried', 'failed' or 'lost' (another

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._core import ENV_STUDY, ENV_TRIAL
+from hydra_plugins.navitune_shared.protocol import ENV_STUDY, ENV_TRIAL
 
 
 class TrialReporter:
