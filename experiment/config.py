@@ -32,9 +32,10 @@ BQ_LOCATION = re.compile(r"[A-Za-z]+(-[a-z]+[0-9]+)?")  # US, EU, asia-northeast
 HTTP_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?/?")
 SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_WINDOW_DAYS = 28
-# The engine draws the decisions of vacant drivers in blocks of 2^20 (engine.py): a larger fleet could need more
-# in one minute than a block holds, so no fleet (region.drivers, window.drivers) may be larger.
-MAX_DRIVERS = 1 << 20
+# The engine runs any fleet that fits in memory (check_memory, with the simulator's own estimate), and time grows
+# with the fleet: this bound, far above any city (Tokyo has about 30,000 corporate taxis) and twice the largest
+# fleet the tests run (tests/test_sim_numba.py), keeps a typo from starting a simulation of many hours.
+MAX_DRIVERS = 2_000_000
 MAX_REQUESTS_PER_HOUR = 1_000_000
 MAX_SHARE = 1_000_000
 # seeds are stored in the sink's INT64 ``seed`` column (and NumPy takes them as 64-bit words)
@@ -341,16 +342,8 @@ def _file_path_ok(text: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ memory
-# Peak RSS of one simulation job, measured with ``python -m experiment tracking=off`` on Linux (Python 3.12,
-# NumPy engine): a region's fixed part (the process, network, shortest paths, value-iteration tables) plus a
-# part per request drawn (the demand model draws n_days + 1 days) and a part per driver-day. Measured:
-#   fixed: tokyo_central 229, ring_city 218, coquimbo 433 MiB (10 drivers, 100 requests/h, 1 day);
-#   per request: 0.74-0.85 KiB (20,000/h for 1 day: 941 MiB; 10,000/h for 3 days: 973; 100,000/h for 1 day: 4,303);
-#   per driver-day: 1.4-1.7 KiB (200,000 drivers for 1 day: 502 MiB; 50,000 for 3 days: 433).
-# Each part is rounded up (a conservative estimate: it refuses some runs that would just fit, never the reverse).
-REGION_BASE_MIB = {"tokyo_central": 256.0, "ring_city": 256.0, "coquimbo": 512.0}
-MIB_PER_REQUEST = 1.25 / 1024
-MIB_PER_DRIVER_DAY = 2.0 / 1024
+# One estimate of a simulation's peak memory, the simulator's own (experiment.sim.memory, measured against the
+# compiled engine by tests/test_sim_memory.py), checked against what this machine has before anything runs.
 MEMORY_LIMIT_ENV = "NAVITUNE_MEMORY_LIMIT_MIB"  # the memory budget of this machine's jobs, instead of what is free
 
 
@@ -366,13 +359,15 @@ class JobSize:
 
 
 def job_size(cfg: Any) -> JobSize:
-    """The estimated peak memory of one simulation of a validated config (see the measurements above)."""
+    """The estimated peak memory of one simulation of a validated config."""
+    from experiment.sim.memory import REGION_SIZES, estimate_peak_bytes
+
     r, w = cfg.region, cfg.window
     days = (parse_day("window.end", w.end) - parse_day("window.start", w.start)).days
     drivers = min(int(w.drivers), int(r.drivers)) if w.drivers is not None else int(r.drivers)
     rph = float(r.requests_per_hour) * drivers / int(r.drivers)  # a capped fleet gets the same demand per driver
-    mib = (REGION_BASE_MIB.get(str(r.name), max(REGION_BASE_MIB.values()))
-           + rph * 24 * (days + 1) * MIB_PER_REQUEST + drivers * days * MIB_PER_DRIVER_DAY)
+    network = str(r.name) if str(r.name) in REGION_SIZES else max(REGION_SIZES.values(), key=lambda n: n.n_nodes)
+    mib = estimate_peak_bytes(network, drivers, days, rph) / 2**20
     return JobSize(str(r.name), drivers, days, rph, mib)
 
 

@@ -250,6 +250,22 @@ def small_disk(tmp_path: Path) -> Path:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+def test_full_disk_while_jobs_are_set_up_ahead_is_one_line_per_job_and_no_traceback(
+        tmp_path: Path, small_disk: Path) -> None:
+    """Two jobs at a time and one set up ahead: a job may meet the full disk while process_pool writes its
+    ``.hydra/`` files, before its task. That job fails alone like a failing task (one line, no traceback from
+    the launcher) and the sweep stops as it does for a task that meets the full disk."""
+    store, sweep = small_disk / "optuna" / "study.journal", small_disk / "sweeps"
+    args = (journal(store), "hydra.sweeper.n_trials=12", f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_jobs=2",
+            "hydra.launcher.n_jobs=2", "hydra.launcher.prepare_ahead=1")
+    full = run("sphere", tmp_path, "unused", *args, "write_kb=150", timeout=120.0)
+    assert full.rc != 0, full
+    assert "disk is full" in _one_line(full)
+    assert "Traceback" not in full.stdout + full.stderr, full
+    trials = journal_trials(store, "sphere")
+    assert states(trials)[TrialState.RUNNING] == 0 and n_finished(trials) < 12
+
+
 def test_full_disk_stops_the_sweep_in_one_line_and_the_same_command_continues(
         tmp_path: Path, small_disk: Path) -> None:
     """The journal and the jobs' outputs on one small disk; each job writes 150 KiB until one fails with
