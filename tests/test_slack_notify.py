@@ -383,11 +383,9 @@ def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_pa
     from hydra.types import HydraContext
 
     import experiment.__main__ as app
-    from hydra_plugins.navitune_kfp import remote_backend
     from tests.kfp_api_server import FakeKFP
 
     os.environ["NAVITUNE_KFP_EXPERIMENT_URL"] = "http://kfp.example/#/experiments/details/an-earlier-sweep"
-    remote_backend._EXPERIMENTS.clear()
     launchers: list[Any] = []
 
     def set_up_launcher(cfg: Any, callbacks: Any) -> None:

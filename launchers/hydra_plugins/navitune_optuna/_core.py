@@ -148,8 +148,11 @@ class AsyncOptunaSweeperImpl:
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
-        self._base.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self._base.launcher = self.launcher
+        # what hydra-optuna-sweeper's own setup() sets, without its second launcher: one launcher per sweep
+        # (the kfp launcher's set-up checks, compiles and creates the KFP experiment)
+        base = self._base
+        base.job_idx, base.config, base.hydra_context = 0, config, hydra_context
+        base.launcher, base.sweep_dir = self.launcher, config.hydra.sweep.dir
 
     # ------------------------------------------------------------------------------- the sweep
     def sweep(self, arguments: list[str]) -> None:
