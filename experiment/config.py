@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.errors import CompactHydraException
+from hydra_plugins.navitune_shared.proxy_settings import DEFAULT_IMAGE as DEFAULT_PROXY_IMAGE
 from omegaconf import DictConfig
 
+from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by validate())
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
 from experiment.sim.regions import REGIONS
 from experiment.sim.shifts import SHIFT_KINDS
@@ -40,10 +41,6 @@ MAX_REQUESTS_PER_HOUR = 1_000_000
 MAX_SHARE = 1_000_000
 # seeds are stored in the sink's INT64 ``seed`` column (and NumPy takes them as 64-bit words)
 MAX_SEED = (1 << 63) - 1
-
-
-class ConfigError(CompactHydraException):
-    """A config value outside what navitune accepts; Hydra prints just this one line."""
 
 
 @dataclass
@@ -107,12 +104,12 @@ class SinkConfig:
 @dataclass
 class ProxyConfig:
     """The Cloud SQL Auth Proxy beside each remote job (``proxy=none|cloudsql``); checked by
-    ``hydra_plugins.navitune_kfp.proxy.proxy_settings``, which the remote job also uses."""
+    ``hydra_plugins.navitune_shared.proxy_settings.proxy_settings``, which the remote job also uses."""
 
     mode: str = "none"  # none | process (a supervised child process in the job) | native (K8s native sidecar)
     instance: str = ""  # Cloud SQL connection name project:region:instance
     port: int = 3306  # local TCP port the proxy listens on (127.0.0.1) and the study URL points at
-    image: str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1"  # native mode
+    image: str = DEFAULT_PROXY_IMAGE  # native mode
     args: List[str] = field(default_factory=list)  # extra proxy flags, e.g. --private-ip, --auto-iam-authn
     credentials_secret: Optional[str] = None  # Kubernetes Secret with a service-account key (by name only)
     credentials_key: str = "credentials.json"  # key of that Secret
@@ -303,7 +300,7 @@ def _check_tracking(cfg: Any) -> None:
 
 def _check_proxy(cfg: Any) -> None:
     """The proxy rules live beside the code that runs the proxy (the remote job checks them again)."""
-    from hydra_plugins.navitune_kfp.proxy import proxy_settings
+    from hydra_plugins.navitune_shared.proxy_settings import proxy_settings
 
     try:
         proxy_settings(cfg)

@@ -35,7 +35,7 @@ from hydra.types import HydraContext
 
 from hydra_plugins.navitune_kfp.results import ResultStore
 from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (session fixture)
-from tests.kfp_api_server import FakeKFP
+from experiment.standins.kfp_api_server import FakeKFP
 
 Plugins.instance()
 ROOT = Path(__file__).resolve().parent.parent

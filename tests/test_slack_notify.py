@@ -383,7 +383,7 @@ def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_pa
     from hydra.types import HydraContext
 
     import experiment.__main__ as app
-    from tests.kfp_api_server import FakeKFP
+    from experiment.standins.kfp_api_server import FakeKFP
 
     os.environ["NAVITUNE_KFP_EXPERIMENT_URL"] = "http://kfp.example/#/experiments/details/an-earlier-sweep"
     launchers: list[Any] = []

@@ -96,7 +96,7 @@ def test_concurrent_sweepers_on_mariadb_run_distinct_points_and_the_baseline_onc
 
 
 def _claim_in_process(setting: str, key: str, ready: Any, go: Any, out: Any) -> None:
-    from hydra_plugins.navitune_optuna.storage import claim, make_storage
+    from hydra_plugins.navitune_shared.storage import claim, make_storage
 
     study = optuna.load_study(study_name="claims", storage=make_storage(setting))
     ready.put(os.getpid())
@@ -129,7 +129,7 @@ def _claim_race(setting: str, block: Callable[[], None], unblock: Callable[[], N
 def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> None:
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     path = tmp_path / "claims.journal"
     setting = f"journal://{path}"
@@ -143,7 +143,7 @@ def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> Non
 def test_claim_is_won_by_exactly_one_process_on_mariadb(mariadb: MariaDB) -> None:  # noqa: F811
     import pymysql
 
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     database = mariadb.create_database("navitune_claims")
     setting = mariadb.url(database=database)
@@ -300,7 +300,7 @@ def test_full_disk_stops_the_sweep_in_one_line_and_the_same_command_continues(
 
 def test_a_journal_write_that_fails_on_a_full_disk_leaves_no_torn_record(tmp_path: Path, small_disk: Path
                                                                           ) -> None:
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     store = small_disk / "study.journal"
     study = optuna.create_study(study_name="s", storage=make_storage(f"journal://{store}"))

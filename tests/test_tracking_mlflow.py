@@ -493,7 +493,7 @@ def test_a_hung_server_costs_seconds_not_minutes(silent_port: int, tmp_path: Pat
     (["tracking.url=x"], "navitune: unknown config key tracking.url; allowed: kind, uri, experiment"),
 ])
 def test_bad_tracking_config_fails_with_one_line(args: list[str], message: str) -> None:
-    from experiment.__main__ import preflight
+    from experiment.preflight import preflight
 
     problem = preflight(args)
     assert problem is not None and problem.startswith(message), problem

@@ -18,7 +18,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from experiment.__main__ import CONF_DIR, jobs_at_once, preflight
+from experiment.preflight import CONF_DIR, jobs_at_once, preflight
 from experiment.config import MAX_DRIVERS, MAX_SEED, job_size
 from hydra_plugins.navitune_optuna.validation import STUDY_NAME, quote
 

@@ -240,7 +240,7 @@ def _sweep(config: DictConfig) -> dict[str, Any]:
 def _storage(setting: Any) -> Any:
     """The sweeper's own storage factory when it is installed (journal files), else the URL as is."""
     try:
-        from hydra_plugins.navitune_optuna.storage import make_storage
+        from hydra_plugins.navitune_shared.storage import make_storage
     except ImportError:
         return str(setting)
     return make_storage(setting)

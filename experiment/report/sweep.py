@@ -130,7 +130,7 @@ def _load_study(sweep: Sweep) -> tuple[Any, str | None]:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            from hydra_plugins.navitune_optuna.storage import make_storage
+            from hydra_plugins.navitune_shared.storage import make_storage
 
             storage: Any = make_storage(sweep.storage)
         except ImportError:

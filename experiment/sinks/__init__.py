@@ -9,11 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from hydra.errors import CompactHydraException
 
-
-class SinkError(CompactHydraException):
-    """The sink could not be reached or written; Hydra prints just this one line."""
+from experiment.errors import SinkError
 
 
 def prepare_sink(sink_cfg: Any) -> None:

@@ -54,7 +54,7 @@ def check_duckdb(path: str) -> None:
     the simulation); a missing one is created by the first write. Nothing is written here."""
     import duckdb
 
-    from . import SinkError
+    from experiment.errors import SinkError
 
     if not Path(path).exists():
         return

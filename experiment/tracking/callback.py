@@ -305,7 +305,7 @@ def _load_study(config: DictConfig) -> Any:
     import optuna
 
     try:
-        from hydra_plugins.navitune_optuna.storage import make_storage
+        from hydra_plugins.navitune_shared.storage import make_storage
 
         storage: Any = make_storage(info["storage"])
     except ImportError:

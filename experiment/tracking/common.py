@@ -65,7 +65,7 @@ def first_line(err: BaseException, limit: int = 300) -> str:
 
 
 def _bad(key: str, value: Any, allowed: str) -> None:
-    from experiment.config import ConfigError
+    from experiment.errors import ConfigError
 
     shown = repr(mask(value)) if isinstance(value, str) else repr(value)
     raise ConfigError(f"navitune: invalid config tracking.{key}={shown}; allowed: {allowed}")

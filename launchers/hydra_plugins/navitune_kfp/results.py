@@ -157,7 +157,7 @@ def channel(config: DictConfig) -> tuple[Any, str] | None:
 
 
 def _storage(setting: Any) -> Any:
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     return make_storage(setting)
 

@@ -50,11 +50,10 @@ from hydra_plugins.navitune_shared.protocol import (
     LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
     PreparingLauncher,
 )
-from hydra_plugins.navitune_shared.redact import redact
+from hydra_plugins.navitune_shared.storage import DiskReserve, claim, describe, make_storage
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from .storage import DiskReserve, claim, make_storage
 from .validation import check_settings, quote
 
 log = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ class AsyncOptunaSweeperImpl:
             if not _disk_full(err):
                 raise
             raise _DiskFull(f"optuna_async: the disk is full: cannot write the study "
-                            f"({_describe(self.storage_setting)}): {_error_line(err)}") from None
+                            f"({describe(self.storage_setting)}): {_error_line(err)}") from None
         finally:
             self._reserve.release()
 
@@ -205,7 +204,7 @@ class AsyncOptunaSweeperImpl:
         self.directions = directions
         ordinal = self._claim_ordinal(study)
         study.sampler = self._own_stream(study.sampler, ordinal, space)
-        log.info(f"Study {study.study_name!r} ({_describe(self.storage_setting)}), sampler "
+        log.info(f"Study {study.study_name!r} ({describe(self.storage_setting)}), sampler "
                  f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time"
                  f"{f', sweeper #{ordinal} on it' if ordinal else ''}")
         self._enqueue_baselines(study)
@@ -693,11 +692,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _describe(storage: Any) -> str:
-    """The storage without credentials (for logs)."""
-    return "in memory" if storage is None else redact(storage)
 
 
 class _Progress:

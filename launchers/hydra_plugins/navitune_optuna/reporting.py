@@ -46,7 +46,7 @@ def current_trial() -> TrialReporter | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from .storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     sweeper = HydraConfig.get().sweeper
     pruner = sweeper.get("pruner")
