@@ -67,7 +67,7 @@ def compose_patterns(
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
     tuning = _select(sweep.config, "window") or {}
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    window = test_window_overrides(settings.window, tuning)
+    window = held_out_window_overrides(settings.window, tuning)
     for demand in DEMANDS:
         base = _compose(_last_wins([*sweep.overrides, *window, f"demand={demand}", *extra]))
         if settings.match_scale:
@@ -101,7 +101,7 @@ def _is_rolling(window: Any) -> bool:
     return isinstance(window, dict) and window.get("as_of") is not None
 
 
-def test_window_overrides(option: str, tuning: Any) -> list[str]:
+def held_out_window_overrides(option: str, tuning: Any) -> list[str]:
     """The overrides that select the test window. ``auto`` (the default) and ``rolling`` after a sweep tuned on
     ``window=rolling``: the same cycle's held-out test span (same as_of and lengths, ``window.span=test``, its
     own seeds); ``auto`` after a fixed tuning window: test_week; any other option: that option."""

@@ -39,7 +39,7 @@ class ReportSettings:
     """``report.*`` on the command line, ``hydra.callbacks.report.*`` for the end-of-sweep report."""
 
     replications: int = 5  # paired replications per pattern (>= 2: an interval needs a spread)
-    window: str = "auto"  # the held-out window option (conf/window/); auto: see compose.test_window_overrides
+    window: str = "auto"  # the held-out window option (conf/window/); auto: see compose.held_out_window_overrides
     workers: int = 2  # simulation processes
     match_scale: bool = True  # the test window takes the tuning window's days, window.drivers and max_shift_h
     plots: bool = True
