@@ -87,6 +87,7 @@ class RollingWindowConfig(WindowConfig):
     tune_days: int = 7  # the tuning span: the tune_days before the test span
     test_days: int = 7  # the held-out test span: the test_days just before as_of
     span: str = "tune"  # tune | test: which of the two this window simulates (the report sets test)
+    cycle: str = "rolling_${.as_of}"  # names the cycle's study, MLflow and KFP experiments (one per as_of)
 
 
 @dataclass

@@ -28,7 +28,8 @@ RESOLVER = "navitune.rolling"
 
 @dataclass(frozen=True)
 class Span:
-    """One span of days, ``start`` included and ``end`` excluded (as ``window.start`` / ``window.end``)."""
+    """One span of days, ``start`` included and ``end`` excluded (as ``window.start`` / ``window.end``);
+    ``name`` is ``window.name``: rolling (the tuning span, the group option's name) or rolling_test."""
 
     name: str
     start: dt.date
@@ -74,9 +75,14 @@ def rolling_windows(as_of: Union[str, dt.date], tune_days: int = 7, test_days: i
     check_days("test_days", test_days)
     test_start = day - dt.timedelta(days=test_days)
     seed = cycle_seed(day)
-    tune = Span(f"rolling_{day.isoformat()}", test_start - dt.timedelta(days=tune_days), test_start, seed)
-    test = Span(f"rolling_test_{day.isoformat()}", test_start, day, seed + TEST_SEED_OFFSET)
+    tune = Span("rolling", test_start - dt.timedelta(days=tune_days), test_start, seed)
+    test = Span("rolling_test", test_start, day, seed + TEST_SEED_OFFSET)
     return tune, test
+
+
+def cycle_name(as_of: Union[str, dt.date]) -> str:
+    """``window.cycle``: what names the cycle's study, MLflow experiment and KFP experiment."""
+    return f"rolling_{parse_as_of(as_of).isoformat()}"
 
 
 def rolling_field(field: str, as_of: object, tune_days: object, test_days: object, span: object) -> object:

@@ -25,7 +25,8 @@ from omegaconf import OmegaConf
 from experiment.__main__ import CONF_DIR, pin_as_of
 from experiment.config import ConfigError, validate
 from experiment.report.compose import held_out_window_overrides
-from experiment.windows import MAX_SPAN_DAYS, SEEDS_PER_DAY, TEST_SEED_OFFSET, cycle_seed, rolling_windows
+from experiment.windows import (MAX_SPAN_DAYS, SEEDS_PER_DAY, TEST_SEED_OFFSET, cycle_name, cycle_seed,
+                                rolling_windows)
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_REPLICATIONS = 5  # the report's default: test seeds test.seed .. test.seed + 4
@@ -75,7 +76,8 @@ def test_spans_at_month_and_year_boundaries_and_leap_days(as_of: str, tune: tupl
     t, h = rolling_windows(as_of)
     assert (t.start.isoformat(), t.end.isoformat()) == tune
     assert (h.start.isoformat(), h.end.isoformat()) == test
-    assert (t.name, h.name) == (f"rolling_{as_of}", f"rolling_test_{as_of}")
+    assert (t.name, h.name) == ("rolling", "rolling_test")
+    assert cycle_name(as_of) == f"rolling_{as_of}"
 
 
 def test_seeds_come_from_as_of_and_never_repeat_across_cycles_or_report_replications() -> None:
@@ -113,15 +115,20 @@ def test_window_rolling_composes_the_fields_every_consumer_reads() -> None:
         assert p.seed == expected.seed and p.n_days == expected.days and p.start_weekday == expected.start.weekday()
 
 
-def test_study_names_carry_as_of_and_fixed_windows_keep_theirs() -> None:
-    cfg = compose_cfg("window=rolling", "window.as_of=2026-11-30", "demand=stats", hydra=True)
-    assert cfg.hydra.sweeper.study_name == "navitune_tokyo_central_rolling_2026-11-30_stats"
-    other = compose_cfg("window=rolling", "window.as_of=2026-12-28", "demand=stats", hydra=True)
-    assert other.hydra.sweeper.study_name == "navitune_tokyo_central_rolling_2026-12-28_stats"
+def test_study_and_experiment_names_carry_as_of_and_fixed_windows_keep_theirs() -> None:
+    from experiment.tracking.common import Settings, default_experiment
+
+    for as_of in ("2026-11-30", "2026-12-28"):
+        for span in ("tune", "test"):
+            cfg = compose_cfg("window=rolling", f"window.as_of={as_of}", f"window.span={span}", "demand=stats",
+                              hydra=True)
+            assert cfg.hydra.sweeper.study_name == f"navitune_tokyo_central_rolling_{as_of}_stats"
+            assert default_experiment(cfg, None, Settings.from_cfg(cfg)) == f"navitune_tokyo_central_rolling_{as_of}_stats"
     for window in ("tune_week", "smoke"):
         fixed = compose_cfg(f"window={window}", hydra=True)
         assert fixed.hydra.sweeper.study_name == f"navitune_tokyo_central_{window}_ml"
-        assert "as_of" not in fixed.window  # the fixed windows' schema is unchanged
+        assert default_experiment(fixed, None, Settings.from_cfg(fixed)) == f"navitune_tokyo_central_{window}_ml"
+        assert "as_of" not in fixed.window and "cycle" not in fixed.window  # the fixed windows are unchanged
 
 
 def test_as_of_defaults_to_today() -> None:
@@ -164,7 +171,7 @@ def test_the_cli_pins_today_once_as_an_override() -> None:
 
 # ------------------------------------------------------------------------------------------ the report
 def test_the_report_tests_on_the_same_cycles_test_span() -> None:
-    rolling = {"name": "rolling_2026-11-30", "as_of": "2026-11-30", "tune_days": 14, "test_days": 7}
+    rolling = {"name": "rolling", "as_of": "2026-11-30", "tune_days": 14, "test_days": 7}
     expected = ["window=rolling", "window.as_of=2026-11-30", "window.tune_days=14", "window.test_days=7",
                 "window.span=test"]
     assert held_out_window_overrides("auto", rolling) == expected
