@@ -193,7 +193,18 @@ def test_a_smoke_sized_rolling_sweep_reports_on_its_held_out_test_span(tmp_path:
          "hydra.callbacks.report.replications=2", "tracking=off"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "champion/challenger report: tuned vs production on rolling_test" in proc.stdout + proc.stderr
     (sweep,) = sorted((tmp_path / "outputs").glob("sweeps/*/*"))
+    check_rolling_report(sweep, as_of)
+    # the report's command line on the same sweep directory picks the same test span (report.window=auto)
+    (sweep / "report.json").unlink()
+    again = subprocess.run([sys.executable, "-m", "experiment.report", str(sweep), "report.replications=2"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    check_rolling_report(sweep, as_of)
+
+
+def check_rolling_report(sweep: Path, as_of: str) -> None:
     r = json.loads((sweep / "report.json").read_text())
     tune, test = rolling_windows(as_of, 1, 1)
     assert r["study"] == f"navitune_tokyo_central_rolling_{as_of}_ml"
