@@ -117,12 +117,14 @@ def test_window_rolling_composes_the_fields_every_consumer_reads() -> None:
 
 def test_study_and_experiment_names_carry_as_of_and_fixed_windows_keep_theirs() -> None:
     from experiment.tracking.common import Settings, default_experiment
+    from hydra_plugins.navitune_optuna.validation import STUDY_NAME
 
     for as_of in ("2026-11-30", "2026-12-28"):
         for span in ("tune", "test"):
             cfg = compose_cfg("window=rolling", f"window.as_of={as_of}", f"window.span={span}", "demand=stats",
                               hydra=True)
             assert cfg.hydra.sweeper.study_name == f"navitune_tokyo_central_rolling_{as_of}_stats"
+            assert STUDY_NAME.fullmatch(cfg.hydra.sweeper.study_name)  # also a KFP / MLflow experiment name
             assert default_experiment(cfg, None, Settings.from_cfg(cfg)) == f"navitune_tokyo_central_rolling_{as_of}_stats"
     for window in ("tune_week", "smoke"):
         fixed = compose_cfg(f"window={window}", hydra=True)
