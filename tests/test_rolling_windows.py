@@ -152,6 +152,11 @@ def test_bad_rolling_keys_are_one_line_naming_the_key(override: str, key: str) -
     assert text.startswith(f"navitune: invalid config {key}=") and "\n" not in text and "allowed:" in text
 
 
+def test_as_of_on_a_fixed_window_is_an_unknown_key() -> None:
+    with pytest.raises(ConfigError, match=r"^navitune: invalid config window.as_of='2026-11-30'; allowed: keys name, "):
+        validate(compose_cfg("window=tune_week", "+window.as_of=2026-11-30"))
+
+
 def test_cli_rejects_an_as_of_that_is_not_a_date_before_writing_anything(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "experiment", "window=rolling", "window.as_of=notadate",
