@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from experiment.preflight import CONF_DIR, INFO_FLAGS, preflight
+from experiment.preflight import CONF_DIR, INFO_FLAGS, pin_as_of, preflight
 
 
 @hydra.main(
@@ -32,6 +32,7 @@ def main() -> None:
     if problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2)
+    sys.argv[1:] = pin_as_of(sys.argv[1:])
     if not INFO_FLAGS & set(sys.argv[1:]):
         import experiment.app  # noqa: F401  (compiles the simulator here, before a launcher forks jobs)
     task()

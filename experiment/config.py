@@ -23,6 +23,9 @@ from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
 from experiment.sim.regions import REGIONS
 from experiment.sim.shifts import SHIFT_KINDS
+from experiment.windows import register_resolver
+
+register_resolver()  # window=rolling computes its dates with it: any reader of a navitune config imports this
 
 DEMAND_SOURCES = ("ml", "stats")
 SINKS = ("duckdb", "bigquery")
@@ -70,6 +73,18 @@ class WindowConfig:
     seed: int = 1
     drivers: Optional[int] = None  # use at most this many of the region's drivers (smoke runs)
     max_shift_h: Optional[float] = None  # cap shift length (smoke runs)
+
+
+@dataclass
+class RollingWindowConfig(WindowConfig):
+    """``window=rolling``: name, start, end and seed are computed from these (experiment.windows), so
+    everything that reads a fixed window reads a rolling one the same way."""
+
+    as_of: str = "${now:%Y-%m-%d}"  # YYYY-MM-DD; the CLI pins "today" once, as an override (see __main__)
+    tune_days: int = 7  # the tuning span: the tune_days before the test span
+    test_days: int = 7  # the held-out test span: the test_days just before as_of
+    span: str = "tune"  # tune | test: which of the two this window simulates (the report sets test)
+    cycle: str = "rolling_${.as_of}"  # names the cycle's study, MLflow and KFP experiments (one per as_of)
 
 
 @dataclass
@@ -180,6 +195,7 @@ def register_configs() -> None:
         ("tracking", TrackingConfig),
     ):
         cs.store(group=group, name=f"{group}_schema", node=node)
+    cs.store(group="window", name="rolling_window_schema", node=RollingWindowConfig)
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -206,10 +222,19 @@ def _known_keys(cfg: Any) -> None:
     """Keys added with ``+group.key=...`` pass Hydra's struct check: catch typos here."""
     for group, schema in GROUP_SCHEMAS.items():
         node = cfg.get(group) if hasattr(cfg, "get") else getattr(cfg, group)
+        schema = _node_schema(schema, node)
         allowed = [f.name for f in fields(schema)]
         for key in node.keys() if hasattr(node, "keys") else []:
             if key not in allowed:
                 _fail(f"{group}.{key}", node[key], f"keys {', '.join(allowed)}")
+
+
+def _node_schema(schema: type, node: Any) -> type:
+    """The group's schema, or the subclass its option extends (``window=rolling``: RollingWindowConfig)."""
+    from omegaconf import OmegaConf
+
+    typ = OmegaConf.get_type(node) if isinstance(node, DictConfig) else type(node)
+    return typ if isinstance(typ, type) and issubclass(typ, schema) else schema
 
 
 def validate(cfg: DictConfig | NavituneConfig) -> None:
@@ -236,6 +261,7 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     _number("demand.ml_error", d.ml_error, 0, 2, "0 <= ml_error <= 2")
     _number("demand.ml_late_prob", d.ml_late_prob, 0, 1, "0 <= ml_late_prob <= 1")
     _number("demand.patience_median_min", d.patience_median_min, 0, 240, "minutes in (0, 240]", lo_open=True)
+    _check_rolling(w)
     start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
     if end <= start:
         _fail("window.end", w.end, f"a date after window.start ({w.start})")
@@ -262,6 +288,25 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     _check_sink(s)
     _check_proxy(cfg)
     _check_tracking(cfg)
+
+
+def _check_rolling(w: Any) -> None:
+    """``window=rolling``: its own keys first, as its start, end and seed are computed from them."""
+    if not hasattr(w, "as_of"):
+        return
+    from experiment.windows import AS_OF_FORMAT, MAX_SPAN_DAYS, MAX_AS_OF, MIN_AS_OF, SPANS, check_days, parse_as_of
+
+    try:
+        parse_as_of(w.as_of)
+    except ValueError:
+        _fail("window.as_of", w.as_of, f"{AS_OF_FORMAT} between {MIN_AS_OF} and {MAX_AS_OF} (default: today)")
+    for key in ("tune_days", "test_days"):
+        try:
+            check_days(key, getattr(w, key))
+        except ValueError:
+            _fail(f"window.{key}", getattr(w, key), f"a whole number of days in [1, {MAX_SPAN_DAYS}]")
+    if w.span not in SPANS:
+        _fail("window.span", w.span, ", ".join(SPANS))
 
 
 def _check_sink(s: Any) -> None:

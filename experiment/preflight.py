@@ -290,3 +290,21 @@ def composition_error(err: Exception, argv: list[str]) -> str | None:
             allowed = "see --cfg job"
         return f"navitune: unknown config key {key}; allowed: {allowed}"
     return None
+
+
+def pin_as_of(argv: list[str]) -> list[str]:
+    """``window=rolling`` without ``window.as_of``: today, resolved once here and passed on as an override, so
+    the saved config, every job of a sweep (whenever it starts), the report and a resume all name the same
+    day, and so the same study."""
+    if INFO_FLAGS & set(argv) or any(a.lstrip("+~").startswith("window.as_of=") for a in argv):
+        return argv
+    from hydra import compose, initialize_config_dir
+
+    overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR):
+            window = compose(config_name="config", overrides=overrides).window
+        as_of = window.get("as_of") if "as_of" in window else None
+    except Exception:  # noqa: BLE001 - preflight composed the same config: nothing to pin then
+        return argv
+    return argv if as_of is None else [*argv, f"window.as_of={as_of}"]

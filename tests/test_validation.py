@@ -73,7 +73,7 @@ BAD_INPUTS = [
         "window-longer-than-28-days", ["window.start=2026-06-01", "window.end=2026-06-30"],
         "window.end", "at most 28 days after window.start",
     ),
-    ("window-option-unknown", ["window=fortnight"], "window", "smoke, test_week, tune_week"),
+    ("window-option-unknown", ["window=fortnight"], "window", "rolling, smoke, test_week, tune_week"),
     ("window-drivers-zero", ["window.drivers=0"], "window.drivers", "null or a whole number in [1, 2000000]"),
     ("window-max-shift-30h", ["window.max_shift_h=30"], "window.max_shift_h", "null or hours in (0, 24]"),
     ("window-max-shift-zero", ["window.max_shift_h=0"], "window.max_shift_h", "null or hours in (0, 24]"),

@@ -32,6 +32,9 @@ class Sweep:
 
 def load_sweep(sweep_dir: str | Path, config: DictConfig | None = None) -> Sweep:
     """The finished sweep in ``sweep_dir``: its best parameters and the config it ran with."""
+    from experiment.windows import register_resolver
+
+    register_resolver()  # a rolling window's saved dates are ${navitune.rolling:...} interpolations
     d = Path(sweep_dir)
     if not d.is_dir():
         raise ReportError(f"navitune.report: {d} is not a directory (expected a sweep directory such as "

@@ -198,7 +198,8 @@ def default_experiment(cfg: DictConfig, study: str | None, s: Settings) -> str:
         return s.experiment
     if study:
         return study
-    return f"navitune_{cfg.region.name}_{cfg.window.name}_{cfg.demand.source}"
+    window = OmegaConf.select(cfg, "window.cycle", default=None) or cfg.window.name  # rolling: one per as_of
+    return f"navitune_{cfg.region.name}_{window}_{cfg.demand.source}"
 
 
 def compiles_only(config: DictConfig) -> bool:
