@@ -391,3 +391,18 @@ def test_local_jobs_report_to_the_study_through_a_process_proxy(tmp_path: Path, 
     assert mariadb.password not in logs
     with pytest.raises(ConnectionRefusedError):  # the proxies stopped with their jobs: nothing listens there
         socket.create_connection(("127.0.0.1", proxy_port), timeout=2).close()
+
+
+def test_the_settings_take_their_defaults_from_the_one_schema() -> None:
+    """``hydra.launcher`` keys left out (a plain Hydra app, or code that builds the launcher itself) take the
+    schema's defaults, not a second set (``cpu_request`` was "1" in the schema and None in the checked settings)."""
+    from dataclasses import fields
+
+    from hydra_plugins.navitune_kfp.settings import KFPLauncherConf, check
+
+    settings, conf = check({}), KFPLauncherConf()
+    for f in fields(KFPLauncherConf):
+        if f.name in ("_target_", "tolerations", "secrets"):  # checked into tuples of typed entries
+            continue
+        assert getattr(settings, f.name) == getattr(conf, f.name), f.name
+    assert settings.cpu_request == "1" and settings.memory_limit == "2Gi"

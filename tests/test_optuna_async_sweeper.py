@@ -658,7 +658,7 @@ def test_trials_asked_ahead_only_for_a_launcher_that_waits_with_them(
 
 # ====================================================================== Ctrl-C during the bookkeeping
 def test_ctrl_c_is_held_back_during_bookkeeping_and_delivered_after() -> None:
-    from hydra_plugins.navitune_optuna._core import _HeldInterrupt
+    from hydra_plugins.navitune_optuna.interrupts import HeldInterrupt as _HeldInterrupt
 
     before = signal.getsignal(signal.SIGINT)
     done = []
@@ -685,3 +685,21 @@ def test_ctrl_c_is_held_back_during_bookkeeping_and_delivered_after() -> None:
     with _HeldInterrupt():  # no Ctrl-C: nothing happens
         pass
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# ====================================================================== the objective's name
+def test_the_objective_is_named_in_the_study(tmp_path: Path) -> None:
+    """``hydra.sweeper.metric_names``: optuna-dashboard and Optuna's plots show the name, not "Objective 0"."""
+    store = tmp_path / "study.journal"
+    r = run("sphere", tmp_path, "unused", journal(store), "hydra.sweeper.n_trials=2", "hydra.sweeper.metric_names=[distance]")
+    assert r.rc == 0, r
+    storage = JournalStorage(JournalFileBackend(str(store)))
+    assert optuna.load_study(study_name="sphere", storage=storage).metric_names == ["distance"]
+
+
+def test_a_name_per_objective_or_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "study.journal"
+    r = run("sphere", tmp_path, "unused", journal(store), "hydra.sweeper.metric_names=[a,b]")
+    assert r.rc != 0 and "hydra.sweeper.metric_names=['a', 'b']; allowed: null or 1 name(s)" in r.stderr, r
+    assert not store.exists()  # refused before the study was written
+

@@ -154,7 +154,7 @@ def test_a_job_forked_while_the_sweeper_holds_ctrl_c_back_still_takes_ctrl_c(tmp
     the job must still get Python's own handler (Ctrl-C = KeyboardInterrupt), not the sweeper's."""
     import signal
 
-    from hydra_plugins.navitune_optuna._core import _HeldInterrupt
+    from hydra_plugins.navitune_optuna.interrupts import HeldInterrupt as _HeldInterrupt
 
     with composed(tmp_path, "x: 0\n") as (cfg, ctx):
         def task(c):

@@ -103,7 +103,7 @@ def test_the_shared_package_imports_nothing_heavy() -> None:
 def test_the_former_maskers_are_the_shared_one() -> None:
     """The places that had a hand-written masker of their own mask every form now."""
     from experiment.notify.slack import _mask as slack_mask
-    from experiment.report import _mask as report_mask
+    from experiment.report._util import _mask as report_mask
     from experiment.tracking.common import mask
     from hydra_plugins.navitune_kfp.settings import fail
     from hydra_plugins.navitune_shared.storage import describe as _describe

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from hydra.errors import CompactHydraException
 from hydra_plugins.navitune_shared.redact import redact, without_userinfo
@@ -78,41 +78,84 @@ class SecretEnv:
 
 @dataclass(frozen=True)
 class LauncherSettings:
-    """Validated ``hydra.launcher`` values (see ``KFPLauncherConf`` for what each one means)."""
+    """Validated ``hydra.launcher`` values (see :class:`KFPLauncherConf` for what each one means and its default);
+    made only by :func:`check`."""
 
-    backend: str = "local"
-    host: str | None = None
-    namespace: str | None = None
-    experiment: str | None = None
-    pipeline_name: str | None = None
-    image: str = "navitune-job:latest"
-    image_pull_policy: str | None = None
-    service_account: str | None = None
-    cpu_request: str | None = None
-    cpu_limit: str | None = None
-    memory_request: str | None = None
-    memory_limit: str | None = None
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Toleration, ...] = ()
-    secrets: tuple[SecretEnv, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    pod_labels: Mapping[str, str] = field(default_factory=dict)
-    pod_annotations: Mapping[str, str] = field(default_factory=dict)
-    pipeline_root: str | None = None
-    timeout_s: float | None = None
-    poll_interval: float = 10.0
-    n_jobs: int = 2
-    compile_only: bool = False
-    api_retries: int = 6
-    api_backoff_s: float = 1.0
-    auth_token_env: str | None = None
-    ssl_ca_cert: str | None = None
+    backend: str
+    host: str | None
+    namespace: str | None
+    experiment: str | None
+    pipeline_name: str | None
+    image: str
+    image_pull_policy: str | None
+    service_account: str | None
+    cpu_request: str | None
+    cpu_limit: str | None
+    memory_request: str | None
+    memory_limit: str | None
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Toleration, ...]
+    secrets: tuple[SecretEnv, ...]
+    env: Mapping[str, str]
+    pod_labels: Mapping[str, str]
+    pod_annotations: Mapping[str, str]
+    pipeline_root: str | None
+    timeout_s: float | None
+    poll_interval: float
+    n_jobs: int
+    compile_only: bool
+    api_retries: int
+    api_backoff_s: float
+    auth_token_env: str | None
+    ssl_ca_cert: str | None
+    verify_ssl: bool
+    ui_host: str | None
+    cancel_on_shutdown: bool
+
+
+@dataclass
+class KFPLauncherConf:
+    _target_: str = "hydra_plugins.navitune_kfp.kfp_launcher.KFPLauncher"
+    backend: str = "local"  # local: kfp.local on this machine | remote: a KFP API (kfp.Client)
+    host: Optional[str] = None  # remote: the KFP API URL, e.g. http://localhost:8080 after a port-forward
+    namespace: Optional[str] = None  # remote, multi-user KFP: the profile namespace
+    experiment: Optional[str] = None  # KFP experiment of the sweep's runs; null: the study name (or job name)
+    pipeline_name: Optional[str] = None  # null: derived from the experiment (lowercase, '-')
+    image: str = "navitune-job:latest"  # the job image (`make image`); remote runs need it pushed to a registry
+    image_pull_policy: Optional[str] = None  # Always | IfNotPresent | Never
+    service_account: Optional[str] = None  # Kubernetes service account of the run's pods (e.g. Workload Identity)
+    # one simulation needs one core and well under 1 GiB; requests = limits gives the pod Guaranteed QoS
+    cpu_request: Optional[str] = "1"
+    cpu_limit: Optional[str] = "1"
+    memory_request: Optional[str] = "2Gi"
+    memory_limit: Optional[str] = "2Gi"
+    node_selector: Dict[str, str] = field(default_factory=dict)  # e.g. {cloud.google.com/gke-nodepool: simulators}
+    tolerations: List[Dict[str, Any]] = field(default_factory=list)  # {key, operator, value, effect, toleration_seconds}
+    secrets: List[Dict[str, Any]] = field(default_factory=list)  # {secret_name, secret_key_to_env: {key: ENV}, optional}
+    env: Dict[str, str] = field(default_factory=dict)  # plain (non-secret) environment variables of the job
+    pod_labels: Dict[str, str] = field(default_factory=dict)
+    pod_annotations: Dict[str, str] = field(default_factory=dict)
+    pipeline_root: Optional[str] = None  # remote: where KFP keeps outputs (e.g. gs://bucket/kfp); null: the default
+    timeout_s: Optional[float] = None  # a run longer than this is terminated and its job fails
+    poll_interval: float = 10.0  # remote: seconds between two looks at a run's state
+    n_jobs: int = 2  # runs in flight at once
+    compile_only: bool = False  # write <sweep dir>/pipeline.yaml and submit nothing
+    api_retries: int = 6  # remote: retries of an API call that failed with HTTP 5xx / 429 / no connection
+    api_backoff_s: float = 1.0  # first pause between retries; doubles each time (at most 60 s)
+    auth_token_env: Optional[str] = None  # remote: NAME of an environment variable holding a bearer token
+    ssl_ca_cert: Optional[str] = None
     verify_ssl: bool = True
-    ui_host: str | None = None
-    cancel_on_shutdown: bool = False
+    ui_host: Optional[str] = None  # for the run links in the log; null: host
+    cancel_on_shutdown: bool = False  # remote: terminate in-flight runs when the sweep stops (else re-attachable)
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _defaults() -> dict[str, Any]:
+    """The schema's defaults: the one place they are written."""
+    return {f.name: f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+            for f in fields(KFPLauncherConf) if f.name != "_target_"}
+
+
 def _plain(value: Any) -> Any:
     """Plain Python values from OmegaConf containers (the launcher gets DictConfig / ListConfig nodes)."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -297,12 +340,14 @@ def ui_base(settings: LauncherSettings) -> str | None:
 
 # ------------------------------------------------------------------------------------------- check
 def check(raw: Mapping[str, Any]) -> LauncherSettings:
-    """Validate the launcher's keyword arguments; raise :class:`KFPConfigError` (one line) on the first problem."""
-    backend = raw.get("backend", "local")
+    """Validate the launcher's keyword arguments (a missing one takes :class:`KFPLauncherConf`'s default); raise
+    :class:`KFPConfigError` (one line) on the first problem."""
+    raw = {**_defaults(), **dict(raw)}
+    backend = raw.get("backend")
     if backend not in BACKENDS:
         raise fail("backend", backend, ", ".join(BACKENDS))
     host = raw.get("host")
-    compile_only = raw.get("compile_only", False)
+    compile_only = raw.get("compile_only")
     if not isinstance(compile_only, bool):
         raise fail("compile_only", compile_only, "true or false")
     if backend == "remote" and not compile_only:  # compile_only talks to no API
@@ -310,7 +355,7 @@ def check(raw: Mapping[str, Any]) -> LauncherSettings:
             raise fail("host", host, "the KFP API URL (http(s)://host[:port][/path]) when backend=remote")
     elif host is not None and not isinstance(host, str):
         raise fail("host", host, "null or the KFP API URL")
-    image = raw.get("image", "navitune-job:latest")
+    image = raw.get("image")
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
         raise fail("image", image, "a container image reference, e.g. "
                    "us-docker.pkg.dev/<project>/<repo>/navitune-job:0.1.0 (see `make image`)")
@@ -330,10 +375,10 @@ def check(raw: Mapping[str, Any]) -> LauncherSettings:
                          "null or the NAME of an environment variable holding a bearer token", ENV_NAME)
     if backend == "remote" and not compile_only and token_env and not os.environ.get(token_env):
         raise fail("auth_token_env", token_env, "an environment variable that is set (it holds the token)")
-    verify_ssl = raw.get("verify_ssl", True)
+    verify_ssl = raw.get("verify_ssl")
     if not isinstance(verify_ssl, bool):
         raise fail("verify_ssl", verify_ssl, "true or false")
-    cancel = raw.get("cancel_on_shutdown", False)
+    cancel = raw.get("cancel_on_shutdown")
     if not isinstance(cancel, bool):
         raise fail("cancel_on_shutdown", cancel, "true or false")
     return LauncherSettings(
@@ -357,11 +402,11 @@ def check(raw: Mapping[str, Any]) -> LauncherSettings:
         pipeline_root=_opt_str("pipeline_root", raw.get("pipeline_root"),
                                "null or a URI such as gs://<bucket>/kfp", re.compile(r"[a-z][a-z0-9+.-]*://\S+")),
         timeout_s=_positive("timeout_s", raw.get("timeout_s"), "null or seconds > 0", optional=True),
-        poll_interval=float(_positive("poll_interval", raw.get("poll_interval", 10.0), "seconds > 0")),  # type: ignore[arg-type]
-        n_jobs=_whole("n_jobs", raw.get("n_jobs", 2), 1, "a whole number > 0"),
+        poll_interval=float(_positive("poll_interval", raw.get("poll_interval"), "seconds > 0")),  # type: ignore[arg-type]
+        n_jobs=_whole("n_jobs", raw.get("n_jobs"), 1, "a whole number > 0"),
         compile_only=compile_only,
-        api_retries=_whole("api_retries", raw.get("api_retries", 6), 0, "a whole number >= 0"),
-        api_backoff_s=float(_positive("api_backoff_s", raw.get("api_backoff_s", 1.0), "seconds > 0")),  # type: ignore[arg-type]
+        api_retries=_whole("api_retries", raw.get("api_retries"), 0, "a whole number >= 0"),
+        api_backoff_s=float(_positive("api_backoff_s", raw.get("api_backoff_s"), "seconds > 0")),  # type: ignore[arg-type]
         auth_token_env=token_env,
         ssl_ca_cert=_opt_str("ssl_ca_cert", raw.get("ssl_ca_cert"), "null or the path of a CA bundle"),
         verify_ssl=verify_ssl,

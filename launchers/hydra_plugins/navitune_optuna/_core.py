@@ -29,13 +29,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import math
 import os
 import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import optuna
@@ -54,6 +52,10 @@ from hydra_plugins.navitune_shared.storage import DiskReserve, claim, describe, 
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from .failures import disk_full, error_line, objective_values, quiet_full_disk_logging, signature
+from .interrupts import HeldInterrupt
+from .progress import Progress, best_value
+from .results_files import write_results
 from .validation import check_settings, quote
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class AsyncOptunaSweeperImpl:
         enqueue: Sequence[dict[str, Any]],
         stale_after_s: float,
         progress: bool,
+        metric_names: Sequence[str] | None = None,
     ) -> None:
         check_settings(study_name=study_name, direction=direction, storage=storage, pruner=pruner, sampler=sampler)
         if not isinstance(n_trials, int) or n_trials <= 0:
@@ -137,6 +140,10 @@ class AsyncOptunaSweeperImpl:
         self.stale_after_s = float(stale_after_s)
         self.heartbeat_every = min(self.stale_after_s / 3, 30.0)  # several heartbeats per stale_after_s
         self.progress = progress
+        self.metric_names = None if metric_names is None else [str(n) for n in metric_names]
+        n_directions = len(direction) if OmegaConf.is_list(direction) or isinstance(direction, (list, tuple)) else 1
+        if self.metric_names is not None and len(self.metric_names) != n_directions:
+            _fail("metric_names", self.metric_names, f"null or {n_directions} name(s), one per direction")
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._first_failure: str | None = None  # "trial N: why", for the line a stopped sweep ends with
 
@@ -181,14 +188,14 @@ class AsyncOptunaSweeperImpl:
             self._shutdown_launcher()
             return
         self._reserve = DiskReserve.for_storage(self.storage_setting, self.owner)
-        _quiet_full_disk_logging()
+        quiet_full_disk_logging()
         try:
             self._open_and_run(sampler, space, fixed, fixed_overrides, directions)
         except OSError as err:  # the study's storage itself could not be written
-            if not _disk_full(err):
+            if not disk_full(err):
                 raise
             raise _DiskFull(f"optuna_async: the disk is full: cannot write the study "
-                            f"({describe(self.storage_setting)}): {_error_line(err)}") from None
+                            f"({describe(self.storage_setting)}): {error_line(err)}") from None
         finally:
             self._reserve.release()
 
@@ -202,6 +209,8 @@ class AsyncOptunaSweeperImpl:
         )
         self.study, self.space, self.fixed, self.fixed_overrides = study, space, fixed, fixed_overrides
         self.directions = directions
+        if self.metric_names is not None and study.metric_names != self.metric_names:
+            study.set_metric_names(self.metric_names)
         ordinal = self._claim_ordinal(study)
         study.sampler = self._own_stream(study.sampler, ordinal, space)
         log.info(f"Study {study.study_name!r} ({describe(self.storage_setting)}), sampler "
@@ -209,16 +218,30 @@ class AsyncOptunaSweeperImpl:
                  f"{f', sweeper #{ordinal} on it' if ordinal else ''}")
         self._enqueue_baselines(study)
         self._in_flight: dict[Future, _Slot] = {}
+        display = Progress(self.n_trials, self.progress)
         try:
-            self._run(study)
+            self._run(study, display)
         except BaseException as err:
-            disk_full = isinstance(err, _DiskFull) or (isinstance(err, OSError) and _disk_full(err))
-            if disk_full:
+            full = isinstance(err, _DiskFull) or (isinstance(err, OSError) and disk_full(err))
+            if full:
                 self._reserve.release()  # room for the bookkeeping below
-            self._stop_in_flight(study, requeue=disk_full or isinstance(err, KeyboardInterrupt))
+            self._stop_in_flight(study, requeue=full or isinstance(err, KeyboardInterrupt))
             raise
+        finally:
+            self._last_progress(study, display)
         self._shutdown_launcher()
-        self._write_results(study)
+        write_results(study, self.config, self.directions, self._count(study.get_trials(deepcopy=False)))
+
+    def _last_progress(self, study: optuna.Study, display: Progress) -> None:
+        """The display's last word is the study's state once the sweep has ended or stopped (its trials in
+        flight told), not the state before the last results came in."""
+        try:
+            trials = study.get_trials(deepcopy=False)
+            display.update(self._count(trials), best_value(trials, self.directions), display.elapsed())
+        except Exception:  # noqa: BLE001 - a storage that fails here already said so; the display just ends
+            pass
+        finally:
+            display.close()
 
     # ----------------------------------------------------------------------------- bookkeeping
     def _live(self, t: FrozenTrial) -> bool:
@@ -342,7 +365,7 @@ class AsyncOptunaSweeperImpl:
         try:
             return self._prepare(study, trial)
         except OSError as err:  # e.g. a full disk under the journal: not left RUNNING, never in flight
-            if _disk_full(err):
+            if disk_full(err):
                 self._reserve.release()
             self._stop_slot(study, _Slot(trial, [], dict(trial.user_attrs)), requeue=False)
             raise
@@ -363,72 +386,67 @@ class AsyncOptunaSweeperImpl:
                       f"++hydra.job.env_set.{ENV_ORIGIN}={origin}"]
         return _Slot(trial, overrides, attrs)
 
-    def _run(self, study: optuna.Study) -> None:
+    def _run(self, study: optuna.Study, display: Progress) -> None:
         submit = self.launcher.submit if isinstance(self.launcher, AsyncLauncher) else None
         ahead = self._ahead() if submit is not None else 0
         in_flight = self._in_flight
         final_failures = 0
         allowed_failures = int(self.max_failure_rate * self.n_trials)
         job_idx = 0
-        t_start = time.monotonic()
-        next_heartbeat = t_start + self.heartbeat_every
-        display = _Progress(self.n_trials, self.progress)
-        hold = _HeldInterrupt()
-        try:
-            while True:
-                # bookkeeping with Ctrl-C held back: an interrupt between asking a trial and recording it in
-                # flight (or between taking a result and telling it) would leave that trial RUNNING
-                with hold:
+        next_heartbeat = time.monotonic() + self.heartbeat_every
+        hold = HeldInterrupt()
+        while True:
+            # bookkeeping with Ctrl-C held back: an interrupt between asking a trial and recording it in
+            # flight (or between taking a result and telling it) would leave that trial RUNNING
+            with hold:
+                trials = study.get_trials(deepcopy=False)
+                if self._recover_stale(study, trials):
                     trials = study.get_trials(deepcopy=False)
-                    if self._recover_stale(study, trials):
-                        trials = study.get_trials(deepcopy=False)
-                    counts = self._count(trials)
-                    waiting = self.launcher.prepared if isinstance(self.launcher, PreparingLauncher) else 0  # set up ahead
-                    display.update(dict(counts, running=max(0, counts["running"] - waiting)),
-                                   _best(trials, self.directions), time.monotonic() - t_start)
-                    room = self.n_trials - counts["finished"] - counts["running"]
-                    batch: list[_Slot] = []
-                    while room > 0 and len(in_flight) + len(batch) < self.n_jobs + ahead:
-                        slot = self._next_trial(study)
-                        if slot is None:
-                            break
-                        batch.append(slot)
-                        room -= 1
-                    pending: list[Future] = []
-                    if batch and submit is not None:
-                        for slot in batch:
-                            in_flight[submit(slot.overrides, job_idx)] = slot
-                            job_idx += 1
-                    elif batch:  # a launcher without submit(): one batch at a time (launched below)
-                        pending = [Future() for _ in batch]
-                        in_flight.update(zip(pending, batch))
-                if pending:  # interruptible: the batch is in flight, so a stop fails its trials
-                    rets = self.launcher.launch([s.overrides for s in batch], initial_job_idx=job_idx)
-                    job_idx += len(rets)
-                    for done, ret in zip(pending, rets):
-                        done.set_result(ret)
-                if not in_flight:
-                    if counts["running"] == 0 and not batch:
+                counts = self._count(trials)
+                waiting = self.launcher.prepared if isinstance(self.launcher, PreparingLauncher) else 0  # set up ahead
+                display.update(dict(counts, running=max(0, counts["running"] - waiting)),
+                               best_value(trials, self.directions), display.elapsed())
+                room = self.n_trials - counts["finished"] - counts["running"]
+                batch: list[_Slot] = []
+                while room > 0 and len(in_flight) + len(batch) < self.n_jobs + ahead:
+                    slot = self._next_trial(study)
+                    if slot is None:
                         break
-                    time.sleep(min(1.0, self.stale_after_s / 4))  # other sweepers' trials: wait for them
-                    continue
-                timeout = max(0.0, min(next_heartbeat - time.monotonic(), self.stale_after_s / 4, 10.0))
-                finished, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
-                with hold:
-                    if time.monotonic() >= next_heartbeat:
-                        self._heartbeat(study, [s.trial for s in in_flight.values()])
-                        next_heartbeat = time.monotonic() + self.heartbeat_every
-                    for fut in finished:
-                        slot = in_flight[fut]
-                        ret = fut.result()
-                        outcome = self._tell(study, slot, ret)
-                        del in_flight[fut]
-                        if outcome == "failed":
-                            final_failures += 1
-                            if final_failures > allowed_failures:
-                                raise SweepStopped(self._too_many_failures(study, final_failures, allowed_failures))
-        finally:
-            display.close()
+                    batch.append(slot)
+                    room -= 1
+                pending: list[Future] = []
+                if batch and submit is not None:
+                    for slot in batch:
+                        in_flight[submit(slot.overrides, job_idx)] = slot
+                        job_idx += 1
+                elif batch:  # a launcher without submit(): one batch at a time (launched below)
+                    pending = [Future() for _ in batch]
+                    in_flight.update(zip(pending, batch))
+            if pending:  # interruptible: the batch is in flight, so a stop fails its trials
+                rets = self.launcher.launch([s.overrides for s in batch], initial_job_idx=job_idx)
+                job_idx += len(rets)
+                for done, ret in zip(pending, rets):
+                    done.set_result(ret)
+            if not in_flight:
+                if counts["running"] == 0 and not batch:
+                    break
+                time.sleep(min(1.0, self.stale_after_s / 4))  # other sweepers' trials: wait for them
+                continue
+            timeout = max(0.0, min(next_heartbeat - time.monotonic(), self.stale_after_s / 4, 10.0))
+            finished, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+            with hold:
+                if time.monotonic() >= next_heartbeat:
+                    self._heartbeat(study, [s.trial for s in in_flight.values()])
+                    next_heartbeat = time.monotonic() + self.heartbeat_every
+                for fut in finished:
+                    slot = in_flight[fut]
+                    ret = fut.result()
+                    outcome = self._tell(study, slot, ret)
+                    del in_flight[fut]
+                    if outcome == "failed":
+                        final_failures += 1
+                        if final_failures > allowed_failures:
+                            raise SweepStopped(self._too_many_failures(study, final_failures, allowed_failures))
 
     def _ahead(self) -> int:
         """Trials to ask for ahead of a free slot: as many as the launcher sets up ahead while its slots are
@@ -476,7 +494,7 @@ class AsyncOptunaSweeperImpl:
             if _tell(study, slot.trial, state=TrialState.FAIL) and requeue:
                 self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
         except OSError as err:
-            log.error(f"Trial {slot.trial.number}: cannot record that it stopped ({_error_line(err)}); the next "
+            log.error(f"Trial {slot.trial.number}: cannot record that it stopped ({error_line(err)}); the next "
                       f"sweep on this study fails it and runs it again")
 
     def _shutdown_launcher(self) -> None:
@@ -491,25 +509,25 @@ class AsyncOptunaSweeperImpl:
         attempt = int(attrs.get(ATTEMPT, 0))
         if ret.status == JobStatus.COMPLETED:
             try:
-                values = _values(ret.return_value, len(self.directions))
+                values = objective_values(ret.return_value, len(self.directions))
             except ValueError as err:  # it ran to its end: it would return the same again, no retry
                 return self._failed_for_good(study, trial, f"the job {err}")
             return "complete" if _tell(study, trial, values=values) else "lost"
         error = ret._return_value
         if type(error).__name__ == "TrialPruned":
             return "pruned" if _tell(study, trial, state=TrialState.PRUNED) else "lost"
-        text = _error_line(error)
-        if _disk_full(error):
+        text = error_line(error)
+        if disk_full(error):
             log.warning(f"Trial {trial.number} (attempt {attempt + 1}) stopped: {text}")
             raise _DiskFull(f"optuna_async: the disk is full (trial {trial.number}: {text}): stopping the sweep; "
                             f"its trials in flight run again when the same command runs with room on the disk")
-        signature = _signature(error)
-        if attrs.get(LAST_ERROR) == signature:
+        sig = signature(error)
+        if attrs.get(LAST_ERROR) == sig:
             return self._failed_for_good(study, trial, f"failed the same way twice: {text}", attempt)
         log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed: {text}")
         if not _tell(study, trial, state=TrialState.FAIL):
             return "lost"
-        if self._enqueue_again(study, trial.number, trial.params, attrs, error=signature):
+        if self._enqueue_again(study, trial.number, trial.params, attrs, error=sig):
             return "retried"
         self._first_failure = self._first_failure or f"trial {trial.number}: {text}"
         return "failed"
@@ -528,42 +546,6 @@ class AsyncOptunaSweeperImpl:
                 pass
 
     # ------------------------------------------------------------------------------- results
-    def _write_results(self, study: optuna.Study) -> None:
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        counts = self._count(study.get_trials(deepcopy=False))
-        if counts["complete"] == 0:
-            log.warning("No trial completed: nothing to report")
-            return
-        if len(self.directions) < 2:
-            best = study.best_trial
-            results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
-            log.info(f"Best parameters: {best.params}")
-            log.info(f"Best value: {best.value}")
-            self._write_best_groups(sweep_dir, best.params)
-        else:
-            results = {"name": "optuna",
-                       "solutions": [{"params": t.params, "values": t.values} for t in study.best_trials]}
-        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
-
-    def _write_best_groups(self, sweep_dir: Path, params: dict[str, Any]) -> None:
-        """For each config group the search space tunes (``policy.gamma`` -> ``policy``), write
-        ``best_<group>.yaml``: the group's current option plus the best values, usable as an option."""
-        choices = OmegaConf.to_container(self.config.hydra.runtime.choices) or {}
-        groups: dict[str, dict[str, Any]] = {}
-        for name, value in params.items():
-            head, _, rest = name.partition(".")
-            if rest and head in choices:
-                groups.setdefault(head, {})[rest] = value
-        for group, values in groups.items():
-            node = OmegaConf.create({"defaults": [str(choices[group]), "_self_"]})
-            for key, value in values.items():
-                OmegaConf.update(node, key, value, force_add=True)
-            if "name" not in values:
-                OmegaConf.update(node, "name", f"tuned_{self.study.study_name}", force_add=True)
-            OmegaConf.save(node, sweep_dir / f"best_{group}.yaml")
-
-
 # --------------------------------------------------------------------------------------- helpers
 def _explain(overrides: list[str], err: BaseException) -> str:
     """One line naming the bad override and why."""
@@ -594,75 +576,6 @@ def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:
     return True
 
 
-def _values(value: Any, n: int) -> list[float]:
-    """The objective values of a job's return value; ValueError says what it returned and what the study
-    takes (one number per objective, not NaN: Optuna would fail such a trial itself)."""
-    expected = "one number" if n == 1 else f"{n} numbers (one per objective)"
-    shown = repr(value)
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    if n == 1 and isinstance(value, (list, tuple)):
-        raise ValueError(f"returned {len(value)} values ({shown}); the study takes {expected}")
-    try:
-        if n > 1 and isinstance(value, (str, bytes)):
-            raise TypeError("a text is not a sequence of values")
-        values = [float(value)] if n == 1 else [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise ValueError(f"returned {shown}; the study takes {expected}") from None
-    if len(values) != n:
-        raise ValueError(f"returned {len(values)} values ({shown}); the study takes {expected}")
-    if any(math.isnan(v) for v in values):
-        raise ValueError(f"returned {shown}; the study takes {expected}, not NaN")
-    return values
-
-
-def _error_line(error: BaseException | None) -> str:
-    """``Type: first line of the message`` of a job's error."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _signature(error: BaseException | None) -> str:
-    """What two attempts failing "the same way" share: the error's type and message, digits aside (a
-    message may name a job's directory or process id)."""
-    import re
-
-    text = re.sub(r"\d+", "#", f"{type(error).__name__}: {error}")
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def _disk_full(error: BaseException | None) -> bool:
-    """Did the job run out of disk space (ENOSPC, or EDQUOT: a quota) anywhere in its error's chain?"""
-    import errno
-
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return False
-
-
-def _quiet_full_disk_logging() -> None:
-    """A log file on a full disk makes Python's logging print a traceback for every record, in the sweeper
-    and (inherited at the fork) in each job: such errors are dropped, the sweep says "disk full" once.
-    Other logging errors are reported as before."""
-    original = logging.Handler.handleError
-    if getattr(original, "_navitune", False):
-        return
-
-    def handle_error(self: logging.Handler, record: logging.LogRecord) -> None:
-        import sys
-
-        if not _disk_full(sys.exc_info()[1]):
-            original(self, record)
-
-    handle_error._navitune = True  # type: ignore[attr-defined]
-    logging.Handler.handleError = handle_error  # type: ignore[method-assign]
-
-
 def _stream_seed(seed: int, ordinal: int) -> int:
     """The sampler seed of the ``ordinal``-th sweeper on a study: ``seed`` itself for the first, then
     independent streams derived from it (NumPy's SeedSequence spawning)."""
@@ -671,17 +584,6 @@ def _stream_seed(seed: int, ordinal: int) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence(entropy=abs(seed), spawn_key=(ordinal,)).generate_state(1)[0])
-
-
-def _best(trials: Sequence[FrozenTrial], directions: list[Any]) -> float | None:
-    """The best value among completed trials (single objective), from a trial list already at hand."""
-    if len(directions) != 1:
-        return None
-    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if not values:
-        return None
-    maximize = str(directions[0]).lower() == "maximize"  # names, as hydra-optuna-sweeper gives them
-    return float(max(values) if maximize else min(values))
 
 
 def _alive(pid: int) -> bool:
@@ -694,105 +596,3 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class _Progress:
-    """A live rich table on a terminal (finished with a bar, running, failed, pruned, best, ETA); one log
-    line per change elsewhere (logs, CI). The ETA counts only trials finished by this run."""
-
-    def __init__(self, n_trials: int, enabled: bool) -> None:
-        self.n_trials = n_trials
-        self.enabled = enabled
-        self.live = None
-        self.last: str | None = None
-        self.done_at_start: int | None = None
-        if enabled:
-            from rich.console import Console
-
-            console = Console(stderr=True)
-            if console.is_terminal:
-                from rich.live import Live
-
-                self.live = Live(console=console, refresh_per_second=4, transient=False)
-                self.live.start()
-
-    def update(self, counts: dict[str, int], best: float | None, elapsed: float) -> None:
-        if not self.enabled:
-            return
-        done = counts["finished"]
-        if self.done_at_start is None:
-            self.done_at_start = done
-        new = done - self.done_at_start
-        eta = f"{elapsed / new * (self.n_trials - done):.0f} s" if new > 0 else "-"
-        best_text = "-" if best is None else f"{best:.6g}"
-        line = (f"finished {done}/{self.n_trials} (pruned {counts['pruned']}), running {counts['running']}, "
-                f"failed {counts['failed']}, best {best_text}, ETA {eta}")
-        if self.live is not None:
-            self.live.update(self._table(counts, best_text, elapsed, eta))
-        elif line != self.last:
-            log.info(line)
-        self.last = line
-
-    def _table(self, counts: dict[str, int], best: str, elapsed: float, eta: str) -> Any:
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-
-        table = Table(title="optuna_async", title_justify="left", expand=False)
-        for column in ("finished", "", "running", "failed", "pruned", "best", "elapsed", "ETA"):
-            table.add_column(column, justify="right")
-        table.add_row(
-            f"{counts['finished']}/{self.n_trials}",
-            ProgressBar(total=self.n_trials, completed=counts["finished"], width=24),
-            str(counts["running"]), str(counts["failed"]), str(counts["pruned"]), best, f"{elapsed:.0f} s", eta,
-        )
-        return table
-
-    def close(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-
-
-class _HeldInterrupt:
-    """Holds Ctrl-C (SIGINT) back for the duration of a ``with`` block and delivers it at the block's end.
-
-    The sweeper's bookkeeping (ask, owner write, submit, tell) must not be cut in half: a trial asked but not
-    yet recorded in flight would stay RUNNING after the sweep stopped. The sweeper spends nearly all its time
-    waiting for jobs, outside these blocks, where an interrupt arrives at once; a second Ctrl-C inside a block
-    (a storage call that hangs) goes through at once. Only the main thread can install signal handlers, and a
-    handler installed outside Python cannot be restored: then this does nothing.
-    """
-
-    def __init__(self) -> None:
-        self._previous: Any = None
-        self._received: tuple[int, Any] | None = None
-        self._active = False
-
-    def __enter__(self) -> "_HeldInterrupt":
-        import signal
-        import threading
-
-        self._received = None
-        self._active = (threading.current_thread() is threading.main_thread()
-                        and signal.getsignal(signal.SIGINT) is not None)
-        if self._active:
-            self._previous = signal.signal(signal.SIGINT, self._hold)
-        return self
-
-    def _hold(self, signum: int, frame: Any) -> None:
-        if self._received is not None:  # pressed again: the user means it
-            raise KeyboardInterrupt
-        self._received = (signum, frame)
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        import signal
-
-        if not self._active:
-            return
-        signal.signal(signal.SIGINT, self._previous)
-        received, self._received = self._received, None
-        if received is None or exc_type is KeyboardInterrupt:
-            return
-        if exc_type is not None:  # the block failed after Ctrl-C: still an interrupt (its trials run again)
-            raise KeyboardInterrupt from exc
-        if callable(self._previous):
-            self._previous(*received)  # Python's default handler raises KeyboardInterrupt here
-        elif self._previous != signal.SIG_IGN:
-            raise KeyboardInterrupt

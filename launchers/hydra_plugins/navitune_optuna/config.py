@@ -39,6 +39,9 @@ class AsyncOptunaSweeperConf:
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     stale_after_s: float = 300.0  # a RUNNING trial of a dead sweeper (or silent this long) is failed and retried
     progress: bool = True  # live progress display (rich)
+    # names of the objectives (one per direction), shown by optuna-dashboard and Optuna's plots instead of
+    # "Objective 0"; null: unnamed
+    metric_names: list[str] | None = None
 
 
 ConfigStore.instance().store(
