@@ -22,7 +22,7 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.navitune_launchers._job_runner import run_job_in_fork
-from hydra_plugins.navitune_launchers._sweep_config import SweepConfigFactory, parse_simple
+from hydra_plugins.navitune_shared.sweep_config import SweepConfigFactory, parse_simple
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_APP = ROOT / "experiment" / "bench" / "apps"

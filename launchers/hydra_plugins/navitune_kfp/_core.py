@@ -129,7 +129,7 @@ class KFPLauncherCore:
         job costs 100-200 ms of the sweeper's thread."""
         if self._configs is None:
             try:
-                from hydra_plugins.navitune_launchers._sweep_config import SweepConfigFactory
+                from hydra_plugins.navitune_shared.sweep_config import SweepConfigFactory
             except ImportError:
                 self._configs = False
             else:

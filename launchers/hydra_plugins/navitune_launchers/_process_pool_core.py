@@ -34,7 +34,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from ._job_runner import run_job_in_fork
-from ._sweep_config import SweepConfigFactory
+from hydra_plugins.navitune_shared.sweep_config import SweepConfigFactory
 
 log = logging.getLogger(__name__)
 _FORK = mp.get_context("fork")
