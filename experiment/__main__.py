@@ -196,6 +196,10 @@ def composition_error(err: Exception, argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["champion"]:  # navitune champion init|show|history|promote|rollback|decide
+        from experiment.registry.cli import main as champion
+
+        raise SystemExit(champion(sys.argv[2:]))
     problem = preflight(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)
