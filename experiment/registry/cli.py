@@ -31,11 +31,8 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--promotion", choices=("auto", "manual"), help="decide: override registry.promotion")
     p.add_argument("--reason", default="", help="promote/rollback: why (recorded in the version tags)")
     p.add_argument("--json", action="store_true", help="show/history/decide: one JSON object")
-    args, rest = p.parse_known_args(list(argv))
-    overrides = [a for a in rest if "=" in a and not a.startswith("-")]
-    unknown = [a for a in rest if a not in overrides]
-    if unknown:
-        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    args = p.parse_args([a for a in argv if a not in overrides])
     if args.region:
         overrides.append(f"region={args.region}")
     return args, overrides
@@ -55,7 +52,7 @@ def compose(overrides: list[str]) -> DictConfig:
         raise RegistryError(problem)
     register_configs()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        with initialize_config_dir(config_dir=str(CONF_DIR)):
             return hydra_compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise RegistryError(f"navitune champion: {str(err.__cause__ or err).splitlines()[0]}") from None

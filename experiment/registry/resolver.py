@@ -83,8 +83,9 @@ def register_resolvers() -> None:
     """Idempotent (``replace=True``): register_configs may run more than once per process."""
     from omegaconf import OmegaConf
 
-    OmegaConf.register_new_resolver("navitune_champion", champion_value, replace=True)
-    OmegaConf.register_new_resolver("navitune_baseline", baseline_value, replace=True)
+    register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+    register("navitune_champion", champion_value, replace=True)
+    register("navitune_baseline", baseline_value, replace=True)
 
 
 def champion_policy(region: str, uri: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,7 @@ class Registry:
             from experiment.tracking.common import client, prepare, probe
 
             prepare(self.settings)
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per command
             try:
                 probe(self.settings)
                 self._client = client(self.settings)
