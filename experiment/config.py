@@ -300,10 +300,12 @@ def _check_registry(cfg: Any) -> None:
 
     try:
         OmegaConf.to_container(cfg.policy, resolve=True)
-    except InterpolationResolutionError as err:
-        cause = err.__cause__
-        if isinstance(cause, ConfigError):
-            raise ConfigError(str(cause)) from None
+    except InterpolationResolutionError:
+        from experiment.registry.resolver import take_error
+
+        problem = take_error()
+        if problem:
+            raise ConfigError(problem) from None
         raise
 
 

@@ -147,14 +147,15 @@ def test_policy_champion_without_a_champion_is_one_line_and_writes_nothing(tmp_p
 
 
 # ----------------------------------------------------------------------------------- the decision
-def sweep(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    """A smoke sweep (1 day, 120 drivers) of 2 fixed trials: the champion (the baseline) and the known-good
-    parameters; its report (3 replications) and decision run at its end."""
+def sweep(tmp: Path, *extra: str, fixed: bool = True) -> subprocess.CompletedProcess:
+    """A smoke sweep (1 day, 120 drivers) of 2 trials: with ``fixed``, the champion (the baseline) and the
+    known-good parameters, else the search space's own baseline (navi3) and one sampled trial; its report
+    (3 replications) and decision run at its end."""
     base = ", ".join(f"policy.{k}: ${{policy.{k}}}" for k in ("gamma", "max_wait_min", "road_weights.right"))
     good = ", ".join(f"{k}: {v}" for k, v in KNOWN_GOOD.items())
+    enqueue = [f"hydra.sweeper.enqueue=[{{{base}}}, {{{good}}}]"] if fixed else []
     return cli(tmp, "-m", "+experiment=smoke", f"paths.outputs={tmp / 'outputs'}", "hydra.sweeper.n_trials=2",
-               f"hydra.sweeper.enqueue=[{{{base}}}, {{{good}}}]", "hydra.callbacks.report.replications=3",
-               "hydra.callbacks.report.plots=false", *extra)
+               *enqueue, "hydra.callbacks.report.replications=3", "hydra.callbacks.report.plots=false", *extra)
 
 
 def only_sweep(outputs: Path) -> Path:
@@ -286,7 +287,7 @@ def test_mlflow_down_at_the_sweep_keeps_everything_and_decide_replays(tmp_path: 
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     uri, overrides = local_backend(tmp_path)
     assert cli(tmp_path, "champion", "init", *overrides).returncode == 0
-    proc = sweep(tmp_path, "tracking=server", f"tracking.uri=http://127.0.0.1:{closed_port}")
+    proc = sweep(tmp_path, "tracking=server", f"tracking.uri=http://127.0.0.1:{closed_port}", fixed=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     d = only_sweep(tmp_path / "outputs")

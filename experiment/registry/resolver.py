@@ -23,6 +23,19 @@ from experiment.registry.store import Registry, RegistryUnavailable, Version
 log = logging.getLogger("navitune.registry")
 _CACHE: dict[tuple[str, str], Version | None] = {}
 _WARNED: set[tuple[str, str]] = set()
+_LAST_ERROR: list[str] = []  # OmegaConf re-raises a resolver's error "from None": its one line is kept here
+
+
+def take_error() -> str | None:
+    """The one-line error of the last failed ``navitune_champion`` lookup (and forget it)."""
+    return _LAST_ERROR.pop() if _LAST_ERROR else None
+
+
+def _fail(text: str) -> Exception:
+    from experiment.config import ConfigError
+
+    _LAST_ERROR[:] = [text]
+    return ConfigError(text)
 
 
 def cached_champion(uri: str, region: str) -> Version | None:
@@ -47,17 +60,15 @@ def _get(policy: dict[str, Any], key: str) -> Any:
 
 
 def champion_value(region: Any, uri: Any, key: str) -> Any:
-    from experiment.config import ConfigError
-
     if uri in (None, "", "None", "null"):
-        raise ConfigError("navitune: invalid config policy=champion with tracking=off: the champion lives in "
+        raise _fail("navitune: invalid config policy=champion with tracking=off: the champion lives in "
                           "MLflow's Model Registry; allowed: tracking=local or tracking=server")
     try:
         version = cached_champion(str(uri), str(region))
     except RegistryUnavailable as err:
-        raise ConfigError(f"navitune: policy=champion: {err}") from None
+        raise _fail(f"navitune: policy=champion: {err}") from None
     if version is None:
-        raise ConfigError(f"navitune: policy=champion: region {region} has no champion in "
+        raise _fail(f"navitune: policy=champion: region {region} has no champion in "
                           f"{Registry.at(str(uri), str(region)).settings.where}; create it with: navitune champion "
                           f"init region={region}")
     if key == "name":
