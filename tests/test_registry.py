@@ -242,10 +242,16 @@ def test_decisions_replay_idempotently_and_each_guard_blocks_auto_promotion(deci
     assert reg.champion().number == 4 and reg.alias("challenger").number == c.version
     assert "v2 at the start, v4 now" in reg.version(c.version).tags["blocked.champion_changed"]
 
-    # another region
-    other = decide(copy_sweep(d, "region"), region="ring_city", promotion="auto")
-    assert other.outcome == "challenger" and {"other_region", "no_champion"} <= set(other.blocked)
-    assert Registry.at(decided["uri"], "ring_city").champion() is None
+    # another region: not onboarded -> nothing registered; onboarded -> challenger, its champion unchanged
+    region_dir = copy_sweep(d, "region")
+    skipped = decide(region_dir, region="ring_city", promotion="auto")
+    assert skipped.outcome == "skipped" and "navitune champion init region=ring_city" in skipped.reason
+    ring = Registry.at(decided["uri"], "ring_city")
+    assert not ring.exists()
+    assert cli(decided["tmp"], "champion", "init", "region=ring_city", f"paths.outputs={decided['tmp'] / 'outputs'}").returncode == 0
+    other = decide(region_dir, region="ring_city", promotion="auto")
+    assert other.outcome == "challenger" and "other_region" in other.blocked, other.blocked
+    assert ring.champion().number == 1 and ring.alias("challenger").number == 2
 
     # over the failure limit: a trial of the study failed for good (max_failure_rate=0 allows none)
     assert reg.rollback("test")[1] == 2  # the champion the sweep started from, again
@@ -317,3 +323,32 @@ def test_decide_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 2 and err.count("\n") == 0 and "unknown region 'atlantis'" in err, err
     with pytest.raises(SystemExit):
         champion(["frobnicate"], capsys)
+
+
+@pytest.mark.slow
+def test_the_sweep_baseline_is_the_champion_when_there_is_one(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """navi3 enqueues the region's champion as trial 0 when it has one, else the composed policy (production);
+    with tracking=off, production without any lookup."""
+    from hydra import compose, initialize_config_dir
+
+    from experiment.config import register_configs
+    from experiment.registry.resolver import forget
+
+    register_configs()
+    outputs = [f"paths.outputs={tmp_path / 'outputs'}"]
+
+    def baseline(*extra: str) -> dict[str, Any]:
+        forget()
+        with initialize_config_dir(config_dir=str(ROOT / "conf")):
+            cfg = compose(config_name="config", overrides=[*outputs, *extra], return_hydra_config=True)
+        return OmegaConf.to_container(cfg.hydra.sweeper.enqueue[0], resolve=True)  # type: ignore[return-value]
+
+    production = {"policy.gamma": 0.93, "policy.max_wait_min": 3.0, "policy.road_weights.right": 2.0}
+    assert baseline() == production
+    assert champion(["init", *outputs], capsys)[0] == 0
+    assert baseline() == production  # v1 is production
+    register_poor(local_backend(tmp_path)[0], str(tmp_path / "outputs" / "mlartifacts"))
+    assert baseline() == {"policy.gamma": POOR["gamma"], "policy.max_wait_min": POOR["max_wait_min"],
+                          "policy.road_weights.right": POOR["right"]}
+    assert baseline("tracking=off") == production

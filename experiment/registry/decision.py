@@ -39,7 +39,7 @@ GUARDS = ("rule", "manual", "no_champion", "champion_unknown", "champion_changed
 @dataclass
 class Decision:
     """What happened to a sweep's candidate. ``outcome``: promoted | challenger | already_decided |
-    unavailable (MLflow down: nothing changed) | skipped (tracking=off)."""
+    unavailable (MLflow down: nothing changed) | skipped (tracking=off, or the region has no champion)."""
 
     outcome: str
     region: str
@@ -255,6 +255,13 @@ def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promoti
             log.info(decision.line())
             return decision
     champion = reg.champion()
+    if champion is None:  # not onboarded: nothing is registered (init registers production as version 1)
+        decision = Decision("skipped", reg.region, str(d), report.get("study"),
+                            reason=f"region {reg.region} has no champion in {reg.settings.where}: nothing registered; "
+                                   f"create it with navitune champion init region={reg.region}, then replay with "
+                                   f"navitune champion decide {d}")
+        log.info(decision.line())
+        return decision
     start = _load_json(d / START_FILE)
     blocked = guards(report, start, champion, reg.region, config, d, promotion)
     for code, why in blocked.items():
