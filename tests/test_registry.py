@@ -352,3 +352,27 @@ def test_the_sweep_baseline_is_the_champion_when_there_is_one(tmp_path: Path,
     assert baseline() == {"policy.gamma": POOR["gamma"], "policy.max_wait_min": POOR["max_wait_min"],
                           "policy.road_weights.right": POOR["right"]}
     assert baseline("tracking=off") == production
+
+
+@pytest.mark.slow
+def test_a_decision_on_a_tracking_server(decided: dict[str, Any], mlflow_server: Any,  # noqa: F811
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The same real sweep decided against a real ``mlflow server`` (artifacts uploaded through it): its
+    champion is production, not the sweep's baseline -> challenger with the reasons; the replay changes nothing."""
+    from experiment.registry import decide
+    from experiment.registry.store import Registry
+
+    overrides = ["tracking=server", f"tracking.uri={mlflow_server.uri}", "region=coquimbo"]
+    assert champion(["init", *overrides], capsys)[0] == 0
+    d = copy_sweep(decided["dir"], "server")
+    first = decide(d, region="coquimbo", uri=mlflow_server.uri, promotion="auto")
+    assert first.outcome == "challenger", first
+    assert {"other_region", "baseline_not_champion"} <= set(first.blocked), first.blocked
+    reg = Registry.at(mlflow_server.uri, "coquimbo")
+    v = reg.alias("challenger")
+    assert v is not None and v.number == first.version and v.policy["gamma"] == KNOWN_GOOD["policy.gamma"]
+    assert reg.champion().number == 1 and "blocked.baseline_not_champion" in v.tags
+    files = {a.path for a in mlflow_server.client().list_artifacts(v.run_id, "policy")}
+    assert files == {"policy/policy.yaml", "policy/report.json", "policy/report.md"}
+    assert decide(d, region="coquimbo", uri=mlflow_server.uri).outcome == "already_decided"
+    assert len(reg.versions()) == 2
