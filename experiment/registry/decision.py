@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from experiment.tracking.common import mask
 from experiment.registry.store import (CHAMPION, Registry, RegistryError, RegistryUnavailable, flat_policy,
                                        same_policy)
 
@@ -103,7 +104,7 @@ def record_start(config: DictConfig, sweep_dir: str | Path) -> dict[str, Any]:
     d = Path(sweep_dir)
     region, uri = str(_select(config, "region.name")), tracking_uri(config)
     record: dict[str, Any] = {"region": region, "scenario": scenario_of(config), "champion_version": None,
-                              "champion_policy": None, "error": None}
+                              "champion_policy": None, "error": None, "store": None if uri is None else mask(uri)}
     if uri is None:
         record["error"] = "tracking=off"
     else:
@@ -149,9 +150,13 @@ def failures_over_limit(sweep_dir: Path, config: Any) -> str | None:
 
 # ------------------------------------------------------------------------------------------- decision
 def guards(report: dict[str, Any], start: dict[str, Any] | None, champion: Any, region: str, config: Any,
-           sweep_dir: Path, promotion: str) -> dict[str, str]:
-    """Every reason the candidate is not promoted automatically (empty: promote)."""
+           sweep_dir: Path, promotion: str, store: str | None = None) -> dict[str, str]:
+    """Every reason the candidate is not promoted automatically (empty: promote). ``store``: the registry
+    deciding (masked URI); a sweep that started against another one knows nothing of this one's champion."""
     out: dict[str, str] = {}
+    if start is not None and store and start.get("store") not in (None, store):
+        start = {**start, "error": f"the sweep started against another registry ({start['store']})",
+                 "champion_policy": None}
     if not report.get("promote"):
         out["rule"] = f"the promotion rule does not hold ({report.get('decision_reason', 'see report.md')})"
     if report.get("region") not in (None, region):
@@ -263,7 +268,7 @@ def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promoti
         log.info(decision.line())
         return decision
     start = _load_json(d / START_FILE)
-    blocked = guards(report, start, champion, reg.region, config, d, promotion)
+    blocked = guards(report, start, champion, reg.region, config, d, promotion, reg.settings.where)
     for code, why in blocked.items():
         if code != "rule":
             log.info("registry: no auto-promotion for %s: %s", d, why)
