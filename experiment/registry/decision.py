@@ -98,10 +98,14 @@ def sweep_key(study: str | None, sweep_dir: Path) -> str:
 
 def record_start(config: DictConfig, sweep_dir: str | Path) -> dict[str, Any]:
     """Write ``registry_start.json``: the champion when the sweep started (the same per-process lookup the
-    baseline resolves from), its region and scenario. Never raises."""
+    baseline resolves from), its region and scenario. Never raises. Nothing for a launcher that only compiles
+    (no trial runs: nothing to decide)."""
     from experiment.registry.resolver import cached_champion
+    from experiment.tracking.common import compiles_only
 
     d = Path(sweep_dir)
+    if compiles_only(config):
+        return {}
     region, uri = str(_select(config, "region.name")), tracking_uri(config)
     record: dict[str, Any] = {"region": region, "scenario": scenario_of(config), "champion_version": None,
                               "champion_policy": None, "error": None, "store": None if uri is None else mask(uri)}
@@ -114,9 +118,12 @@ def record_start(config: DictConfig, sweep_dir: str | Path) -> dict[str, Any]:
                 record["champion_version"], record["champion_policy"] = champion.number, champion.policy
         except Exception as err:  # noqa: BLE001 - MLflow down: the decision will not auto-promote
             record["error"] = str(err)
-    d.mkdir(parents=True, exist_ok=True)
-    if not (d / START_FILE).is_file():  # a resumed sweep keeps the champion its study started with
-        (d / START_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if not (d / START_FILE).is_file():  # a resumed sweep keeps the champion its study started with
+            (d / START_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    except OSError as err:  # the decision will then not auto-promote (champion_unknown)
+        log.warning("registry: %s not written (%s): this sweep cannot auto-promote", d / START_FILE, err)
     return record
 
 
