@@ -81,11 +81,12 @@ def baseline_value(region: Any, uri: Any, key: str, fallback: Any) -> Any:
         return fallback
     try:
         version = cached_champion(str(uri), str(region))
-    except RegistryUnavailable as err:
+    except RegistryUnavailable:
         if (str(uri), str(region)) not in _WARNED:
             _WARNED.add((str(uri), str(region)))
-            log.warning("sweep baseline: the champion of %s could not be read (%s): the baseline is the composed "
-                        "policy, and no auto-promotion will follow this sweep", region, err)
+            # INFO: the tracking callback already warned once that MLflow is unreachable (with its address)
+            log.info("sweep baseline: the champion of %s could not be read (the registry is unreachable): the baseline is "
+                     "the composed policy, and no auto-promotion will follow this sweep", region)
         return fallback
     return fallback if version is None else _get(version.policy, key)
 
