@@ -95,7 +95,8 @@ def test_init_show_history_promote_rollback(backend: str, tmp_path: Path, capsys
     reg = Registry.at(uri, region, str(tmp_path / "outputs" / "mlartifacts") if backend == "local" else None)
     assert [int(v.version) for v in reg.versions()] == [1]
     prod = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "policy" / "production.yaml"))
-    assert reg.champion().policy["gamma"] == prod["gamma"] and reg.champion().policy["road_weights"] == prod["road_weights"]
+    first = reg.champion().policy
+    assert first["gamma"] == prod["gamma"] and first["road_weights"] == prod["road_weights"]
     assert reg.champion().tags["decision"] == "init"
 
     code, out, _ = champion(["show", "--json", *overrides], capsys)
@@ -248,7 +249,8 @@ def test_decisions_replay_idempotently_and_each_guard_blocks_auto_promotion(deci
     assert skipped.outcome == "skipped" and "navitune champion init region=ring_city" in skipped.reason
     ring = Registry.at(decided["uri"], "ring_city")
     assert not ring.exists()
-    assert cli(decided["tmp"], "champion", "init", "region=ring_city", f"paths.outputs={decided['tmp'] / 'outputs'}").returncode == 0
+    outputs = f"paths.outputs={decided['tmp'] / 'outputs'}"
+    assert cli(decided["tmp"], "champion", "init", "region=ring_city", outputs).returncode == 0
     other = decide(region_dir, region="ring_city", promotion="auto")
     assert other.outcome == "challenger" and "other_region" in other.blocked, other.blocked
     assert ring.champion().number == 1 and ring.alias("challenger").number == 2
@@ -259,8 +261,9 @@ def test_decisions_replay_idempotently_and_each_guard_blocks_auto_promotion(deci
     from experiment.report.sweep import _load_study, load_sweep
 
     study, _ = _load_study(load_sweep(d, cfg))
-    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
-                                              params=study.trials[1].params, distributions=study.trials[1].distributions))
+    done = study.trials[1]
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params=done.params,
+                                              distributions=done.distributions))
     e = decide(copy_sweep(d, "failed"), promotion="auto")
     assert e.outcome == "challenger" and set(e.blocked) == {"failure_limit"}, e.blocked
     assert reg.champion().number == 2

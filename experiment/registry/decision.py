@@ -61,7 +61,8 @@ class Decision:
         if self.outcome == "promoted":
             return f"registry: {where} v{self.version} is the champion (was v{self.champion_before}): {self.reason}"
         if self.outcome == "challenger":
-            return f"registry: {where} v{self.version} registered as challenger, champion stays v{self.champion_before}: {self.reason}"
+            return (f"registry: {where} v{self.version} registered as challenger, champion stays "
+                    f"v{self.champion_before}: {self.reason}")
         if self.outcome == "already_decided":
             return f"registry: sweep {self.sweep_dir} was already decided ({where} v{self.version}): nothing changed"
         return f"registry: nothing promoted: {self.reason}"

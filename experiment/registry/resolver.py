@@ -85,8 +85,8 @@ def baseline_value(region: Any, uri: Any, key: str, fallback: Any) -> Any:
         if (str(uri), str(region)) not in _WARNED:
             _WARNED.add((str(uri), str(region)))
             # INFO: the tracking callback already warned once that MLflow is unreachable (with its address)
-            log.info("sweep baseline: the champion of %s could not be read (the registry is unreachable): the baseline is "
-                     "the composed policy, and no auto-promotion will follow this sweep", region)
+            log.info("sweep baseline: the champion of %s could not be read (the registry is unreachable): the "
+                     "baseline is the composed policy, and no auto-promotion will follow this sweep", region)
         return fallback
     return fallback if version is None else _get(version.policy, key)
 

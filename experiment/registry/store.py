@@ -256,7 +256,8 @@ class Registry:
             history = history[:-1]
         if not history:
             raise RegistryError(f"navitune champion: {self.name} has no previous champion (history: "
-                                f"v{current.number} only); promote a version instead: navitune champion promote VERSION")
+                                f"v{current.number} only); promote a version instead: navitune champion promote "
+                                "VERSION")
         previous = history[-1]
         self._call(self.client.set_registered_model_alias, self.name, CHAMPION, str(previous))
         self._call(self.client.set_registered_model_tag, self.name, HISTORY_TAG, ",".join(map(str, history)))
