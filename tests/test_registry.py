@@ -239,7 +239,8 @@ def test_decisions_replay_idempotently_and_each_guard_blocks_auto_promotion(deci
 
     # the champion changed while the sweep ran (v2 at its start, v4 now)
     c = decide(copy_sweep(d, "changed"), promotion="auto")
-    assert c.outcome == "challenger" and set(c.blocked) == {"champion_changed"}, c.blocked
+    assert c.outcome == "challenger" and set(c.blocked) == {"champion_changed", "already_promoted"}, c.blocked
+    assert "(v4)" in c.blocked["already_promoted"]  # one study is promoted once, whatever its sweep directory
     assert reg.champion().number == 4 and reg.alias("challenger").number == c.version
     assert "v2 at the start, v4 now" in reg.version(c.version).tags["blocked.champion_changed"]
 
@@ -265,7 +266,7 @@ def test_decisions_replay_idempotently_and_each_guard_blocks_auto_promotion(deci
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params=done.params,
                                               distributions=done.distributions))
     e = decide(copy_sweep(d, "failed"), promotion="auto")
-    assert e.outcome == "challenger" and set(e.blocked) == {"failure_limit"}, e.blocked
+    assert e.outcome == "challenger" and set(e.blocked) == {"failure_limit", "already_promoted"}, e.blocked
     assert reg.champion().number == 2
 
 

@@ -34,7 +34,7 @@ PROMOTIONS = ("auto", "manual")
 START_FILE = "registry_start.json"
 CANDIDATE = "policy_candidate.yaml"
 GUARDS = ("rule", "manual", "no_champion", "champion_unknown", "champion_changed", "baseline_not_champion",
-          "failure_limit", "other_region", "other_scenario")
+          "failure_limit", "other_region", "other_scenario", "already_promoted")
 
 
 @dataclass
@@ -261,7 +261,8 @@ def decide(sweep_dir: str | Path, region: str | None = None, uri: str | None = N
 
 def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promotion: str) -> Decision:
     key = sweep_key(report.get("study"), d)
-    for mv in reg.versions():
+    versions = reg.versions()
+    for mv in versions:
         if (mv.tags or {}).get("sweep_key") == key:
             decision = Decision("already_decided", reg.region, str(d), report.get("study"), int(mv.version),
                                 reason=str((mv.tags or {}).get("decision")))
@@ -277,6 +278,10 @@ def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promoti
         return decision
     start = _load_json(d / START_FILE)
     blocked = guards(report, start, champion, reg.region, config, d, promotion, reg.settings.where)
+    promoted = [int(mv.version) for mv in versions if (mv.tags or {}).get("study") == str(report.get("study"))
+                and str((mv.tags or {}).get("decision", "")).startswith("promoted")]
+    if promoted:  # the same study decided from another sweep directory (a resumed cycle): never twice
+        blocked["already_promoted"] = f"study {report.get('study')} was already promoted (v{promoted[-1]})"
     for code, why in blocked.items():
         if code != "rule":
             log.info("registry: no auto-promotion for %s: %s", d, why)
