@@ -327,6 +327,11 @@ def test_decide_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 2 and err.count("\n") == 0 and "unknown region 'atlantis'" in err, err
     with pytest.raises(SystemExit):
         champion(["frobnicate"], capsys)
+    proc = cli(tmp_path, "-m", "+experiment=smoke", "registry.promotion=sometimes", "tracking=off",
+               f"paths.outputs={tmp_path / 'outputs'}")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "registry.promotion='sometimes'" in proc.stderr and "auto, manual" in proc.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.slow
