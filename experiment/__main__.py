@@ -28,6 +28,10 @@ def task(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["champion"]:  # navitune champion init|show|history|promote|rollback|decide
+        from experiment.registry.cli import main as champion
+
+        raise SystemExit(champion(sys.argv[2:]))
     problem = preflight(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.navitune_shared.proxy_settings import DEFAULT_IMAGE as DEFAULT_PROXY_IMAGE
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by validate())
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
@@ -154,6 +154,14 @@ class PathsConfig:
 
 
 @dataclass
+class RegistryConfig:
+    """The champion in MLflow's Model Registry (experiment/registry): what the end of a sweep does when the
+    promotion rule holds. ``auto`` moves the ``champion`` alias; ``manual`` registers the ``challenger``."""
+
+    promotion: str = "auto"
+
+
+@dataclass
 class NavituneConfig:
     region: RegionConfig = field(default_factory=RegionConfig)
     demand: DemandConfig = field(default_factory=DemandConfig)
@@ -163,13 +171,14 @@ class NavituneConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 ROAD_WEIGHT_KEYS = ROAD_CLASSES + TURN_TYPES
 GROUP_SCHEMAS: dict[str, type] = {
     "region": RegionConfig, "demand": DemandConfig, "window": WindowConfig,
     "policy": PolicyConfig, "sink": SinkConfig, "paths": PathsConfig,
-    "proxy": ProxyConfig, "tracking": TrackingConfig,
+    "proxy": ProxyConfig, "tracking": TrackingConfig, "registry": RegistryConfig,
 }
 
 
@@ -185,6 +194,9 @@ def register_configs() -> None:
     """Register the schema: the primary config extends ``navitune_schema``, each group its own.
 
     Idempotent: registering twice would make Hydra warn about overwritten entries."""
+    from experiment.registry.resolver import register_resolvers
+
+    register_resolvers()  # policy=champion, the sweep's baseline (cheap: no mlflow import)
     cs = ConfigStore.instance()
     if "navitune_schema.yaml" in cs.repo:
         return
@@ -241,6 +253,7 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     """Check every key, range and cross-field rule; raise ConfigError on the first problem."""
     if isinstance(cfg, DictConfig):
         _known_keys(cfg)
+    _check_registry(cfg)
     r, d, w, p, s = cfg.region, cfg.demand, cfg.window, cfg.policy, cfg.sink
     if r.name not in REGIONS:
         _fail("region.name", r.name, ", ".join(REGIONS))
@@ -326,6 +339,29 @@ def _check_sink(s: Any) -> None:
         _fail("sink.location", s.location, "null or a BigQuery location such as US, EU, asia-northeast1")
     if s.api_endpoint is not None and not HTTP_URL.fullmatch(str(s.api_endpoint)):
         _fail("sink.api_endpoint", s.api_endpoint, "null (BigQuery itself) or http(s)://host[:port] of an emulator")
+
+
+def _check_registry(cfg: Any) -> None:
+    """``registry.promotion``, and ``policy=champion`` resolved now: no champion, tracking off or MLflow down
+    is one line before anything runs (the resolver raises ConfigError; OmegaConf wraps it)."""
+    from experiment.registry.decision import PROMOTIONS
+
+    registry = cfg.get("registry") if hasattr(cfg, "get") else getattr(cfg, "registry", None)
+    if registry is not None and registry.promotion not in PROMOTIONS:
+        _fail("registry.promotion", registry.promotion, ", ".join(PROMOTIONS))
+    if not isinstance(cfg, DictConfig):
+        return
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        OmegaConf.to_container(cfg.policy, resolve=True)
+    except InterpolationResolutionError:
+        from experiment.registry.resolver import take_error
+
+        problem = take_error()
+        if problem:
+            raise ConfigError(problem) from None
+        raise
 
 
 def _check_tracking(cfg: Any) -> None:

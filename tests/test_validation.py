@@ -209,9 +209,18 @@ def test_every_group_has_presets():
 @pytest.mark.parametrize(
     ("group", "option"), [(g, o) for g in GROUPS for o in presets(g)], ids=lambda v: str(v)
 )
-def test_every_preset_validates(group, option):
-    cfg = composed(f"{group}={option}")
+def test_every_preset_validates(group, option, tmp_path):
+    extra = []
+    if (group, option) == ("policy", "champion"):  # read from the Model Registry: a store with a champion
+        from experiment.registry.cli import main
+        from experiment.registry.resolver import forget
+
+        forget()
+        extra = [f"paths.outputs={tmp_path}"]
+        assert main(["init", *extra]) == 0
+    cfg = composed(f"{group}={option}", *extra)
     validate(cfg)
+    option = "champion_v1" if extra else option
     selected = {
         "region": cfg.region.name, "demand": cfg.demand.source, "window": cfg.window.name,
         "policy": cfg.policy.name, "sink": cfg.sink.kind,

@@ -41,6 +41,10 @@ class ReportCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = dt.datetime.now()
+        if self.enabled:  # the champion the sweep starts from (its baseline), for the decision at the end
+            from experiment.registry.decision import record_start
+
+            record_start(config, Path(str(OmegaConf.select(config, "hydra.sweep.dir"))))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled or sys.exc_info()[1] is not None:  # an exception in flight: the sweep failed
@@ -61,3 +65,7 @@ class ReportCallback(Callback):
         except Exception as err:
             log.warning("champion/challenger report not written (the sweep itself is complete): %s: %s",
                         type(err).__name__, _first_line(err))
+            return
+        from experiment.registry.decision import decide_after_sweep
+
+        decide_after_sweep(sweep_dir, config)  # best vs champion: move the alias or register the challenger

@@ -1,0 +1,320 @@
+"""The decision at the end of a sweep: the report's best trial against the region's champion.
+
+``decide(sweep_dir)`` reads the sweep's ``report.json`` (the promotion rule's verdict), the champion recorded
+when the sweep started (``registry_start.json``, written by :func:`record_start`) and the registry now, then:
+
+* registers the candidate (``policy_candidate.yaml`` + report.json + report.md) as a new version, tagged with the
+  study, sweep directory, improvement and CI per demand source, git commit, decision and reason;
+* moves the ``champion`` alias if the rule holds, ``registry.promotion=auto`` and no guard blocks it, else sets
+  ``challenger``.
+
+Guards (each blocks auto-promotion with one log line and a ``blocked.<code>`` version tag): the champion changed
+while the sweep ran, the baseline was not the champion, the sweep ended over its failure limit, the sweep ran on
+another region or scenario. A sweep is decided once: a second call finds its version (tag ``sweep_key``) and
+changes nothing. MLflow unreachable: nothing changes, one warning; ``navitune champion decide DIR`` replays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiment.tracking.common import mask
+from experiment.registry.store import (CHAMPION, Registry, RegistryError, RegistryUnavailable, flat_policy,
+                                       same_policy)
+
+log = logging.getLogger("navitune.registry")
+PROMOTIONS = ("auto", "manual")
+START_FILE = "registry_start.json"
+CANDIDATE = "policy_candidate.yaml"
+GUARDS = ("rule", "manual", "no_champion", "champion_unknown", "champion_changed", "baseline_not_champion",
+          "failure_limit", "other_region", "other_scenario", "already_promoted")
+
+
+@dataclass
+class Decision:
+    """What happened to a sweep's candidate. ``outcome``: promoted | challenger | already_decided |
+    unavailable (MLflow down: nothing changed) | skipped (tracking=off, or the region has no champion)."""
+
+    outcome: str
+    region: str
+    sweep_dir: str
+    study: str | None = None
+    version: int | None = None
+    champion_before: int | None = None
+    champion_after: int | None = None
+    blocked: dict[str, str] = field(default_factory=dict)  # guard code -> reason
+    reason: str = ""
+
+    @property
+    def promoted(self) -> bool:
+        return self.outcome == "promoted"
+
+    def line(self) -> str:
+        where = f"navitune-policy-{self.region}"
+        if self.outcome == "promoted":
+            return f"registry: {where} v{self.version} is the champion (was v{self.champion_before}): {self.reason}"
+        if self.outcome == "challenger":
+            return (f"registry: {where} v{self.version} registered as challenger, champion stays "
+                    f"v{self.champion_before}: {self.reason}")
+        if self.outcome == "already_decided":
+            return f"registry: sweep {self.sweep_dir} was already decided ({where} v{self.version}): nothing changed"
+        return f"registry: nothing promoted: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"promoted": self.promoted}
+
+
+# ------------------------------------------------------------------------------------------- inputs
+def _select(cfg: Any, key: str) -> Any:
+    try:
+        return OmegaConf.select(cfg, key, default=None)
+    except Exception:
+        return None
+
+
+def scenario_of(cfg: Any) -> str | None:
+    """The config's scenario (the ``scenario`` group, when the config has one)."""
+    value = _select(cfg, "hydra.runtime.choices.scenario") or _select(cfg, "scenario.name")
+    return None if value is None else str(value)
+
+
+def tracking_uri(cfg: Any) -> str | None:
+    if _select(cfg, "tracking.kind") in (None, "off"):
+        return None
+    uri = _select(cfg, "tracking.uri")
+    return None if uri is None else str(uri)
+
+
+def sweep_key(study: str | None, sweep_dir: Path) -> str:
+    """One key per sweep (directory) and study: what makes a decision idempotent."""
+    return hashlib.sha1(f"{study}|{sweep_dir.resolve()}".encode()).hexdigest()[:16]
+
+
+def record_start(config: DictConfig, sweep_dir: str | Path) -> dict[str, Any]:
+    """Write ``registry_start.json``: the champion when the sweep started (the same per-process lookup the
+    baseline resolves from), its region and scenario. Never raises. Nothing for a launcher that only compiles
+    (no trial runs: nothing to decide)."""
+    from experiment.registry.resolver import cached_champion
+    from experiment.tracking.common import compiles_only
+
+    d = Path(sweep_dir)
+    if compiles_only(config):
+        return {}
+    region, uri = str(_select(config, "region.name")), tracking_uri(config)
+    record: dict[str, Any] = {"region": region, "scenario": scenario_of(config), "champion_version": None,
+                              "champion_policy": None, "error": None, "store": None if uri is None else mask(uri)}
+    if uri is None:
+        record["error"] = "tracking=off"
+    else:
+        try:
+            champion = cached_champion(uri, region)
+            if champion is not None:
+                record["champion_version"], record["champion_policy"] = champion.number, champion.policy
+        except Exception as err:  # noqa: BLE001 - MLflow down: the decision will not auto-promote
+            record["error"] = str(err)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if not (d / START_FILE).is_file():  # a resumed sweep keeps the champion its study started with
+            (d / START_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    except OSError as err:  # the decision will then not auto-promote (champion_unknown)
+        log.warning("registry: %s not written (%s): this sweep cannot auto-promote", d / START_FILE, err)
+    return record
+
+
+def failures_over_limit(sweep_dir: Path, config: Any) -> str | None:
+    """Why the sweep ended over its failure limit (trials failed for good > floor(max_failure_rate *
+    n_trials)), None when it did not or the study cannot be read."""
+    from experiment.report.sweep import _load_study, load_sweep
+
+    try:
+        study, _ = _load_study(load_sweep(sweep_dir, config))
+    except Exception:
+        return None
+    if study is None:
+        return None
+    from optuna.trial import TrialState
+
+    last: dict[int, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        origin = int(t.user_attrs.get("navitune:retry_of", t.number))
+        if origin not in last or t.number > last[origin].number:
+            last[origin] = t
+    failed = sum(1 for t in last.values() if t.state == TrialState.FAIL and not t.user_attrs.get("navitune:stopped"))
+    rate = float(_select(config, "hydra.sweeper.max_failure_rate") or 0.0)
+    n_trials = int(_select(config, "hydra.sweeper.n_trials") or 0)
+    allowed = int(rate * n_trials)
+    if failed > allowed:
+        return (f"the sweep ended over its failure limit ({failed} trial(s) failed for good, max_failure_rate="
+                f"{rate:g} allows {allowed} of n_trials={n_trials})")
+    return None
+
+
+# ------------------------------------------------------------------------------------------- decision
+def guards(report: dict[str, Any], start: dict[str, Any] | None, champion: Any, region: str, config: Any,
+           sweep_dir: Path, promotion: str, store: str | None = None) -> dict[str, str]:
+    """Every reason the candidate is not promoted automatically (empty: promote). ``store``: the registry
+    deciding (masked URI); a sweep that started against another one knows nothing of this one's champion."""
+    out: dict[str, str] = {}
+    if start is not None and store and start.get("store") not in (None, store):
+        start = {**start, "error": f"the sweep started against another registry ({start['store']})",
+                 "champion_policy": None}
+    if not report.get("promote"):
+        out["rule"] = f"the promotion rule does not hold ({report.get('decision_reason', 'see report.md')})"
+    if report.get("region") not in (None, region):
+        out["other_region"] = f"the sweep ran on region {report.get('region')}, not {region}"
+    if champion is None:
+        out["no_champion"] = f"region {region} has no champion (navitune champion init region={region})"
+    else:
+        sweep_scenario, champion_scenario = scenario_of(config), champion.tags.get("scenario")
+        if sweep_scenario and champion_scenario and sweep_scenario != champion_scenario:
+            out["other_scenario"] = (f"the sweep ran on scenario {sweep_scenario}, the champion v{champion.number} "
+                                     f"on {champion_scenario}")
+    if start is None or start.get("error") or (champion is not None and start.get("champion_version") is None):
+        why = "not recorded" if start is None else (start.get("error") or "none")
+        out["champion_unknown"] = f"the champion when the sweep started is unknown ({why})"
+    elif champion is not None and start.get("champion_version") != champion.number:
+        out["champion_changed"] = (f"the champion changed while the sweep ran (v{start['champion_version']} at "
+                                   f"the start, v{champion.number} now)")
+    baseline = (report.get("baseline") or {}).get("params") or {}
+    reference = (start or {}).get("champion_policy") or (champion.policy if champion is not None else None)
+    if reference is not None and not same_policy(baseline, flat_policy(reference)):
+        out["baseline_not_champion"] = (f"the sweep's baseline ({(report.get('baseline') or {}).get('source')}) "
+                                        "was not the champion's parameters")
+    over = failures_over_limit(sweep_dir, config)
+    if over:
+        out["failure_limit"] = over
+    if promotion != "auto" and "rule" not in out:
+        out["manual"] = "registry.promotion=manual: promote it with navitune champion promote VERSION"
+    return out
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _config(sweep_dir: Path, config: DictConfig | None) -> Any:
+    if config is not None:
+        return config
+    from experiment.report.sweep import _saved_config
+
+    return _saved_config(sweep_dir)
+
+
+def _version_tags(report: dict[str, Any], key: str, sweep_dir: Path, config: Any, region: str,
+                  start: dict[str, Any] | None) -> dict[str, str]:
+    from experiment.tracking.common import git_state
+
+    commit, dirty = git_state()
+    tags = {"study": str(report.get("study")), "sweep_dir": str(sweep_dir.resolve()), "sweep_key": key,
+            "region": region, "scenario": scenario_of(config) or "default",
+            "git_commit": f"{commit}{' (dirty)' if dirty else ''}" if commit else "unknown",
+            "champion_at_start": str((start or {}).get("champion_version")),
+            "baseline_source": str((report.get("baseline") or {}).get("source"))}
+    for d, value in (report.get("improvement_pct") or {}).items():
+        tags[f"improvement_pct.{d}"] = f"{value:+.3f}"
+        lo, hi = report["ci95_pct"][d]
+        tags[f"ci95_pct.{d}"] = f"[{lo:+.3f}, {hi:+.3f}]"
+    return tags
+
+
+def decide(sweep_dir: str | Path, region: str | None = None, uri: str | None = None,
+           promotion: str | None = None, config: DictConfig | None = None) -> Decision:
+    """Decide (or replay the decision for) the finished sweep in ``sweep_dir``. ``region``, ``uri`` and
+    ``promotion`` default to the sweep's own (``region.name``, ``tracking.uri``, ``registry.promotion``).
+    Raises RegistryError (one line) for a directory without a report; MLflow down -> outcome ``unavailable``."""
+    d = Path(sweep_dir)
+    report = _load_json(d / "report.json")
+    if report is None or not (d / CANDIDATE).is_file():
+        raise RegistryError(f"navitune champion decide: {d} holds no report.json and {CANDIDATE} (write them "
+                            f"with: python -m experiment.report {d})")
+    config = _config(d, config)
+    region = region or str(report.get("region") or _select(config, "region.name"))
+    uri = uri or tracking_uri(config)
+    promotion = promotion or str(_select(config, "registry.promotion") or "auto")
+    if promotion not in PROMOTIONS:
+        raise RegistryError(f"navitune: invalid config registry.promotion={promotion!r}; allowed: "
+                            f"{', '.join(PROMOTIONS)}")
+    study = report.get("study")
+    if uri is None:
+        decision = Decision("skipped", region, str(d), study, reason="tracking=off: no registry")
+        log.info(decision.line())
+        return decision
+    try:
+        return _decide(Registry.at(uri, region), d, report, config, promotion)
+    except RegistryUnavailable as err:
+        decision = Decision("unavailable", region, str(d), study,
+                            reason=f"{err}; the sweep and its report are kept: replay with navitune champion "
+                                   f"decide {d}")
+        log.warning(decision.line())
+        return decision
+
+
+def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promotion: str) -> Decision:
+    key = sweep_key(report.get("study"), d)
+    versions = reg.versions()
+    for mv in versions:
+        if (mv.tags or {}).get("sweep_key") == key:
+            decision = Decision("already_decided", reg.region, str(d), report.get("study"), int(mv.version),
+                                reason=str((mv.tags or {}).get("decision")))
+            log.info(decision.line())
+            return decision
+    champion = reg.champion()
+    if champion is None:  # not onboarded: nothing is registered (init registers production as version 1)
+        decision = Decision("skipped", reg.region, str(d), report.get("study"),
+                            reason=f"region {reg.region} has no champion in {reg.settings.where}: nothing registered; "
+                                   f"create it with navitune champion init region={reg.region}, then replay with "
+                                   f"navitune champion decide {d}")
+        log.info(decision.line())
+        return decision
+    start = _load_json(d / START_FILE)
+    blocked = guards(report, start, champion, reg.region, config, d, promotion, reg.settings.where)
+    promoted = [int(mv.version) for mv in versions if (mv.tags or {}).get("study") == str(report.get("study"))
+                and str((mv.tags or {}).get("decision", "")).startswith("promoted")]
+    if promoted:  # the same study decided from another sweep directory (a resumed cycle): never twice
+        blocked["already_promoted"] = f"study {report.get('study')} was already promoted (v{promoted[-1]})"
+    for code, why in blocked.items():
+        if code != "rule":
+            log.info("registry: no auto-promotion for %s: %s", d, why)
+    tags = _version_tags(report, key, d, config, reg.region, start)
+    promote = not blocked
+    reason = (str(report.get("decision_reason")) if promote else "; ".join(blocked.values()))
+    tags |= {"decision": "promoted" if promote else "challenger", "reason": reason}
+    tags |= {f"blocked.{code}": why for code, why in blocked.items()}
+    text = (d / CANDIDATE).read_text()
+    version = reg.register(text, tags, [d / "report.json", d / "report.md"],
+                           description=f"candidate of study {report.get('study')} (sweep {d})")
+    before = champion.number if champion is not None else None
+    if promote:
+        reg.set_champion(version.number, f"auto-promotion after sweep {d}: {reason}")
+    else:
+        reg.set_challenger(version.number)
+    decision = Decision("promoted" if promote else "challenger", reg.region, str(d), report.get("study"),
+                        version.number, before, version.number if promote else before, blocked, reason)
+    log.info(decision.line())
+    (d / "registry_decision.json").write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
+    return decision
+
+
+def decide_after_sweep(sweep_dir: str | Path, config: DictConfig) -> Decision | None:
+    """The end-of-sweep hook (called by the report callback after report.json is written): never raises."""
+    try:
+        return decide(sweep_dir, config=config)
+    except Exception as err:  # noqa: BLE001 - the sweep and its report are complete whatever happens here
+        from experiment.tracking.common import first_line
+
+        log.warning("registry: nothing promoted (%s); the sweep and its report are kept: replay with navitune "
+                    "champion decide %s", first_line(err), sweep_dir)
+        return None
+
+
+__all__ = ["Decision", "PROMOTIONS", "decide", "decide_after_sweep", "record_start", "CHAMPION"]

@@ -1,0 +1,109 @@
+"""``policy=champion`` and the sweep's baseline, as OmegaConf resolvers (registered by
+``experiment.config.register_configs``):
+
+* ``${navitune_champion:REGION,TRACKING_URI,KEY}``: KEY of the region's champion policy
+  (``models:/navitune-policy-<region>@champion``); ``name`` gives ``champion_v<N>``, so every run records which
+  version ran (summary.json ``params.policy``, MLflow params). No champion, no registry, MLflow down: one line
+  (:class:`~experiment.config.ConfigError`, which ``validate`` reports before anything is written).
+* ``${navitune_baseline:REGION,TRACKING_URI,KEY,FALLBACK}``: the champion's KEY when the region has one, else
+  FALLBACK (the composed policy's value: ``production``). MLflow down: FALLBACK and one warning; the decision
+  then sees that the baseline was not the champion.
+
+Lookups are cached per process (forked sweep jobs inherit the sweep process's answer, so a sweep's jobs all see
+the champion its baseline was taken from).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from experiment.registry.store import Registry, RegistryUnavailable, Version
+
+log = logging.getLogger("navitune.registry")
+_CACHE: dict[tuple[str, str], Version | None] = {}
+_WARNED: set[tuple[str, str]] = set()
+_LAST_ERROR: list[str] = []  # OmegaConf re-raises a resolver's error "from None": its one line is kept here
+
+
+def take_error() -> str | None:
+    """The one-line error of the last failed ``navitune_champion`` lookup (and forget it)."""
+    return _LAST_ERROR.pop() if _LAST_ERROR else None
+
+
+def _fail(text: str) -> Exception:
+    from experiment.config import ConfigError
+
+    _LAST_ERROR[:] = [text]
+    return ConfigError(text)
+
+
+def cached_champion(uri: str, region: str) -> Version | None:
+    """The champion of ``region`` on ``uri``, looked up once per process; raises RegistryUnavailable."""
+    key = (str(uri), str(region))
+    if key not in _CACHE:
+        _CACHE[key] = Registry.at(str(uri), str(region)).champion()
+    return _CACHE[key]
+
+
+def forget() -> None:
+    """Drop the cached answers (a new sweep in the same process, tests)."""
+    _CACHE.clear()
+    _WARNED.clear()
+
+
+def _get(policy: dict[str, Any], key: str) -> Any:
+    node: Any = policy
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def champion_value(region: Any, uri: Any, key: str) -> Any:
+    if uri in (None, "", "None", "null"):
+        raise _fail("navitune: invalid config policy=champion with tracking=off: the champion lives in "
+                          "MLflow's Model Registry; allowed: tracking=local or tracking=server")
+    try:
+        version = cached_champion(str(uri), str(region))
+    except RegistryUnavailable as err:
+        raise _fail(f"navitune: policy=champion: {err}") from None
+    if version is None:
+        raise _fail(f"navitune: policy=champion: region {region} has no champion in "
+                          f"{Registry.at(str(uri), str(region)).settings.where}; create it with: navitune champion "
+                          f"init region={region}")
+    if key == "name":
+        return f"champion_v{version.number}"
+    return _get(version.policy, key)
+
+
+def baseline_value(region: Any, uri: Any, key: str, fallback: Any) -> Any:
+    if uri in (None, "", "None", "null"):
+        return fallback
+    try:
+        version = cached_champion(str(uri), str(region))
+    except RegistryUnavailable:
+        if (str(uri), str(region)) not in _WARNED:
+            _WARNED.add((str(uri), str(region)))
+            # INFO: the tracking callback already warned once that MLflow is unreachable (with its address)
+            log.info("sweep baseline: the champion of %s could not be read (the registry is unreachable): the "
+                     "baseline is the composed policy, and no auto-promotion will follow this sweep", region)
+        return fallback
+    return fallback if version is None else _get(version.policy, key)
+
+
+def register_resolvers() -> None:
+    """Idempotent (``replace=True``): register_configs may run more than once per process."""
+    from omegaconf import OmegaConf
+
+    register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+    register("navitune_champion", champion_value, replace=True)
+    register("navitune_baseline", baseline_value, replace=True)
+
+
+def champion_policy(region: str, uri: str) -> dict[str, Any]:
+    """The region's champion as a complete policy dict (``name`` = ``champion_v<N>``); raises ConfigError
+    (one line: no champion, tracking off, MLflow down)."""
+    name = champion_value(region, uri, "name")
+    version = _CACHE[(str(uri), str(region))]
+    assert version is not None
+    return {**version.policy, "name": name}
