@@ -36,7 +36,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
-from hydra_plugins.navitune_shared.protocol import BASELINE, ENV_KFP_EXPERIMENT_URL, OVER_BUDGET
+from hydra_plugins.navitune_shared.protocol import ENV_KFP_EXPERIMENT_URL
 
 from experiment.tracking.common import ENV_PARENT_URL, mask
 from experiment.tracking.common import compiles_only
@@ -155,7 +155,8 @@ class SlackNotifier(Callback):
         """Counts, the best trial and the improvement over the production baseline (the study's trial with
         user attribute ``navitune:baseline`` == 0), read back from the study."""
         import optuna
-        from optuna.trial import TrialState
+
+        from hydra_plugins.navitune_shared.study_summary import summarize
 
         if s["storage"] in (None, "", "None", "null") or s["study"] is None:
             return []
@@ -163,22 +164,17 @@ class SlackNotifier(Callback):
             study = optuna.load_study(study_name=str(s["study"]), storage=_storage(s["storage"]))
         except KeyError:  # Optuna's "Record does not exist": the sweep never created its study
             return ["no trial ran: the study does not exist"]
-        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET)]
-        n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
-        lines = [f"{n[TrialState.COMPLETE] + n[TrialState.PRUNED]} finished trials "
-                 f"({n[TrialState.PRUNED]} pruned), {n[TrialState.FAIL]} failed"]
-        if len(study.directions) != 1 or n[TrialState.COMPLETE] == 0:
+        summary = summarize(study)
+        lines = [f"{summary.finished} finished trials ({summary.pruned} pruned), {summary.failed} failed"]
+        best, base = summary.best, summary.baseline
+        if best is None:
             return lines
-        best = study.best_trial
         unit = f" {self.unit}" if self.unit else ""
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
         lines.append(f"best: *{best.value:,.1f}{unit}* (trial {best.number}: {params})")
-        base = next((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get(BASELINE) == 0),
-                    None)
-        if base is not None and base.value != 0:
-            sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-            pct = sign * (best.value - base.value) / abs(base.value) * 100.0
-            lines.append(f"vs production: *{pct:+.2f} %* (production {base.value:,.1f}{unit}, trial {base.number})")
+        if summary.improvement_pct is not None:
+            lines.append(f"vs production: *{summary.improvement_pct:+.2f} %* (production {base.value:,.1f}{unit}, "
+                         f"trial {base.number})")
         else:
             lines.append("vs production: no completed baseline trial")
         return lines

@@ -31,7 +31,6 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from hydra_plugins.navitune_shared.protocol import BASELINE, OVER_BUDGET
 
 from experiment.tracking import common
 from experiment.tracking.common import (ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, ROLE_TAG,
@@ -320,26 +319,18 @@ def _study_summary(config: DictConfig) -> dict[str, Any] | None:
     """Trial counts, the best trial and the production baseline's value, read back from the Optuna study
     (None when the sweep has no Optuna study or it cannot be read: the rest is still logged)."""
     try:
-        import optuna
-        from optuna.trial import TrialState
+        from hydra_plugins.navitune_shared.study_summary import summarize
 
         study = _load_study(config)
         if study is None:
             return None
-        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET)]
-        n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
-        out: dict[str, Any] = {"finished": n[TrialState.COMPLETE] + n[TrialState.PRUNED],
-                               "complete": n[TrialState.COMPLETE], "pruned": n[TrialState.PRUNED],
-                               "failed": n[TrialState.FAIL]}
-        if len(study.directions) == 1 and n[TrialState.COMPLETE]:
-            best = study.best_trial
-            out["best_trial"] = best.number
-            base = next((t for t in trials if t.state == TrialState.COMPLETE
-                         and t.user_attrs.get(BASELINE) == 0), None)
-            if base is not None and base.value:
-                out["baseline_value"] = base.value
-                sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-                out["improvement_pct"] = sign * (best.value - base.value) / abs(base.value) * 100.0
+        s = summarize(study)
+        out: dict[str, Any] = {"finished": s.finished, "complete": s.complete, "pruned": s.pruned, "failed": s.failed}
+        if s.best is not None:
+            out["best_trial"] = s.best.number
+        if s.improvement_pct is not None:
+            out["baseline_value"] = s.baseline.value
+            out["improvement_pct"] = s.improvement_pct
         return out
     except Exception as err:  # not an Optuna study, or unreadable: the sweep's other results still go in
         log.debug("no study summary for MLflow: %s", common.first_line(err))
