@@ -1,4 +1,4 @@
-"""The Cloud SQL proxy beside remote jobs (launchers/hydra_plugins/navitune_kfp/proxy.py), with real parts.
+"""The Cloud SQL proxy beside remote jobs (launchers/hydra_plugins/navitune_kfp/proxy/ and navitune_shared/proxy_settings.py), with real parts.
 
 - mode ``process``: MariaDB stands in for Cloud SQL and ``socat`` for the Cloud SQL Auth Proxy; an Optuna study
   is created and told through the proxy port; the proxy is killed mid-job and the job must fail promptly with

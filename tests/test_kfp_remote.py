@@ -1,4 +1,4 @@
-"""``hydra/launcher=kfp`` with ``backend=remote`` against ``tests/kfp_api_server.FakeKFP``.
+"""``hydra/launcher=kfp`` with ``backend=remote`` against ``experiment/standins/kfp_api_server.FakeKFP``.
 
 FakeKFP stands in for a Kubeflow Pipelines cluster (none exists here): it serves the ``/apis/v2beta1`` endpoints
 the real ``kfp.Client`` calls, runs nothing, and lets each test script the states of a run. The launcher talks

@@ -18,6 +18,9 @@ S = "s3cr3t-c4n4ry"
     # a URL's password: the whole user info goes (the project's form since the first masker)
     (f"mysql+pymysql://navitune:{S}@127.0.0.1:3306/optuna", "mysql+pymysql://***@127.0.0.1:3306/optuna"),
     (f"storage=mysql+pymysql://navitune:{S}@db/optuna, then", "storage=mysql+pymysql://***@db/optuna, then"),
+    # a database password is "anything but @" (SQLAlchemy): an unescaped '/' or '#' in it still goes
+    (f"postgresql://u:pa/{S}@h/db", "postgresql://***@h/db"),
+    (f"mysql://u:pw#{S}@h/db", "mysql://***@h/db"),
     # Hydra escaped the override: the escapes stay, the password goes
     (rf"tracking.uri=http\://navi\:{S}@127.0.0.1\:5055", r"tracking.uri=http\://***@127.0.0.1\:5055"),
     # a token in the user's place of an http(s) URL; a database user alone is no secret
@@ -54,6 +57,7 @@ def test_each_form_is_masked(text: str, expected: str) -> None:
     "mysql+pymysql://navitune@127.0.0.1:3306/optuna",  # a database user alone
     "sqlite:////tmp/outputs/mlflow.db",
     "journal:///home/me/hooks/studies.journal",  # a folder named hooks in a file URL
+    "journal:///data/a@b/studies.journal",  # an '@' in a file path is no user info
     "see .git/hooks/pre-commit and x.git/hooks/pre-push",
     "http://127.0.0.1:5000/#/experiments/1/runs/abc",
     "https://example.com/search?q=token+bucket&page=2",

@@ -387,3 +387,15 @@ def test_a_decision_on_a_tracking_server(decided: dict[str, Any], mlflow_server:
     assert files == {"policy/policy.yaml", "policy/report.json", "policy/report.md"}
     assert decide(d, region="coquimbo", uri=mlflow_server.uri).outcome == "already_decided"
     assert len(reg.versions()) == 2
+
+
+def test_the_cli_reads_options_target_and_overrides_in_any_order() -> None:
+    """A ``--reason`` holding '=' is the reason, not an override; overrides may come anywhere."""
+    from experiment.registry.cli import parse
+
+    args, overrides = parse(["promote", "3", "--reason", "gamma=0.95 tested in QA", "region=ring_city"])
+    assert (args.command, args.target, args.reason) == ("promote", "3", "gamma=0.95 tested in QA")
+    assert overrides == ["region=ring_city"]
+    args, overrides = parse(["show", "tracking=off", "--region", "coquimbo"])
+    assert (args.command, args.target) == ("show", None) and overrides == ["tracking=off", "region=coquimbo"]
+

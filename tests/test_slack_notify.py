@@ -11,7 +11,7 @@ The automatic links (no ``mlflow_url`` / ``kfp_url`` configured) are checked in 
 of ``conf/config.yaml`` + ``+notify=slack``, run by Hydra's own ``Callbacks`` as a multirun does (start hooks
 in order, the launcher set up after them, end hooks in reverse order): the MLflow parent run's page from a real
 ``mlflow server`` (in the config's order and with Slack listed first), the KFP experiment's page from the kfp
-launcher against ``tests/kfp_api_server.FakeKFP``, and no link for a local store or left by an earlier sweep.
+launcher against ``experiment/standins/kfp_api_server.FakeKFP``, and no link for a local store or left by an earlier sweep.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmark ``sweep``: the asynchronous sweeper and the process-pool launcher on small generic Hydra apps.
 
-``python -m experiment.bench_sweep`` prints progress to stderr and one JSON object as its last stdout line
+``python -m experiment.bench sweep`` prints progress to stderr and one JSON object as its last stdout line
 (registered as ``python -m experiment.bench sweep``). The app is ``experiment/bench/apps/sweep_app.py``; every
 sweep runs it as a subprocess (``sys.executable``) in a fresh temporary directory, and every job writes its
 own start and end times (CLOCK_MONOTONIC, one clock for all processes), so durations are measured inside

@@ -31,8 +31,12 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--promotion", choices=("auto", "manual"), help="decide: override registry.promotion")
     p.add_argument("--reason", default="", help="promote/rollback: why (recorded in the version tags)")
     p.add_argument("--json", action="store_true", help="show/history/decide: one JSON object")
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    args = p.parse_args([a for a in argv if a not in overrides])
+    p.add_argument("overrides", nargs="*", help="config overrides such as region=NAME tracking=server")
+    args = p.parse_intermixed_args(list(argv))  # options, the target and overrides in any order
+    overrides = list(args.overrides)
+    if args.target is not None and "=" in args.target:  # an override where no target was given
+        overrides.insert(0, args.target)
+        args.target = None
     if args.region:
         overrides.append(f"region={args.region}")
     return args, overrides
@@ -44,7 +48,7 @@ def compose(overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from experiment.__main__ import check_group_choices
+    from experiment.preflight import check_group_choices
     from experiment.config import register_configs
 
     problem = check_group_choices(overrides)

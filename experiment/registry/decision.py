@@ -118,7 +118,7 @@ def record_start(config: DictConfig, sweep_dir: str | Path) -> dict[str, Any]:
             if champion is not None:
                 record["champion_version"], record["champion_policy"] = champion.number, champion.policy
         except Exception as err:  # noqa: BLE001 - MLflow down: the decision will not auto-promote
-            record["error"] = str(err)
+            record["error"] = mask(str(err))  # an error may quote the tracking URI
     try:
         d.mkdir(parents=True, exist_ok=True)
         if not (d / START_FILE).is_file():  # a resumed sweep keeps the champion its study started with

@@ -236,7 +236,7 @@ class Planner:
         background: np.ndarray | None = None,
     ) -> "NavigationPolicy":
         """Solve each slot's MDP from the demand the navigation believes in at that time (compiled: one
-        call of :func:`experiment.sim.kernels.plan_slots`; :meth:`plan_numpy` is the same in NumPy).
+        call of :func:`experiment.sim.kernels.plan_solve / kernels.plan_mix`; :meth:`plan_numpy` is the same in NumPy).
 
         The navigation is recomputed every slot, as a deployed one is: slot s is warm-started from slot
         s - 1's values and given a fixed budget of sweeps. ``forecast`` (nodes x slots) is known for the
@@ -253,7 +253,6 @@ class Planner:
         net, par = self.net, self.params
         n_slots = forecast.shape[1]
         vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
-        late = np.array([LATE_NIGHT_FACTOR if is_late_night((s * slot_min) % 1440) else 1.0 for s in range(n_slots)])
         choices = ChoiceTable(net, par.compliance)
         counts = np.empty((n_slots, choices.max_deg - 1, net.n_edges), dtype=np.int8)
         c, f8 = np.ascontiguousarray, np.float64

@@ -48,7 +48,7 @@ from hydra_plugins.navitune_shared.protocol import (
     LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
     PreparingLauncher,
 )
-from hydra_plugins.navitune_shared.storage import DiskReserve, claim, describe, make_storage
+from hydra_plugins.navitune_shared.storage import DiskReserve, alive, claim, describe, make_storage
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
@@ -279,7 +279,7 @@ class AsyncOptunaSweeperImpl:
         if owner == self.owner:
             return None
         owner_host, _, pid = owner.partition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+        if owner_host == host and pid.isdigit() and not alive(int(pid)):
             return f"its sweeper {owner} is gone"
         started = t.datetime_start.timestamp() if t.datetime_start is not None else 0.0
         last_sign = max(float(t.user_attrs.get(HEARTBEAT, 0.0)), started)
@@ -584,15 +584,5 @@ def _stream_seed(seed: int, ordinal: int) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence(entropy=abs(seed), spawn_key=(ordinal,)).generate_state(1)[0])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 

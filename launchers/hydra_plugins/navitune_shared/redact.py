@@ -150,6 +150,11 @@ def _url_spans(url: str, schemed: bool) -> list[tuple[int, int]]:
     scheme = url.split("://", 1)[0].lower() if schemed else ""
     start = len(scheme) + 3 if schemed else 0
     end = _end_of(url, "/?#", start)
+    if schemed and scheme not in ("http", "https"):
+        # a database URL's password is "anything but @" (SQLAlchemy): it may hold an unescaped '/' or '#'
+        last_at = url.rfind("@", start, _end_of(url, "? ", start))
+        if last_at >= 0:
+            end = max(end, _end_of(url, "/?#", last_at))
     spans = []
     authority = url[start:end]
     at = authority.rfind("@")

@@ -249,7 +249,7 @@ class DiskReserve:
         if journal.parent.is_dir():
             for old in journal.parent.glob(f"{prefix}{host}.*"):
                 other = old.name[len(prefix) + len(host) + 1:]
-                if other.isdigit() and other != pid and not _alive(int(other)):
+                if other.isdigit() and other != pid and not alive(int(other)):
                     old.unlink(missing_ok=True)
         path = journal.parent / f"{prefix}{host}.{pid}"
         try:
@@ -269,7 +269,7 @@ class DiskReserve:
             self.path = None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -317,6 +317,8 @@ def _is_connection_error(err: BaseException) -> bool:
     orig = err.orig if isinstance(err, DBAPIError) else err
     if isinstance(orig, sqlite3.Error):
         return getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN
+    if hasattr(orig, "pgcode"):  # PostgreSQL (psycopg): no SQLSTATE means the server was never reached
+        return orig.pgcode is None
     code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
     return code in MYSQL_UNREACHABLE
 
