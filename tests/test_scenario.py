@@ -135,6 +135,7 @@ def test_default_scenario_is_drifting():
         ("scenario.monthly_demand=[1,1,1]", "scenario.monthly_demand"),
         ("scenario.trend_anchor=june", "scenario.trend_anchor"),
         ("scenario.changes.0.fleet=0", "scenario.changes[0].fleet"),
+        ("scenario.changes.4.hotspot.kind=stadium", "scenario: hotspot kind 'stadium'; allowed: station"),
     ],
 )
 def test_bad_scenario_values_fail_with_one_line(override, key):

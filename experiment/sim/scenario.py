@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .regions import HOTSPOT_KINDS
+
 
 @dataclass(frozen=True)
 class NewHotspot:
@@ -30,6 +32,12 @@ class NewHotspot:
     sigma_m: float
     weight: float  # street-hail mass relative to the region's hot spots (Tokyo Station is 3.0)
     learned_after_days: int = 56  # the historical (stats) forecast sees it only after this many days
+
+    def __post_init__(self) -> None:
+        if self.kind not in HOTSPOT_KINDS:
+            raise ValueError(f"hotspot kind {self.kind!r}; allowed: {', '.join(HOTSPOT_KINDS)}")
+        if not (self.sigma_m > 0 and self.weight > 0):
+            raise ValueError("hotspot sigma_m and weight must be > 0")
 
 
 @dataclass(frozen=True)
