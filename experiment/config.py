@@ -310,7 +310,7 @@ def _check_scenario(cfg: Any) -> None:
     if node is None:
         return
     for key in ("monthly_demand", "monthly_patience"):
-        values = list(node[key])
+        values = list(getattr(node, key))
         if len(values) != 12 or any(not (0 < float(v) <= 10) for v in values):
             _fail(f"scenario.{key}", values, "12 factors in (0, 10], January first")
     parse_day("scenario.trend_anchor", node.trend_anchor)
@@ -320,7 +320,7 @@ def _check_scenario(cfg: Any) -> None:
         if c.end is not None and parse_day(f"{key}.end", c.end) <= parse_day(f"{key}.start", c.start):
             _fail(f"{key}.end", c.end, f"null or a date after {key}.start ({c.start})")
         for f in ("demand", "patience", "congestion", "right_turn_delay", "fleet"):
-            _number(f"{key}.{f}", c[f], 0, 10, "a factor in (0, 10]", lo_open=True)
+            _number(f"{key}.{f}", getattr(c, f), 0, 10, "a factor in (0, 10]", lo_open=True)
     try:
         scenario_from_config(node)
     except (ValueError, TypeError, KeyError) as err:
