@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from hydra_plugins.navitune_shared.protocol import TrialContext
 from omegaconf import DictConfig
 
 from experiment.config import parse_day, scenario_from_config, validate
@@ -85,20 +85,10 @@ def tuned_params(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-SWEEP_ENV = {  # set by the optuna_async sweeper for each job it launches; absent for a single run
-    "study": "NAVITUNE_OPTUNA_STUDY", "trial": "NAVITUNE_OPTUNA_TRIAL",
-    "attempt": "NAVITUNE_OPTUNA_ATTEMPT", "origin_trial": "NAVITUNE_OPTUNA_ORIGIN",
-}
-
-
 def sweep_context() -> dict[str, Any]:
     """The study, trial, attempt and first attempt's trial of a sweep job (None each for a single run):
     the sink's idempotency key, so a job that runs again replaces its rows instead of adding to them."""
-    out: dict[str, Any] = {}
-    for key, var in SWEEP_ENV.items():
-        value = os.environ.get(var) or None
-        out[key] = value if key == "study" or value is None else int(value)
-    return out
+    return TrialContext.from_env().as_dict()
 
 
 def _who(cfg: DictConfig, context: dict[str, Any]) -> str:

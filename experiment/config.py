@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.errors import CompactHydraException
+from hydra_plugins.navitune_shared.proxy_settings import DEFAULT_IMAGE as DEFAULT_PROXY_IMAGE
 from omegaconf import DictConfig
 
+from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by validate())
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
 from experiment.sim.regions import REGIONS
 from experiment.sim.scenario import Change, NewHotspot, Scenario
 from experiment.sim.shifts import SHIFT_KINDS
+from experiment.windows import register_resolver
+
+register_resolver()  # window=rolling computes its dates with it: any reader of a navitune config imports this
 
 DEMAND_SOURCES = ("ml", "stats")
 SINKS = ("duckdb", "bigquery")
@@ -31,10 +37,14 @@ BQ_LOCATION = re.compile(r"[A-Za-z]+(-[a-z]+[0-9]+)?")  # US, EU, asia-northeast
 HTTP_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?/?")
 SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_WINDOW_DAYS = 28
-
-
-class ConfigError(CompactHydraException):
-    """A config value outside what navitune accepts; Hydra prints just this one line."""
+# The engine runs any fleet that fits in memory (check_memory, with the simulator's own estimate), and time grows
+# with the fleet: this bound, far above any city (Tokyo has about 30,000 corporate taxis) and twice the largest
+# fleet the tests run (tests/test_sim_numba.py), keeps a typo from starting a simulation of many hours.
+MAX_DRIVERS = 2_000_000
+MAX_REQUESTS_PER_HOUR = 1_000_000
+MAX_SHARE = 1_000_000
+# seeds are stored in the sink's INT64 ``seed`` column (and NumPy takes them as 64-bit words)
+MAX_SEED = (1 << 63) - 1
 
 
 @dataclass
@@ -64,6 +74,18 @@ class WindowConfig:
     seed: int = 1
     drivers: Optional[int] = None  # use at most this many of the region's drivers (smoke runs)
     max_shift_h: Optional[float] = None  # cap shift length (smoke runs)
+
+
+@dataclass
+class RollingWindowConfig(WindowConfig):
+    """``window=rolling``: name, start, end and seed are computed from these (experiment.windows), so
+    everything that reads a fixed window reads a rolling one the same way."""
+
+    as_of: str = "${now:%Y-%m-%d}"  # YYYY-MM-DD; the CLI pins "today" once, as an override (see __main__)
+    tune_days: int = 7  # the tuning span: the tune_days before the test span
+    test_days: int = 7  # the held-out test span: the test_days just before as_of
+    span: str = "tune"  # tune | test: which of the two this window simulates (the report sets test)
+    cycle: str = "rolling_${.as_of}"  # names the cycle's study, MLflow and KFP experiments (one per as_of)
 
 
 @dataclass
@@ -126,12 +148,12 @@ class SinkConfig:
 @dataclass
 class ProxyConfig:
     """The Cloud SQL Auth Proxy beside each remote job (``proxy=none|cloudsql``); checked by
-    ``hydra_plugins.navitune_kfp.proxy.proxy_settings``, which the remote job also uses."""
+    ``hydra_plugins.navitune_shared.proxy_settings.proxy_settings``, which the remote job also uses."""
 
     mode: str = "none"  # none | process (a supervised child process in the job) | native (K8s native sidecar)
     instance: str = ""  # Cloud SQL connection name project:region:instance
     port: int = 3306  # local TCP port the proxy listens on (127.0.0.1) and the study URL points at
-    image: str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1"  # native mode
+    image: str = DEFAULT_PROXY_IMAGE  # native mode
     args: List[str] = field(default_factory=list)  # extra proxy flags, e.g. --private-ip, --auto-iam-authn
     credentials_secret: Optional[str] = None  # Kubernetes Secret with a service-account key (by name only)
     credentials_key: str = "credentials.json"  # key of that Secret
@@ -203,6 +225,7 @@ def register_configs() -> None:
         ("tracking", TrackingConfig), ("scenario", ScenarioConfig),
     ):
         cs.store(group=group, name=f"{group}_schema", node=node)
+    cs.store(group="window", name="rolling_window_schema", node=RollingWindowConfig)
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -229,10 +252,19 @@ def _known_keys(cfg: Any) -> None:
     """Keys added with ``+group.key=...`` pass Hydra's struct check: catch typos here."""
     for group, schema in GROUP_SCHEMAS.items():
         node = cfg.get(group) if hasattr(cfg, "get") else getattr(cfg, group)
+        schema = _node_schema(schema, node)
         allowed = [f.name for f in fields(schema)]
         for key in node.keys() if hasattr(node, "keys") else []:
             if key not in allowed:
                 _fail(f"{group}.{key}", node[key], f"keys {', '.join(allowed)}")
+
+
+def _node_schema(schema: type, node: Any) -> type:
+    """The group's schema, or the subclass its option extends (``window=rolling``: RollingWindowConfig)."""
+    from omegaconf import OmegaConf
+
+    typ = OmegaConf.get_type(node) if isinstance(node, DictConfig) else type(node)
+    return typ if isinstance(typ, type) and issubclass(typ, schema) else schema
 
 
 def validate(cfg: DictConfig | NavituneConfig) -> None:
@@ -242,15 +274,16 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     r, d, w, p, s = cfg.region, cfg.demand, cfg.window, cfg.policy, cfg.sink
     if r.name not in REGIONS:
         _fail("region.name", r.name, ", ".join(REGIONS))
-    if r.drivers <= 0:
-        _fail("region.drivers", r.drivers, "a whole number > 0")
-    _number("region.requests_per_hour", r.requests_per_hour, 0, 1e6, "a number > 0", lo_open=True)
-    if r.network_seed < 0:
-        _fail("region.network_seed", r.network_seed, "a whole number >= 0")
+    if not 0 < r.drivers <= MAX_DRIVERS:
+        _fail("region.drivers", r.drivers, f"a whole number in [1, {MAX_DRIVERS}]")
+    _number("region.requests_per_hour", r.requests_per_hour, 0, MAX_REQUESTS_PER_HOUR,
+            f"a number in (0, {MAX_REQUESTS_PER_HOUR}]", lo_open=True)
+    if not 0 <= r.network_seed <= MAX_SEED:
+        _fail("region.network_seed", r.network_seed, f"a whole number in [0, {MAX_SEED}]")
     for k, v in r.fleet_mix.items():
         if k not in SHIFT_KINDS:
             _fail(f"region.fleet_mix.{k}", v, f"keys {', '.join(SHIFT_KINDS)}")
-        _number(f"region.fleet_mix.{k}", v, 0, 1e6, "a share >= 0")
+        _number(f"region.fleet_mix.{k}", v, 0, MAX_SHARE, f"a share in [0, {MAX_SHARE}]")
     if sum(r.fleet_mix.values()) <= 0:
         _fail("region.fleet_mix", dict(r.fleet_mix), "shares that add up to more than 0")
     if d.source not in DEMAND_SOURCES:
@@ -258,15 +291,16 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     _number("demand.ml_error", d.ml_error, 0, 2, "0 <= ml_error <= 2")
     _number("demand.ml_late_prob", d.ml_late_prob, 0, 1, "0 <= ml_late_prob <= 1")
     _number("demand.patience_median_min", d.patience_median_min, 0, 240, "minutes in (0, 240]", lo_open=True)
+    _check_rolling(w)
     start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
     if end <= start:
         _fail("window.end", w.end, f"a date after window.start ({w.start})")
     if (end - start).days > MAX_WINDOW_DAYS:
         _fail("window.end", w.end, f"at most {MAX_WINDOW_DAYS} days after window.start")
-    if w.seed < 0:
-        _fail("window.seed", w.seed, "a whole number >= 0")
-    if w.drivers is not None and w.drivers <= 0:
-        _fail("window.drivers", w.drivers, "null or a whole number > 0")
+    if not 0 <= w.seed <= MAX_SEED:
+        _fail("window.seed", w.seed, f"a whole number in [0, {MAX_SEED}]")
+    if w.drivers is not None and not 0 < w.drivers <= MAX_DRIVERS:
+        _fail("window.drivers", w.drivers, f"null or a whole number in [1, {MAX_DRIVERS}]")
     if w.max_shift_h is not None:
         _number("window.max_shift_h", w.max_shift_h, 0, 24, "null or hours in (0, 24]", lo_open=True)
     _number("policy.gamma", p.gamma, 0, 1, "0 <= gamma < 1", hi_open=True)
@@ -280,17 +314,38 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
         _fail("sink.kind", s.kind, ", ".join(SINKS))
     if not SQL_NAME.fullmatch(str(s.table)):
         _fail("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")
+    _check_outputs(cfg)
     _check_sink(s)
     _check_scenario(cfg)
     _check_proxy(cfg)
     _check_tracking(cfg)
 
 
+def _check_rolling(w: Any) -> None:
+    """``window=rolling``: its own keys first, as its start, end and seed are computed from them."""
+    if not hasattr(w, "as_of"):
+        return
+    from experiment.windows import AS_OF_FORMAT, MAX_SPAN_DAYS, MAX_AS_OF, MIN_AS_OF, SPANS, check_days, parse_as_of
+
+    try:
+        parse_as_of(w.as_of)
+    except ValueError:
+        _fail("window.as_of", w.as_of, f"{AS_OF_FORMAT} between {MIN_AS_OF} and {MAX_AS_OF} (default: today)")
+    for key in ("tune_days", "test_days"):
+        try:
+            check_days(key, getattr(w, key))
+        except ValueError:
+            _fail(f"window.{key}", getattr(w, key), f"a whole number of days in [1, {MAX_SPAN_DAYS}]")
+    if w.span not in SPANS:
+        _fail("window.span", w.span, ", ".join(SPANS))
+
+
 def _check_sink(s: Any) -> None:
     """Each sink kind needs its own keys (one schema holds both: the proxy group does the same)."""
     if s.kind == "duckdb":
-        if not s.path:
-            _fail("sink.path", s.path, "a file path for the DuckDB results file")
+        if not s.path or not _file_path_ok(str(s.path)):
+            _fail("sink.path", s.path, "a file path for the DuckDB results file (not a directory, in a "
+                                       "directory that exists or can be created)")
         return
     if s.project is not None and not GCP_PROJECT.fullmatch(str(s.project)):
         _fail("sink.project", s.project, "null (the credentials' project) or a Google Cloud project id")
@@ -355,13 +410,135 @@ def _check_tracking(cfg: Any) -> None:
     tracking = cfg.get("tracking") if hasattr(cfg, "get") else getattr(cfg, "tracking", None)
     if tracking is not None:
         check_tracking(tracking)
+        uri = str(tracking.uri or "")
+        if tracking.kind == "local" and uri.startswith("sqlite:///"):
+            path = uri[len("sqlite:///"):]
+            if path in ("", ":memory:") or path.startswith(":memory:") or not _file_path_ok(path):
+                _fail("tracking.uri", uri, "sqlite:///PATH of a store file (not :memory:, which would keep "
+                                           "nothing, nor a directory)")
 
 
 def _check_proxy(cfg: Any) -> None:
     """The proxy rules live beside the code that runs the proxy (the remote job checks them again)."""
-    from hydra_plugins.navitune_kfp.proxy import proxy_settings
+    from hydra_plugins.navitune_shared.proxy_settings import proxy_settings
 
     try:
         proxy_settings(cfg)
     except ValueError as err:
         raise ConfigError(f"navitune: {err}") from None
+
+
+def _check_outputs(cfg: Any) -> None:
+    """``paths.outputs`` holds every store and job directory: empty would mean ``/`` (``${paths.outputs}/x``),
+    a file (``/dev/null``) cannot hold anything."""
+    paths = cfg.get("paths") if hasattr(cfg, "get") else getattr(cfg, "paths", None)
+    if paths is None:
+        return
+    out = str(paths.outputs or "").strip()
+    allowed = "a directory path (created if missing; not empty, not a file such as /dev/null)"
+    if not out or out.rstrip("/") == "" or not _dir_path_ok(out):
+        _fail("paths.outputs", paths.outputs, allowed)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _dir_path_ok(text: str) -> bool:
+    """A directory, or a path whose nearest existing ancestor is a directory (it can be created)."""
+    path = Path(text).expanduser().absolute()
+    return _existing_ancestor(path).is_dir()
+
+
+def _file_path_ok(text: str) -> bool:
+    """A file (or a new one) whose directory is, or can be created as, a directory."""
+    path = Path(text).expanduser().absolute()
+    return not path.is_dir() and _dir_path_ok(str(path.parent))
+
+
+# ------------------------------------------------------------------------------------------------ memory
+# One estimate of a simulation's peak memory, the simulator's own (experiment.sim.memory, measured against the
+# compiled engine by tests/test_sim_memory.py), checked against what this machine has before anything runs.
+MEMORY_LIMIT_ENV = "NAVITUNE_MEMORY_LIMIT_MIB"  # the memory budget of this machine's jobs, instead of what is free
+
+
+@dataclass(frozen=True)
+class JobSize:
+    """What one simulation job holds, and its estimated peak memory."""
+
+    region: str
+    drivers: int
+    days: int
+    requests_per_hour: float  # after scaling to window.drivers
+    mib: float
+
+
+def job_size(cfg: Any) -> JobSize:
+    """The estimated peak memory of one simulation of a validated config."""
+    from experiment.sim.memory import REGION_SIZES, estimate_peak_bytes
+
+    r, w = cfg.region, cfg.window
+    days = (parse_day("window.end", w.end) - parse_day("window.start", w.start)).days
+    drivers = min(int(w.drivers), int(r.drivers)) if w.drivers is not None else int(r.drivers)
+    rph = float(r.requests_per_hour) * drivers / int(r.drivers)  # a capped fleet gets the same demand per driver
+    network = str(r.name) if str(r.name) in REGION_SIZES else max(REGION_SIZES.values(), key=lambda n: n.n_nodes)
+    mib = estimate_peak_bytes(network, drivers, days, rph) / 2**20
+    return JobSize(str(r.name), drivers, days, rph, mib)
+
+
+def available_mib() -> float:
+    """Memory the jobs may use: ``NAVITUNE_MEMORY_LIMIT_MIB`` if set, else what the machine (and its cgroup)
+    has available now."""
+    text = os.environ.get(MEMORY_LIMIT_ENV)
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"navitune: invalid {MEMORY_LIMIT_ENV}={text!r}; allowed: MiB > 0, or unset (the "
+                              "machine's available memory)")
+        return value
+    have = [_meminfo_available_mib(), _cgroup_available_mib()]
+    known = [h for h in have if h is not None]
+    return min(known) if known else float("inf")
+
+
+def _meminfo_available_mib() -> float | None:
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup_available_mib() -> float | None:
+    """cgroup v2 limit minus usage (a container's memory limit), or None without a limit."""
+    try:
+        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
+        used = open("/sys/fs/cgroup/memory.current", encoding="ascii").read().strip()
+    except OSError:
+        return None
+    if not limit.isdigit() or not used.isdigit():
+        return None
+    return (int(limit) - int(used)) / 2**20
+
+
+def check_memory(cfg: Any, jobs: int = 1, key: str = "hydra.launcher.n_jobs") -> None:
+    """Refuse, in one line, a run (or ``jobs`` runs at once on this machine) over the available memory."""
+    size, have = job_size(cfg), available_mib()
+    if jobs * size.mib <= have:
+        return
+    what = (f"region={size.region} with {size.drivers} drivers and {size.requests_per_hour:g} requests/h over "
+            f"{size.days} days needs ~{size.mib:,.0f} MiB (estimate)")
+    budget = f"{have:,.0f} MiB available ({MEMORY_LIMIT_ENV} sets another budget)"
+    most = int(have // size.mib)
+    if most >= 1:
+        raise ConfigError(f"navitune: invalid {key}={jobs}: {jobs} jobs at once, each {what}, need ~"
+                          f"{jobs * size.mib:,.0f} MiB, {budget}; allowed: at most {most} jobs at once")
+    raise ConfigError(f"navitune: run too large: {what}, {budget}; allowed: a run of at most {have:,.0f} MiB "
+                      "(fewer region.drivers or window.drivers, a lower region.requests_per_hour, a shorter window)")

@@ -28,7 +28,7 @@ def compose_sink(overrides: list[str]) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from experiment.__main__ import CONF_DIR, composition_error  # registers the schema, as the CLI does
+    from experiment.preflight import CONF_DIR, composition_error  # registers the schema, as the CLI does
     from experiment.config import ConfigError, validate
 
     try:

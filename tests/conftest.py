@@ -1,4 +1,4 @@
-"""Shared test settings: the repo root on sys.path (tests import tests.reference_engine)."""
+"""Shared test settings: the repo root on sys.path (tests import each other's helpers as tests.*)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The vectorised ``Engine.run`` against the plain per-driver reference loop in ``reference_engine.py``.
+"""The vectorised ``Engine.run`` against the plain per-driver reference loop in ``experiment/sim/reference.py``.
 
 Each case builds two engines from the same parameters (``Engine.run`` consumes the engine's RNG), runs
 the vectorised loop on one and the scalar oracle on the other, and requires identical results: every
@@ -16,10 +16,7 @@ from experiment.sim.engine import ABANDONED, SERVED, SimOutput, SimulationStoppe
 from experiment.sim.navigation import NavigationParams
 from experiment.sim.simulate import SimParams, simulate
 
-try:
-    from tests.reference_engine import build_engine, run_reference
-except ImportError:  # tests/ run as a plain directory on sys.path
-    from reference_engine import build_engine, run_reference
+from experiment.sim.reference import build_engine, run_reference
 
 NAV = NavigationParams.from_road_weights(0.93, 3.0, {"right": 2.0, "uturn": 4.0})
 

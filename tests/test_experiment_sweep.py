@@ -15,8 +15,11 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "experiment", "-m", f"paths.outputs={tmp_path / 'outputs'}", *overrides]
+def sweep(tmp_path: Path, *overrides: str, preflight: bool = True) -> subprocess.CompletedProcess:
+    """``python -m experiment -m ...``; ``preflight=False`` runs the Hydra task without the CLI's checks, as a
+    sweep started by other tooling would (the jobs still check their own config)."""
+    entry = ["-m", "experiment"] if preflight else ["-c", "from experiment.__main__ import task; task()"]
+    cmd = [sys.executable, *entry, "-m", f"paths.outputs={tmp_path / 'outputs'}", *overrides]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
 
 
@@ -78,12 +81,16 @@ def test_sweep_prunes_poor_trials_and_beats_production(tmp_path: Path) -> None:
 
 def test_a_trial_with_a_bad_value_fails_alone_with_one_line(tmp_path: Path) -> None:
     """A trial whose value the task rejects fails (retried once, then for good) with the task's one-line
-    error; the rest of the sweep is unaffected and ends at the budget."""
-    proc = sweep(
-        tmp_path, "window=smoke", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=bad_value",
-        "hydra.sweeper.max_retries=1", "hydra.sweeper.max_failure_rate=0.5",
-        "hydra.sweeper.enqueue=[{policy.gamma: 1.5, policy.max_wait_min: 3.0, policy.road_weights.right: 2.0}]",
-    )
+    error; the rest of the sweep is unaffected and ends at the budget. The CLI refuses such a baseline before
+    the first trial; a sweep started without its preflight meets the job's own check."""
+    args = ("window=smoke", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=bad_value",
+            "hydra.sweeper.max_retries=1", "hydra.sweeper.max_failure_rate=0.5",
+            "hydra.sweeper.enqueue=[{policy.gamma: 1.5, policy.max_wait_min: 3.0, policy.road_weights.right: 2.0}]")
+    refused = sweep(tmp_path, *args)
+    assert refused.returncode != 0 and refused.stderr.strip() == (
+        "navitune: invalid hydra.sweeper.enqueue[0]: policy.gamma=1.5; allowed: 0 <= gamma < 1")
+    assert not (tmp_path / "outputs").exists()
+    proc = sweep(tmp_path, *args, preflight=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(tmp_path, "bad_value").get_trials(deepcopy=False)
     bad = [t for t in trials if t.params["policy.gamma"] == 1.5]

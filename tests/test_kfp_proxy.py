@@ -551,3 +551,18 @@ def test_cli_rejects_bad_proxy_with_one_line(cli_results, case, overrides, key, 
     assert key in lines[0] and allowed in lines[0], lines[0]
     assert "SECRET" not in proc.stderr
     assert sorted(cwd.iterdir()) == [], f"something was written: {sorted(cwd.rglob('*'))}"
+
+
+def test_one_proxy_version_for_the_sidecar_image_and_the_job_images_binary() -> None:
+    """proxy.mode=native runs DEFAULT_IMAGE; proxy.mode=process runs the binary the Dockerfile installs: the same
+    release, written once in Python (the config schema takes it from there) and once in the Dockerfile."""
+    import re
+
+    from experiment.config import ProxyConfig
+    from hydra_plugins.navitune_shared.proxy_settings import DEFAULT_IMAGE
+
+    dockerfile = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    (version,) = re.findall(r"^ARG CLOUD_SQL_PROXY_VERSION=(\S+)$", dockerfile, flags=re.M)
+    assert DEFAULT_IMAGE.endswith(f":{version}")
+    assert ProxyConfig().image == DEFAULT_IMAGE
+

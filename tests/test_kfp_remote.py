@@ -33,10 +33,9 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus, setup_globals
 from hydra.types import HydraContext
 
-from hydra_plugins.navitune_kfp import remote_backend
 from hydra_plugins.navitune_kfp.results import ResultStore
 from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (session fixture)
-from tests.kfp_api_server import FakeKFP
+from experiment.standins.kfp_api_server import FakeKFP
 
 Plugins.instance()
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +108,6 @@ class Sweep:
 
 @pytest.fixture()
 def server() -> Iterator[FakeKFP]:
-    remote_backend._EXPERIMENTS.clear()  # a fresh "sweeper process" per test (ports of old servers are reused)
     with FakeKFP() as fake:
         yield fake
 
@@ -173,12 +171,31 @@ def test_request_shapes_experiment_and_no_secret(sweep: Sweep, server: FakeKFP, 
     launcher.shutdown()
 
     # a new sweeper process on the same study finds the experiment instead of creating another
-    remote_backend._EXPERIMENTS.clear()
     again = sweep.launcher()
     assert len(server.calls("POST", "/apis/v2beta1/experiments")) == 1
     lookups = server.calls("GET", "/apis/v2beta1/experiments")
     assert json.loads(lookups[-1].query["filter"])["predicates"][0]["stringValue"] == sweep.study
     again.shutdown()
+
+
+def test_the_sweeper_sets_its_launcher_up_once(sweep: Sweep, server: FakeKFP) -> None:
+    """optuna_async builds one launcher per sweep and gives it to hydra-optuna-sweeper's machinery (whose own
+    setup() would build a second one): the kfp launcher's set-up, which compiles and finds or creates the KFP
+    experiment, runs once."""
+    cfg = compose("config", overrides=sweep.overrides, return_hydra_config=True)
+    gh = GlobalHydra.instance()
+    ctx = HydraContext(config_loader=gh.config_loader(), callbacks=Callbacks(), execution_whitelist=["tests.*"])
+    setup_globals()
+    sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=ctx, task_function=objective)
+    try:
+        # one set-up: looked up, created, looked up again (the oldest of its name wins a race with a peer);
+        # a second launcher would have looked it up a third time
+        assert len(server.calls("GET", "/apis/v2beta1/experiments")) == 2
+        assert len(server.calls("POST", "/apis/v2beta1/experiments")) == 1
+        impl = sweeper.sweeper
+        assert impl._base.launcher is impl.launcher
+    finally:
+        sweeper.sweeper.launcher.shutdown()
 
 
 def test_reattaches_to_an_existing_run_instead_of_submitting_again(sweep: Sweep, server: FakeKFP) -> None:

@@ -25,7 +25,7 @@ from hydra_plugins.navitune_launchers._job_runner import run_job_in_fork
 from hydra_plugins.navitune_launchers._sweep_config import SweepConfigFactory, parse_simple
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_APP = ROOT / "experiment" / "bench_apps"
+BENCH_APP = ROOT / "experiment" / "bench" / "apps"
 NAVITUNE_CONF = ROOT / "conf"
 STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\]", re.M)  # log lines start with their time
 FRAMES = re.compile(r"^  .*\n", re.M)  # traceback frames differ: the runners are different functions

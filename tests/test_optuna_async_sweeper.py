@@ -637,8 +637,22 @@ def test_trials_asked_ahead_only_for_a_launcher_that_waits_with_them(
     from types import SimpleNamespace
 
     from hydra_plugins.navitune_optuna._core import AsyncOptunaSweeperImpl
+    from hydra_plugins.navitune_shared.protocol import AsyncLauncher, PreparingLauncher
 
-    sweeper = SimpleNamespace(launcher=SimpleNamespace(**launcher), n_jobs=sweeper_n_jobs)
+    class Launcher:  # the protocol's abilities, as a launcher plugin declares them
+        prepared = 0
+
+        def submit(self, overrides, job_idx):  # pragma: no cover - not called
+            raise AssertionError
+
+        def shutdown(self) -> None:  # pragma: no cover - not called
+            raise AssertionError
+
+    instance = Launcher()
+    instance.__dict__.update(launcher)
+    assert isinstance(instance, AsyncLauncher)
+    assert isinstance(instance, PreparingLauncher) == ("prepare_ahead" in launcher)
+    sweeper = SimpleNamespace(launcher=instance, n_jobs=sweeper_n_jobs)
     assert AsyncOptunaSweeperImpl._ahead(sweeper) == expected  # type: ignore[arg-type]
 
 

@@ -106,7 +106,7 @@ def test_the_former_maskers_are_the_shared_one() -> None:
     from experiment.report import _mask as report_mask
     from experiment.tracking.common import mask
     from hydra_plugins.navitune_kfp.settings import fail
-    from hydra_plugins.navitune_optuna._core import _describe
+    from hydra_plugins.navitune_shared.storage import describe as _describe
 
     storage = f"mysql+pymysql://navitune@127.0.0.1:3306/optuna?password={S}"
     for shown in (mask(storage), report_mask(storage), _describe(storage), slack_mask(storage, ""),
@@ -159,7 +159,7 @@ def test_slack_webhook_without_a_scheme_is_one_warning_naming_the_variable(monke
 ])
 def test_the_cli_refuses_a_secret_in_clear_naming_the_key(args: list, key: str) -> None:
     """Hydra saves the command line and the config with every run: a secret must come by reference."""
-    from experiment.__main__ import preflight
+    from experiment.preflight import preflight
 
     problem = preflight(args)
     assert problem is not None and f"invalid config {key}=" in problem and "${oc.env:VAR}" in problem
@@ -167,7 +167,7 @@ def test_the_cli_refuses_a_secret_in_clear_naming_the_key(args: list, key: str) 
 
 
 def test_the_cli_takes_secrets_by_reference(monkeypatch) -> None:
-    from experiment.__main__ import preflight
+    from experiment.preflight import preflight
 
     monkeypatch.setenv("PW", S)  # validation resolves the tracking URI
     assert preflight(["-m", "tracking=server", "tracking.uri=http://navi:${oc.env:PW}@127.0.0.1:5055",

@@ -220,3 +220,15 @@ def test_changes_carry_a_source():
     drifting = load_scenario("drifting")
     assert drifting.changes and all(c.source for c in drifting.changes)
     assert isinstance(drifting.changes[0], Change)
+
+
+def test_rolling_window_gets_the_city_of_its_dates():
+    """window=rolling (as_of 1 March 2026): the tuning span lies in February, inside the road works."""
+    from experiment.app import sim_params
+
+    cfg = composed("window=rolling", "window.as_of=2026-03-01")
+    validate(cfg)
+    p = sim_params(cfg)
+    assert p.scenario_days is not None and len(p.scenario_days.states) == p.n_days + 1
+    assert all(s.right_turn_delay == 2.0 and s.fleet == 0.9 for s in p.scenario_days.states)
+    assert sim_params(composed("window=rolling", "window.as_of=2026-03-01", "scenario=stationary")).scenario_days is None

@@ -94,7 +94,7 @@ def test_pruning_hook_stops_the_run_after_the_first_day():
 
 
 def test_calibration_tokyo_like(default_week):
-    """Ranges from Tokyo taxi statistics (README "Calibration")."""
+    """Ranges from Tokyo taxi statistics (docs/simulator.md "Calibration")."""
     m = default_week.metrics
     assert 0.40 <= m["occupancy_distance"] <= 0.55
     assert 18 <= m["trips_per_driver_shift"] <= 32

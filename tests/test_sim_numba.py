@@ -22,14 +22,9 @@ from experiment.sim.shifts import MAX_BREAKS, ShiftPlan
 from experiment.sim.simulate import SimParams, build_engine
 from experiment.sim.traffic import congestion
 
-try:
-    from tests.reference_engine import run_reference
-    from tests.test_engine_oracle import assert_same_output
-    from tests.test_sim_units import tiny_mdp
-except ImportError:  # tests/ run as a plain directory on sys.path
-    from reference_engine import run_reference
-    from test_engine_oracle import assert_same_output
-    from test_sim_units import tiny_mdp
+from experiment.sim.reference import run_reference
+from tests.test_engine_oracle import assert_same_output
+from tests.test_sim_units import tiny_mdp
 
 NAV = NavigationParams.from_road_weights(0.93, 3.0, {"right": 2.0, "uturn": 4.0})
 RING_NAV = SimParams("ring_city", 40, 1500.0, 4, 2, 1, policy=NAV, max_shift_h=8)

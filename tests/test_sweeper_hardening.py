@@ -96,7 +96,7 @@ def test_concurrent_sweepers_on_mariadb_run_distinct_points_and_the_baseline_onc
 
 
 def _claim_in_process(setting: str, key: str, ready: Any, go: Any, out: Any) -> None:
-    from hydra_plugins.navitune_optuna.storage import claim, make_storage
+    from hydra_plugins.navitune_shared.storage import claim, make_storage
 
     study = optuna.load_study(study_name="claims", storage=make_storage(setting))
     ready.put(os.getpid())
@@ -129,7 +129,7 @@ def _claim_race(setting: str, block: Callable[[], None], unblock: Callable[[], N
 def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> None:
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     path = tmp_path / "claims.journal"
     setting = f"journal://{path}"
@@ -143,7 +143,7 @@ def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> Non
 def test_claim_is_won_by_exactly_one_process_on_mariadb(mariadb: MariaDB) -> None:  # noqa: F811
     import pymysql
 
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     database = mariadb.create_database("navitune_claims")
     setting = mariadb.url(database=database)
@@ -250,6 +250,22 @@ def small_disk(tmp_path: Path) -> Path:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+def test_full_disk_while_jobs_are_set_up_ahead_is_one_line_per_job_and_no_traceback(
+        tmp_path: Path, small_disk: Path) -> None:
+    """Two jobs at a time and one set up ahead: a job may meet the full disk while process_pool writes its
+    ``.hydra/`` files, before its task. That job fails alone like a failing task (one line, no traceback from
+    the launcher) and the sweep stops as it does for a task that meets the full disk."""
+    store, sweep = small_disk / "optuna" / "study.journal", small_disk / "sweeps"
+    args = (journal(store), "hydra.sweeper.n_trials=12", f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_jobs=2",
+            "hydra.launcher.n_jobs=2", "hydra.launcher.prepare_ahead=1")
+    full = run("sphere", tmp_path, "unused", *args, "write_kb=150", timeout=120.0)
+    assert full.rc != 0, full
+    assert "disk is full" in _one_line(full)
+    assert "Traceback" not in full.stdout + full.stderr, full
+    trials = journal_trials(store, "sphere")
+    assert states(trials)[TrialState.RUNNING] == 0 and n_finished(trials) < 12
+
+
 def test_full_disk_stops_the_sweep_in_one_line_and_the_same_command_continues(
         tmp_path: Path, small_disk: Path) -> None:
     """The journal and the jobs' outputs on one small disk; each job writes 150 KiB until one fails with
@@ -284,7 +300,7 @@ def test_full_disk_stops_the_sweep_in_one_line_and_the_same_command_continues(
 
 def test_a_journal_write_that_fails_on_a_full_disk_leaves_no_torn_record(tmp_path: Path, small_disk: Path
                                                                           ) -> None:
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     store = small_disk / "study.journal"
     study = optuna.create_study(study_name="s", storage=make_storage(f"journal://{store}"))

@@ -36,13 +36,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import BASELINE, ENV_KFP_EXPERIMENT_URL, OVER_BUDGET
 
-from experiment.tracking.common import ENV_KFP_EXPERIMENT_URL, ENV_PARENT_URL, mask
+from experiment.tracking.common import ENV_PARENT_URL, mask
 from experiment.tracking.common import compiles_only
 
 log = logging.getLogger("navitune.notify")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-BASELINE_ATTR, OVER_BUDGET_ATTR = "navitune:baseline", "navitune:over_budget"
 MAX_ERROR_CHARS = 600
 
 
@@ -163,7 +163,7 @@ class SlackNotifier(Callback):
             study = optuna.load_study(study_name=str(s["study"]), storage=_storage(s["storage"]))
         except KeyError:  # Optuna's "Record does not exist": the sweep never created its study
             return ["no trial ran: the study does not exist"]
-        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET_ATTR)]
+        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET)]
         n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
         lines = [f"{n[TrialState.COMPLETE] + n[TrialState.PRUNED]} finished trials "
                  f"({n[TrialState.PRUNED]} pruned), {n[TrialState.FAIL]} failed"]
@@ -173,7 +173,7 @@ class SlackNotifier(Callback):
         unit = f" {self.unit}" if self.unit else ""
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
         lines.append(f"best: *{best.value:,.1f}{unit}* (trial {best.number}: {params})")
-        base = next((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get(BASELINE_ATTR) == 0),
+        base = next((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get(BASELINE) == 0),
                     None)
         if base is not None and base.value != 0:
             sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
@@ -240,7 +240,7 @@ def _sweep(config: DictConfig) -> dict[str, Any]:
 def _storage(setting: Any) -> Any:
     """The sweeper's own storage factory when it is installed (journal files), else the URL as is."""
     try:
-        from hydra_plugins.navitune_optuna.storage import make_storage
+        from hydra_plugins.navitune_shared.storage import make_storage
     except ImportError:
         return str(setting)
     return make_storage(setting)

@@ -62,7 +62,7 @@ def assemble(
             "test": {**{k: test_cfg.window.get(k) for k in ("name", "start", "end", "drivers", "max_shift_h")},
                      "seeds": [int(test_cfg.window.seed) + r for r in range(settings.replications)],
                      "matched_to_tuning_scale": settings.match_scale,
-                     "held_out": settings.window != tuning.get("name")},
+                     "held_out": test_cfg.window.name != tuning.get("name")},
         },
         "replications": settings.replications,
         "common_random_numbers": True,

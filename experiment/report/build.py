@@ -36,14 +36,15 @@ def build_report(
     study, study_problem = _load_study(sweep)
     baseline, baseline_source = _baseline(study, sweep)
     tuning_window = _select(sweep.config, "window.name")
-    if tuning_window == settings.window:
-        log.warning("champion/challenger report: report.window=%s is the sweep's tuning window, not a held-out "
-                    "one", settings.window)
     cfgs = compose_patterns(sweep, settings, baseline, overrides)
+    test_window = str(next(iter(cfgs.values()))["cfg"].window.name)  # report.window=auto: chosen by the sweep's
+    if tuning_window == test_window:
+        log.warning("champion/challenger report: report.window=%s is the sweep's tuning window, not a held-out "
+                    "one", test_window)
     jobs = [(s, d, r, p) for (s, d), runs in cfgs.items() for r, p in enumerate(runs["sim"])]
     n_workers = min(settings.workers, len(jobs))
     log.info("champion/challenger report: %d simulations (%s x %s x %d replications) on %s, %d process(es)",
-             len(jobs), "/".join(SETS), "/".join(DEMANDS), settings.replications, settings.window, n_workers)
+             len(jobs), "/".join(SETS), "/".join(DEMANDS), settings.replications, test_window, n_workers)
     metrics = run_simulations([p for *_, p in jobs], n_workers)
     result = assemble(sweep, settings, cfgs, jobs, metrics, baseline_source)
     result["study_problem"] = study_problem
@@ -53,7 +54,7 @@ def build_report(
     result["files"] = [str(f) for f in files]
     imp = result["improvement_pct"]
     log.info("champion/challenger report: tuned vs production on %s: ml %+.2f %% [%+.2f, %+.2f], "
-             "stats %+.2f %% [%+.2f, %+.2f] -> %s (%s)", settings.window,
+             "stats %+.2f %% [%+.2f, %+.2f] -> %s (%s)", test_window,
              imp["ml"], *result["ci95_pct"]["ml"], imp["stats"], *result["ci95_pct"]["stats"],
              result["decision"], sweep.dir / "report.md")
     return result

@@ -17,7 +17,8 @@ Evaluate the sweep's best parameters against production on the held-out test win
 with paired replications (common random numbers), and write report.json, report.md, policy_candidate.yaml and
 plots into the sweep directory.
 
-report settings: report.replications=5  report.window=test_week  report.workers=2
+report settings: report.replications=5  report.window=auto  report.workers=2
+                 (auto: the same cycle's rolling test span after a window=rolling sweep, else test_week)
                  report.match_scale=true (test window as long as the tuning window, same fleet caps)
                  report.plots=true
 window=NAME is report.window=NAME; demand is not an override (the report evaluates ml and stats)

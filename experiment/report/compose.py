@@ -10,7 +10,8 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.report._util import _first_line, _select
-from experiment.report.settings import DEMANDS, SETS, ReportError, ReportSettings, _conf_dir
+from experiment.report.settings import (AUTO_WINDOW, DEMANDS, FIXED_TEST_WINDOW, ROLLING_WINDOW, SETS, ReportError,
+                                       ReportSettings, _conf_dir)
 from experiment.report.sweep import Sweep, candidate_name
 
 
@@ -66,10 +67,11 @@ def compose_patterns(
     user_keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
     tuning = _select(sweep.config, "window") or {}
     out: dict[tuple[str, str], dict[str, Any]] = {}
+    window = held_out_window_overrides(settings.window, tuning)
     for demand in DEMANDS:
-        base = _compose(_last_wins([*sweep.overrides, f"window={settings.window}", f"demand={demand}", *extra]))
+        base = _compose(_last_wins([*sweep.overrides, *window, f"demand={demand}", *extra]))
         if settings.match_scale:
-            _match_scale(base, tuning, user_keys)
+            _match_scale(base, tuning, user_keys | ({"window.end"} if _is_rolling(tuning) else set()))
         for name in SETS:
             cfg = copy.deepcopy(base)
             params = sweep.best_params if name == "tuned" else (baseline or {})
@@ -95,9 +97,26 @@ def compose_patterns(
 
 
 
+def _is_rolling(window: Any) -> bool:
+    return isinstance(window, dict) and window.get("as_of") is not None
+
+
+def held_out_window_overrides(option: str, tuning: Any) -> list[str]:
+    """The overrides that select the test window. ``auto`` (the default) and ``rolling`` after a sweep tuned on
+    ``window=rolling``: the same cycle's held-out test span (same as_of and lengths, ``window.span=test``, its
+    own seeds); ``auto`` after a fixed tuning window: test_week; any other option: that option."""
+    if option == AUTO_WINDOW and not _is_rolling(tuning):
+        return [f"window={FIXED_TEST_WINDOW}"]
+    if option not in (AUTO_WINDOW, ROLLING_WINDOW):
+        return [f"window={option}"]
+    cycle = [f"window.{k}={tuning[k]}" for k in ("as_of", "tune_days", "test_days")] if _is_rolling(tuning) else []
+    return [f"window={ROLLING_WINDOW}", *cycle, "window.span=test"]
+
+
 def _match_scale(cfg: DictConfig, tuning: Any, user_keys: set[str]) -> None:
     """Give the test window the tuning window's length and fleet caps (unless set on the command line): a
-    smoke sweep gets a smoke-sized report; the default sweep's 7-day tuning week gives the full test week."""
+    smoke sweep gets a smoke-sized report; the default sweep's 7-day tuning week gives the full test week.
+    A rolling test span keeps its own length (window.test_days, ending at as_of)."""
     from experiment.config import parse_day
 
     try:

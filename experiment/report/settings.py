@@ -8,7 +8,6 @@ from typing import Any, Sequence
 
 DEMANDS = ("ml", "stats")
 SETS = ("production", "tuned")
-BASELINE_ATTR = "navitune:baseline"
 REVENUE_PLOT = "revenue_by_pattern.png"
 CANDIDATE = "policy_candidate.yaml"
 #: every file the report may write into the sweep directory (plots only when they could be drawn)
@@ -19,6 +18,10 @@ CI_METHOD = ("mean of the per-replication paired % differences 100*(tuned_r/prod
 PROMOTION_RULE = "promote only if the lower bound of the 95 % interval is above 0 for every demand source"
 # the report chooses these itself: the sweep's own values of them are not reused
 OWN_KEYS = ("window", "demand", "demand.source")
+#: report.window=auto: the rolling test span of a sweep tuned on window=rolling, else FIXED_TEST_WINDOW
+AUTO_WINDOW = "auto"
+FIXED_TEST_WINDOW = "test_week"
+ROLLING_WINDOW = "rolling"
 
 
 class ReportError(Exception):
@@ -36,7 +39,7 @@ class ReportSettings:
     """``report.*`` on the command line, ``hydra.callbacks.report.*`` for the end-of-sweep report."""
 
     replications: int = 5  # paired replications per pattern (>= 2: an interval needs a spread)
-    window: str = "test_week"  # the held-out window option (conf/window/)
+    window: str = "auto"  # the held-out window option (conf/window/); auto: see compose.held_out_window_overrides
     workers: int = 2  # simulation processes
     match_scale: bool = True  # the test window takes the tuning window's days, window.drivers and max_shift_h
     plots: bool = True
@@ -50,6 +53,7 @@ class ReportSettings:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise bad("workers", self.workers, "a whole number >= 1")
         windows = sorted(p.stem for p in (_conf_dir() / "window").glob("*.yaml") if not p.stem.startswith("_"))
+        windows.insert(0, AUTO_WINDOW)
         if self.window not in windows:
             raise bad("window", self.window, ", ".join(windows))
         for key in ("match_scale", "plots"):

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import BASELINE
 
 from experiment.report._util import _first_line, _select
-from experiment.report.settings import BASELINE_ATTR, OWN_KEYS, ReportError
+from experiment.report.settings import OWN_KEYS, ReportError
 
 
 @dataclass
@@ -31,6 +32,9 @@ class Sweep:
 
 def load_sweep(sweep_dir: str | Path, config: DictConfig | None = None) -> Sweep:
     """The finished sweep in ``sweep_dir``: its best parameters and the config it ran with."""
+    from experiment.windows import register_resolver
+
+    register_resolver()  # a rolling window's saved dates are ${navitune.rolling:...} interpolations
     d = Path(sweep_dir)
     if not d.is_dir():
         raise ReportError(f"navitune.report: {d} is not a directory (expected a sweep directory such as "
@@ -129,7 +133,7 @@ def _load_study(sweep: Sweep) -> tuple[Any, str | None]:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            from hydra_plugins.navitune_optuna.storage import make_storage
+            from hydra_plugins.navitune_shared.storage import make_storage
 
             storage: Any = make_storage(sweep.storage)
         except ImportError:
@@ -146,7 +150,7 @@ def _baseline(study: Any, sweep: Sweep) -> tuple[dict[str, Any] | None, str]:
     if study is not None:
         from optuna.trial import TrialState
 
-        trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE_ATTR) == 0]
+        trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE) == 0]
         trials.sort(key=lambda t: (t.state != TrialState.COMPLETE, t.number))
         if trials:
             return dict(trials[0].params), f"study baseline trial {trials[0].number}"

@@ -263,8 +263,9 @@ class DemandModel:
             u = rng.random(counts[slot]) * cdf[-1]
             nodes.append(np.searchsorted(cdf, u, side="right"))
             times.append(slot * SLOT_MIN + rng.random(counts[slot]) * SLOT_MIN)
-        node = np.minimum(np.concatenate(nodes), truth.shape[0] - 1).astype(np.int32)
-        arrival = np.concatenate(times)
+        # a window may draw no request at all (a tiny demand): empty arrays, not a failed concatenate
+        node = np.minimum(np.concatenate(nodes or [np.zeros(0, np.int64)]), truth.shape[0] - 1).astype(np.int32)
+        arrival = np.concatenate(times or [np.zeros(0)])
         order = np.argsort(arrival, kind="stable")
         node, arrival = node[order], arrival[order]
         patience = np.exp(rng.normal(np.log(s.patience_median_min), s.patience_sigma, node.size))

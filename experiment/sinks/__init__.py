@@ -9,15 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from hydra.errors import CompactHydraException
 
-
-class SinkError(CompactHydraException):
-    """The sink could not be reached or written; Hydra prints just this one line."""
+from experiment.errors import SinkError
 
 
 def prepare_sink(sink_cfg: Any) -> None:
-    """Check the sink is reachable (and create its table) before the simulation; DuckDB needs nothing."""
+    """Check the sink is reachable (and create its table) before the simulation; DuckDB: an existing file opens."""
+    if sink_cfg.kind == "duckdb":
+        from .duckdb_sink import check_duckdb
+
+        check_duckdb(str(sink_cfg.path))
     if sink_cfg.kind == "bigquery":
         from .bigquery_sink import prepare_bigquery
 

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import SinkError
+from experiment.errors import SinkError
 from .schema import CLUSTER_BY, COLUMN_TYPES, COLUMNS, KEY, PARTITION_BY, check_columns, key_predicate, quote
 
 log = logging.getLogger("navitune")

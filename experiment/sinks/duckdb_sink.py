@@ -49,6 +49,23 @@ def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: di
     return n
 
 
+def check_duckdb(path: str) -> None:
+    """An existing results file must open as a DuckDB database (a corrupt one fails now, in one line, not after
+    the simulation); a missing one is created by the first write. Nothing is written here."""
+    import duckdb
+
+    from experiment.errors import SinkError
+
+    if not Path(path).exists():
+        return
+    try:
+        _connect(path, read_only=True).close()
+    except duckdb.Error as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise SinkError(f"navitune: invalid sink.path={path!r}: {first}; allowed: a DuckDB database file, or a "
+                        "path where none exists yet (move the file away to start a new one)") from None
+
+
 def query_duckdb(path: str, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     """Rows of a read-only query as dicts (waits for a writer like :func:`write_duckdb`)."""
     con = _connect(path, read_only=True)

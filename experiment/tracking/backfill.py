@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import ATTEMPT, OVER_BUDGET, RETRY_OF, STOPPED
 
 from experiment.tracking import common
 from experiment.tracking.common import PARENT_TAG, ROLE_TAG
 
 log = logging.getLogger("navitune.tracking")
 
-STOPPED, OVER_BUDGET = "navitune:stopped", "navitune:over_budget"  # the sweeper's trial attributes
 COMPLETED_TAG = "navitune.completed_from_study"
 
 
@@ -94,8 +94,8 @@ def add_run(client: Any, exp_id: str, parent: str, study: str, t: Any, base: dic
     from experiment.tracking.job import SO_FAR
 
     state, status = outcome(t) or ("FAIL", "FAILED")
-    attempt = int(t.user_attrs.get("navitune:attempt", 0))
-    origin = int(t.user_attrs.get("navitune:retry_of", t.number))
+    attempt = int(t.user_attrs.get(ATTEMPT, 0))
+    origin = int(t.user_attrs.get(RETRY_OF, t.number))
     tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "navitune.state": state, "navitune.backfilled": "true",
             **common.trial_tags(study, t.number, attempt, origin)}
     run = client.create_run(exp_id, start_time=_millis(t.datetime_start),

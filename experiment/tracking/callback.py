@@ -31,6 +31,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import BASELINE, OVER_BUDGET
 
 from experiment.tracking import common
 from experiment.tracking.common import (ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, ROLE_TAG,
@@ -304,7 +305,7 @@ def _load_study(config: DictConfig) -> Any:
     import optuna
 
     try:
-        from hydra_plugins.navitune_optuna.storage import make_storage
+        from hydra_plugins.navitune_shared.storage import make_storage
 
         storage: Any = make_storage(info["storage"])
     except ImportError:
@@ -325,7 +326,7 @@ def _study_summary(config: DictConfig) -> dict[str, Any] | None:
         study = _load_study(config)
         if study is None:
             return None
-        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("navitune:over_budget")]
+        trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET)]
         n = {st: sum(1 for t in trials if t.state == st) for st in TrialState}
         out: dict[str, Any] = {"finished": n[TrialState.COMPLETE] + n[TrialState.PRUNED],
                                "complete": n[TrialState.COMPLETE], "pruned": n[TrialState.PRUNED],
@@ -334,7 +335,7 @@ def _study_summary(config: DictConfig) -> dict[str, Any] | None:
             best = study.best_trial
             out["best_trial"] = best.number
             base = next((t for t in trials if t.state == TrialState.COMPLETE
-                         and t.user_attrs.get("navitune:baseline") == 0), None)
+                         and t.user_attrs.get(BASELINE) == 0), None)
             if base is not None and base.value:
                 out["baseline_value"] = base.value
                 sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0

@@ -37,10 +37,6 @@ UNAVAILABLE = "unavailable"
 # left in place when the sweep ends (a callback listed before the tracking one ends after it) and replaced or
 # removed when the next sweep starts.
 ENV_PARENT_URL = "NAVITUNE_MLFLOW_PARENT_RUN_URL"
-# set by the KFP launcher (hydra/launcher=kfp) in each job: its KFP run's id, and (backend=remote) its UI page
-ENV_KFP_RUN_ID, ENV_KFP_RUN_URL = "NAVITUNE_KFP_RUN_ID", "NAVITUNE_KFP_RUN_URL"
-# set by the KFP launcher in the sweep process when it is set up (backend=remote): the KFP experiment's UI page
-ENV_KFP_EXPERIMENT_URL = "NAVITUNE_KFP_EXPERIMENT_URL"
 
 KINDS = ("local", "server", "off")
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -69,7 +65,7 @@ def first_line(err: BaseException, limit: int = 300) -> str:
 
 
 def _bad(key: str, value: Any, allowed: str) -> None:
-    from experiment.config import ConfigError
+    from experiment.errors import ConfigError
 
     shown = repr(mask(value)) if isinstance(value, str) else repr(value)
     raise ConfigError(f"navitune: invalid config tracking.{key}={shown}; allowed: {allowed}")
@@ -202,7 +198,8 @@ def default_experiment(cfg: DictConfig, study: str | None, s: Settings) -> str:
         return s.experiment
     if study:
         return study
-    return f"navitune_{cfg.region.name}_{cfg.window.name}_{cfg.demand.source}"
+    window = OmegaConf.select(cfg, "window.cycle", default=None) or cfg.window.name  # rolling: one per as_of
+    return f"navitune_{cfg.region.name}_{window}_{cfg.demand.source}"
 
 
 def compiles_only(config: DictConfig) -> bool:

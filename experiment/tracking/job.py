@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import ENV_KFP_RUN_ID, ENV_KFP_RUN_URL, TrialContext
 
 from experiment.tracking import common
 from experiment.tracking.common import ENV_EXPERIMENT, ENV_PARENT, PARENT_TAG, ROLE_TAG, UNAVAILABLE, Guard
@@ -92,7 +93,6 @@ class JobTracker:
     def start(self) -> None:
         from hydra.types import RunMode
 
-        from experiment.app import sweep_context
         from experiment.config import ConfigError
 
         try:
@@ -105,7 +105,7 @@ class JobTracker:
         if parent_env == UNAVAILABLE:
             log.debug("MLflow was unavailable when the sweep started (it warned then): this job is not tracked")
             return
-        ctx = sweep_context()
+        ctx = TrialContext.from_env().as_dict()
         hc = _hydra()
         multirun = bool(parent_env or ctx["study"] is not None or (hc is not None and hc.mode == RunMode.MULTIRUN))
         self.role = "trial" if multirun else "run"
@@ -148,7 +148,7 @@ class JobTracker:
             tags[PARENT_TAG] = parent
         if study is not None:
             tags |= common.trial_tags(study, ctx["trial"], ctx["attempt"], ctx["origin_trial"])
-        kfp = ((common.ENV_KFP_RUN_ID, "navitune.kfp_run_id"), (common.ENV_KFP_RUN_URL, "navitune.kfp_run_url"))
+        kfp = ((ENV_KFP_RUN_ID, "navitune.kfp_run_id"), (ENV_KFP_RUN_URL, "navitune.kfp_run_url"))
         for var, tag in kfp:
             if os.environ.get(var):
                 tags[tag] = os.environ[var]

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
+from hydra_plugins.navitune_shared.protocol import ENV_KFP_EXPERIMENT_URL
 
 from . import jobspec, results
 from .checks import check_sweep
@@ -35,8 +36,6 @@ from .job import UI_OPTION
 from .settings import LauncherSettings, ui_base
 
 log = logging.getLogger(__name__)
-ENV_EXPERIMENT_URL = "NAVITUNE_KFP_EXPERIMENT_URL"  # see the module docstring
-_COMPILED: dict[str, str] = {}  # pipeline file -> what was compiled into it (by this process)
 
 
 class KFPLauncherCore:
@@ -60,17 +59,16 @@ class KFPLauncherCore:
         runs_remotely = self.remote and not settings.compile_only
         self.task_ref = jobspec.remote_reference(ref, task_function) if runs_remotely else ref
         proxy = check_sweep(settings, config)
-        os.environ.pop(ENV_EXPERIMENT_URL, None)  # a page of an earlier sweep of this process is not this one's
+        os.environ.pop(ENV_KFP_EXPERIMENT_URL, None)  # a page of an earlier sweep of this process is not this one's
         if runs_remotely:
             from .remote_backend import RemoteBackend
 
             self._backend = RemoteBackend(settings, self.experiment, f"navitune sweep {self.sweep_dir}")
-            os.environ[ENV_EXPERIMENT_URL] = self._backend.link("experiments", self._backend.experiment_id)
+            os.environ[ENV_KFP_EXPERIMENT_URL] = self._backend.link("experiments", self._backend.experiment_id)
         # ---- compile once per sweep
-        compiled = self._compile(proxy)
+        self._compile(proxy)
         if settings.compile_only:
-            if compiled:  # one line per sweep, not one per instance of the launcher
-                log.info("kfp: compile_only=true: the pipeline is %s (job pipeline %r, image %s); nothing is "
+            log.info("kfp: compile_only=true: the pipeline is %s (job pipeline %r, image %s); nothing is "
                          "submitted", self.pipeline_path.resolve(), self.pipeline_name, settings.image)
             return
         if self.remote:
@@ -87,21 +85,15 @@ class KFPLauncherCore:
         self._pool = ThreadPoolExecutor(max_workers=settings.n_jobs, thread_name_prefix="navitune-kfp")
 
     # ----------------------------------------------------------------------------------- compile
-    def _compile(self, proxy: Any) -> bool:
-        """Compile, unless this process compiled the same pipeline to the same file already (a sweeper may
-        instantiate its launcher twice: hydra-optuna-sweeper's setup makes one of its own); True if it did."""
+    def _compile(self, proxy: Any) -> None:
+        """Compile the job pipeline once per sweep (the sweeper sets its launcher up once)."""
         from .pipeline import compile_pipeline
 
-        key = repr((str(self.pipeline_path.resolve()), self.settings, self.pipeline_name, proxy))
-        if _COMPILED.get(str(self.pipeline_path.resolve())) == key and self.pipeline_path.exists():
-            return False
         compile_pipeline(self.settings, self.pipeline_name, f"navitune jobs of experiment {self.experiment}",
                          self.pipeline_path, proxy=proxy)
-        _COMPILED[str(self.pipeline_path.resolve())] = key
         if not self.settings.compile_only:  # compile_only says it in its own line
             log.info("kfp: compiled the job pipeline %r (image %s) into %s", self.pipeline_name,
                      self.settings.image, self.pipeline_path)
-        return True
 
     def _pickle_task(self, task_function: TaskFunction) -> str:
         """``backend=local`` only: a task function that cannot be imported by name travels as a cloudpickle,

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.navitune_shared.protocol import ENV_KFP_RESULT_FILE, ENV_KFP_RUN_ID, ENV_KFP_RUN_URL
 
 log = logging.getLogger(__name__)
 
-ENV_RESULT_FILE = "NAVITUNE_KFP_RESULT_FILE"
-ENV_RUN_ID, ENV_RUN_URL = "NAVITUNE_KFP_RUN_ID", "NAVITUNE_KFP_RUN_URL"  # see the module docstring
 UI_OPTION = "kfp_ui"  # options_json key: the KFP UI's base URL (remote runs)
 TERMINATION_LOG = "/dev/termination-log"
 
@@ -144,10 +143,10 @@ def run_env(kfp_run_id: str, options: dict[str, Any]) -> dict[str, str]:
     run_id = (kfp_run_id or "").strip()
     if not run_id or "{{" in run_id:
         return {}
-    env = {ENV_RUN_ID: run_id}
+    env = {ENV_KFP_RUN_ID: run_id}
     base = str(options.get(UI_OPTION) or "").rstrip("/")
     if base:
-        env[ENV_RUN_URL] = f"{base}/#/runs/details/{run_id}"
+        env[ENV_KFP_RUN_URL] = f"{base}/#/runs/details/{run_id}"
     return env
 
 
@@ -156,7 +155,7 @@ def run(config_yaml: str, task_function: str, run_name: str, options_json: str, 
     from . import results
 
     options = json.loads(options_json or "{}")
-    for var in (ENV_RUN_ID, ENV_RUN_URL):  # never a value inherited from elsewhere (kfp.local jobs inherit env)
+    for var in (ENV_KFP_RUN_ID, ENV_KFP_RUN_URL):  # never a value inherited from elsewhere (kfp.local jobs inherit env)
         os.environ.pop(var, None)
     os.environ.update(run_env(kfp_run_id, options))  # before the job: its task reads them
     config = load_config(config_yaml)
@@ -168,7 +167,7 @@ def run(config_yaml: str, task_function: str, run_name: str, options_json: str, 
         ret = run_hydra_job(config, task, options.get("execution_whitelist"))
     payload = results.encode(ret, run_name)
 
-    result_file = os.environ.get(ENV_RESULT_FILE)
+    result_file = os.environ.get(ENV_KFP_RESULT_FILE)
     if result_file:
         _write_result_file(result_file, ret)
     if options.get("publish"):

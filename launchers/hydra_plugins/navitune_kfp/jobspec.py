@@ -19,12 +19,11 @@ from typing import Any
 
 from hydra_plugins.navitune_shared.redact import literal_secrets
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, SWEEP_ENV
 
-from .settings import KFPConfigError
+from .settings import KFPConfigError, safe_name
 
 # the sweeper (optuna_async) tells each job its study, trial, attempt and first attempt's trial ("origin")
-ENV_STUDY, ENV_TRIAL = "NAVITUNE_OPTUNA_STUDY", "NAVITUNE_OPTUNA_TRIAL"
-ENV_ATTEMPT, ENV_ORIGIN = "NAVITUNE_OPTUNA_ATTEMPT", "NAVITUNE_OPTUNA_ORIGIN"
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def _env_set(config: DictConfig) -> dict[str, str]:
     node = OmegaConf.select(config, "hydra.job.env_set", default=None)
     if node is None:
         return {}
-    keys = (ENV_STUDY, ENV_TRIAL, ENV_ATTEMPT, ENV_ORIGIN)
+    keys = SWEEP_ENV
     return {k: str(node[k]) for k in keys if k in node and node[k] is not None}
 
 
@@ -59,8 +58,8 @@ def run_name(config: DictConfig, idx: int) -> str:
     env = _env_set(config)
     study, origin, attempt = env.get(ENV_STUDY), env.get(ENV_ORIGIN, env.get(ENV_TRIAL)), env.get(ENV_ATTEMPT)
     if study and origin is not None and attempt is not None:
-        return f"{study}-t{origin}-a{attempt}"
-    return f"{config.hydra.job.name}-{sweep_tag(config)}-j{idx}"
+        return safe_name(f"{study}-t{origin}-a{attempt}")
+    return safe_name(f"{config.hydra.job.name}-{sweep_tag(config)}-j{idx}")
 
 
 def study_name(config: DictConfig) -> str | None:

@@ -64,8 +64,6 @@ ConfigStore.instance().store(group="hydra/launcher", name="kfp", node=KFPLaunche
 class KFPLauncher(Launcher):
     """Thin Hydra front end of :class:`~._core.KFPLauncherCore`."""
 
-    supports_async = True
-
     def __init__(self, **kwargs: Any) -> None:
         self.settings = check(kwargs)  # one-line KFPConfigError before anything else happens
         self._core: Any = None

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn
+from hydra_plugins.navitune_shared.protocol import ENV_KFP_RESULT_FILE
 
 from . import results
 from .errors import LauncherShutdown, LocalJobDied
-from .job import ENV_RESULT_FILE
 from .jobspec import JobSpec
 from .settings import LauncherSettings
 
@@ -46,7 +46,7 @@ class LocalBackend:
         result_file.unlink(missing_ok=True)
         log_path = work / "kfp.log"
         env = dict(os.environ)
-        env[ENV_RESULT_FILE] = str(result_file)
+        env[ENV_KFP_RESULT_FILE] = str(result_file)
         env.update(self.settings.env)  # what the cluster would set on the pod (secrets come from this env)
         # the job imports the task function by name from the same places as this process (the image would have
         # the same installed packages)

@@ -38,7 +38,6 @@ EQUALS = 1  # kfp's filter operation code, as kfp.Client sends it
 WAITING = {"", "RUNTIME_STATE_UNSPECIFIED", "PENDING", "RUNNING"}
 KNOWN = WAITING | {"SUCCEEDED", "FAILED", "CANCELED", "CANCELING", "SKIPPED", "PAUSED"}
 MAX_BACKOFF_S = 60.0
-_EXPERIMENTS: dict[tuple[Any, Any, str], str] = {}  # (host, namespace, name) -> experiment id, per process
 
 
 def _name_filter(name: str) -> str:
@@ -137,10 +136,7 @@ class RemoteBackend:
 
     # ------------------------------------------------------------------------------ experiment
     def _ensure_experiment(self) -> str:
-        key = (self.settings.host, self.settings.namespace, self.experiment)
-        if key not in _EXPERIMENTS:  # a sweeper may set up its launcher twice: look it up once
-            _EXPERIMENTS[key] = self._find_or_create_experiment()
-        return _EXPERIMENTS[key]
+        return self._find_or_create_experiment()  # once per sweep: the sweeper sets its launcher up once
 
     def _find_or_create_experiment(self) -> str:
         import kfp_server_api

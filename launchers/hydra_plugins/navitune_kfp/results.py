@@ -18,10 +18,11 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.protocol import KFP_RESULT
 
 log = logging.getLogger(__name__)
 
-ATTR_PREFIX = "navitune:kfp_result:"
+ATTR_PREFIX = KFP_RESULT
 MAX_MESSAGE = 4000
 MAX_FRAMES = 60
 
@@ -156,7 +157,7 @@ def channel(config: DictConfig) -> tuple[Any, str] | None:
 
 
 def _storage(setting: Any) -> Any:
-    from hydra_plugins.navitune_optuna.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     return make_storage(setting)
 

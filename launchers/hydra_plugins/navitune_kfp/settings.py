@@ -44,6 +44,13 @@ class KFPConfigError(CompactHydraException):
     """Bad ``hydra.launcher`` input for ``kfp``, reported on one line before anything is written or submitted."""
 
 
+def safe_name(text: str) -> str:
+    """``text`` as a KFP run name that is also a safe file name (kfp.local's run directories): characters outside
+    A-Z a-z 0-9 . _ - become '-', and no leading or trailing '.' or '-' ("..", "../x" cannot name a directory).
+    The sweeper already refuses study names outside that set; this keeps names safe whatever set them."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-") or "run"
+
+
 def fail(key: str, value: Any, allowed: str) -> KFPConfigError:
     """The one line every bad setting produces: ``kfp: invalid hydra.launcher.<key>=<value>; allowed: ...``
     (the value with its secrets masked: a bad host or env value may carry one)."""

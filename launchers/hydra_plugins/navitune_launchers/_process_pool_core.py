@@ -88,8 +88,12 @@ def _child(conn: Connection, go: Connection, parent_pid: int, hydra_context: Hyd
             with open_dict(config):
                 config.hydra.job.id = str(idx)
                 config.hydra.job.num = idx
-            ret = run_job_in_fork(hydra_context, task_function, config,
-                                  before_task=lambda: _wait_for_go(go, parent_pid))
+            try:
+                ret = run_job_in_fork(hydra_context, task_function, config,
+                                      before_task=lambda: _wait_for_go(go, parent_pid))
+            except OSError as err:  # the job could not be set up (e.g. a full disk under .hydra/): it fails alone,
+                ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)  # in one line, no traceback
+                ret.return_value = err
         try:
             payload = pickle.dumps(ret, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as err:  # an unpicklable return value fails this job only

@@ -9,23 +9,28 @@ are set up while the slots are busy (config, job directory, logging) and start t
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
+from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
 
+TARGET = "hydra_plugins.navitune_launchers.process_pool_launcher.ProcessPoolLauncher"
+
+
 @dataclass
 class ProcessPoolLauncherConf:
-    _target_: str = "hydra_plugins.navitune_launchers.process_pool_launcher.ProcessPoolLauncher"
-    n_jobs: int = 2  # jobs running at the same time
+    _target_: str = TARGET
+    n_jobs: int = 2  # jobs running at the same time: at most 4 per CPU core
     timeout_s: float | None = None  # a job running longer is killed and fails
     # jobs set up ahead (process, config, job directory, logging) that wait for a slot, so a slot is refilled
     # the moment a job ends; an asynchronous sweeper (optuna_async) asks this many trials ahead.
@@ -38,20 +43,55 @@ ConfigStore.instance().store(
 )
 
 
+JOBS_PER_CORE = 4  # jobs may wait (study storage, MLflow, sink, sleeps); beyond that they only queue for CPU and hold memory
+
+
+class LauncherConfigError(CompactHydraException, ValueError):
+    """A launcher setting it cannot run with; Hydra prints just this one line."""
+
+
+def max_jobs() -> int:
+    """The most jobs this machine runs at once: JOBS_PER_CORE per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return JOBS_PER_CORE * max(1, cores)
+
+
+def check_settings(n_jobs: Any, timeout_s: Any = None, prepare_ahead: Any = None) -> None:
+    """Raise one line for a setting the launcher cannot run with (also an app's preflight, before Hydra writes)."""
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    most = max_jobs()
+    if not whole(n_jobs) or not 0 < n_jobs <= most:
+        raise LauncherConfigError(
+            f"process_pool: invalid hydra.launcher.n_jobs={n_jobs!r}; allowed: a whole number in [1, {most}] "
+            f"({JOBS_PER_CORE} per CPU core of this machine; hydra/launcher=kfp with backend=remote runs more)")
+    if timeout_s is not None and not (isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool)
+                                      and float(timeout_s) > 0):
+        raise LauncherConfigError(f"process_pool: invalid hydra.launcher.timeout_s={timeout_s!r}; allowed: null "
+                                  "(no limit) or seconds > 0")
+    if prepare_ahead is not None and (not whole(prepare_ahead) or not 0 <= prepare_ahead <= most):
+        raise LauncherConfigError(f"process_pool: invalid hydra.launcher.prepare_ahead={prepare_ahead!r}; allowed: "
+                                  f"null (1 + n_jobs // 4) or a whole number in [0, {most}]")
+
+
+def preflight(config: DictConfig) -> str | None:
+    """The one-line problem of a composed config (hydra node included) whose launcher is process_pool, else None."""
+    node = OmegaConf.select(config, "hydra.launcher", default=None)
+    if node is None or OmegaConf.select(node, "_target_", default=None) != TARGET:
+        return None
+    try:
+        check_settings(node.get("n_jobs"), node.get("timeout_s"), node.get("prepare_ahead"))
+    except LauncherConfigError as err:
+        return str(err)
+    return None
+
+
 class ProcessPoolLauncher(Launcher):
     """Thin Hydra front end of :class:`~._process_pool_core.JobPool`."""
 
-    supports_async = True
-
     def __init__(self, n_jobs: int = 2, timeout_s: float | None = None, prepare_ahead: int | None = None) -> None:
-        if int(n_jobs) <= 0:
-            raise ValueError(f"hydra.launcher.n_jobs={n_jobs!r}; allowed: a whole number > 0")
-        if timeout_s is not None and not float(timeout_s) > 0:
-            raise ValueError(f"hydra.launcher.timeout_s={timeout_s!r}; allowed: null or seconds > 0")
-        if prepare_ahead is not None and (not isinstance(prepare_ahead, int) or isinstance(prepare_ahead, bool)
-                                          or prepare_ahead < 0):
-            raise ValueError(f"hydra.launcher.prepare_ahead={prepare_ahead!r}; allowed: null (1 + n_jobs // 4) "
-                             "or a whole number >= 0")
+        check_settings(n_jobs, timeout_s, prepare_ahead)
         self.n_jobs = int(n_jobs)
         self.timeout_s = None if timeout_s is None else float(timeout_s)
         self.prepare_ahead = 1 + self.n_jobs // 4 if prepare_ahead is None else prepare_ahead

@@ -45,27 +45,19 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-from hydra_plugins.navitune_shared.redact import redact
+from hydra_plugins.navitune_shared.protocol import (
+    ATTEMPT, BASELINE, BASELINE_CLAIM, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, HEARTBEAT, LAST_ERROR,
+    LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
+    PreparingLauncher,
+)
+from hydra_plugins.navitune_shared.storage import DiskReserve, claim, describe, make_storage
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from .storage import DiskReserve, claim, make_storage
+from .validation import check_settings, quote
 
 log = logging.getLogger(__name__)
 
-OWNER = "navitune:owner"  # host:pid of the sweeper running the trial
-HEARTBEAT = "navitune:heartbeat"
-ATTEMPT = "navitune:attempt"
-RETRY_OF = "navitune:retry_of"
-OVER_BUDGET = "navitune:over_budget"
-STOPPED = "navitune:stopped"  # failed because the sweep stopped early, not because the job failed
-LAST_ERROR = "navitune:last_error"  # signature of the previous attempt's error (a retry of it carries it)
-BASELINE_CLAIM = "navitune:baseline:"  # + digest of the parameters: study system attrs, claimed once
-SWEEPER_CLAIM = "navitune:sweeper:"  # + ordinal: one per sweeper process that opened the study
-# a job learns its study, trial number, attempt (0 = first try) and the trial number of the first attempt
-# (its "origin": retries are new trials) from these environment variables
-ENV_TRIAL, ENV_STUDY = "NAVITUNE_OPTUNA_TRIAL", "NAVITUNE_OPTUNA_STUDY"
-ENV_ATTEMPT, ENV_ORIGIN = "NAVITUNE_OPTUNA_ATTEMPT", "NAVITUNE_OPTUNA_ORIGIN"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -112,6 +104,7 @@ class AsyncOptunaSweeperImpl:
         stale_after_s: float,
         progress: bool,
     ) -> None:
+        check_settings(study_name=study_name, direction=direction, storage=storage, pruner=pruner, sampler=sampler)
         if not isinstance(n_trials, int) or n_trials <= 0:
             _fail("n_trials", n_trials, "a whole number > 0")
         if not isinstance(n_jobs, int) or n_jobs <= 0:
@@ -154,8 +147,11 @@ class AsyncOptunaSweeperImpl:
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
-        self._base.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self._base.launcher = self.launcher
+        # what hydra-optuna-sweeper's own setup() sets, without its second launcher: one launcher per sweep
+        # (the kfp launcher's set-up checks, compiles and creates the KFP experiment)
+        base = self._base
+        base.job_idx, base.config, base.hydra_context = 0, config, hydra_context
+        base.launcher, base.sweep_dir = self.launcher, config.hydra.sweep.dir
 
     # ------------------------------------------------------------------------------- the sweep
     def sweep(self, arguments: list[str]) -> None:
@@ -177,7 +173,7 @@ class AsyncOptunaSweeperImpl:
                 size *= len(choices)
             self.n_trials = min(self.n_trials, size)
         directions = base._get_directions()
-        if getattr(self.launcher, "compile_only", False) is True:
+        if isinstance(self.launcher, CompilingLauncher) and self.launcher.compile_only is True:
             # e.g. hydra/launcher=kfp with compile_only=true: its jobs would "finish" without a value, and every
             # trial would fail and be retried; the search space is checked, the study is left untouched
             log.info("optuna_async: the launcher only compiles (hydra.launcher.compile_only=true): no trial is "
@@ -192,7 +188,7 @@ class AsyncOptunaSweeperImpl:
             if not _disk_full(err):
                 raise
             raise _DiskFull(f"optuna_async: the disk is full: cannot write the study "
-                            f"({_describe(self.storage_setting)}): {_error_line(err)}") from None
+                            f"({describe(self.storage_setting)}): {_error_line(err)}") from None
         finally:
             self._reserve.release()
 
@@ -208,7 +204,7 @@ class AsyncOptunaSweeperImpl:
         self.directions = directions
         ordinal = self._claim_ordinal(study)
         study.sampler = self._own_stream(study.sampler, ordinal, space)
-        log.info(f"Study {study.study_name!r} ({_describe(self.storage_setting)}), sampler "
+        log.info(f"Study {study.study_name!r} ({describe(self.storage_setting)}), sampler "
                  f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time"
                  f"{f', sweeper #{ordinal} on it' if ordinal else ''}")
         self._enqueue_baselines(study)
@@ -291,14 +287,14 @@ class AsyncOptunaSweeperImpl:
     def _enqueue_baselines(self, study: optuna.Study) -> None:
         """Enqueue each baseline once per study, whatever the number of sweepers: enqueueing is claimed
         atomically in the storage (for the journal, the claim and the enqueue land together)."""
-        legacy = set(study.user_attrs.get("navitune:baselines", []))  # studies from before the claims
+        legacy = set(study.user_attrs.get(LEGACY_BASELINES, []))  # studies from before the claims
         for i, params in enumerate(self.enqueue):
             key = repr(sorted(params.items()))
             if key in legacy:
                 continue
             digest = hashlib.sha1(key.encode()).hexdigest()[:16]
             claim(study, f"{BASELINE_CLAIM}{digest}", self.owner,
-                  then=functools.partial(study.enqueue_trial, params, user_attrs={"navitune:baseline": i}))
+                  then=functools.partial(study.enqueue_trial, params, user_attrs={BASELINE: i}))
 
     def _claim_ordinal(self, study: optuna.Study) -> int:
         """This sweeper's ordinal in the study: the first free ``navitune:sweeper:<k>``, claimed atomically.
@@ -331,7 +327,7 @@ class AsyncOptunaSweeperImpl:
             if attempt >= self.max_retries:
                 return False
             attempt += 1
-        extra = {k: v for k, v in attrs.items() if k in ("navitune:baseline", LAST_ERROR)}
+        extra = {k: v for k, v in attrs.items() if k in (BASELINE, LAST_ERROR)}
         if error is not None:
             extra[LAST_ERROR] = error
         study.enqueue_trial(
@@ -362,13 +358,13 @@ class AsyncOptunaSweeperImpl:
         attempt, origin = int(attrs.get(ATTEMPT, 0)), int(attrs.get(RETRY_OF, trial.number))
         overrides = list(self._base._configure_trials([trial], self.space, self.fixed, self.fixed_overrides)[0])
         overrides += [f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
-                      f"++hydra.job.env_set.{ENV_STUDY}={study.study_name}",
+                      f"++hydra.job.env_set.{ENV_STUDY}={quote(study.study_name)}",
                       f"++hydra.job.env_set.{ENV_ATTEMPT}={attempt}",
                       f"++hydra.job.env_set.{ENV_ORIGIN}={origin}"]
         return _Slot(trial, overrides, attrs)
 
     def _run(self, study: optuna.Study) -> None:
-        submit = getattr(self.launcher, "submit", None)
+        submit = self.launcher.submit if isinstance(self.launcher, AsyncLauncher) else None
         ahead = self._ahead() if submit is not None else 0
         in_flight = self._in_flight
         final_failures = 0
@@ -387,7 +383,7 @@ class AsyncOptunaSweeperImpl:
                     if self._recover_stale(study, trials):
                         trials = study.get_trials(deepcopy=False)
                     counts = self._count(trials)
-                    waiting = int(getattr(self.launcher, "prepared", 0) or 0)  # set up ahead, not running yet
+                    waiting = self.launcher.prepared if isinstance(self.launcher, PreparingLauncher) else 0  # set up ahead
                     display.update(dict(counts, running=max(0, counts["running"] - waiting)),
                                    _best(trials, self.directions), time.monotonic() - t_start)
                     room = self.n_trials - counts["finished"] - counts["running"]
@@ -438,8 +434,9 @@ class AsyncOptunaSweeperImpl:
         """Trials to ask for ahead of a free slot: as many as the launcher sets up ahead while its slots are
         busy (process_pool's ``prepare_ahead``), so it can refill a slot the moment a job ends; none when
         the launcher would run them at once (it runs more jobs at a time than this sweeper's ``n_jobs``)."""
-        ahead = getattr(self.launcher, "prepare_ahead", 0)
-        n_jobs = getattr(self.launcher, "n_jobs", None)
+        if not isinstance(self.launcher, PreparingLauncher):
+            return 0
+        ahead, n_jobs = self.launcher.prepare_ahead, self.launcher.n_jobs
         if not isinstance(ahead, int) or ahead <= 0 or not isinstance(n_jobs, int) or n_jobs > self.n_jobs:
             return 0
         return ahead
@@ -483,9 +480,8 @@ class AsyncOptunaSweeperImpl:
                       f"sweep on this study fails it and runs it again")
 
     def _shutdown_launcher(self) -> None:
-        shutdown = getattr(self.launcher, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        if isinstance(self.launcher, AsyncLauncher):
+            self.launcher.shutdown()
 
     def _tell(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> str:
         """Record a job's result; returns 'complete', 'pruned', 'retried', 'failed' or 'lost' (another
@@ -696,11 +692,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _describe(storage: Any) -> str:
-    """The storage without credentials (for logs)."""
-    return "in memory" if storage is None else redact(storage)
 
 
 class _Progress:

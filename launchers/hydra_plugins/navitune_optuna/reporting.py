@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._core import ENV_STUDY, ENV_TRIAL
+from hydra_plugins.navitune_shared.protocol import ENV_STUDY, ENV_TRIAL
 
 
 class TrialReporter:
@@ -46,7 +46,7 @@ def current_trial() -> TrialReporter | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from .storage import make_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     sweeper = HydraConfig.get().sweeper
     pruner = sweeper.get("pruner")

@@ -6,7 +6,7 @@ Why two modes: a KFP v2 job pod has no SDK sidecar API. Upstream KFP added ``ini
 directly and needs a backend that knows the field. ``process`` runs the proxy as a supervised child process
 inside the job container instead, which works on any KFP v2 backend and with ``backend=local``.
 
-Modules: ``settings`` (validation), ``supervisor`` (mode ``process``), ``sidecar`` (platform-spec patches),
+Modules: ``hydra_plugins.navitune_shared.proxy_settings`` (validation: the app's config check uses it too), ``supervisor`` (mode ``process``), ``sidecar`` (platform-spec patches),
 ``schema`` (upstream's initContainers schema). Pieces (all importable without kfp; kfp/kfp-kubernetes are imported lazily where used):
 
 - :func:`proxy_settings` reads and validates the job config's ``proxy`` node (one-line ``ValueError``).
@@ -19,7 +19,7 @@ Modules: ``settings`` (validation), ``supervisor`` (mode ``process``), ``sidecar
 """
 
 from .schema import check_executor_config
-from .settings import (
+from hydra_plugins.navitune_shared.proxy_settings import (
     CONTAINER_NAME, CREDENTIALS_DIR, DEFAULT_IMAGE, DEFAULT_LIMITS, DEFAULT_PORT, DEFAULT_REQUESTS, HOST, MODES,
     ProxyDied, ProxyError, ProxySettings, ProxyStartError, ProxyStartTimeout, proxy_settings,
 )

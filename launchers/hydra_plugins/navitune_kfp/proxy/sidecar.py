@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .schema import check_executor_config
-from .settings import CONTAINER_NAME, CREDENTIALS_DIR, ProxySettings
+from hydra_plugins.navitune_shared.proxy_settings import CONTAINER_NAME, CREDENTIALS_DIR, ProxySettings
 
 
 def native_sidecar_container(settings: ProxySettings) -> dict:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .settings import HOST, INTERRUPT_SIGNAL, MODES, ProxyDied, ProxySettings, ProxyStartError, ProxyStartTimeout
+from hydra_plugins.navitune_shared.proxy_settings import HOST, INTERRUPT_SIGNAL, MODES, ProxyDied, ProxySettings, ProxyStartError, ProxyStartTimeout
 
 
 def _port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:

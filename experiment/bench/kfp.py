@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUBMIT_JOBS = 30
 SWEEP = {"n_trials": 6, "n_jobs": 2}
 
@@ -73,11 +73,9 @@ def _submit_times(tmp: Path, group_override: bool) -> dict:
     from hydra.types import HydraContext
 
     import experiment.__main__ as app
-    from hydra_plugins.navitune_kfp import remote_backend
-    from tests.kfp_api_server import FakeKFP
+    from experiment.standins.kfp_api_server import FakeKFP
 
     task_overrides = [f"paths.outputs={tmp / 'outputs'}"] + (["+experiment=smoke"] if group_override else [])
-    remote_backend._EXPERIMENTS.clear()
     with FakeKFP() as server:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=app.CONF_DIR):

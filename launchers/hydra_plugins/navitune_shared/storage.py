@@ -289,8 +289,6 @@ def _rdb_storage(url: str, attempts: int = 5) -> Any:
 
     import optuna
 
-    from ._core import SweeperConfigError, _describe
-
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
@@ -299,16 +297,32 @@ def _rdb_storage(url: str, attempts: int = 5) -> Any:
             unreachable = _is_connection_error(err)
             if unreachable or attempt == attempts - 1:
                 what = "cannot reach" if unreachable else "cannot open"
-                raise SweeperConfigError(
-                    f"optuna_async: {what} hydra.sweeper.storage={_describe(url)}: {reason}"
-                ) from None
+                raise StorageError(f"optuna_async: {what} hydra.sweeper.storage={describe(url)}: {reason}") from None
             time.sleep(0.1 + 0.4 * random.random())
     raise AssertionError("unreachable")
 
 
+# MySQL client/server error codes of a server that cannot be reached or refuses us: can't connect (2002, 2003),
+# unknown host (2005), gone away / lost (2006, 2013), access denied (1044, 1045)
+MYSQL_UNREACHABLE = {2002, 2003, 2005, 2006, 2013, 1044, 1045}
+
+
 def _is_connection_error(err: BaseException) -> bool:
-    """Could the server not be reached at all (refused, unknown host, timeout, bad credentials)?"""
-    text = str(err).lower()
-    markers = ("can't connect", "could not connect", "connection refused", "unknown host", "name or service",
-               "timed out", "access denied", "unable to open database", "no such host", "(2003", "(2005", "(1045")
-    return any(m in text for m in markers)
+    """Could the server not be reached at all (refused, unknown host, timeout, bad credentials)? Judged by the
+    driver's error type and code, not by the message."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    orig = err.orig if isinstance(err, DBAPIError) else err
+    if isinstance(orig, sqlite3.Error):
+        return getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN
+    code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+    return code in MYSQL_UNREACHABLE
+
+
+def describe(storage: Any) -> str:
+    """The storage without credentials (for logs and errors)."""
+    from .redact import redact
+
+    return "in memory" if storage is None else redact(storage)

@@ -1,4 +1,6 @@
-"""``proxy.*``: the modes, defaults and validated settings of the Cloud SQL Auth Proxy beside a job."""
+"""``proxy.*``: the modes, defaults and validated settings of the Cloud SQL Auth Proxy beside a job. Shared: the
+kfp launcher and its remote job run the proxy with them, and the app checks its ``proxy`` config group with the
+same rules before anything runs."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _one_core() -> None:
@@ -113,7 +113,7 @@ def _speedup(drivers: int) -> dict:
 
     kernels.warm_up()
     sys.path.insert(0, str(ROOT))
-    from tests.reference_engine import build_engine, run_reference
+    from experiment.sim.reference import build_engine, run_reference
 
     from experiment.sim.simulate import SimParams
     from experiment.tunability import PRODUCTION
@@ -214,13 +214,13 @@ def bench_sim() -> dict:
 
 
 def bench_sweep() -> dict:
-    from experiment.bench_sweep import bench_sweep as run
+    from experiment.bench.sweep import bench_sweep as run
 
     return run()
 
 
 def bench_kfp() -> dict:
-    from experiment.bench_kfp import bench_kfp as run
+    from experiment.bench.kfp import bench_kfp as run
 
     return run()
 

@@ -1,6 +1,7 @@
 """A plain, per-driver, scalar re-implementation of :meth:`experiment.sim.engine.Engine.run`.
 
-It is the "obviously correct" oracle the vectorised loop is tested against: the same inputs (read from an
+It is the "obviously correct" oracle the compiled loop is tested against (tests/test_engine_oracle.py), and the
+baseline of the ``sim`` benchmark's ``speedup_vs_reference``: the same inputs (read from an
 already-built :class:`Engine`), the same order of operations and the same floating-point expressions,
 but ordinary Python loops over drivers and Python scalars / lists instead of NumPy arrays over drivers.
 

@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m experiment.bench NAME``): ``sim`` (in ``__main__``), ``sweep`` and ``kfp``."""
