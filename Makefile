@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # the job image of hydra/launcher=kfp (hydra.launcher.image); `make image IMAGE=<registry>/navitune-job:<tag>`
 IMAGE  ?= navitune-job:latest
 
-.PHONY: setup run test test-fast bench tunability image clean
+.PHONY: setup run test test-fast bench tunability drift image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: setup
 
 tunability: setup
 	$(BIN)/python -m experiment.tunability --plot docs/tunability.png > docs/tunability.json
+
+drift: setup  # each month's 1-D optima of the drifting year (docs/retune.md), ~15 min on 2 cores
+	$(BIN)/python -m experiment.tunability --scenario drifting --plot docs/drift.png --json docs/drift.json > /dev/null
 
 image:  # needs docker; push $(IMAGE) to a registry the cluster pulls from
 	docker build -t $(IMAGE) .

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from hydra_plugins.navitune_shared.protocol import TrialContext
 from omegaconf import DictConfig
 
-from experiment.config import parse_day, validate
+from experiment.config import parse_day, scenario_from_config, validate
 from experiment.sim.demand import DemandSettings
 from experiment.sim.navigation import NavigationParams
 from experiment.sim.shifts import SHIFT_KINDS
@@ -62,7 +62,17 @@ def sim_params(cfg: DictConfig) -> SimParams:
             ml_late_prob=float(d.ml_late_prob),
         ),
         network_seed=int(r.network_seed),
+        scenario_days=scenario_days(cfg, start, (end - start).days),
     )
+
+
+def scenario_days(cfg: DictConfig, start: dt.date, n_days: int):
+    """The city on each day of the window (and the day after: the last shifts run into it); None when the
+    scenario leaves those days as the stationary city (no ``scenario`` group: stationary)."""
+    node = cfg.get("scenario")
+    if node is None:
+        return None
+    return scenario_from_config(node).days(start, n_days + 1)
 
 
 def tuned_params(cfg: DictConfig) -> dict[str, Any]:
@@ -103,6 +113,7 @@ def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
         "mean_fare_yen": m["mean_fare_yen"],
         "params": tuned_params(cfg),
         "region": cfg.region.name,
+        "scenario": str(cfg.scenario.name) if cfg.get("scenario") is not None else "stationary",
         "window": {"name": cfg.window.name, "start": cfg.window.start, "end": cfg.window.end},
         "demand_source": cfg.demand.source,
         "seed": int(cfg.window.seed),

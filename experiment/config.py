@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by validate())
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
 from experiment.sim.regions import REGIONS
+from experiment.sim.scenario import Change, NewHotspot, Scenario
 from experiment.sim.shifts import SHIFT_KINDS
 from experiment.windows import register_resolver
 
@@ -103,6 +104,34 @@ class PolicyConfig:
 
 
 @dataclass
+class ScenarioChangeConfig:
+    """One dated change of the city (experiment.sim.scenario.Change); factors multiply today's city."""
+
+    label: str = ""
+    start: str = "2026-01-01"  # ISO date
+    end: Optional[str] = None  # exclusive; null: for good
+    demand: float = 1.0
+    patience: float = 1.0
+    congestion: float = 1.0
+    right_turn_delay: float = 1.0
+    fleet: float = 1.0
+    hotspot: Optional[Dict[str, Any]] = None  # name, kind, x, y, sigma_m, weight[, learned_after_days]
+    source: str = "assumption"
+
+
+@dataclass
+class ScenarioConfig:
+    """The city along the calendar (``scenario=drifting|stationary``): seasonality, trend, dated changes."""
+
+    name: str = "stationary"
+    monthly_demand: List[float] = field(default_factory=lambda: [1.0] * 12)  # January first
+    monthly_patience: List[float] = field(default_factory=lambda: [1.0] * 12)
+    trend_pct_per_year: float = 0.0
+    trend_anchor: str = "2026-06-01"
+    changes: List[ScenarioChangeConfig] = field(default_factory=list)
+
+
+@dataclass
 class SinkConfig:
     """``sink=duckdb`` uses path and table; ``sink=bigquery`` project, dataset, table, location and, for an
     emulator, api_endpoint. Credentials never live here: BigQuery reads them from the environment (ADC)."""
@@ -172,6 +201,7 @@ class NavituneConfig:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
 
 
 ROAD_WEIGHT_KEYS = ROAD_CLASSES + TURN_TYPES
@@ -179,6 +209,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "region": RegionConfig, "demand": DemandConfig, "window": WindowConfig,
     "policy": PolicyConfig, "sink": SinkConfig, "paths": PathsConfig,
     "proxy": ProxyConfig, "tracking": TrackingConfig, "registry": RegistryConfig,
+    "scenario": ScenarioConfig,
 }
 
 
@@ -204,7 +235,7 @@ def register_configs() -> None:
     for group, node in (
         ("region", RegionConfig), ("demand", DemandConfig), ("window", WindowConfig),
         ("policy", PolicyConfig), ("sink", SinkConfig), ("proxy", ProxyConfig),
-        ("tracking", TrackingConfig),
+        ("tracking", TrackingConfig), ("scenario", ScenarioConfig),
     ):
         cs.store(group=group, name=f"{group}_schema", node=node)
     cs.store(group="window", name="rolling_window_schema", node=RollingWindowConfig)
@@ -299,6 +330,7 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
         _fail("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")
     _check_outputs(cfg)
     _check_sink(s)
+    _check_scenario(cfg)
     _check_proxy(cfg)
     _check_tracking(cfg)
 
@@ -362,6 +394,50 @@ def _check_registry(cfg: Any) -> None:
         if problem:
             raise ConfigError(problem) from None
         raise
+
+
+def _check_scenario(cfg: Any) -> None:
+    """The scenario builds (dates parse, 12 months, factors > 0): the simulator gets a valid calendar."""
+    node = cfg.get("scenario") if hasattr(cfg, "get") else getattr(cfg, "scenario", None)
+    if node is None:
+        return
+    for key in ("monthly_demand", "monthly_patience"):
+        values = list(getattr(node, key))
+        if len(values) != 12 or any(not (0 < float(v) <= 10) for v in values):
+            _fail(f"scenario.{key}", values, "12 factors in (0, 10], January first")
+    parse_day("scenario.trend_anchor", node.trend_anchor)
+    for i, c in enumerate(node.changes):
+        key = f"scenario.changes[{i}]"
+        parse_day(f"{key}.start", c.start)
+        if c.end is not None and parse_day(f"{key}.end", c.end) <= parse_day(f"{key}.start", c.start):
+            _fail(f"{key}.end", c.end, f"null or a date after {key}.start ({c.start})")
+        for f in ("demand", "patience", "congestion", "right_turn_delay", "fleet"):
+            _number(f"{key}.{f}", getattr(c, f), 0, 10, "a factor in (0, 10]", lo_open=True)
+    try:
+        scenario_from_config(node)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"navitune: invalid config scenario: {err}") from None
+
+
+def scenario_from_config(node: Any) -> Scenario:
+    """The simulator's plain :class:`~experiment.sim.scenario.Scenario` from the ``scenario`` group."""
+    changes = []
+    for c in node.changes:
+        hot = None
+        if c.hotspot is not None:
+            hot = NewHotspot(**{k: v for k, v in dict(c.hotspot).items()})
+        changes.append(Change(
+            label=str(c.label), start=parse_day("start", c.start),
+            end=None if c.end is None else parse_day("end", c.end), demand=float(c.demand),
+            patience=float(c.patience), congestion=float(c.congestion),
+            right_turn_delay=float(c.right_turn_delay), fleet=float(c.fleet), hotspot=hot, source=str(c.source),
+        ))
+    return Scenario(
+        name=str(node.name), monthly_demand=tuple(float(v) for v in node.monthly_demand),
+        monthly_patience=tuple(float(v) for v in node.monthly_patience),
+        trend_pct_per_year=float(node.trend_pct_per_year), trend_anchor=parse_day("anchor", node.trend_anchor),
+        changes=tuple(changes),
+    )
 
 
 def _check_tracking(cfg: Any) -> None:

@@ -15,7 +15,7 @@ from experiment.errors import SinkError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify",
-          "tracking")
+          "tracking", "scenario")
 
 register_configs()
 

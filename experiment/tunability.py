@@ -3,17 +3,26 @@
 Every tuned parameter must have its best value strictly inside its search range, and the range must
 matter (several % of revenue between the best and worst scanned value). ``python -m experiment.tunability``
 prints the scans as JSON and, with ``--plot PATH``, draws them (matplotlib, from the ``docs`` extra).
+
+``--scenario drifting --months 1,4,8`` scans each parameter in a mid-month window of each month of the
+scenario's year instead (docs/retune.md): where is each month's 1-D optimum, and how far does it move?
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
 
 from experiment.sim.navigation import NavigationParams
+from experiment.sim.scenario import Scenario
 from experiment.sim.simulate import SimParams, simulate
 
 #: The navi3 search space (conf/search_space/navi3.yaml uses the same ranges) and scan points.
@@ -85,11 +94,171 @@ def plot(scans: dict[str, list[tuple[float, float]]], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+# ---------------------------------------------------------------------------------------------------
+# the drifting year: one scan per month
+# ---------------------------------------------------------------------------------------------------
+
+#: navi3's search ranges (conf/search_space/navi3.yaml) and whether the sweeper searches them in log scale
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "gamma": (0.6, 0.995, False), "max_wait_min": (0.3, 30.0, True), "road_weights.right": (0.0, 10.0, False),
+}
+#: finer grids than SCANS, for locating each month's optimum
+MONTH_GRIDS: dict[str, tuple[float, ...]] = {
+    "gamma": (0.8, 0.85, 0.88, 0.91, 0.93, 0.95, 0.965, 0.98, 0.99),
+    "max_wait_min": (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 30.0),
+    "road_weights.right": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0),
+}
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "conf" / "scenario"
+
+
+def load_scenario(name: str) -> Scenario:
+    """A scenario of the ``scenario`` config group by name (conf/scenario/NAME.yaml), outside Hydra."""
+    from omegaconf import OmegaConf
+
+    from experiment.config import ConfigError, ScenarioConfig, scenario_from_config
+
+    options = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+    if name not in options:
+        raise ConfigError(f"navitune: unknown scenario {name!r}; allowed: {', '.join(options)}")
+    raw = OmegaConf.load(SCENARIO_DIR / f"{name}.yaml")
+    raw.pop("defaults", None)
+    return scenario_from_config(OmegaConf.merge(OmegaConf.structured(ScenarioConfig), raw))
+
+
+def month_start(year: int, month: int) -> dt.date:
+    """A typical week of the month: the first Monday on or after the 10th (clear of the New Year lull)."""
+    day = dt.date(year, month, 10)
+    return day + dt.timedelta(days=(7 - day.weekday()) % 7)
+
+
+def month_window(scenario: Scenario, year: int, month: int, n_days: int, seed: int, **kw: Any) -> SimParams:
+    """The default region in the month's typical window, the city as the scenario has it on those days."""
+    start = month_start(year, month)
+    return SimParams(
+        region="tokyo_central", n_drivers=kw.pop("n_drivers", 1000),
+        requests_per_hour=kw.pop("requests_per_hour", 1200.0), start_weekday=start.weekday(),
+        n_days=n_days, seed=seed, policy=kw.pop("policy", PRODUCTION),
+        scenario_days=scenario.days(start, n_days + 1), **kw,
+    )
+
+
+def optimum(grid: Sequence[float], values: Sequence[float], log: bool = False) -> float:
+    """The best scanned value, refined by a parabola through it and its neighbours (in the search's scale)."""
+    x = np.log(np.asarray(grid, dtype=float)) if log else np.asarray(grid, dtype=float)
+    y = np.asarray(values, dtype=float)
+    i = int(np.argmax(y))
+    best = x[i]
+    if 0 < i < len(x) - 1:
+        (x0, x1, x2), (y0, y1, y2) = x[i - 1 : i + 2], y[i - 1 : i + 2]
+        den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
+        b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / den
+        if a < 0:
+            best = float(np.clip(-b / (2 * a), x0, x2))
+    return float(math.exp(best) if log else best)
+
+
+def range_share(name: str, a: float, b: float) -> float:
+    """|a - b| as a share of the parameter's search range (in log scale where the sweeper searches so)."""
+    lo, hi, log = RANGES[name]
+    if log:
+        return abs(math.log(a) - math.log(b)) / (math.log(hi) - math.log(lo))
+    return abs(a - b) / (hi - lo)
+
+
+def month_scans(
+    scenario: Scenario, months: Sequence[int], year: int = 2026, n_days: int = 2, seeds: Sequence[int] = (1, 2, 3),
+    names: Sequence[str] = tuple(MONTH_GRIDS), workers: int = 2,
+) -> dict[str, Any]:
+    """Per month and parameter: the mean objective over ``seeds`` at each grid point (others at production;
+    common random numbers across points) and the refined optimum; per parameter, how far it moves."""
+    jobs = [(m, n, v, s) for m in months for n in names for v in MONTH_GRIDS[n] for s in seeds]
+    runs = [
+        replace(month_window(scenario, year, m, n_days, s), policy=with_param(PRODUCTION, n, v)) for m, n, v, s in jobs
+    ]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        values = list(pool.map(_objective, runs, chunksize=4))
+    acc: dict[tuple[int, str, float], list[float]] = {}
+    for (m, n, v, _), obj in zip(jobs, values):
+        acc.setdefault((m, n, v), []).append(obj)
+    out: dict[str, Any] = {"scenario": scenario.name, "year": year, "n_days": n_days, "seeds": list(seeds), "months": {}}
+    for m in months:
+        entry = {"window_start": month_start(year, m).isoformat()}
+        for n in names:
+            ys = [float(np.mean(acc[(m, n, v)])) for v in MONTH_GRIDS[n]]
+            entry[n] = {"grid": list(MONTH_GRIDS[n]), "objective": [round(y, 1) for y in ys],
+                        "optimum": round(optimum(MONTH_GRIDS[n], ys, RANGES[n][2]), 4)}
+        out["months"][str(m)] = entry
+    out["moves"] = {}
+    for n in names:
+        opt = {m: out["months"][str(m)][n]["optimum"] for m in months}
+        lo_m, hi_m = min(opt, key=opt.get), max(opt, key=opt.get)
+        out["moves"][n] = {"min": [lo_m, opt[lo_m]], "max": [hi_m, opt[hi_m]],
+                           "share_of_range": round(range_share(n, opt[lo_m], opt[hi_m]), 3)}
+    return out
+
+
+def plot_drift(result: dict[str, Any], path: str) -> None:
+    """Each parameter's monthly optimum along the year, with the production value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["moves"])
+    months = sorted(int(m) for m in result["months"])
+    prod = {"gamma": PRODUCTION.gamma, "max_wait_min": PRODUCTION.max_wait_min,
+            "road_weights.right": PRODUCTION.turn_weights[2]}
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), constrained_layout=True)
+    for ax, n in zip(np.atleast_1d(axes), names):
+        ys = [result["months"][str(m)][n]["optimum"] for m in months]
+        ax.plot(months, ys, "o-", label="1-D optimum")
+        ax.axhline(prod[n], color="grey", ls="--", label="production")
+        lo, hi, log = RANGES[n]
+        ax.set_ylim(lo, hi)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xticks(months)
+        ax.set_xlabel("month")
+        ax.set_title(f"{n}: moves {100 * result['moves'][n]['share_of_range']:.0f} % of range")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"scenario {result['scenario']} {result['year']}: each month's 1-D optimum "
+                 f"({result['n_days']}-day mid-month windows, {len(result['seeds'])} seeds)")
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--plot", help="write a PNG of the curves")
     ap.add_argument("--days", type=int, default=2)
+    ap.add_argument("--scenario", help="scan each month of this scenario's year (e.g. drifting)")
+    ap.add_argument("--months", default="1,2,3,4,5,6,7,8,9,10,11,12", help="comma-separated months (with --scenario)")
+    ap.add_argument("--year", type=int, default=2026)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per point (with --scenario)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", help="also write the JSON to this file")
     args = ap.parse_args()
+    if args.scenario:
+        from experiment.config import ConfigError
+
+        try:
+            scenario = load_scenario(args.scenario)
+            months = [int(m) for m in args.months.split(",")]
+            if not all(1 <= m <= 12 for m in months):
+                raise ValueError
+        except ConfigError as err:
+            raise SystemExit(str(err)) from None
+        except ValueError:
+            raise SystemExit(f"navitune: invalid --months {args.months!r}; allowed: comma-separated months 1-12") from None
+        result = month_scans(scenario, months, args.year, args.days, tuple(range(1, args.seeds + 1)),
+                             workers=args.workers)
+        if args.plot:
+            plot_drift(result, args.plot)
+        text = json.dumps(result)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(text)
+        return
     scans = scan(base=short_window(args.days))
     if args.plot:
         plot(scans, args.plot)

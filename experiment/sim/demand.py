@@ -32,6 +32,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from .regions import HOTSPOT_KINDS, Region
+from .scenario import ScenarioDays
 
 SLOT_MIN = 30
 SLOTS_PER_DAY = 1440 // SLOT_MIN
@@ -112,8 +113,10 @@ class DemandModel:
         n_days: int,
         seed: int,
         dest_per_zone: int = 3,
+        scenario: ScenarioDays | None = None,
     ) -> None:
         self.region = region
+        self.scenario = scenario
         self.settings = settings
         self.start_weekday = start_weekday
         self.n_days = n_days
@@ -142,6 +145,45 @@ class DemandModel:
         self.drift = np.exp(self.rng.normal(0.0, settings.drift_sigma, len(region.hotspots)))
         self.profiles = weekly_profiles()  # (4, 336)
         self._gravity()
+        self._new_hotspot(mid, km * class_mult, to_node, per_min / hot_total)
+
+    def _new_hotspot(self, mid: np.ndarray, weight_km: np.ndarray, to_node: csr_matrix, per_weight: float) -> None:
+        """The scenario's new hot spot (if any): its rate per corner at full weight, and its own noise
+        stream (the region's streams stay as they are, so the rest of the city is unchanged)."""
+        sc = self.scenario
+        self.new_rate = None
+        if sc is None or sc.hotspot is None:
+            return
+        h = sc.hotspot
+        k = np.exp(-((mid - [h.x, h.y]) ** 2).sum(1) / (2 * h.sigma_m**2)) * weight_km
+        k = k / k.sum() * h.weight * per_weight * (1.0 - self.settings.background_share)
+        self.new_rate = np.asarray(to_node @ k)
+        self.new_kind = 1 + HOTSPOT_KINDS.index(h.kind)  # its row in the profiles
+        self.new_rng = np.random.default_rng([self.n_slots, 606])
+
+    def _day(self, name: str) -> np.ndarray:
+        """(n_days,) the scenario's factor per simulated day (ones without a scenario)."""
+        if self.scenario is None:
+            return np.ones(self.n_days)
+        col = self.scenario.column(name)
+        return col[np.minimum(np.arange(self.n_days), col.size - 1)]
+
+    def _scale_days(self, rates: np.ndarray, name: str) -> np.ndarray:
+        """Multiply each day's slots by the scenario's factor (in place), and add the new hot spot."""
+        if self.scenario is None:
+            return rates
+        per_slot = np.repeat(self._day("demand"), SLOTS_PER_DAY).astype(np.float32)
+        rates *= per_slot[None, :]
+        if self.new_rate is not None:
+            share = np.repeat(self._day(name), SLOTS_PER_DAY)
+            if name == "hotspot":  # the truth: day-to-day noise as every hot spot has
+                s = self.settings
+                share = share * np.repeat(
+                    np.exp(self.new_rng.normal(-s.day_sigma**2 / 2, s.day_sigma, self.n_days)), SLOTS_PER_DAY
+                )
+            prof = self._slot_profiles()[self.new_kind]
+            rates += (self.new_rate[:, None] * (share * prof * per_slot)[None, :]).astype(np.float32)
+        return rates
 
     # ---------------------------------------------------------------------------------------------
     def _slot_profiles(self) -> np.ndarray:
@@ -161,7 +203,7 @@ class DemandModel:
     def stats_forecast(self) -> np.ndarray:
         """(N, n_slots) historical hour-of-week mean rate per minute (float32)."""
         comp = self._component_rates(np.ones(len(self.region.hotspots)))
-        return (comp @ self._slot_profiles()).astype(np.float32)
+        return self._scale_days((comp @ self._slot_profiles()).astype(np.float32), "hotspot_known")
 
     def true_rates(self) -> np.ndarray:
         """(N, n_slots) the current week's rate per minute: drifted hot spots and day-to-day noise."""
@@ -175,7 +217,7 @@ class DemandModel:
             comp = self._component_rates(hot) * zone[net.node_zone][:, None]
             sl = slice(d * SLOTS_PER_DAY, (d + 1) * SLOTS_PER_DAY)
             out[:, sl] = comp @ prof[:, sl]
-        return out
+        return self._scale_days(out, "hotspot")
 
     def ml_forecast(self, truth: np.ndarray, stats: np.ndarray, seed: int) -> np.ndarray:
         """30-minute-ahead forecast: truth x log-normal error per zone and slot; late slots fall back to stats."""
@@ -227,6 +269,8 @@ class DemandModel:
         order = np.argsort(arrival, kind="stable")
         node, arrival = node[order], arrival[order]
         patience = np.exp(rng.normal(np.log(s.patience_median_min), s.patience_sigma, node.size))
+        if self.scenario is not None:  # customers wait longer or shorter on the day they hail
+            patience *= self._day("patience")[np.minimum((arrival // 1440).astype(np.int64), self.n_days - 1)]
         net = self.region.network
         oz = net.node_zone[node]
         cum = np.cumsum(self.gravity, axis=1)

@@ -25,6 +25,7 @@ from .demand import Passengers
 from .fares import tokyo_fare, is_late_night
 from .network import Network
 from .shifts import ShiftPlan, MAX_BREAKS
+from .network import LEFT, RIGHT
 from .traffic import congestion, slow_share, turn_delay_s
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class Engine:
         start_weekday: int,
         seed: int,
         settings: EngineSettings | None = None,
+        day_congestion: np.ndarray | None = None,
+        right_turn_delay: float = 1.0,
     ) -> None:
         self.net = net
         self.pax = passengers
@@ -122,20 +125,34 @@ class Engine:
         self.rng = np.random.default_rng([seed, 303])
         self.s = settings or EngineSettings()
         self.turn_delay_min = turn_delay_s(net.drive_side) / 60.0
+        # the scenario (experiment.sim.scenario): travel time per calendar day, right turns per window
+        self.day_congestion = None if day_congestion is None else np.asarray(day_congestion, dtype=float)
+        if right_turn_delay != 1.0:
+            self.turn_delay_min[RIGHT if net.drive_side == "left" else LEFT] *= right_turn_delay
         self._price_trips(trip_time_min, trip_len_m)
 
     def _price_trips(self, trip_time_min: np.ndarray, trip_len_m: np.ndarray) -> None:
         """Every passenger's trip, at the traffic and tariff of the hour they hail: the taxi drives the
         fastest path from their corner to their destination (and on, outside the region, for long trips)."""
         pax = self.pax
-        hour = self.start_hour_of_week + (pax.arrival // 60).astype(np.int64)
-        inside_min = trip_time_min[pax.dest, pax.node] * congestion(hour)
+        rel_hour = (pax.arrival // 60).astype(np.int64)
+        hour = self.start_hour_of_week + rel_hour
+        inside_min = trip_time_min[pax.dest, pax.node] * self.congestion_from_start(rel_hour)
         self.outside_min = pax.outside_km / OUTSIDE_KMH * 60.0  # each way, by expressway
         self.trip_min = inside_min + self.outside_min
         self.trip_km = trip_len_m[pax.dest, pax.node] / 1000.0 + pax.outside_km
         slow_s = inside_min * 60.0 * slow_share(hour)
         self.fare = tokyo_fare(self.trip_km * 1000.0, slow_s, is_late_night(pax.arrival % 1440))
         self.dropoff_edge = self.net.in_edge_of[self.dest_nodes[pax.dest]]
+
+    def congestion_from_start(self, rel_hour: np.ndarray) -> np.ndarray:
+        """Travel-time multiplier for hours counted from the window start (the scenario's day factor
+        times the hour of week's congestion)."""
+        base = congestion(self.start_hour_of_week + rel_hour)
+        if self.day_congestion is None:
+            return base
+        day = np.minimum(np.asarray(rel_hour) // 24, self.day_congestion.size - 1)
+        return base * self.day_congestion[day]
 
     def run(self, on_day: Callable[[int, float], bool] | None = None, n_days: int | None = None) -> SimOutput:
         """Simulate every shift (compiled loop, :func:`experiment.sim.kernels.drive_span`, one navigation
@@ -156,6 +173,8 @@ class Engine:
         }
         depot_of = np.ascontiguousarray(self.driver_depot, dtype=i64)
         worst_cong = float(np.max(congestion(np.arange(168))))
+        if self.day_congestion is not None:
+            worst_cong *= max(float(self.day_congestion.max()), 1.0)
         home_max = self.depot_time.max(axis=1)[depot_of] * worst_cong + self.s.return_buffer_min
 
         p_status = np.full(pax.n, PENDING, dtype=np.int8)
@@ -176,7 +195,7 @@ class Engine:
             np.searchsorted(sh.start, bounds).astype(i64),
             np.searchsorted(pax.arrival, bounds).astype(i64),
             np.searchsorted(pax.expiry[exp_order], bounds - 1.0).astype(i64),  # patience ran out before k
-            congestion(self.start_hour_of_week + np.arange(horizon // 60 + 2)).astype(f8),
+            self.congestion_from_start(np.arange(horizon // 60 + 2)).astype(f8),
         )
         c = np.ascontiguousarray
         const = (

@@ -14,6 +14,7 @@ from .engine import Engine, EngineSettings, SimOutput, SERVED, ABANDONED
 from .fares import tokyo_fare
 from .navigation import ChoiceTable, CruisePolicy, NavigationParams, NavigationPolicy, Planner
 from .regions import Region, build_region
+from .scenario import ScenarioDays, fleet_mask
 from .shifts import SHIFT_KINDS, plan_shifts
 
 
@@ -34,6 +35,9 @@ class SimParams:
     cruise_speed_factor: float = 0.7
     demand: DemandSettings | None = None  # None: defaults with requests_per_hour
     network_seed: int = 0
+    # the city on each simulated day (n_days + 1 states: the last shift's tail runs into the next day);
+    # None: the stationary city (experiment.sim.scenario)
+    scenario_days: ScenarioDays | None = None
 
 
 @dataclass
@@ -122,13 +126,18 @@ def build_engine(p: SimParams, timings: dict[str, float] | None = None, *, numpy
     timings = {} if timings is None else timings
     rng = np.random.default_rng([p.seed, 404])
     shifts = plan_shifts(p.n_drivers, p.n_days, p.start_weekday, p.fleet_mix, rng, p.max_shift_h)
+    sc = p.scenario_days
+    if sc is not None and numpy:
+        raise ValueError("the NumPy reference engine runs the stationary city only (scenario_days=None)")
+    if sc is not None:
+        shifts = working_shifts(shifts, active_drivers(p))
     driver_depot = rng.integers(0, region_depot_count(p), p.n_drivers)
     t0 = time.perf_counter()
     region: Region = build_region(p.region, p.network_seed)
     net = region.network
     settings = p.demand or DemandSettings(requests_per_hour=p.requests_per_hour)
     # the simulated horizon covers the last shift's tail: one extra day of demand
-    dm = DemandModel(region, settings, p.start_weekday, p.n_days + 1, p.seed)
+    dm = DemandModel(region, settings, p.start_weekday, p.n_days + 1, p.seed, scenario=sc)
     paths = region_paths(
         p.region, p.network_seed, dm.dest_nodes.astype(np.int64).tobytes(), dm.gravity.tobytes()
     )
@@ -161,7 +170,36 @@ def build_engine(p: SimParams, timings: dict[str, float] | None = None, *, numpy
         net, pax, dm.dest_nodes, paths.dest_time, paths.dest_len, region.depots,
         paths.depot_time, paths.depot_len, shifts, driver_depot, policy, SLOT_MIN,
         p.start_weekday, p.seed, EngineSettings(cruise_speed_factor=p.cruise_speed_factor),
+        **scenario_traffic(sc, p.n_days),
     )
+
+
+def active_drivers(p: SimParams) -> np.ndarray:
+    """(drivers, n_days) True where the driver works for the company that day (all True without a
+    scenario): fleet changes of the scenario."""
+    if p.scenario_days is None:
+        return np.ones((p.n_drivers, p.n_days), dtype=bool)
+    return fleet_mask(p.n_drivers, p.scenario_days.column("fleet")[: p.n_days], p.seed)
+
+
+def working_shifts(shifts, active: np.ndarray):
+    """The shifts of drivers who work for the company on the shift's day."""
+    from dataclasses import replace
+
+    keep = active[shifts.driver, shifts.day]
+    return replace(
+        shifts, driver=shifts.driver[keep], day=shifts.day[keep], kind=shifts.kind[keep],
+        start=shifts.start[keep], end=shifts.end[keep], breaks=shifts.breaks[keep],
+    )
+
+
+def scenario_traffic(sc: ScenarioDays | None, n_days: int) -> dict:
+    """The engine's traffic inputs: travel time per calendar day; the right-turn delay is one value per
+    run in the compiled loop, so it is the mean over the window's operating days."""
+    if sc is None:
+        return {}
+    rt = sc.column("right_turn_delay")[:n_days]
+    return {"day_congestion": sc.column("congestion"), "right_turn_delay": float(rt.mean())}
 
 
 def simulate(
@@ -177,17 +215,21 @@ def simulate(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     engine = build_engine(p, timings, numpy=numpy)
+    active = active_drivers(p)  # drivers who left the company earn nothing and are not counted
+    per_day = active.sum(axis=0).astype(float)
+    cum = np.cumsum(per_day)
     wrapped = None
     if on_day is not None:
-        wrapped = lambda day, revenue: on_day(day, revenue / (p.n_drivers * (day + 1)))  # noqa: E731
+        wrapped = lambda day, revenue: on_day(day, revenue / max(cum[day], 1.0))  # noqa: E731
     t3 = time.perf_counter()
     out = engine.run(wrapped, p.n_days)
     timings["sim_s"] = time.perf_counter() - t3
     timings["total_s"] = time.perf_counter() - t0
 
     driver_days = _driver_days(out, p.n_drivers, p.n_days)
-    metrics = _metrics(out, float(p.n_drivers * p.n_days), engine.pax.n)
-    daily = [float(x) for x in driver_days["revenue_yen"].reshape(p.n_drivers, p.n_days).mean(axis=0)]
+    metrics = _metrics(out, float(cum[-1]), engine.pax.n)
+    daily_sum = driver_days["revenue_yen"].reshape(p.n_drivers, p.n_days).sum(axis=0)
+    daily = [float(x) for x in daily_sum / np.maximum(per_day, 1.0)]
     timings["driver_minutes"] = float(np.nansum(out.t_end - out.shifts.start))
     timings["decisions"] = float(out.decisions)
     return SimResult(metrics, driver_days, daily, timings, out)
