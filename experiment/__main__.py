@@ -37,6 +37,9 @@ def main() -> None:
         print(problem, file=sys.stderr)
         raise SystemExit(2)
     sys.argv[1:] = pin_as_of(sys.argv[1:])
+    from experiment.registry.resolver import forget_warnings
+
+    forget_warnings()  # the checks above resolved the sweep's baseline before Hydra set logging up
     if not INFO_FLAGS & set(sys.argv[1:]):
         import experiment.app  # noqa: F401  (compiles the simulator here, before a launcher forks jobs)
     task()

@@ -16,6 +16,7 @@ the champion its baseline was taken from).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from experiment.registry.store import Registry, RegistryUnavailable, Version
@@ -42,8 +43,16 @@ def cached_champion(uri: str, region: str) -> Version | None:
     """The champion of ``region`` on ``uri``, looked up once per process; raises RegistryUnavailable."""
     key = (str(uri), str(region))
     if key not in _CACHE:
+        if str(uri).startswith("sqlite:///") and not Path(str(uri)[len("sqlite:///"):]).exists():
+            return None  # no local store yet, so no champion; reading it must not create it (nothing is written
+            # before a sweep starts: checks, compile_only)
         _CACHE[key] = Registry.at(str(uri), str(region)).champion()
     return _CACHE[key]
+
+
+def forget_warnings() -> None:
+    """The CLI's checks resolve the baseline before logging is set up: the sweep says it again."""
+    _WARNED.clear()
 
 
 def forget() -> None:
