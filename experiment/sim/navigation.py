@@ -228,6 +228,20 @@ class Planner:
         late = LATE_NIGHT_FACTOR if is_late_night(slot_minute_of_day) else 1.0
         return p, (self.zone_fare * late)[self.net.edge_zone]
 
+    def _plan_inputs(
+        self, forecast: np.ndarray, slot_min: int, vacant_taxis: np.ndarray | None, background: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, "ChoiceTable", np.ndarray]:
+        """What both planners start from: the forecast blended with the history (see :meth:`plan`), the vacant
+        taxis per slot, the choice table and the empty (slots x choices x edges) counts to fill."""
+        if background is not None:
+            near = 1.0 - self.params.gamma ** (slot_min / self.step_min)
+            forecast = near * forecast + (1.0 - near) * background
+        n_slots = forecast.shape[1]
+        vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
+        choices = ChoiceTable(self.net, self.params.compliance)
+        counts = np.empty((n_slots, choices.max_deg - 1, self.net.n_edges), dtype=np.int8)
+        return forecast, vacant, choices, counts
+
     def plan(
         self,
         forecast: np.ndarray,
@@ -247,14 +261,9 @@ class Planner:
         taxis will be (``vacant_taxis[s]`` of them, moved by the previous slot's recommendations) and
         expects fewer customers where many of them pass.
         """
-        if background is not None:
-            near = 1.0 - self.params.gamma ** (slot_min / self.step_min)
-            forecast = near * forecast + (1.0 - near) * background
+        forecast, vacant, choices, counts = self._plan_inputs(forecast, slot_min, vacant_taxis, background)
         net, par = self.net, self.params
         n_slots = forecast.shape[1]
-        vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
-        choices = ChoiceTable(net, par.compliance)
-        counts = np.empty((n_slots, choices.max_deg - 1, net.n_edges), dtype=np.int8)
         c, f8 = np.ascontiguousarray, np.float64
         rate = c(forecast.T, f8)
         edge_dst = c(net.edge_dst, np.int64)
@@ -290,27 +299,11 @@ class Planner:
         vacant_taxis: np.ndarray | None = None,
         background: np.ndarray | None = None,
     ) -> "NavigationPolicy":
-        """:meth:`plan` with NumPy calls per slot (the reference the compiled planner is tested against).
-
-        Solve each slot's MDP from the demand the navigation believes in at that time.
-
-        The navigation is recomputed every slot, as a deployed one is: slot s is warm-started from slot
-        s - 1's values and given a fixed budget of sweeps. ``forecast`` (nodes x slots) is known for the
-        coming slot only; beyond it the navigation knows only ``background`` (the historical mean). The
-        slot's MDP is stationary, so it plans with the blend that weights the forecast by the share of
-        discounted reward collected within the slot, ``1 - gamma ** decisions_per_slot``: a far-sighted
-        navigation leans on the stale history. It is fleet-aware: it tracks where its own vacant
-        taxis will be (``vacant_taxis[s]`` of them, moved by the previous slot's recommendations) and
-        expects fewer customers where many of them pass.
-        """
-        if background is not None:
-            near = 1.0 - self.params.gamma ** (slot_min / self.step_min)
-            forecast = near * forecast + (1.0 - near) * background
+        """:meth:`plan` with NumPy calls per slot (the reference the compiled planner is tested against); the
+        same inputs, model and result."""
+        forecast, vacant, choices, counts = self._plan_inputs(forecast, slot_min, vacant_taxis, background)
         net = self.net
         n_slots = forecast.shape[1]
-        vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
-        choices = ChoiceTable(net, self.params.compliance)
-        counts = np.empty((n_slots, choices.max_deg - 1, net.n_edges), dtype=np.int8)
         flow = np.full(net.n_edges, 1.0 / net.n_edges)  # where the vacant taxis are (distribution)
         v = None
         for s in range(n_slots):
