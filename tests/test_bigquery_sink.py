@@ -1,7 +1,7 @@
 """Result sinks: the BigQuery sink against a real ``bqemulator`` with the real ``google-cloud-bigquery`` client,
 and the DuckDB sink beside it (same schema, same idempotency key, same summary SQL, same numbers).
 
-The emulator is started by the session fixture of ``tests/conftest_bqemulator.py`` (skipped locally when it
+The emulator is started by the session fixture of ``tests/fixtures/bqemulator.py`` (skipped locally when it
 is missing, a failure on CI). Each test writes into its own dataset, so tests do not see each other's rows.
 The two CLI runs (a single run and a 3-trial sweep, both ``+experiment=smoke sink=bigquery``) start together
 in a small thread pool at the first test that needs them.
@@ -31,7 +31,7 @@ from experiment.sinks import summary, write_rows
 from experiment.sinks.bigquery_sink import merge_sql, prepare_bigquery
 from experiment.sinks.duckdb_sink import write_duckdb
 from experiment.sinks.schema import CLUSTER_BY, COLUMNS, summary_sql
-from tests.conftest_bqemulator import BQEmulator, bqemulator  # noqa: F401  (the session fixture)
+from tests.fixtures.bqemulator import BQEmulator
 
 if "navitune_schema.yaml" not in ConfigStore.instance().repo:
     register_configs()

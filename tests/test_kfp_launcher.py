@@ -19,7 +19,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
 
 from hydra_plugins.navitune_kfp.kfp_launcher import KFPLauncher
-from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (session fixture)
+from tests.fixtures.mariadb import MariaDB
 
 Plugins.instance()  # discovery before the suites run (test order otherwise breaks it)
 

@@ -46,7 +46,8 @@ from hydra_plugins.navitune_kfp.proxy import (
     supervised_proxy,
     write_pipeline_docs,
 )
-from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (the session fixture)
+from tests.fixtures.mariadb import MariaDB
+from tests.fixtures.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = "navitune-test:asia-northeast1:studies"
@@ -66,10 +67,6 @@ def socat() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def socat_settings(target_port: int, **overrides) -> ProxySettings:

@@ -3,7 +3,7 @@
 FakeKFP stands in for a Kubeflow Pipelines cluster (none exists here): it serves the ``/apis/v2beta1`` endpoints
 the real ``kfp.Client`` calls, runs nothing, and lets each test script the states of a run. The launcher talks
 to it through the real kfp.Client; the study storage (where a remote job leaves its result) is a real MariaDB
-server (``tests/conftest_mariadb``), reached with a password from the environment.
+server (``tests/fixtures/mariadb``), reached with a password from the environment.
 
 Checked: request shapes (experiment, run body, parameters without the secret), experiment reuse, re-attach to
 an existing run instead of a second create, every end state (SUCCEEDED with the objective, FAILED with the
@@ -34,7 +34,7 @@ from hydra.core.utils import JobStatus, setup_globals
 from hydra.types import HydraContext
 
 from hydra_plugins.navitune_kfp.results import ResultStore
-from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (session fixture)
+from tests.fixtures.mariadb import MariaDB
 from experiment.standins.kfp_api_server import FakeKFP
 
 Plugins.instance()

@@ -27,7 +27,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (the session fixture)
+from tests.fixtures.mariadb import MariaDB
 
 APPS = Path(__file__).resolve().parent / "sweeper_apps"
 OWNER, RETRY_OF, OVER_BUDGET = "navitune:owner", "navitune:retry_of", "navitune:over_budget"

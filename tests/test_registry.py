@@ -24,8 +24,6 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest_mlflow import closed_port, mlflow_server  # noqa: F401  (fixtures)
-
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "tokyo_central"
 KNOWN_GOOD = {"policy.gamma": 0.96, "policy.max_wait_min": 7.5, "policy.road_weights.right": 4.3}

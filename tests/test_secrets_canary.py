@@ -26,8 +26,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest_mariadb import MariaDB, _as_root, mariadb  # noqa: F401  (session fixture)
-from tests.conftest_mlflow import MLflowServer, mlflow_server  # noqa: F401  (session fixture)
+from tests.fixtures.mariadb import MariaDB, as_root
+from tests.fixtures.mlflow import MLflowServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "cnry" + uuid.uuid4().hex
@@ -138,7 +138,7 @@ def test_one_secret_in_every_form_is_found_nowhere(tmp_path: Path, mariadb: Mari
     # the study's database: a user whose password is the canary
     tag = uuid.uuid4().hex[:8]
     user, database = f"canary{tag}", f"canary_{tag}"
-    _as_root(mariadb.socket, f"CREATE DATABASE {database}",
+    as_root(mariadb.socket, f"CREATE DATABASE {database}",
              (f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (CANARY,)),
              f"GRANT ALL PRIVILEGES ON {database}.* TO '{user}'@'127.0.0.1'")
     env = {DB_ENV: CANARY, MLFLOW_ENV: CANARY}

@@ -34,7 +34,7 @@ import pytest
 
 from experiment.config import ConfigError
 from experiment.notify.slack import SlackNotifier, _mask
-from tests.conftest_mlflow import MLflowServer, mlflow_server  # noqa: F401  (session fixture)
+from tests.fixtures.mlflow import MLflowServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 300

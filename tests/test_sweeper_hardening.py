@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from tests.conftest_mariadb import MariaDB, mariadb  # noqa: F401  (the session fixture)
+from tests.fixtures.mariadb import MariaDB
 from tests.test_optuna_async_sweeper import (
     MYSQL_STORAGE,
     OVER_BUDGET,

@@ -1,4 +1,4 @@
-"""MLflow tracking against a real ``mlflow server`` (``tests/conftest_mlflow.py``) and a real headless Chromium.
+"""MLflow tracking against a real ``mlflow server`` (``tests/fixtures/mlflow.py``) and a real headless Chromium.
 
 Two real sweeps of the app (``python -m experiment -m +experiment=smoke ... tracking=server``) share one study:
 the first runs 4 trials (the production baseline first) plus a trial with an invalid value that fails and is
@@ -27,9 +27,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest_mlflow import (  # noqa: F401  (fixtures)
-    Chromium, MLflowServer, chromium, closed_port, mlflow_server, silent_port,
-)
+from tests.fixtures.mlflow import Chromium, MLflowServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 600

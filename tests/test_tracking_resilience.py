@@ -32,7 +32,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest_mlflow import MLflowProcess, free_port
+from tests.fixtures.mlflow import MLflowProcess
+from tests.fixtures.services import free_port
 from tests.test_slack_notify import run_sweep, webhook  # noqa: F401  (fixture)
 from tests.test_tracking_mlflow import all_runs, children, launched, load_study, no_report, parents
 
