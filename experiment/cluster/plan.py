@@ -1,0 +1,219 @@
+"""The local checks of ``navitune submit`` / ``navitune schedule create``, and what they settle (:class:`Plan`).
+
+Why refuse here: once the driver is submitted, a bad setting fails in a pod an hour later, or every week. So
+everything a user can get wrong is one line and exit 2 before anything is compiled or submitted: the sweep's own
+checks (the CLI's preflight, with the remote kfp launcher: image, host, study storage the cluster reaches,
+secrets by reference), plus what only a pod makes wrong: ``tracking=local`` (a file on this machine), an MLflow
+URI left to the pod's defaults, an image no registry holds, a second launcher or a local backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiment.cluster.command import driver_overrides, key_of, retune_command, sweep_command
+
+DEFAULT_DRIVER_HOST = "http://ml-pipeline.kubeflow:8888"  # the KFP API service as pods reach it
+SCHEDULE_PREFIX = "navitune-retune-"
+URL_RE = re.compile(r"https?://[^\s/@]+(/\S*)?")
+
+
+class ClusterError(ValueError):
+    """Bad input of ``navitune submit`` / ``schedule``: one line, exit 2, nothing submitted."""
+
+
+@dataclass
+class Plan:
+    """What a driver runs and where: settled by :func:`prepare` from the command line."""
+
+    kind: str  # submit | schedule
+    cfg: DictConfig  # the composed config, hydra node included
+    settings: Any  # hydra_plugins.navitune_kfp.settings.LauncherSettings
+    proxy: Any  # ProxySettings or None
+    region: str
+    scenario: str
+    experiment: str  # the KFP experiment of the driver's run(s)
+    name: str  # the driver run's / the schedule's display name
+    command: list[str]
+    overrides: list[str] = field(default_factory=list)  # the user's, as the driver gets them
+
+    @property
+    def description(self) -> str:
+        from hydra_plugins.navitune_shared.redact import redact
+
+        return redact(f"navitune {self.kind}: " + " ".join(self.overrides))
+
+
+def schedule_name(region: str, scenario: str) -> str:
+    """One schedule per region and scenario; its name says both."""
+    return f"{SCHEDULE_PREFIX}{region}-{scenario}"
+
+
+def split_argv(kind: str, argv: Sequence[str]) -> list[str]:
+    """The overrides of the command line (``-m`` dropped: the driver always runs a sweep); an unknown option is
+    one line."""
+    out = []
+    for arg in argv:
+        if arg in ("-m", "--multirun"):
+            continue
+        if arg.startswith("-"):
+            raise ClusterError(f"navitune {kind}: unknown option {arg!r}; allowed: see navitune {kind} --help "
+                               "(Hydra's own flags such as --cfg do not apply to a driver)")
+        out.append(arg)
+    return out
+
+
+def check_overrides(kind: str, overrides: Sequence[str]) -> None:
+    """Overrides that would contradict the driver: another launcher, a local backend; for a schedule, a fixed
+    ``window.as_of`` or a sweep over regions."""
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key == "hydra/launcher" and value != "kfp":
+            raise ClusterError(f"navitune {kind}: invalid hydra/launcher={value!r}; allowed: kfp (the driver runs "
+                               "the sweep with hydra/launcher=kfp hydra.launcher.backend=remote)")
+        if key == "hydra.launcher.backend" and value != "remote":
+            raise ClusterError(f"navitune {kind}: invalid hydra.launcher.backend={value!r}; allowed: remote (the "
+                               "driver's trials are runs in the cluster)")
+        if key == "hydra.launcher.compile_only" and value.lower() not in ("false", "0"):
+            raise ClusterError(f"navitune {kind}: invalid hydra.launcher.compile_only={value!r}; allowed: false "
+                               f"(to compile the driver without submitting it: navitune {kind} --dry-run --output "
+                               "PATH)")
+        if kind == "schedule" and key == "window.as_of":
+            raise ClusterError(f"navitune schedule: invalid window.as_of={value!r}; allowed: none (each cycle's "
+                               "as_of is the run's scheduled time)")
+        if kind == "schedule" and key in ("region", "scenario") and re.search(r"[,(]", value):
+            raise ClusterError(f"navitune schedule: invalid {key}={value!r}; allowed: one {key} (one schedule per "
+                               "region and scenario)")
+
+
+def with_launcher(overrides: Sequence[str]) -> list[str]:
+    """The overrides plus the remote kfp launcher (once each)."""
+    keys = {key_of(o) for o in overrides}
+    extra = [o for o in ("hydra/launcher=kfp", "hydra.launcher.backend=remote") if key_of(o) not in keys]
+    return [*overrides, *extra]
+
+
+def compose_sweep(argv: Sequence[str]) -> DictConfig:
+    """The config a sweep of ``argv`` composes, hydra node included (sweep values left to the sweeper), as the
+    CLI's preflight composes it."""
+    from hydra import compose, initialize_config_dir
+
+    from experiment.preflight import CONF_DIR, SWEEP_SYNTAX
+
+    overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
+    hydra_args = [a for a in argv if a.lstrip("+").startswith("hydra.") and a not in overrides]
+    with initialize_config_dir(config_dir=CONF_DIR):
+        return compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
+
+
+def launcher_settings(cfg: DictConfig) -> Any:
+    from hydra_plugins.navitune_kfp.settings import check
+
+    raw = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    assert isinstance(raw, dict)
+    raw.pop("_target_", None)
+    return check(raw)
+
+
+def check_tracking(kind: str, cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """MLflow must be a server the pod reaches: ``tracking=local`` is refused (``off`` too for a schedule: the
+    champion lives in MLflow). A ``tracking.uri`` not on the command line would be the pod's default: this
+    machine's ``MLFLOW_TRACKING_URI`` is passed on when it holds no secret; returns the overrides to add."""
+    kind_of = str(OmegaConf.select(cfg, "tracking.kind", default="off"))
+    allowed = "tracking=server tracking.uri=<the MLflow server's URL as the cluster reaches it>"
+    if kind_of == "local" or (kind_of == "off" and kind == "schedule"):
+        why = ("a pod cannot reach this machine's MLflow store" if kind_of == "local" else
+               "each cycle reads and moves the region's champion in MLflow's Model Registry")
+        raise ClusterError(f"navitune {kind}: invalid tracking={kind_of}: {why}; allowed: {allowed}"
+                           + (" or tracking=off" if kind == "submit" else ""))
+    if kind_of != "server" or any(key_of(o) == "tracking.uri" for o in overrides):
+        return []
+    from hydra_plugins.navitune_shared.redact import redact
+
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not env:
+        raise ClusterError(f"navitune {kind}: missing tracking.uri: the driver pod would use its own "
+                           "http://127.0.0.1:5000; allowed: " + allowed)
+    if redact(env) != env:
+        raise ClusterError(f"navitune {kind}: invalid MLFLOW_TRACKING_URI={redact(env)!r}: it holds a secret, "
+                           "which the driver's command would carry; allowed: tracking.uri=http://user:"
+                           "${oc.env:VAR}@host with VAR from hydra.launcher.secrets")
+    return [f"tracking.uri={env}"]
+
+
+def check_image(kind: str, image: str) -> None:
+    """An image the cluster can pull names a registry (``<registry>/<path>:<tag>``)."""
+    if "/" not in image:
+        raise ClusterError(f"navitune {kind}: invalid hydra.launcher.image={image!r}: a local image the cluster "
+                           "cannot pull; allowed: a pushed image such as "
+                           "us-docker.pkg.dev/<project>/<repo>/navitune-job:<tag> (make image IMAGE=..., docker push)")
+
+
+def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HOST) -> Plan:
+    """Check the command line of ``navitune submit`` / ``schedule create`` and settle the driver; raises
+    :class:`ClusterError` (one line) on the first problem."""
+    from experiment.preflight import check_group_choices, pin_as_of, preflight
+    from hydra_plugins.navitune_kfp.jobspec import experiment_name, safe_name
+    from hydra_plugins.navitune_kfp.proxy import proxy_settings
+    from hydra_plugins.navitune_shared.redact import without_userinfo
+
+    if not URL_RE.fullmatch(driver_host):
+        raise ClusterError(f"navitune {kind}: invalid --driver-host {driver_host!r}; allowed: the KFP API URL as "
+                           f"pods reach it, http(s)://host[:port] (default {DEFAULT_DRIVER_HOST})")
+    overrides = split_argv(kind, argv)
+    problem = check_group_choices(overrides)
+    if problem:
+        raise ClusterError(problem)
+    check_overrides(kind, overrides)
+    if kind == "submit":  # a rolling window's day is fixed now: a retried driver resumes the same study
+        overrides = [o for o in pin_as_of(["-m", *overrides]) if o != "-m"]
+        checked = with_launcher(overrides)
+    else:
+        window = [] if any(key_of(o) == "window" for o in overrides) else ["window=rolling"]
+        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        checked = with_launcher([*overrides, *window, f"window.as_of={today}"])
+    problem = preflight(["-m", *checked])
+    if problem:
+        raise ClusterError(problem)
+    try:
+        cfg = compose_sweep(checked)
+    except Exception as err:  # noqa: BLE001 - preflight composed it already; Hydra's own message otherwise
+        raise ClusterError(f"navitune {kind}: {str(err.__cause__ or err).splitlines()[0]}") from None
+    settings = launcher_settings(cfg)
+    check_image(kind, settings.image)
+    overrides += check_tracking(kind, cfg, overrides)
+    try:
+        proxy = proxy_settings(cfg)
+    except ValueError as err:
+        raise ClusterError(f"navitune {kind}: {err}") from None
+    region = str(cfg.region.name)
+    scenario = str(OmegaConf.select(cfg, "hydra.runtime.choices.scenario", default=None)
+                   or OmegaConf.select(cfg, "scenario.name", default="default"))
+    ui = settings.ui_host or without_userinfo(str(settings.host))
+    driven = driver_overrides(overrides, driver_host, ui)
+    if kind == "submit":
+        experiment = experiment_name(settings.experiment, cfg)
+        name, command = safe_name(f"{experiment}-driver"), sweep_command(driven)
+    else:
+        experiment = name = schedule_name(region, scenario)
+        command = retune_command(driven)
+    return Plan(kind=kind, cfg=cfg, settings=settings, proxy=proxy, region=region, scenario=scenario,
+                experiment=experiment, name=name, command=command, overrides=list(overrides))
+
+
+def compile_plan(plan: Plan, path: Any, retries: int) -> Any:
+    """Compile the plan's driver pipeline to ``path``."""
+    from pathlib import Path
+
+    from hydra_plugins.navitune_kfp.driver import DriverOptions, compile_driver
+    from hydra_plugins.navitune_kfp.jobspec import pipeline_name
+
+    return compile_driver(plan.settings, pipeline_name(None, plan.name), plan.description[:1000], plan.command,
+                          Path(path), proxy=plan.proxy, scheduled=plan.kind == "schedule",
+                          options=DriverOptions(retries=retries))
