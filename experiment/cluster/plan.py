@@ -172,8 +172,9 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
         raise ClusterError(problem)
     check_overrides(kind, overrides)
     if kind == "submit":  # a rolling window's day is fixed now: a retried driver resumes the same study
-        overrides = [o for o in pin_as_of(["-m", *overrides]) if o != "-m"]
         checked = with_launcher(overrides)
+        pinned = pin_as_of(["-m", *checked])[len(checked) + 1:]
+        overrides, checked = [*overrides, *pinned], [*checked, *pinned]
     else:
         window = [] if any(key_of(o) == "window" for o in overrides) else ["window=rolling"]
         today = dt.datetime.now(dt.timezone.utc).date().isoformat()

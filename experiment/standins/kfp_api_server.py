@@ -198,6 +198,9 @@ class FakeKFP:
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if method == "GET" and path == f"{PREFIX}/healthz":
             return 200, {"commit_sha": "fake", "tag_name": "2.5.0", "multi_user": False}
+        if path.startswith(f"{PREFIX}/recurringruns"):  # schedules: experiment/standins/kfp_recurring.py
+            from experiment.standins.kfp_recurring import route
+            return route(self, method, path, query, body)
         if path == f"{PREFIX}/experiments":
             if method == "POST":
                 return 200, self._create_experiment(body)
