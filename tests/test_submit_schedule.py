@@ -255,6 +255,7 @@ def schedule_args(server: FakeKFP, closed_port: int, *extra: str) -> list[str]:
     return [*base(server.url, closed_port, *extra), "--driver-host", server.url]
 
 
+@pytest.mark.slow
 def test_schedule_create_list_pause_resume_delete(cluster_env: Path, closed_port: int, server: FakeKFP,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     args = schedule_args(server, closed_port)
