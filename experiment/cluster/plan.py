@@ -87,6 +87,9 @@ def check_overrides(kind: str, overrides: Sequence[str]) -> None:
         if kind == "schedule" and key == "window.as_of":
             raise ClusterError(f"navitune schedule: invalid window.as_of={value!r}; allowed: none (each cycle's "
                                "as_of is the run's scheduled time)")
+        if kind == "schedule" and key == "window" and value != "rolling":
+            raise ClusterError(f"navitune schedule: invalid window={value!r}; allowed: rolling, or leave it out (a "
+                               "cycle tunes and tests on the rolling windows before its scheduled date)")
         if kind == "schedule" and key in ("region", "scenario") and re.search(r"[,(]", value):
             raise ClusterError(f"navitune schedule: invalid {key}={value!r}; allowed: one {key} (one schedule per "
                                "region and scenario)")

@@ -63,16 +63,18 @@ class RecurringRuns:
                      if r.get("recurring_run_id") == recurring_run_id and r.get("state", "") in ACTIVE]
             if len(going) >= int(rec["max_concurrency"]):
                 return None
-            return self.fake._create_run({
+            body = {
                 "experiment_id": rec["experiment_id"],
                 "display_name": f"{rec['display_name']}-{at.astimezone(dt.timezone.utc):%Y%m%d%H%M%S}",
                 "description": rec.get("description", ""),
                 "pipeline_spec": rec.get("pipeline_spec"),
                 "runtime_config": rec.get("runtime_config") or {},
                 "service_account": rec.get("service_account", ""),
-                "recurring_run_id": recurring_run_id,
-                "scheduled_at": rfc3339(at),
-            })
+            }
+            create = getattr(self.fake, "create_run", None)
+            if create is not None:  # a FakeKFP that records the scheduled time itself (and may execute the run)
+                return create(body, scheduled_at=at, recurring_run_id=recurring_run_id)
+            return self.fake._create_run({**body, "recurring_run_id": recurring_run_id, "scheduled_at": rfc3339(at)})
 
     def catch_up(self, recurring_run_id: str, missed: list[dt.datetime]) -> list[dict]:
         """Fire the times a schedule missed (paused, or behind): only the latest with ``no_catchup``, else each
