@@ -109,7 +109,7 @@ def test_submit_compiles_the_sweep_as_one_retried_task_with_sidecar_and_secrets_
     code, stdout, err = run_cli(submit.main, [
         *base("http://localhost:8080", closed_port, "proxy=cloudsql", "proxy.mode=native",
               "proxy.instance=acme:asia-northeast1:navitune", "window=rolling", "region=coquimbo"),
-        "--dry-run", "--output", str(out), "--retries", "4"], capsys)
+        "--dry-run", "--output", str(out), "--retries", "4", "--retry-backoff-s", "30"], capsys)
     assert code == 0, err
     assert "nothing submitted" in stdout
     docs = docs_of(out)
@@ -126,7 +126,7 @@ def test_submit_compiles_the_sweep_as_one_retried_task_with_sidecar_and_secrets_
     today = dt.date.today().isoformat()
     assert f"window.as_of={today}" in cmd  # pinned: a retried driver resumes the same study
     # a dead driver pod is started again
-    assert the_task(docs)["retryPolicy"] == {"maxRetryCount": 4, "backoffDuration": "60s", "backoffFactor": 2.0,
+    assert the_task(docs)["retryPolicy"] == {"maxRetryCount": 4, "backoffDuration": "30s", "backoffFactor": 2.0,
                                              "backoffMaxDuration": "3600s"}
     assert "inputs" not in the_task(docs)  # a submitted sweep has no schedule time
     # the proxy as a native sidecar, and the secret by name, in the platform spec

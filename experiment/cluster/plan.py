@@ -211,7 +211,7 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
                 experiment=experiment, name=name, command=command, overrides=list(overrides))
 
 
-def compile_plan(plan: Plan, path: Any, retries: int) -> Any:
+def compile_plan(plan: Plan, path: Any, retries: int, backoff_s: int = 60) -> Any:
     """Compile the plan's driver pipeline to ``path``."""
     from pathlib import Path
 
@@ -220,4 +220,4 @@ def compile_plan(plan: Plan, path: Any, retries: int) -> Any:
 
     return compile_driver(plan.settings, pipeline_name(None, plan.name), plan.description[:1000], plan.command,
                           Path(path), proxy=plan.proxy, scheduled=plan.kind == "schedule",
-                          options=DriverOptions(retries=retries))
+                          options=DriverOptions(retries=retries, backoff_s=backoff_s))

@@ -70,7 +70,7 @@ def create(args: Any, rest: list[str]) -> str:
     when = trigger(args)
     plan = prepare("schedule", rest, args.driver_host)
     with tempfile.TemporaryDirectory() as tmp:
-        package = compiled(plan, args.output, args.retries, tmp)
+        package = compiled(plan, args, tmp)
         if args.dry_run:
             return (f"navitune schedule: {plan.name} compiled{f' to {package}' if args.output else ''}; nothing "
                     "created (--dry-run)")

@@ -12,7 +12,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from experiment.cluster.plan import DEFAULT_DRIVER_HOST, ClusterError, Plan, compile_plan, prepare
 
@@ -25,11 +25,22 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]."""
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in {low}..{high}")
+        return int(text)
+    return parse
+
+
 def add_driver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--driver-host", default=DEFAULT_DRIVER_HOST,
                    help=f"the KFP API as the driver pod reaches it (default {DEFAULT_DRIVER_HOST})")
-    p.add_argument("--retries", type=int, default=3, choices=range(0, 11), metavar="0..10",
+    p.add_argument("--retries", type=whole(0, 10), default=3, metavar="0..10",
                    help="times KFP starts a dead driver pod again (default 3)")
+    p.add_argument("--retry-backoff-s", type=whole(1, 3600), default=60, metavar="1..3600",
+                   help="first pause before KFP starts a dead driver pod again; doubles each time (default 60)")
     p.add_argument("--output", help="also write the compiled driver pipeline (YAML) here")
     p.add_argument("--dry-run", action="store_true", help="check and compile only; submit nothing")
 
@@ -40,9 +51,9 @@ def parser() -> OneLineParser:
     return p
 
 
-def compiled(plan: Plan, output: str | None, retries: int, tmp: str) -> Path:
-    path = Path(output) if output else Path(tmp) / "driver.yaml"
-    compile_plan(plan, path, retries)
+def compiled(plan: Plan, args: argparse.Namespace, tmp: str) -> Path:
+    path = Path(args.output) if args.output else Path(tmp) / "driver.yaml"
+    compile_plan(plan, path, args.retries, args.retry_backoff_s)
     return path
 
 
@@ -68,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         plan = prepare("submit", rest, args.driver_host)
         with tempfile.TemporaryDirectory() as tmp:
-            package = compiled(plan, args.output, args.retries, tmp)
+            package = compiled(plan, args, tmp)
             if args.dry_run:
                 print(f"navitune submit: driver pipeline compiled{f' to {package}' if args.output else ''}; "
                       "nothing submitted (--dry-run)")
