@@ -48,11 +48,6 @@ DRIVER_HOST = "http://ml-pipeline.kubeflow:8888"
 
 
 @pytest.fixture
-def closed_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def cluster_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A clean working directory (nothing may be written there) and the secrets in the environment only."""
     monkeypatch.chdir(tmp_path)
