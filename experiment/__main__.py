@@ -28,14 +28,14 @@ def task(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["champion"]:  # navitune champion init|show|history|promote|rollback|decide
-        from experiment.registry.cli import main as champion
-
-        raise SystemExit(champion(sys.argv[2:]))
     if sys.argv[1:2] in (["submit"], ["schedule"]):  # the sweep on the cluster (docs/runbook.md)
         from experiment.cluster import schedule, submit
 
         raise SystemExit((submit if sys.argv[1] == "submit" else schedule).main(sys.argv[2:]))
+    if sys.argv[1:2] == ["champion"]:  # navitune champion init|show|history|promote|rollback|decide
+        from experiment.registry.cli import main as champion
+
+        raise SystemExit(champion(sys.argv[2:]))
     problem = preflight(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)
