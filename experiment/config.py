@@ -273,11 +273,16 @@ def _known_keys(cfg: Any) -> None:
 
 
 def _node_schema(schema: type, node: Any) -> type:
-    """The group's schema, or the subclass its option extends (``window=rolling``: RollingWindowConfig)."""
+    """The group's schema, or the subclass its option extends (``window=rolling``: RollingWindowConfig). A node
+    without a type (a config read back from YAML, as a kfp job reads the one its run carries) gets the subclass
+    that holds most of the node's keys (so a typo is still named as the unknown key)."""
     from omegaconf import OmegaConf
 
     typ = OmegaConf.get_type(node) if isinstance(node, DictConfig) else type(node)
-    return typ if isinstance(typ, type) and issubclass(typ, schema) else schema
+    if isinstance(typ, type) and issubclass(typ, schema):
+        return typ
+    keys = set(node.keys()) if hasattr(node, "keys") else set()
+    return max([schema, *schema.__subclasses__()], key=lambda c: len(keys & {f.name for f in fields(c)}))
 
 
 def validate(cfg: DictConfig | NavituneConfig) -> None:

@@ -227,3 +227,14 @@ def check_rolling_report(sweep: Path, as_of: str) -> None:
         assert p["seeds"] == [test.seed, test.seed + 1]
     job = OmegaConf.load(sweep / "0" / ".hydra" / "config.yaml")
     assert job.window.as_of == as_of
+
+
+def test_a_rolling_config_read_back_from_yaml_validates() -> None:
+    """A kfp job gets its config as YAML (no schema types): its rolling window must still validate, and a typo
+    in it must still be named."""
+    for overrides in (["window=rolling", "window.as_of=2026-06-04"], []):
+        loaded = OmegaConf.create(OmegaConf.to_yaml(compose_cfg(*overrides)))
+        validate(loaded)
+        loaded.window.tune_dayz = 7
+        with pytest.raises(ConfigError, match=r"window\.tune_dayz=7; allowed: keys name, start, end"):
+            validate(loaded)
