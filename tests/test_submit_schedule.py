@@ -213,6 +213,27 @@ def test_bad_settings_are_one_line_before_anything_is_submitted(
     assert not (cluster_env / "outputs").exists()
 
 
+def test_tracking_uri_as_written_or_this_machines_without_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``tracking.uri`` written anywhere (command line, preset) goes to the pod as written; left to its default
+    it would be the pod's loopback, so this machine's ``MLFLOW_TRACKING_URI`` is passed on, unless it holds a
+    secret (refused without showing it)."""
+    from experiment.cluster.plan import ClusterError, check_tracking, compose_sweep
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    written = compose_sweep(["tracking=server", "tracking.uri=http://mlflow.kubeflow:5000"])
+    assert check_tracking("submit", written) == []
+    default = compose_sweep(["tracking=server"])
+    with pytest.raises(ClusterError, match="missing tracking.uri"):
+        check_tracking("schedule", default)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert check_tracking("submit", compose_sweep(["tracking=server"])) == ["tracking.uri=http://mlflow.example:5000"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://navi:{CANARY}@mlflow.example:5000")
+    with pytest.raises(ClusterError, match="holds a secret") as err:
+        check_tracking("submit", compose_sweep(["tracking=server"]))
+    assert CANARY not in str(err.value)
+    assert check_tracking("submit", compose_sweep(["tracking=off"])) == []
+
+
 # ------------------------------------------------------------------------------- API: submit
 def test_submit_creates_one_driver_run_prints_its_url_and_refuses_a_second(
         cluster_env: Path, closed_port: int, server: FakeKFP, capsys: pytest.CaptureFixture[str]) -> None:

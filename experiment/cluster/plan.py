@@ -124,10 +124,11 @@ def launcher_settings(cfg: DictConfig) -> Any:
     return check(raw)
 
 
-def check_tracking(kind: str, cfg: DictConfig, overrides: list[str]) -> list[str]:
+def check_tracking(kind: str, cfg: DictConfig) -> list[str]:
     """MLflow must be a server the pod reaches: ``tracking=local`` is refused (``off`` too for a schedule: the
-    champion lives in MLflow). A ``tracking.uri`` not on the command line would be the pod's default: this
-    machine's ``MLFLOW_TRACKING_URI`` is passed on when it holds no secret; returns the overrides to add."""
+    champion lives in MLflow). A ``tracking.uri`` left to its default (``MLFLOW_TRACKING_URI``, else loopback)
+    would be the pod's: this machine's ``MLFLOW_TRACKING_URI`` is passed on when it holds no secret; returns the
+    overrides to add."""
     kind_of = str(OmegaConf.select(cfg, "tracking.kind", default="off"))
     allowed = "tracking=server tracking.uri=<the MLflow server's URL as the cluster reaches it>"
     if kind_of == "local" or (kind_of == "off" and kind == "schedule"):
@@ -135,8 +136,9 @@ def check_tracking(kind: str, cfg: DictConfig, overrides: list[str]) -> list[str
                "each cycle reads and moves the region's champion in MLflow's Model Registry")
         raise ClusterError(f"navitune {kind}: invalid tracking={kind_of}: {why}; allowed: {allowed}"
                            + (" or tracking=off" if kind == "submit" else ""))
-    if kind_of != "server" or any(key_of(o) == "tracking.uri" for o in overrides):
-        return []
+    written = OmegaConf.to_container(cfg.tracking, resolve=False).get("uri")  # type: ignore[union-attr]
+    if kind_of != "server" or "oc.env:MLFLOW_TRACKING_URI" not in str(written):
+        return []  # set on the command line or in a preset: the pod gets it as written
     from hydra_plugins.navitune_shared.redact import redact
 
     env = os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -191,7 +193,7 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
         raise ClusterError(f"navitune {kind}: {str(err.__cause__ or err).splitlines()[0]}") from None
     settings = launcher_settings(cfg)
     check_image(kind, settings.image)
-    overrides += check_tracking(kind, cfg, overrides)
+    overrides += check_tracking(kind, cfg)
     try:
         proxy = proxy_settings(cfg)
     except ValueError as err:
