@@ -37,7 +37,6 @@ from .settings import LauncherSettings
 
 TASK_MODULE = "hydra_plugins.navitune_kfp.driver_task"
 DATE_TOKEN = "@SCHEDULE_DATE@"  # replaced in the command by the run's scheduled date (UTC, YYYY-MM-DD)
-COMPONENT = "navitune-driver"
 
 
 @dataclass(frozen=True)
