@@ -1,0 +1,366 @@
+"""The executing KFP stand-in (``experiment/standins/kfp_executor.py`` behind ``kfp_api_server.FakeKFP``).
+
+Two layers:
+
+- the stand-in itself, with small pipelines compiled by kfp's own compiler and read through the real
+  ``kfp.Client``: parameters and run-level placeholders (run id, create and schedule time), env, secrets as env
+  and as files, a native sidecar (socat) started before the task, restarted when it dies and stopped after,
+  ``activeDeadlineSeconds``, the retry policy, terminate, a missing secret, an image that is not there;
+- real sweeps: ``hydra/launcher=kfp hydra.launcher.backend=remote`` against it, the study in MariaDB, the job
+  run by the stand-in from the compiled pipeline (the job image is this checkout), in both proxy modes and with
+  each injected fault (eviction, image pull failure, a dying sidecar, API 5xx, a run's processes killed); every
+  sweep ends with exactly ``n_trials`` finished trials and no run submitted twice.
+
+Without socat or MariaDB the tests skip locally and fail on CI (``CI=true``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from experiment.standins.kfp_api_server import FakeKFP
+from experiment.standins.kfp_executor import PROXY_IMAGE, Executor, Registry, job_image, proxy_image
+from tests.fixtures.mariadb import MariaDB
+from tests.fixtures.services import free_port, unavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB_IMAGE = "navitune-job:standin"
+INSTANCE = "navitune-test:asia-northeast1:studies"
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED"}
+
+
+@pytest.fixture(scope="session")
+def socat() -> str:
+    path = shutil.which("socat")
+    if path is None:
+        unavailable("executing KFP stand-in", "socat not found (apt-get install -y socat)")
+    return str(path)
+
+
+def wait_until(predicate: Any, deadline_s: float, what: str) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------- small compiled pipelines
+PIPELINES = '''
+from kfp import dsl, kubernetes
+
+IMAGE = "navitune-job:standin"
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False, packages_to_install=[])
+def show(x: str, run_id: str, created: str, scheduled: str, sleep_s: float = 0.0, fail: str = "") -> str:
+    import json, os, time
+    time.sleep(sleep_s)
+    if fail:
+        raise RuntimeError(fail)
+    return json.dumps({"x": x, "run_id": run_id, "created": created, "scheduled": scheduled,
+                       "pw": os.environ.get("PW"), "plain": os.environ.get("PLAIN"),
+                       "cwd": os.getcwd()})
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False, packages_to_install=[])
+def through_proxy(port: int, sleep_s: float, out: str) -> str:
+    """Wait for the sidecar's port (Kubernetes starts the task once the sidecar's process has started, not once
+    it listens: the real job waits too), then talk through it for a while."""
+    import socket, time
+    seen = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    end = time.monotonic() + sleep_s
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"ping")
+                seen.append(s.recv(4).decode())
+        except OSError as err:
+            seen.append(type(err).__name__ + ":" + str(err).replace(" ", "_"))
+        time.sleep(0.05)
+    open(out, "w").write(" ".join(seen))
+    return seen[-1]
+
+
+def _show(retries: int = 0, deadline: int = 0, sleep_s: float = 0.0):
+    @dsl.pipeline(name="show")
+    def pipeline(x: str = "default", fail: str = ""):
+        task = show(x=x, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, created=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+                    scheduled=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER, sleep_s=sleep_s, fail=fail)
+        task.set_env_variable("PLAIN", "plain-value")
+        kubernetes.use_secret_as_env(task, secret_name="app-db", secret_key_to_env={"password": "PW"})
+        kubernetes.use_secret_as_volume(task, secret_name="app-key", mount_path="/var/secrets/app")
+        if retries:
+            task.set_retry(num_retries=retries, backoff_duration="1s", backoff_factor=2.0)
+        if deadline:
+            kubernetes.set_timeout(task, deadline)
+    return pipeline
+
+
+def _proxied(port: int, sleep_s: float, out: str):
+    @dsl.pipeline(name="proxied")
+    def pipeline():
+        through_proxy(port=port, sleep_s=sleep_s, out=out)
+    return pipeline
+'''
+
+
+@pytest.fixture(scope="module")
+def pipelines(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The module above, imported from a file (kfp needs the component's source and real annotations)."""
+    import importlib.util
+
+    out = tmp_path_factory.mktemp("pipelines")
+    source = out / "standin_pipelines.py"
+    source.write_text(PIPELINES)
+    spec = importlib.util.spec_from_file_location("standin_pipelines", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def api_spec(pipeline: Any, tmp_path: Path, patch: Any = None) -> dict:
+    """The ``pipeline_spec`` of a run, as the launcher sends it (compiled, platform spec included)."""
+    from kfp import compiler
+
+    from hydra_plugins.navitune_kfp.pipeline import pipeline_spec_for_api
+    from hydra_plugins.navitune_kfp.proxy import read_pipeline_docs, write_pipeline_docs
+
+    path = tmp_path / f"{pipeline.name}.yaml"
+    compiler.Compiler().compile(pipeline, str(path))
+    if patch is not None:
+        write_pipeline_docs(patch(read_pipeline_docs(path)), path)
+    return pipeline_spec_for_api(path)
+
+
+@pytest.fixture()
+def standin(tmp_path: Path) -> Iterator[tuple[FakeKFP, Executor]]:
+    registry = Registry()
+    registry.add(job_image(JOB_IMAGE, workdir=tmp_path))
+    executor = Executor(registry, secrets={"app-db": {"password": "s3cret-pw"}, "app-key": {"key.json": "{}"}},
+                        root=tmp_path / "pods", retry_backoff_scale=0.1)
+    with FakeKFP(executor=executor) as server:
+        yield server, executor
+
+
+def client(server: FakeKFP) -> Any:
+    import warnings
+
+    import kfp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return kfp.Client(host=server.url)
+
+
+def submit(server: FakeKFP, spec: dict, params: dict | None = None, name: str = "r") -> str:
+    """Create a run through kfp.Client, as the launcher does."""
+    import kfp_server_api
+
+    c = client(server)
+    exp = c.create_experiment(name="standin")
+    run = c.runs.run_service_create_run(run=kfp_server_api.V2beta1Run(
+        experiment_id=exp.experiment_id, display_name=name, pipeline_spec=spec,
+        runtime_config=kfp_server_api.V2beta1RuntimeConfig(parameters=params or {})))
+    return str(run.run_id)
+
+
+def poll(server: FakeKFP, run_id: str, timeout_s: float = 60.0) -> tuple[Any, list[str]]:
+    """Poll the run through kfp.Client until it ends; the run and the distinct states seen, in order."""
+    c = client(server)
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = c.get_run(run_id)
+        if not seen or seen[-1] != run.state:
+            seen.append(str(run.state))
+        if run.state in TERMINAL:
+            return run, seen
+        assert time.monotonic() < deadline, f"run {run_id} still {run.state} after {timeout_s} s"
+        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------------------ the stand-in alone
+def test_a_run_gets_its_parameters_placeholders_env_and_secrets(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    server, executor = standin
+    spec = api_spec(pipelines._show(), tmp_path)
+    run_id = submit(server, spec, {"x": "given"})
+    run, seen = poll(server, run_id)
+    assert run.state == "SUCCEEDED", run.error
+    assert seen[0] == "PENDING" and seen[-1] == "SUCCEEDED"
+    assert [h.state for h in run.state_history] == ["PENDING", "RUNNING", "SUCCEEDED"]
+    out = json.loads(executor.info(run_id)["output"]["Output"])
+    record = server.runs[run_id]
+    assert out["x"] == "given" and out["run_id"] == run_id
+    # a one-off run: its scheduled time is its creation time, both in the backend's placeholder format
+    created = dt.datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
+    assert out["created"] == out["scheduled"] == created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert out["pw"] == "s3cret-pw" and out["plain"] == "plain-value"  # secret as env, plain env
+    assert out["cwd"] == str(tmp_path)  # the job image's working directory
+    key = executor.info(run_id)["pod_dir"] / "fs" / "var" / "secrets" / "app" / "key.json"
+    assert key.read_text() == "{}"  # secret as a volume: a file at its mount path (under the pod's root)
+    assert "s3cret-pw" not in json.dumps(record["pipeline_spec"])  # by reference only
+
+
+def test_a_run_fired_by_a_schedule_gets_its_scheduled_time(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    """What the recurring-run module calls: create + execute with the schedule's time."""
+    server, executor = standin
+    exp = server.add_experiment("sched")
+    when = dt.datetime(2026, 1, 9, 13, 0, tzinfo=dt.timezone.utc)
+    run = server.create_run({"experiment_id": exp["experiment_id"], "display_name": "cycle-1",
+                             "pipeline_spec": api_spec(pipelines._show(), tmp_path),
+                             "runtime_config": {"parameters": {"x": "s"}}},
+                            scheduled_at=when, recurring_run_id="rr-1")
+    done = server.wait_for(run["run_id"], 60)
+    assert done["state"] == "SUCCEEDED" and done["recurring_run_id"] == "rr-1"
+    out = json.loads(executor.info(run["run_id"])["output"]["Output"])
+    assert out["scheduled"] == "2026-01-09T13:00:00Z" != out["created"]
+
+
+def test_a_failed_task_fails_the_run_with_the_pods_message(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    server, _ = standin
+    run_id = submit(server, api_spec(pipelines._show(), tmp_path), {"fail": "the model diverged at day 3"})
+    run, _ = poll(server, run_id)
+    assert run.state == "FAILED"
+    assert run.error.message.startswith("Error: RuntimeError: the model diverged at day 3 (exit code 1)")
+    assert run.run_details.task_details[0].error.message == run.error.message
+
+
+def test_retry_policy_reruns_an_evicted_pod(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    server, executor = standin
+    executor.evict_next(1, after_s=0.3)
+    run_id = submit(server, api_spec(pipelines._show(retries=2, sleep_s=1.5), tmp_path))
+    run, _ = poll(server, run_id)
+    assert run.state == "SUCCEEDED", run.error
+    assert executor.fired["evict"] == 1 and executor.info(run_id)["attempts"] == 2
+    assert any("Evicted: Pod was evicted" in text for _, rid, text in executor.events if rid == run_id)
+
+
+def test_without_a_retry_policy_an_eviction_fails_the_run(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    server, executor = standin
+    executor.evict_next(1, after_s=0.3)
+    run_id = submit(server, api_spec(pipelines._show(sleep_s=5.0), tmp_path))
+    t0 = time.monotonic()
+    run, _ = poll(server, run_id)
+    assert time.monotonic() - t0 < 5
+    assert run.state == "FAILED" and run.error.message.startswith("Evicted: Pod was evicted: The node was low")
+    assert executor.processes(run_id) == []
+
+
+def test_active_deadline_kills_the_pod(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    server, executor = standin
+    run_id = submit(server, api_spec(pipelines._show(deadline=1, sleep_s=30.0), tmp_path))
+    t0 = time.monotonic()
+    run, _ = poll(server, run_id)
+    assert 1 <= time.monotonic() - t0 < 10
+    assert run.state == "FAILED" and run.error.message.startswith("DeadlineExceeded: Pod was active on the node")
+    assert executor.processes(run_id) == []
+
+
+def test_terminate_cancels_and_leaves_no_process(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    server, executor = standin
+    run_id = submit(server, api_spec(pipelines._show(sleep_s=30.0), tmp_path))
+    wait_until(lambda: executor.processes(run_id), 30, "the task to start")
+    pids = executor.processes(run_id)
+    client(server).terminate_run(run_id)
+    assert server.runs[run_id]["state"] in ("CANCELING", "CANCELED")
+    run, _ = poll(server, run_id, timeout_s=15)
+    assert run.state == "CANCELED"
+    wait_until(lambda: not any(alive(p) for p in pids), 10, "the pod's processes to be gone")
+
+
+def test_kill_hook_kills_the_process_tree(pipelines: Any, standin: Any, tmp_path: Path) -> None:
+    server, executor = standin
+    run_id = submit(server, api_spec(pipelines._show(sleep_s=30.0), tmp_path))
+    wait_until(lambda: executor.processes(run_id), 30, "the task to start")
+    pids = executor.processes(run_id)
+    assert executor.kill(run_id)
+    run, _ = poll(server, run_id, timeout_s=15)
+    assert run.state == "FAILED" and "the pod's processes were killed" in run.error.message
+    assert not any(alive(p) for p in pids)
+
+
+def test_missing_secret_and_unknown_image_fail_at_once(pipelines: Any, tmp_path: Path) -> None:
+    registry = Registry()
+    registry.add(job_image(JOB_IMAGE, workdir=tmp_path))
+    with FakeKFP(executor=Executor(registry, secrets={}, root=tmp_path / "pods")) as server:
+        run, _ = poll(server, submit(server, api_spec(pipelines._show(), tmp_path)))
+        assert run.state == "FAILED"
+        assert run.error.message == 'CreateContainerConfigError: secret "app-db" not found'
+    with FakeKFP(executor=Executor(Registry(), root=tmp_path / "pods2")) as server:
+        run, _ = poll(server, submit(server, api_spec(pipelines._show(), tmp_path)))
+        assert run.state == "FAILED"
+        assert run.error.message == (f'ErrImagePull: Failed to pull image "{JOB_IMAGE}": not found in the '
+                                     "stand-in's registry")
+
+
+def test_native_sidecar_starts_first_is_restarted_and_stopped_after(socat: str, pipelines: Any,
+                                                                    tmp_path: Path) -> None:
+    """The Cloud SQL proxy as our compiled pipelines declare it (an initContainers entry with restartPolicy
+    Always), run as socat in front of an echo server standing in for the database."""
+    from hydra_plugins.navitune_kfp.proxy import apply_proxy, proxy_settings
+
+    echo_port, proxy_port = free_port(), free_port()
+    echo = subprocess.Popen(["socat", f"TCP-LISTEN:{echo_port},bind=127.0.0.1,reuseaddr,fork", "EXEC:cat"],
+                            start_new_session=True)
+    try:
+        wait_until(lambda: accepts(echo_port), 10, "the echo server")
+        settings = proxy_settings({"proxy": {"mode": "native", "instance": INSTANCE, "port": proxy_port,
+                                             "credentials_secret": "cloudsql-sa", "credentials_key": "key.json"}})
+        out = tmp_path / "seen.txt"
+        spec = api_spec(pipelines._proxied(proxy_port, 4.0, str(out)), tmp_path,
+                        patch=lambda docs: apply_proxy(docs, settings))
+        registry = Registry()
+        registry.add(job_image(JOB_IMAGE, workdir=tmp_path))
+        registry.add(proxy_image({INSTANCE: echo_port}))
+        executor = Executor(registry, secrets={"cloudsql-sa": {"key.json": "{}"}}, root=tmp_path / "pods")
+        executor.kill_sidecar_next(1, after_s=1.5)
+        with FakeKFP(executor=executor) as server:
+            run_id = submit(server, spec)
+            run, _ = poll(server, run_id)
+            assert run.state == "SUCCEEDED", run.error
+            seen = out.read_text().split()
+            assert seen[0] == "ping"  # the sidecar forwards to the "database" ...
+            assert seen[-1] == "ping"  # ... and again after it was killed and restarted
+            assert executor.fired["sidecar"] == 1 and executor.fired["restart"] >= 1
+            assert not accepts(proxy_port)  # stopped after the task
+            log = (executor.info(run_id)["pod_dir"] / "cloud-sql-proxy.log")
+            assert log.exists()
+    finally:
+        echo.kill()
+        echo.wait()
