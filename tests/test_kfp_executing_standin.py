@@ -364,3 +364,230 @@ def test_native_sidecar_starts_first_is_restarted_and_stopped_after(socat: str, 
     finally:
         echo.kill()
         echo.wait()
+
+
+# ------------------------------------------------------------------------------------ real sweeps
+APP = '''
+import time
+
+import hydra
+from omegaconf import DictConfig
+
+from hydra_plugins.navitune_optuna.reporting import current_trial
+
+
+@hydra.main(config_path=".", config_name="config", version_base=None)
+def task(cfg: DictConfig) -> float:
+    """A few "days", each reported to the trial through the study database (via the proxy, if any)."""
+    trial = current_trial()
+    value = (cfg.x - 1.0) ** 2
+    for step in range(cfg.steps):
+        time.sleep(cfg.step_s)
+        trial.report(step, value + 1.0 / (step + 1))
+    return value
+
+
+if __name__ == "__main__":
+    task()
+'''
+APP_CONFIG = f'''
+defaults:
+  - override hydra/sweeper: optuna_async
+  - override hydra/launcher: kfp
+  - _self_
+x: 0.0
+steps: 3
+step_s: 0.4
+proxy:
+  mode: none
+  instance: {INSTANCE}
+  port: 3306
+  command: null
+  start_timeout_s: 20
+hydra:
+  sweeper:
+    sampler:
+      seed: 7
+    direction: minimize
+    n_trials: 4
+    progress: false
+    params:
+      x: interval(-2.0, 2.0)
+'''
+STORAGE = "mysql+pymysql://{user}:${{oc.env:DB_PW}}@127.0.0.1:${{oc.env:DB_PORT}}/{db}"
+
+
+class SweepRig:
+    """The executing stand-in (job image = this checkout with the app above as its working directory, the proxy
+    image = socat to MariaDB, the DB password in its secret store) and a way to run a real sweep against it."""
+
+    def __init__(self, tmp_path: Path, db: MariaDB, study: str) -> None:
+        self.tmp, self.db, self.study = tmp_path, db, study
+        (tmp_path / "app.py").write_text(APP)
+        (tmp_path / "config.yaml").write_text(APP_CONFIG)
+        self.registry = Registry()
+        self.registry.add(job_image(JOB_IMAGE, workdir=tmp_path))
+        self.registry.add(proxy_image({INSTANCE: db.port}))
+        self.executor = Executor(self.registry, secrets={"navitune-db": {"password": db.password}},
+                                 root=tmp_path / "pods")
+        self.server = FakeKFP(executor=self.executor)
+
+    def sweep(self, *extra: str, n_jobs: int = 2, n_trials: int = 4, db_port: int | None = None,
+              timeout_s: float = 400) -> subprocess.CompletedProcess:
+        """``python app.py -m`` with the kfp launcher, backend=remote; the job reaches the database on
+        ``db_port`` (a proxy's port, or MariaDB's own), the sweeper on MariaDB's own."""
+        storage = STORAGE.format(user=self.db.user, db=self.db.database)
+        cmd = [sys.executable, "app.py", "-m",
+               "hydra.launcher.backend=remote", f"hydra.launcher.host={self.server.url}",
+               f"hydra.launcher.image={JOB_IMAGE}", "hydra.launcher.poll_interval=0.2",
+               "hydra.launcher.api_backoff_s=0.2", "hydra.launcher.api_retries=4",
+               f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweeper.n_jobs={n_jobs}",
+               f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.study_name={self.study}",
+               f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={self.tmp / 'sweep'}",
+               "hydra.launcher.secrets=[{secret_name: navitune-db, secret_key_to_env: {password: DB_PW}}]",
+               f"++hydra.launcher.env={{DB_PORT: '{db_port or self.db.port}'}}", *extra]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NAVITUNE_", "HYDRA_"))}
+        env.update(DB_PW=self.db.password, DB_PORT=str(self.db.port))
+        return subprocess.run(cmd, cwd=self.tmp, env=env, capture_output=True, text=True, timeout=timeout_s)
+
+    def check_ended_exactly(self, n_trials: int = 4) -> list[Any]:
+        """Exactly n_trials finished trials, each reported by its job; one run per launched trial attempt,
+        none twice; every run ended and its processes gone. Returns the study's trials."""
+        import optuna
+        from optuna.trial import TrialState
+
+        study = optuna.load_study(study_name=self.study, storage=self.db.url())
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert len(finished) == n_trials, [(t.number, t.state) for t in trials]
+        assert all(t.intermediate_values for t in finished if t.state == TrialState.COMPLETE)
+        runs = list(self.server.runs.values())
+        names = [r["display_name"] for r in runs]
+        assert len(names) == len(set(names)), f"a run was submitted twice: {sorted(names)}"
+        launched = [t for t in trials if t.state != TrialState.WAITING]
+        assert len(runs) == len(launched), (sorted(names), [(t.number, t.state) for t in trials])
+        assert all(r["state"] in TERMINAL for r in runs), [(r["display_name"], r["state"]) for r in runs]
+        assert all(self.executor.processes(r["run_id"]) == [] for r in runs)
+        return trials
+
+    def failed_runs(self) -> list[dict]:
+        return [r for r in self.server.runs.values() if r["state"] == "FAILED"]
+
+
+@pytest.fixture()
+def rig(request: pytest.FixtureRequest, tmp_path: Path, mariadb: MariaDB, socat: str) -> Iterator[SweepRig]:
+    import hashlib
+
+    study = "exec_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]
+    r = SweepRig(tmp_path, mariadb, study)
+    with r.server:
+        yield r
+
+
+def _last_lines(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n{proc.stderr[-4000:]}"
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_its_trials_in_the_standin(rig: SweepRig) -> None:
+    """No proxy: the jobs reach MariaDB directly, two in flight; the password only from the secret store."""
+    proc = rig.sweep()
+    assert proc.returncode == 0, _last_lines(proc)
+    rig.check_ended_exactly()
+    assert rig.failed_runs() == []
+    for run in rig.server.runs.values():  # the password travelled by reference only
+        assert rig.db.password not in json.dumps(run["pipeline_spec"]) + json.dumps(run["runtime_config"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["native", "process"])
+def test_a_sweep_through_the_cloud_sql_proxy(rig: SweepRig, mode: str) -> None:
+    """The jobs reach the study only through the proxy's port: the native sidecar the compiled pipeline
+    declares (run by the stand-in from the proxy image), or the process the job starts itself. One job in
+    flight: pods share this machine's ports here."""
+    port = free_port()
+    extra = [f"proxy.mode={mode}", f"proxy.port={port}"]
+    if mode == "process":
+        extra.append(f"proxy.command=[socat,'TCP-LISTEN:{{port}},bind=127.0.0.1,reuseaddr,fork',"
+                     f"'TCP:127.0.0.1:{rig.db.port}']")
+    proc = rig.sweep(*extra, n_jobs=1, n_trials=3, db_port=port)
+    assert proc.returncode == 0, _last_lines(proc)
+    rig.check_ended_exactly(3)
+    logs = list((rig.tmp / "pods").glob("run-*/attempt-*/cloud-sql-proxy.log"))
+    assert len(logs) == (len(rig.server.runs) if mode == "native" else 0)
+    assert not accepts(port)  # no proxy outlived its job
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["evict", "pull", "api-5xx", "kill"])
+def test_a_sweep_survives_a_fault(rig: SweepRig, fault: str) -> None:
+    """Each fault fails one attempt at most (the job pipeline has no retry policy: the sweeper retries the
+    trial as its next attempt, a new run), and the sweep still ends with exactly n_trials."""
+    stop = threading.Event()
+    killed: list[str] = []
+    if fault == "evict":
+        rig.executor.evict_next(1, after_s=1.0)
+    elif fault == "pull":
+        rig.executor.fail_pulls(JOB_IMAGE, 1)
+    elif fault == "api-5xx":
+        rig.server.fail("POST", "/apis/v2beta1/runs", 503)
+        rig.server.fail("GET", r"/apis/v2beta1/runs/run-\d+", 502, 500, 503)
+    else:
+        def killer() -> None:  # the first run whose task is running: its whole process tree, now
+            while not stop.is_set():
+                for run_id in list(rig.executor.runs):
+                    if rig.executor.processes(run_id) and rig.executor.kill(run_id, "killed by the test"):
+                        killed.append(run_id)
+                        return
+                stop.wait(0.05)
+
+        threading.Thread(target=killer, daemon=True).start()
+    try:
+        proc = rig.sweep()
+    finally:
+        stop.set()
+    assert proc.returncode == 0, _last_lines(proc)
+    rig.check_ended_exactly()
+    failed = rig.failed_runs()
+    if fault == "evict":
+        assert rig.executor.fired["evict"] == 1
+        assert [r["error"]["message"].split(":")[0] for r in failed] == ["Evicted"]
+    elif fault == "pull":
+        assert rig.executor.fired["pull"] == 1
+        assert [r["error"]["message"].split(":")[0] for r in failed] == ["ErrImagePull"]
+    elif fault == "api-5xx":
+        assert failed == []
+        statuses = [r.status for r in rig.server.attempts("GET", r"/apis/v2beta1/runs/run-\d+")]
+        assert statuses[:3] == [502, 500, 503]
+        assert [r.status for r in rig.server.attempts("POST", "/apis/v2beta1/runs")][0] == 503
+    else:
+        assert len(killed) == 1 and rig.executor.fired["kill"] == 1
+        assert [r["run_id"] for r in failed] == killed
+        assert "killed by the test" in failed[0]["error"]["message"]
+
+
+@pytest.mark.slow
+def test_a_sweep_survives_a_dying_sidecar(rig: SweepRig) -> None:
+    """The native sidecar is killed under a running job: the pod restarts it, and the sweep ends at n_trials
+    (the job rides it out, or fails and its trial is retried)."""
+    port = free_port()
+    rig.executor.kill_sidecar_next(1, after_s=1.0)
+    proc = rig.sweep("proxy.mode=native", f"proxy.port={port}", n_jobs=1, n_trials=3, db_port=port)
+    assert proc.returncode == 0, _last_lines(proc)
+    rig.check_ended_exactly(3)
+    assert rig.executor.fired["sidecar"] == 1 and rig.executor.fired["restart"] >= 1
+
+
+@pytest.mark.slow
+def test_a_failed_pod_shows_its_message_in_the_launchers_one_line_error(rig: SweepRig) -> None:
+    """An image the registry does not have: the run FAILS with the pod's message, which is the launcher's
+    one-line error for the trial."""
+    proc = rig.sweep("hydra.launcher.image=registry.example/nope:1", "hydra.sweeper.max_retries=0",
+                     n_jobs=1, n_trials=1)
+    assert proc.returncode != 0
+    (run,) = rig.server.runs.values()
+    message = 'ErrImagePull: Failed to pull image "registry.example/nope:1": not found in the stand-in\'s registry'
+    assert run["state"] == "FAILED" and run["error"]["message"] == message
+    lines = [ln for ln in proc.stderr.splitlines() if f"KFP run {run['display_name']}" in ln and "FAILED" in ln]
+    assert lines, _last_lines(proc)
+    assert lines[0].rstrip().endswith(f"FAILED: {message}")
