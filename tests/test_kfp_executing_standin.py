@@ -315,6 +315,22 @@ def test_kill_hook_kills_the_process_tree(pipelines: Any, standin: Any, tmp_path
     assert not any(alive(p) for p in pids)
 
 
+def test_shutdown_reaps_every_process_of_every_pod(pipelines: Any, tmp_path: Path) -> None:
+    registry = Registry()
+    registry.add(job_image(JOB_IMAGE, workdir=tmp_path))
+    executor = Executor(registry, secrets={"app-db": {"password": "x"}, "app-key": {"key.json": "{}"}},
+                        root=tmp_path / "pods")
+    with FakeKFP(executor=executor) as server:
+        spec = api_spec(pipelines._show(sleep_s=60.0), tmp_path)
+        run_ids = [submit(server, spec, name=f"r{i}") for i in range(2)]
+        wait_until(lambda: all(executor.processes(r) for r in run_ids), 30, "both tasks to start")
+        pids = [p for r in run_ids for p in executor.processes(r)]
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 20
+    assert not any(alive(p) for p in pids)
+    assert {server.runs[r]["state"] for r in run_ids} == {"CANCELED"}
+
+
 def test_missing_secret_and_unknown_image_fail_at_once(pipelines: Any, tmp_path: Path) -> None:
     registry = Registry()
     registry.add(job_image(JOB_IMAGE, workdir=tmp_path))

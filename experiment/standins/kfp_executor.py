@@ -191,9 +191,13 @@ class _Proc:
     def __init__(self, c: Container, log: Path) -> None:
         self.container = c
         self.log = log
-        with log.open("ab") as out:
-            self.popen = subprocess.Popen(c.argv, cwd=c.cwd, env=c.env, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            with log.open("ab") as out:
+                self.popen = subprocess.Popen(c.argv, cwd=c.cwd, env=c.env, stdin=subprocess.DEVNULL, stdout=out,
+                                              stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as err:  # what the kubelet reports for a command that cannot be executed
+            raise PodFailed("StartError", f"container {c.name}: cannot run {c.argv[:1]}: {err.strerror or err}",
+                            retryable=False) from None
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -242,20 +246,25 @@ class _Sidecar:
         pause = RESTART_BACKOFF_S[0]
         while not self.stopping.is_set():
             proc = self.proc
-            assert proc is not None
-            while proc.alive() and not self.stopping.wait(0.05):
-                pass
-            if self.stopping.is_set():
-                return
-            proc.stop(0)  # reap it and any children left in its group
-            self.pod.event(f"sidecar {self.container.name} exited with code {proc.popen.returncode}; restarting")
+            if proc is not None:
+                while proc.alive() and not self.stopping.wait(0.05):
+                    pass
+                if self.stopping.is_set():
+                    return
+                proc.stop(0)  # reap it and any children left in its group
+                self.pod.event(f"sidecar {self.container.name} exited with code {proc.popen.returncode}; restarting")
             if self.stopping.wait(pause):
                 return
             pause = min(pause * 2, RESTART_BACKOFF_S[1])
             self.restarts += 1
             with self.pod.executor._lock:
                 self.pod.executor.fired["restart"] += 1
-            self._start()
+            try:
+                self._start()
+            except PodFailed as err:  # CrashLoopBackOff: try again after a longer pause
+                with self.lock:
+                    self.proc = None
+                self.pod.event(f"sidecar {self.container.name}: {err}")
 
     def stop(self, grace_s: float) -> None:
         self.stopping.set()
