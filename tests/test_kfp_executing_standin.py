@@ -242,10 +242,8 @@ def test_a_run_fired_by_a_schedule_gets_its_scheduled_time(pipelines: Any, stand
     server, executor = standin
     exp = server.add_experiment("sched")
     when = dt.datetime(2026, 1, 9, 13, 0, tzinfo=dt.timezone.utc)
-    run = server.create_run({"experiment_id": exp["experiment_id"], "display_name": "cycle-1",
-                             "pipeline_spec": api_spec(pipelines._show(), tmp_path),
-                             "runtime_config": {"parameters": {"x": "s"}}},
-                            scheduled_at=when, recurring_run_id="rr-1")
+    run = server.start_run(exp["experiment_id"], "cycle-1", api_spec(pipelines._show(), tmp_path), {"x": "s"},
+                           scheduled_at=when, recurring_run_id="rr-1")
     done = server.wait_for(run["run_id"], 60)
     assert done["state"] == "SUCCEEDED" and done["recurring_run_id"] == "rr-1"
     out = json.loads(executor.info(run["run_id"])["output"]["Output"])

@@ -119,6 +119,18 @@ class FakeKFP:
         with self._lock:
             return self._create_run(body, scheduled_at=scheduled_at, recurring_run_id=recurring_run_id)
 
+    def start_run(self, experiment_id: str, display_name: str, pipeline_spec: dict, parameters: dict[str, Any],
+                  *, scheduled_at: dt.datetime | None = None, recurring_run_id: str | None = None,
+                  service_account: str | None = None) -> dict:
+        """Create (and, with an executor, execute) a run of ``pipeline_spec`` (the API's ``pipeline_spec``
+        field: the spec, or ``{"pipeline_spec": ..., "platform_spec": ...}``) with these parameters: what a
+        recurring run does when it fires."""
+        body: dict[str, Any] = {"experiment_id": experiment_id, "display_name": display_name,
+                                "pipeline_spec": pipeline_spec, "runtime_config": {"parameters": dict(parameters)}}
+        if service_account:
+            body["service_account"] = service_account
+        return self.create_run(body, scheduled_at=scheduled_at, recurring_run_id=recurring_run_id)
+
     def wait_for(self, run_id: str, timeout_s: float, states: frozenset[str] | set[str] = frozenset(TERMINAL)) -> dict:
         """The run's record once its state is in ``states``; ``TimeoutError`` at the deadline."""
         deadline = time.monotonic() + timeout_s

@@ -16,7 +16,7 @@ processes built from the pipeline spec in the request, the way KFP's driver and 
   message (its termination reason and its last log line, as ``FallbackToLogsOnError`` would), CANCELING and
   CANCELED after terminate.
 
-Processes stand in for containers: an image is an entry of :class:`Registry` (the job image: this checkout and
+Processes stand in for containers: an image is an entry of a ``kfp_images.Registry`` (the job image: this checkout and
 this interpreter; the Cloud SQL proxy image: ``socat`` to a local database). An image that is not there fails
 the pod like an image pull error. All containers of a pod share this machine's network (there are no pod
 network namespaces): two pods whose proxies listen on one port collide. Faults a test injects:
@@ -31,11 +31,9 @@ import datetime as dt
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,8 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-REPO = Path(__file__).resolve().parents[2]
-PROXY_IMAGE = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1"  # proxy_settings.DEFAULT_IMAGE
+from .kfp_images import PROXY_IMAGE, Container, Image, Registry, job_image, proxy_image
+
+__all__ = ["PROXY_IMAGE", "Container", "Executor", "Image", "PodFailed", "Registry", "job_image", "proxy_image"]
+
 PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")
 LOG_TAIL_BYTES = 2048  # Kubernetes keeps at most 2 KiB of a container's log as its termination message
 STOP_GRACE_S = 5.0  # terminationGracePeriodSeconds, scaled down
@@ -64,104 +64,6 @@ def placeholder_time(when: dt.datetime) -> str:
 
 def parse_time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-# ------------------------------------------------------------------------------------------- images
-@dataclass
-class Container:
-    """One container of a pod as this machine runs it: argv, working directory and environment."""
-
-    name: str
-    argv: list[str]
-    cwd: Path
-    env: dict[str, str]
-
-
-ImageRunner = Callable[["Container", "Pod"], "Container"]
-
-
-@dataclass
-class Image:
-    """An image of the stand-in's registry: what a container of it runs here. ``prepare`` turns the container
-    as the spec gives it (``argv`` = command + args, empty when the spec leaves the image's entrypoint) into
-    what runs; ``env`` is the image's own environment."""
-
-    name: str
-    prepare: ImageRunner
-    env: dict[str, str] = field(default_factory=dict)
-
-
-class Registry:
-    """Image name -> :class:`Image`. Pulling a name not in it fails like ``ErrImagePull``."""
-
-    def __init__(self) -> None:
-        self.images: dict[str, Image] = {}
-
-    def add(self, image: Image) -> Image:
-        self.images[image.name] = image
-        return image
-
-    def get(self, name: str) -> Image | None:
-        return self.images.get(name)
-
-
-def job_image(name: str, workdir: Path | None = None, python: str = sys.executable) -> Image:
-    """The job image: this checkout (``workdir``, the image's WORKDIR, defaults to the repository) and this
-    interpreter as ``python3``/``python`` on PATH, with the packages of this environment (installed from
-    this checkout, as the Dockerfile installs it)."""
-
-    def prepare(c: Container, pod: "Pod") -> Container:
-        bindir = pod.executor.root / "bin"
-        if not (bindir / "python").exists():
-            bindir.mkdir(parents=True, exist_ok=True)
-            for exe in ("python3", "python"):  # a wrapper, not a symlink: a venv is found from the path it runs as
-                tmp = bindir / f".{exe}.{os.getpid()}.{threading.get_ident()}"
-                tmp.write_text(f"#!/bin/sh\nexec {shlex.quote(python)} \"$@\"\n")
-                tmp.chmod(0o755)
-                os.replace(tmp, bindir / exe)
-        if not c.argv:
-            c.argv = ["python", "-m", "experiment", "--help"]  # the Dockerfile's CMD
-        c.env["PATH"] = f"{bindir}:{c.env.get('PATH', '/usr/bin:/bin')}"
-        c.cwd = workdir or REPO
-        return c
-
-    return Image(name, prepare, env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
-                                     "NUMBA_CACHE_DIR": str(Path(tempfile.gettempdir()) / "navitune-numba")})
-
-
-def proxy_image(instances: Mapping[str, int], name: str = PROXY_IMAGE) -> Image:
-    """The Cloud SQL Auth Proxy image: its entrypoint (``cloud-sql-proxy <instance> --port N [flags]``) runs
-    ``socat`` from ``127.0.0.1:N`` to the local database that stands in for ``instance`` (``instances``:
-    connection name -> local port). An unknown instance or a ``--credentials-file`` the pod does not have
-    makes it exit 1 with the proxy's kind of message, so the sidecar crash-loops as the real one would."""
-
-    def prepare(c: Container, pod: "Pod") -> Container:
-        args = list(c.argv)
-        instance = args[0] if args and not args[0].startswith("-") else None
-        port: int | None = None
-        creds: str | None = None
-        for i, arg in enumerate(args):
-            if arg in ("--port", "-p") and i + 1 < len(args):
-                port = int(args[i + 1])
-            elif arg.startswith("--port="):
-                port = int(arg.split("=", 1)[1])
-            if arg in ("--credentials-file", "-c") and i + 1 < len(args):
-                creds = args[i + 1]
-        problem = None
-        if instance not in instances:
-            problem = f"failed to connect to instance {instance}: not found (the stand-in knows {sorted(instances)})"
-        elif port is None:
-            problem = "no --port given"
-        elif creds is not None and not pod.path(creds).is_file():
-            problem = f"failed to read credentials file {creds}: no such file"
-        if problem:
-            c.argv = ["sh", "-c", f"echo {shlex.quote(problem)} >&2; exit 1"]
-        else:
-            c.argv = ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                      f"TCP:127.0.0.1:{instances[instance]}"]
-        return c
-
-    return Image(name, prepare)
 
 
 # --------------------------------------------------------------------------------------------- faults
@@ -280,6 +182,7 @@ class Pod:
     def __init__(self, executor: "Executor", run: "_Run", attempt: int) -> None:
         self.executor, self.run, self.attempt = executor, run, attempt
         self.name = f"{run.run_id}-{run.task}-{attempt}"
+        self.shared = executor.root
         self.dir = executor.root / run.run_id / f"attempt-{attempt}"
         self.fs = self.dir / "fs"  # absolute paths of the pod (secret volumes, outputs) land under here
         (self.fs / "tmp").mkdir(parents=True, exist_ok=True)
@@ -662,11 +565,12 @@ class Executor:
                 raise PodFailed("Canceled", "terminated")
             if deadline is not None and time.monotonic() > deadline:
                 limit = r.k8s.get("activeDeadlineSeconds")
-                pod.kill(PodFailed("DeadlineExceeded", f"Pod was active on the node longer than the specified "
-                                   f"deadline ({limit} s)"))
+                failure = PodFailed("DeadlineExceeded", f"Pod was active on the node longer than the specified "
+                                    f"deadline ({limit} s)")
+                if not pod.kill(failure):  # still in an init container: kill that one
+                    proc.signal_group(signal.SIGKILL)
                 proc.popen.wait(timeout=10)
-                assert pod.killed is not None
-                raise pod.killed
+                raise pod.killed or failure
 
     def _arm_faults(self, r: _Run, pod: Pod) -> None:
         with self._lock:
