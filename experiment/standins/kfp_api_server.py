@@ -88,7 +88,7 @@ class FakeKFP:
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
         self.executor = executor
         if executor is not None:
-            executor.attach(self._update_run)
+            executor.attach(self._update_run, api_port=self._server.server_address[1])
 
     # ------------------------------------------------------------------------------------ test API
     @property

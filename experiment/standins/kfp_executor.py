@@ -18,8 +18,10 @@ processes built from the pipeline spec in the request, the way KFP's driver and 
 
 Processes stand in for containers: an image is an entry of a ``kfp_images.Registry`` (the job image: this checkout and
 this interpreter; the Cloud SQL proxy image: ``socat`` to a local database). An image that is not there fails
-the pod like an image pull error. All containers of a pod share this machine's network (there are no pod
-network namespaces): two pods whose proxies listen on one port collide. Faults a test injects:
+the pod like an image pull error. By default all pods share this machine's network, so two pods whose proxies
+listen on one port collide; with ``pod_network=True`` each pod gets its own network namespace (``unshare``),
+which its containers enter (``nsenter``), and reaches only the machine's ports it is given (``host_ports``, and
+the API's own) through unix-socket bridges, as a pod reaches cluster services. Faults a test injects:
 :meth:`Executor.evict_next`, :meth:`Executor.fail_pulls`, :meth:`Executor.kill_sidecar_next`,
 :meth:`Executor.kill` (a run's process tree, now). Every wait has a deadline; :meth:`Executor.shutdown`
 kills and reaps every process group it started.
@@ -34,13 +36,14 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .kfp_images import PROXY_IMAGE, Container, Image, Registry, job_image, proxy_image
 
@@ -140,7 +143,7 @@ class _Sidecar:
 
     def _start(self) -> None:
         c = Container(self.container.name, list(self.container.argv), self.container.cwd, dict(self.container.env))
-        c = self.image.prepare(c, self.pod)
+        c = self.pod.enter(self.image.prepare(c, self.pod))
         with self.lock:
             self.proc = _Proc(c, self.pod.dir / f"{c.name}.log")
 
@@ -176,6 +179,86 @@ class _Sidecar:
                 self.proc.stop(grace_s)
 
 
+# The pod's "pause" process: a new user + network namespace whose loopback is brought up (SIOCGIFFLAGS /
+# SIOCSIFFLAGS with IFF_UP, no iproute2 needed), then a sleep that holds the namespace for the pod's containers.
+_PAUSE = (
+    "import fcntl, os, socket, struct\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "flags = struct.unpack('16sH14s', fcntl.ioctl(s, 0x8913, struct.pack('16sH14s', b'lo', 0, b'')))[1]\n"
+    "fcntl.ioctl(s, 0x8914, struct.pack('16sH14s', b'lo', flags | 1, b''))\n"
+    "print('up', flush=True)\n"
+    "os.execvp('sleep', ['sleep', '1000000'])\n"
+)
+
+
+def pod_network_available() -> bool:
+    """Can this machine give a pod its own network namespace (``unshare --user --map-root-user --net``)?"""
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        return False
+    try:
+        return subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Does something listen on 127.0.0.1:``port`` in the network namespace of process ``pid``?"""
+    try:
+        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    want = f"0100007F:{port:04X}"
+    return any(ln.split()[1] == want and ln.split()[3] == "0A" for ln in lines if len(ln.split()) > 3)
+
+
+class _PodNetwork:
+    """A pod's own network namespace (its own 127.0.0.1: two pods may listen on one port), which every
+    container of the pod enters; the host ports the pods may reach are bridged into it through unix sockets
+    (the file system is shared), one socat listening in the pod per port."""
+
+    def __init__(self, pod: "Pod", ports: list[int], bridge: Callable[[int], Path]) -> None:
+        self.pod = pod
+        self.procs: list[_Proc] = []
+        pause = Container("pause", ["unshare", "--user", "--map-root-user", "--net", "--", sys.executable, "-I",
+                                    "-S", "-c", _PAUSE], pod.dir, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        self.pause = _Proc(pause, pod.dir / "pause.log")
+        self.procs.append(self.pause)
+        try:
+            self._start(ports, bridge)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, ports: list[int], bridge: Callable[[int], Path]) -> None:
+        pod = self.pod
+        deadline = time.monotonic() + 10
+        while "up" not in self.pause.log.read_text():
+            if not self.pause.alive() or time.monotonic() > deadline:
+                raise PodFailed("FailedCreatePodSandBox", f"no network namespace for the pod: "
+                                f"{_last_line(self.pause.log) or 'timed out'}", retryable=False)
+            time.sleep(0.01)
+        for port in ports:
+            sock = bridge(port)
+            fwd = Container(f"net-{port}", self.enter(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+                                                       f"UNIX-CONNECT:{sock}"]), pod.dir,
+                            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+            proc = _Proc(fwd, pod.dir / "network.log")
+            self.procs.append(proc)
+            while not _listening(self.pause.popen.pid, port):
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise PodFailed("FailedCreatePodSandBox", f"cannot bridge port {port} into the pod: "
+                                    f"{_last_line(proc.log) or 'timed out'}", retryable=False)
+                time.sleep(0.01)
+
+    def enter(self, argv: list[str]) -> list[str]:
+        return ["nsenter", "-t", str(self.pause.popen.pid), "--user", "--net", "--preserve-credentials", "--", *argv]
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop(0)
+
+
 class Pod:
     """One attempt of a run's task: a directory standing in for the pod's file system, its containers."""
 
@@ -188,6 +271,7 @@ class Pod:
         (self.fs / "tmp").mkdir(parents=True, exist_ok=True)
         self.main: _Proc | None = None
         self.sidecars: list[_Sidecar] = []
+        self.network: _PodNetwork | None = None
         self.killed: PodFailed | None = None
         self.lock = threading.Lock()
 
@@ -197,6 +281,18 @@ class Pod:
 
     def event(self, text: str) -> None:
         self.executor.event(self.run.run_id, f"{self.name}: {text}")
+
+    def host_address(self, port: int) -> str:
+        """How a process of this pod reaches ``127.0.0.1:port`` of this machine (a socat address)."""
+        if self.network is None:
+            return f"TCP:127.0.0.1:{port}"
+        return f"UNIX-CONNECT:{self.executor.bridge(port)}"
+
+    def enter(self, c: Container) -> Container:
+        """The container, run inside the pod's network namespace (if it has one)."""
+        if self.network is not None:
+            c.argv = self.network.enter(c.argv)
+        return c
 
     def kill(self, failure: PodFailed) -> bool:
         """Kill every container now (eviction, a test's kill hook); False when no container is running."""
@@ -213,7 +309,7 @@ class Pod:
 
     def processes(self) -> list[int]:
         with self.lock:
-            procs = [self.main] + [s.proc for s in self.sidecars]
+            procs = [self.main] + [s.proc for s in self.sidecars] + (self.network.procs if self.network else [])
         return [p.popen.pid for p in procs if p is not None and p.alive()]
 
 
@@ -252,13 +348,17 @@ class Executor:
     pauses (1.0: as written); ``pending_s``: how long a run stays PENDING before its pod starts."""
 
     def __init__(self, registry: Registry, secrets: Mapping[str, Mapping[str, str]] | None = None,
-                 root: Path | None = None, retry_backoff_scale: float = 1.0, pending_s: float = 0.05) -> None:
+                 root: Path | None = None, retry_backoff_scale: float = 1.0, pending_s: float = 0.05,
+                 pod_network: bool = False, host_ports: Iterable[int] = ()) -> None:
         self.registry = registry
         self.secrets = {k: dict(v) for k, v in (secrets or {}).items()}
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="kfp-standin-pods-"))
         self.retry_backoff_scale = retry_backoff_scale
         self.pending_s = pending_s
+        self.pod_network = pod_network
+        self.host_ports = set(host_ports)
+        self._bridges: dict[int, tuple[Path, _Proc]] = {}
         self.runs: dict[str, _Run] = {}
         self.events: list[tuple[float, str, str]] = []  # (monotonic, run id, text)
         self.fired: dict[str, int] = {"evict": 0, "pull": 0, "sidecar": 0, "kill": 0, "restart": 0}
@@ -270,9 +370,33 @@ class Executor:
         self._update: Callable[[str, Callable[[dict], None]], None] = lambda run_id, fn: None
 
     # -------------------------------------------------------------------------------- wiring
-    def attach(self, update: Callable[[str, Callable[[dict], None]], None]) -> None:
-        """``update(run_id, fn)``: apply ``fn`` to the API's record of the run under the server's lock."""
+    def attach(self, update: Callable[[str, Callable[[dict], None]], None], api_port: int | None = None) -> None:
+        """``update(run_id, fn)``: apply ``fn`` to the API's record of the run under the server's lock;
+        ``api_port``: the API's port, which pods reach (a driver pipeline submits runs from its pod)."""
         self._update = update
+        if api_port is not None:
+            self.host_ports.add(api_port)
+
+    def bridge(self, port: int) -> Path:
+        """The unix socket that reaches ``127.0.0.1:port`` of this machine (one socat per port, started once):
+        how a process in a pod's own network namespace gets out."""
+        with self._lock:
+            found = self._bridges.get(port)
+            if found is not None and found[1].alive():
+                return found[0]
+            sock = self.root / "net" / f"{port}.sock"
+            sock.parent.mkdir(parents=True, exist_ok=True)
+            c = Container(f"bridge-{port}", ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+                                             f"TCP:127.0.0.1:{port}"], self.root, {"PATH": os.environ.get("PATH", "")})
+            proc = _Proc(c, sock.parent / f"{port}.log")
+            self._bridges[port] = (sock, proc)
+            deadline = time.monotonic() + 10
+            while not sock.exists():
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise PodFailed("FailedCreatePodSandBox", f"cannot bridge port {port}: "
+                                    f"{_last_line(proc.log) or 'timed out'}", retryable=False)
+                time.sleep(0.01)
+            return sock
 
     def event(self, run_id: str, text: str) -> None:
         with self._lock:
@@ -522,6 +646,10 @@ class Executor:
         deadline = None
         if k8s.get("activeDeadlineSeconds"):
             deadline = time.monotonic() + float(k8s["activeDeadlineSeconds"])
+        if self.pod_network:
+            network = _PodNetwork(pod, sorted(self.host_ports), self.bridge)
+            with pod.lock:
+                pod.network = network
         self._set_state(r.run_id, "RUNNING")
         pod.event("started")
         for spec in inits:
@@ -531,7 +659,7 @@ class Executor:
                 with pod.lock:
                     pod.sidecars.append(_Sidecar(pod, c, pulled[spec["image"]]))
                 continue
-            proc = _Proc(pulled[spec["image"]].prepare(c, pod), pod.dir / f"{c.name}.log")
+            proc = _Proc(pod.enter(pulled[spec["image"]].prepare(c, pod)), pod.dir / f"{c.name}.log")
             code = self._wait(proc, r, pod, deadline)
             if code != 0:
                 raise PodFailed("Init:Error", f"init container {c.name} exited with code {code}: "
@@ -541,7 +669,7 @@ class Executor:
         c.argv = self._substitute(c.argv, r, executor_input)
         image = pulled[r.container["image"]]
         c.env = {**image.env, **c.env}
-        c = image.prepare(c, pod)
+        c = pod.enter(image.prepare(c, pod))
         if r.cancel.is_set() or self._closing.is_set():
             raise PodFailed("Canceled", "terminated")
         with pod.lock:
@@ -619,6 +747,8 @@ class Executor:
             main.stop(STOP_GRACE_S)
         for s in sidecars:  # after the task, as the kubelet stops native sidecars
             s.stop(STOP_GRACE_S)
+        if pod.network is not None:
+            pod.network.stop()
 
     # -------------------------------------------------------------------------- API state
     def _set_state(self, run_id: str, state: str) -> None:
@@ -677,6 +807,10 @@ class Executor:
         for r in list(self.runs.values()):  # a run thread that missed the deadline: kill what it left
             if r.pod is not None:
                 self._stop_pod(r.pod)
+        with self._lock:
+            bridges, self._bridges = list(self._bridges.values()), {}
+        for _, proc in bridges:
+            proc.stop(0)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
