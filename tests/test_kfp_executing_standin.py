@@ -7,11 +7,13 @@ Two layers:
   and as files, a native sidecar (socat) started before the task, restarted when it dies and stopped after,
   ``activeDeadlineSeconds``, the retry policy, terminate, a missing secret, an image that is not there;
 - real sweeps: ``hydra/launcher=kfp hydra.launcher.backend=remote`` against it, the study in MariaDB, the job
-  run by the stand-in from the compiled pipeline (the job image is this checkout), in both proxy modes and with
-  each injected fault (eviction, image pull failure, a dying sidecar, API 5xx, a run's processes killed); every
-  sweep ends with exactly ``n_trials`` finished trials and no run submitted twice.
+  run by the stand-in from the compiled pipeline (the job image is this checkout), in both proxy modes (two jobs
+  in flight, each pod in its own network namespace so both proxies listen on one port) and with each injected
+  fault (eviction, image pull failure, a dying sidecar, API 5xx, a run's processes killed); every sweep ends
+  with exactly ``n_trials`` finished trials and no run submitted twice.
 
-Without socat or MariaDB the tests skip locally and fail on CI (``CI=true``).
+Without socat, MariaDB or user namespaces (``unshare --user --net``) the tests that need them skip locally and fail
+on CI (``CI=true``).
 """
 
 from __future__ import annotations
