@@ -16,15 +16,14 @@ processes built from the pipeline spec in the request, the way KFP's driver and 
   message (its termination reason and its last log line, as ``FallbackToLogsOnError`` would), CANCELING and
   CANCELED after terminate.
 
-Processes stand in for containers: an image is an entry of a ``kfp_images.Registry`` (the job image: this checkout and
-this interpreter; the Cloud SQL proxy image: ``socat`` to a local database). An image that is not there fails
-the pod like an image pull error. By default all pods share this machine's network, so two pods whose proxies
-listen on one port collide; with ``pod_network=True`` each pod gets its own network namespace (``unshare``),
-which its containers enter (``nsenter``), and reaches only the machine's ports it is given (``host_ports``, and
-the API's own) through unix-socket bridges, as a pod reaches cluster services. Faults a test injects:
-:meth:`Executor.evict_next`, :meth:`Executor.fail_pulls`, :meth:`Executor.kill_sidecar_next`,
-:meth:`Executor.kill` (a run's process tree, now). Every wait has a deadline; :meth:`Executor.shutdown`
-kills and reaps every process group it started.
+Processes stand in for containers (``kfp_process``): an image is an entry of a ``kfp_images.Registry`` (the
+job image: this checkout and this interpreter; the Cloud SQL proxy image: ``socat`` to a local database). An
+image that is not there fails the pod like an image pull error. By default all pods share this machine's
+network, so two pods whose proxies listen on one port collide; with ``pod_network=True`` each pod gets its own
+network namespace (``kfp_podnet``) and reaches only the machine's ports it is given (``host_ports``, and the
+API's own), as a pod reaches cluster services. Faults a test injects: :meth:`Executor.evict_next`,
+:meth:`Executor.fail_pulls`, :meth:`Executor.kill_sidecar_next`, :meth:`Executor.kill` (a run's process tree,
+now). Every wait has a deadline; :meth:`Executor.shutdown` kills and reaps every process group it started.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,11 +44,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .kfp_images import PROXY_IMAGE, Container, Image, Registry, job_image, proxy_image
+from .kfp_podnet import PodNetwork, pod_network_available
+from .kfp_process import PodFailed, Proc, last_line
 
-__all__ = ["PROXY_IMAGE", "Container", "Executor", "Image", "PodFailed", "Registry", "job_image", "proxy_image"]
+__all__ = ["PROXY_IMAGE", "Container", "Executor", "Image", "PodFailed", "Registry", "job_image",
+           "pod_network_available", "proxy_image"]
 
 PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")
-LOG_TAIL_BYTES = 2048  # Kubernetes keeps at most 2 KiB of a container's log as its termination message
 STOP_GRACE_S = 5.0  # terminationGracePeriodSeconds, scaled down
 RESTART_BACKOFF_S = (0.1, 2.0)  # a dead sidecar's first restart pause and the cap (the kubelet: 10 s, 5 min)
 
@@ -82,58 +82,12 @@ class _Fault:
 
 
 # ----------------------------------------------------------------------------------------------- pods
-class PodFailed(Exception):
-    """The pod ended badly: ``reason`` as Kubernetes names it, ``message`` what the run's error shows."""
-
-    def __init__(self, reason: str, message: str, retryable: bool = True) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason, self.message, self.retryable = reason, message, retryable
-
-
-class _Proc:
-    """A started container: its process (own process group) and its log."""
-
-    def __init__(self, c: Container, log: Path) -> None:
-        self.container = c
-        self.log = log
-        try:
-            with log.open("ab") as out:
-                self.popen = subprocess.Popen(c.argv, cwd=c.cwd, env=c.env, stdin=subprocess.DEVNULL, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as err:  # what the kubelet reports for a command that cannot be executed
-            raise PodFailed("StartError", f"container {c.name}: cannot run {c.argv[:1]}: {err.strerror or err}",
-                            retryable=False) from None
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop(self, grace_s: float) -> None:
-        """SIGTERM, then SIGKILL of the whole group (its children too) after ``grace_s``; reaped."""
-        if self.alive():
-            self.signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        self.signal_group(signal.SIGKILL)
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL (D state)
-            pass
-
-
 class _Sidecar:
     """A native sidecar: restarted whenever it exits while the pod runs, with a growing pause."""
 
     def __init__(self, pod: "Pod", c: Container, image: Image) -> None:
         self.pod, self.container, self.image = pod, c, image
-        self.proc: _Proc | None = None
+        self.proc: Proc | None = None
         self.restarts = 0
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -145,7 +99,7 @@ class _Sidecar:
         c = Container(self.container.name, list(self.container.argv), self.container.cwd, dict(self.container.env))
         c = self.pod.enter(self.image.prepare(c, self.pod))
         with self.lock:
-            self.proc = _Proc(c, self.pod.dir / f"{c.name}.log")
+            self.proc = Proc(c, self.pod.dir / f"{c.name}.log")
 
     def _watch(self) -> None:
         pause = RESTART_BACKOFF_S[0]
@@ -179,86 +133,6 @@ class _Sidecar:
                 self.proc.stop(grace_s)
 
 
-# The pod's "pause" process: a new user + network namespace whose loopback is brought up (SIOCGIFFLAGS /
-# SIOCSIFFLAGS with IFF_UP, no iproute2 needed), then a sleep that holds the namespace for the pod's containers.
-_PAUSE = (
-    "import fcntl, os, socket, struct\n"
-    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-    "flags = struct.unpack('16sH14s', fcntl.ioctl(s, 0x8913, struct.pack('16sH14s', b'lo', 0, b'')))[1]\n"
-    "fcntl.ioctl(s, 0x8914, struct.pack('16sH14s', b'lo', flags | 1, b''))\n"
-    "print('up', flush=True)\n"
-    "os.execvp('sleep', ['sleep', '1000000'])\n"
-)
-
-
-def pod_network_available() -> bool:
-    """Can this machine give a pod its own network namespace (``unshare --user --map-root-user --net``)?"""
-    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
-        return False
-    try:
-        return subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True,
-                              timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def _listening(pid: int, port: int) -> bool:
-    """Does something listen on 127.0.0.1:``port`` in the network namespace of process ``pid``?"""
-    try:
-        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
-    except OSError:
-        return False
-    want = f"0100007F:{port:04X}"
-    return any(ln.split()[1] == want and ln.split()[3] == "0A" for ln in lines if len(ln.split()) > 3)
-
-
-class _PodNetwork:
-    """A pod's own network namespace (its own 127.0.0.1: two pods may listen on one port), which every
-    container of the pod enters; the host ports the pods may reach are bridged into it through unix sockets
-    (the file system is shared), one socat listening in the pod per port."""
-
-    def __init__(self, pod: "Pod", ports: list[int], bridge: Callable[[int], Path]) -> None:
-        self.pod = pod
-        self.procs: list[_Proc] = []
-        pause = Container("pause", ["unshare", "--user", "--map-root-user", "--net", "--", sys.executable, "-I",
-                                    "-S", "-c", _PAUSE], pod.dir, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-        self.pause = _Proc(pause, pod.dir / "pause.log")
-        self.procs.append(self.pause)
-        try:
-            self._start(ports, bridge)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, ports: list[int], bridge: Callable[[int], Path]) -> None:
-        pod = self.pod
-        deadline = time.monotonic() + 10
-        while "up" not in self.pause.log.read_text():
-            if not self.pause.alive() or time.monotonic() > deadline:
-                raise PodFailed("FailedCreatePodSandBox", f"no network namespace for the pod: "
-                                f"{_last_line(self.pause.log) or 'timed out'}", retryable=False)
-            time.sleep(0.01)
-        for port in ports:
-            sock = bridge(port)
-            fwd = Container(f"net-{port}", self.enter(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                                                       f"UNIX-CONNECT:{sock}"]), pod.dir,
-                            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-            proc = _Proc(fwd, pod.dir / "network.log")
-            self.procs.append(proc)
-            while not _listening(self.pause.popen.pid, port):
-                if not proc.alive() or time.monotonic() > deadline:
-                    raise PodFailed("FailedCreatePodSandBox", f"cannot bridge port {port} into the pod: "
-                                    f"{_last_line(proc.log) or 'timed out'}", retryable=False)
-                time.sleep(0.01)
-
-    def enter(self, argv: list[str]) -> list[str]:
-        return ["nsenter", "-t", str(self.pause.popen.pid), "--user", "--net", "--preserve-credentials", "--", *argv]
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop(0)
-
-
 class Pod:
     """One attempt of a run's task: a directory standing in for the pod's file system, its containers."""
 
@@ -269,9 +143,9 @@ class Pod:
         self.dir = executor.root / run.run_id / f"attempt-{attempt}"
         self.fs = self.dir / "fs"  # absolute paths of the pod (secret volumes, outputs) land under here
         (self.fs / "tmp").mkdir(parents=True, exist_ok=True)
-        self.main: _Proc | None = None
+        self.main: Proc | None = None
         self.sidecars: list[_Sidecar] = []
-        self.network: _PodNetwork | None = None
+        self.network: PodNetwork | None = None
         self.killed: PodFailed | None = None
         self.lock = threading.Lock()
 
@@ -358,7 +232,7 @@ class Executor:
         self.pending_s = pending_s
         self.pod_network = pod_network
         self.host_ports = set(host_ports)
-        self._bridges: dict[int, tuple[Path, _Proc]] = {}
+        self._bridges: dict[int, tuple[Path, Proc]] = {}
         self.runs: dict[str, _Run] = {}
         self.events: list[tuple[float, str, str]] = []  # (monotonic, run id, text)
         self.fired: dict[str, int] = {"evict": 0, "pull": 0, "sidecar": 0, "kill": 0, "restart": 0}
@@ -388,13 +262,13 @@ class Executor:
             sock.parent.mkdir(parents=True, exist_ok=True)
             c = Container(f"bridge-{port}", ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
                                              f"TCP:127.0.0.1:{port}"], self.root, {"PATH": os.environ.get("PATH", "")})
-            proc = _Proc(c, sock.parent / f"{port}.log")
+            proc = Proc(c, sock.parent / f"{port}.log")
             self._bridges[port] = (sock, proc)
             deadline = time.monotonic() + 10
             while not sock.exists():
                 if not proc.alive() or time.monotonic() > deadline:
                     raise PodFailed("FailedCreatePodSandBox", f"cannot bridge port {port}: "
-                                    f"{_last_line(proc.log) or 'timed out'}", retryable=False)
+                                    f"{last_line(proc.log) or 'timed out'}", retryable=False)
                 time.sleep(0.01)
             return sock
 
@@ -647,7 +521,7 @@ class Executor:
         if k8s.get("activeDeadlineSeconds"):
             deadline = time.monotonic() + float(k8s["activeDeadlineSeconds"])
         if self.pod_network:
-            network = _PodNetwork(pod, sorted(self.host_ports), self.bridge)
+            network = PodNetwork(pod, sorted(self.host_ports), self.bridge)
             with pod.lock:
                 pod.network = network
         self._set_state(r.run_id, "RUNNING")
@@ -659,11 +533,11 @@ class Executor:
                 with pod.lock:
                     pod.sidecars.append(_Sidecar(pod, c, pulled[spec["image"]]))
                 continue
-            proc = _Proc(pod.enter(pulled[spec["image"]].prepare(c, pod)), pod.dir / f"{c.name}.log")
+            proc = Proc(pod.enter(pulled[spec["image"]].prepare(c, pod)), pod.dir / f"{c.name}.log")
             code = self._wait(proc, r, pod, deadline)
             if code != 0:
                 raise PodFailed("Init:Error", f"init container {c.name} exited with code {code}: "
-                                f"{_last_line(proc.log)}")
+                                f"{last_line(proc.log)}")
         executor_input = self._executor_input(pod, r)
         c = self._container(pod, dict(r.container, name=r.task), secret_env)
         c.argv = self._substitute(c.argv, r, executor_input)
@@ -673,17 +547,17 @@ class Executor:
         if r.cancel.is_set() or self._closing.is_set():
             raise PodFailed("Canceled", "terminated")
         with pod.lock:
-            pod.main = _Proc(c, pod.dir / "main.log")
+            pod.main = Proc(c, pod.dir / "main.log")
         self._arm_faults(r, pod)
         code = self._wait(pod.main, r, pod, deadline)
         if pod.killed is not None:
             raise pod.killed
         if code != 0:
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            raise PodFailed("Error", f"{_last_line(pod.main.log) or 'no output'} ({how})")
+            raise PodFailed("Error", f"{last_line(pod.main.log) or 'no output'} ({how})")
         r.output = _outputs(executor_input)
 
-    def _wait(self, proc: _Proc, r: _Run, pod: Pod, deadline: float | None) -> int:
+    def _wait(self, proc: Proc, r: _Run, pod: Pod, deadline: float | None) -> int:
         while True:
             try:
                 return proc.popen.wait(timeout=0.05)
@@ -827,17 +701,3 @@ def _outputs(executor_input: dict) -> dict[str, Any]:
         if name not in out and path.is_file():
             out[name] = path.read_text()
     return out
-
-
-def _last_line(log: Path) -> str:
-    """The last non-empty line of a container's log (of at most its last 2 KiB), as the pod's message."""
-    try:
-        with log.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - LOG_TAIL_BYTES))
-            tail = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
-    return lines[-1][:1000] if lines else ""
