@@ -140,7 +140,12 @@ def sweep_argv(as_of: str, scenario: str, overrides: list[str]) -> list[str]:
     """The cycle's sweep: rolling windows at as_of, its own study (the scenario in its name: two scenarios'
     cycles at one as_of are two studies) and directory, and job directories named by trial number (a resumed
     cycle adds to them instead of overwriting the first run's)."""
-    return ["-m", *overrides, "window=rolling", f"window.as_of={as_of}", f"window.cycle=rolling_{as_of}_{scenario}",
+    return ["-m", *overrides, *own_overrides(as_of, scenario)]
+
+
+def own_overrides(as_of: str, scenario: str) -> list[str]:
+    """What retune adds to the user's overrides (last, so they win)."""
+    return ["window=rolling", f"window.as_of={as_of}", f"window.cycle=rolling_{as_of}_{scenario}",
             f"hydra.sweep.dir='${{paths.outputs}}/retune/${{region.name}}/{scenario}/{as_of}/sweep'",
             f"hydra.sweep.subdir='${{oc.select:hydra.job.env_set.{ENV_TRIAL},${{hydra.job.num}}}}'"]
 
@@ -173,7 +178,7 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     problem = preflight(argv_sweep)
     if problem:
         raise BadInput(problem.replace("navitune:", "navitune retune:", 1))
-    full = _compose([*task, *argv_sweep[1:]])
+    full = _compose([*task, *own_overrides(as_of, scenario)])
     return Plan(as_of=as_of, region=region, scenario=scenario, demand=str(cfg.demand.source),
                 study=str(full.hydra.sweeper.study_name), uri=str(cfg.tracking.uri),
                 outputs=Path(str(cfg.paths.outputs)), overrides=overrides, sweep_argv=argv_sweep, config=full)

@@ -92,6 +92,16 @@ def run_sweep(argv: list[str]) -> str | None:
     return None
 
 
+def sweep_config(p: Plan) -> Any:
+    """The config the report and the decision read: the sweep's saved one (None: they read it themselves), or
+    this command's when no job of this directory saved one (a cycle whose study was complete before its
+    directory was made: nothing ran)."""
+    d = p.sweep_dir
+    saved = (d / "multirun.yaml").is_file() or any((j / ".hydra" / "hydra.yaml").is_file()
+                                                   for j in d.iterdir() if j.name.isdigit())
+    return None if saved else p.config
+
+
 def ensure_report(p: Plan) -> str | None:
     """The report exists, or is written now; None when it is there, else why not."""
     d = p.sweep_dir
@@ -106,7 +116,7 @@ def ensure_report(p: Plan) -> str | None:
     keys = ("replications", "window", "workers", "match_scale", "plots")
     log.info("retune: writing the champion/challenger report of %s", d)
     try:
-        build_report(d, settings=ReportSettings(**{k: node[k] for k in keys if k in node}))
+        build_report(d, settings=ReportSettings(**{k: node[k] for k in keys if k in node}), config=sweep_config(p))
     except (ReportError, Exception) as err:  # noqa: BLE001 - one line, the cycle stays resumable
         from experiment.tracking.common import first_line
 
@@ -124,7 +134,7 @@ def decide(p: Plan) -> dict[str, Any]:
     from experiment.registry.store import RegistryError
 
     try:
-        decision = registry_decide(d, region=p.region, uri=p.uri).to_dict()
+        decision = registry_decide(d, region=p.region, uri=p.uri, config=sweep_config(p)).to_dict()
     except RegistryError as err:
         return {"outcome": "incomplete", "reason": str(err)}
     if decision["outcome"] == "already_decided":
