@@ -64,6 +64,16 @@ def study_trials(outputs: Path, study: str) -> list[Any]:
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 
+def complete_trials(outputs: Path, study: str) -> int:
+    """Trials the study has told COMPLETE (0 while the study or its journal does not exist yet)."""
+    if not (outputs / "optuna" / "studies.journal").is_file():
+        return 0
+    try:
+        return sum(1 for t in study_trials(outputs, study) if t.state.name == "COMPLETE")
+    except KeyError:  # Optuna: the study is not created yet
+        return 0
+
+
 def wait_for(what: str, condition: Any, proc: subprocess.Popen | None = None, timeout_s: float = DEADLINE_S) -> None:
     """Poll ``condition`` until it holds; fail at the deadline or when ``proc`` ended first."""
     deadline = time.monotonic() + timeout_s
@@ -72,7 +82,7 @@ def wait_for(what: str, condition: Any, proc: subprocess.Popen | None = None, ti
             raise AssertionError(f"the process ended (code {proc.returncode}) before {what}")
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -137,6 +147,22 @@ def test_a_region_without_a_champion_or_mlflow_down_is_one_line_and_writes_nothi
                                f"paths.outputs={out}"], capsys)
     assert code == 1 and err.count("\n") == 0 and "MLflow unreachable" in err, err
     assert not out.exists()
+
+
+def test_a_cycle_directory_of_another_study_is_refused_and_left_alone(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The same as_of with another demand source under the same paths.outputs: refused before anything runs."""
+    out = tmp_path / "outputs"
+    d = cycle(out)
+    d.mkdir(parents=True)
+    text = json.dumps({"study": f"navitune_{REGION}_rolling_{AS_OF}_drifting_ml", "outcome": "promoted"})
+    (d / "retune.json").write_text(text)
+    code, _, err = in_process(["--as-of", AS_OF, "demand=stats", f"paths.outputs={out}"], capsys)
+    assert code == 2 and err.count("\n") == 0, err
+    assert f"holds the cycle of study navitune_{REGION}_rolling_{AS_OF}_drifting_ml" in err
+    assert f"this command's study is navitune_{REGION}_rolling_{AS_OF}_drifting_stats" in err
+    assert (d / "retune.json").read_text() == text and sorted(p.name for p in out.rglob("*")) == [
+        "2026-06-04", "drifting", "retune", "retune.json", REGION]
 
 
 def test_as_of_defaults_to_today_and_window_as_of_is_the_same_key() -> None:
@@ -309,18 +335,19 @@ def test_a_killed_cycle_resumes_its_study_in_the_same_directory(tmp_path: Path) 
     assert champion_cli(tmp_path, "init", f"paths.outputs={out}").returncode == 0
     args = ["--as-of", AS_OF, f"paths.outputs={out}", *SMOKE, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
             "hydra.launcher.n_jobs=1", "hydra.sweeper.sampler.n_startup_trials=4",
-            "hydra.callbacks.report.replications=2"]
-    sweep = cycle(out) / "sweep"
+            "hydra.callbacks.report.replications=2",
+            # a trial asked for just before the kill has no owner yet: it is recovered after stale_after_s (300)
+            "hydra.sweeper.stale_after_s=15"]
+    sweep, study = cycle(out) / "sweep", f"navitune_{REGION}_rolling_{AS_OF}_drifting_ml"
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen([sys.executable, "-m", "experiment", "retune", *args], cwd=tmp_path, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for("a first trial", lambda: (sweep / "0" / "summary.json").is_file(), first)
+            wait_for("a first finished trial", lambda: complete_trials(out, study) >= 1, first)
         finally:
             kill_group(first)  # the whole process tree, as a lost machine would
     record = json.loads((cycle(out) / "retune.json").read_text())
-    assert record["outcome"] == "incomplete" and "running" in record["reason"]
-    study = record["study"]
+    assert record["outcome"] == "incomplete" and "running" in record["reason"] and record["study"] == study
     done_before = {t.number for t in study_trials(out, study) if t.state.name == "COMPLETE"}
     assert 1 <= len(done_before) < 4 and not (sweep / "report.json").exists()
     first_summary = (sweep / "0" / "summary.json").read_text()
