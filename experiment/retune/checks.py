@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,8 +46,7 @@ class Plan:
     overrides: list[str]  # the user's overrides (without window=rolling / window.as_of)
     sweep_argv: list[str]  # what ``python -m experiment`` gets for the cycle's sweep
     config: DictConfig  # the composed config with its hydra node (Slack settings, artifact location)
-    champion: int | None = None  # the champion's version when the command started
-    extra: dict[str, Any] = field(default_factory=dict)
+    champion: int | None = None  # the champion's version when the cycle started (set by the cycle)
 
     @property
     def cycle_dir(self) -> Path:
@@ -164,12 +163,9 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     base = ["window=rolling", f"window.as_of={as_of}"]
     try:
         cfg = _compose([*task, *base])
-    except Exception as err:  # noqa: BLE001 - the full check below names it in one line
-        cfg = None
+    except Exception as err:  # noqa: BLE001 - the full check names it in one line (Hydra's own spans several)
         first = (str(err.__cause__ or err).strip().splitlines() or [""])[0]
-    if cfg is None:
-        problem = preflight(["-m", *overrides, *base])
-        raise BadInput(problem or f"navitune retune: {first}")
+        raise BadInput(preflight(["-m", *overrides, *base]) or f"navitune retune: {first}") from None
     if OmegaConf.select(cfg, "tracking.kind") == "off" or OmegaConf.select(cfg, "tracking.uri") in (None, ""):
         raise BadInput("navitune retune: invalid config tracking=off: the cycle's decision needs the champion in "
                        "MLflow's Model Registry; allowed: tracking=local or tracking=server")

@@ -109,7 +109,7 @@ def ensure_report(p: Plan) -> str | None:
         return None
     if not (d / "optimization_results.yaml").is_file():
         return f"the sweep did not finish ({d} holds no optimization_results.yaml)"
-    from experiment.report import ReportError, ReportSettings, build_report
+    from experiment.report import ReportSettings, build_report
 
     node = OmegaConf.to_container(OmegaConf.select(p.config, "hydra.callbacks.report"), resolve=True)
     assert isinstance(node, dict)
@@ -117,7 +117,7 @@ def ensure_report(p: Plan) -> str | None:
     log.info("retune: writing the champion/challenger report of %s", d)
     try:
         build_report(d, settings=ReportSettings(**{k: node[k] for k in keys if k in node}), config=sweep_config(p))
-    except (ReportError, Exception) as err:  # noqa: BLE001 - one line, the cycle stays resumable
+    except Exception as err:  # noqa: BLE001 - one line, the cycle stays resumable
         from experiment.tracking.common import first_line
 
         return f"the report could not be written: {first_line(err)}"

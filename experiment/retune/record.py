@@ -18,7 +18,6 @@ RECORD = "retune.json"
 SCHEMA = 1
 OUTCOMES = ("promoted", "challenger", "already_decided", "unavailable", "skipped", "incomplete")
 FINAL = ("promoted", "challenger", "already_decided")  # decided: nothing left to do for this cycle
-DEMANDS = ("ml", "stats")
 
 
 def path(cycle_dir: Path) -> Path:
