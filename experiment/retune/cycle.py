@@ -166,7 +166,7 @@ def base_record(p: Plan) -> dict[str, Any]:
 
     return {"schema": rec.SCHEMA, "as_of": p.as_of, "region": p.region, "scenario": p.scenario, "demand": p.demand,
             "study": p.study, "cycle_dir": str(p.cycle_dir), "sweep_dir": str(p.sweep_dir),
-            "record": str(rec.path(p.cycle_dir)), "registry": mask(p.uri), "overrides": list(p.overrides)}
+            "record": str(rec.path(p.cycle_dir)), "registry": mask(p.uri), "overrides": [mask(o) for o in p.overrides]}
 
 
 def _params(p: Plan, report: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
