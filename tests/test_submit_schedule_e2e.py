@@ -12,9 +12,6 @@ the studies in MariaDB.
   the scheduled times, the champion in an MLflow server of the test's own. The champion starts as a poor policy
   and the first cycle's search includes known-good parameters, so the first cycle promotes them; the second
   cycle's baseline (its trial 0) is then that new champion.
-
-Needs the executing stand-in (``experiment.standins.kfp_executor``) and ``navitune retune``
-(``experiment.retune``), built on other branches: until both are merged this module is skipped as a whole.
 """
 
 from __future__ import annotations
@@ -29,16 +26,13 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("experiment.standins.kfp_executor", reason="the executing KFP stand-in is not merged yet")
-pytest.importorskip("experiment.retune.cli", reason="navitune retune is not merged yet")
-
-from experiment.cluster import schedule, submit  # noqa: E402
-from experiment.standins.kfp_api_server import FakeKFP  # noqa: E402
-from experiment.standins.kfp_executor import Executor, Registry, job_image  # noqa: E402
-from experiment.standins.kfp_recurring import recurring  # noqa: E402
-from tests.fixtures.mariadb import MariaDB  # noqa: E402
-from tests.fixtures.mlflow import MLflowProcess  # noqa: E402
-from tests.fixtures.services import free_port, unavailable  # noqa: E402
+from experiment.cluster import schedule, submit
+from experiment.standins.kfp_api_server import FakeKFP
+from experiment.standins.kfp_executor import Executor, Registry, job_image
+from experiment.standins.kfp_recurring import recurring
+from tests.fixtures.mariadb import MariaDB
+from tests.fixtures.mlflow import MLflowProcess
+from tests.fixtures.services import free_port, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "registry.example/acme/navitune-job:standin"

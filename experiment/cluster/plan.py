@@ -165,7 +165,7 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
     :class:`ClusterError` (one line) on the first problem."""
     from experiment.preflight import check_group_choices, pin_as_of, preflight
     from hydra_plugins.navitune_kfp.jobspec import experiment_name, safe_name
-    from hydra_plugins.navitune_kfp.proxy import proxy_settings
+    from hydra_plugins.navitune_shared.proxy_settings import proxy_settings
     from hydra_plugins.navitune_shared.redact import without_userinfo
 
     if not URL_RE.fullmatch(driver_host):
