@@ -433,14 +433,24 @@ def test_surviving_sweeper_finishes_when_its_peer_dies(tmp_path: Path) -> None:
         frozen = _frozen(hold, f"{socket.gethostname()}:{victim.pid}")
         survivor_owner = f"{socket.gethostname()}:{survivor.pid}"
         # the survivor must be past its start-up recovery (it runs trials) before the victim dies
-        _poll(victim, store, "sphere", lambda ts: frozen(ts) and any(
+        seen = _poll(victim, store, "sphere", lambda ts: frozen(ts) and any(
             t.user_attrs.get(OWNER) == survivor_owner for t in ts), "the victim frozen, the survivor running")
     finally:
         _kill_group(victim)
-    done = finish(survivor, survivor_dir, timeout=20.0)  # alone, it has ~2 s of work left
+    victims = [t.number for t in seen if t.state == TrialState.RUNNING
+               and t.user_attrs.get(OWNER) == f"{socket.gethostname()}:{victim.pid}"]
+    done = finish(survivor, survivor_dir)  # alone, it has ~2 s of work left (a hang fails at the timeout)
     assert done.rc == 0, done
     trials = journal_trials(store, "sphere")
     assert n_finished(trials) == 6 and states(trials)[TrialState.RUNNING] == 0, states(trials)
+    # the survivor failed the dead victim's trials and ran them again (it did not just outlast them)
+    by_number = {t.number: t for t in trials}
+    assert victims and all(by_number[n].state == TrialState.FAIL for n in victims), states(trials)
+    for number in victims:
+        again = [t for t in trials if t.user_attrs.get(RETRY_OF) == number]
+        assert [t.state for t in again] == [TrialState.COMPLETE], (number, states(trials))
+        assert again[0].params == by_number[number].params
+    assert f"its sweeper {socket.gethostname()}:{victim.pid} is gone" in done.stdout + done.stderr, done
 
 
 def test_starting_sweeper_leaves_a_live_sweepers_new_trial_alone(tmp_path: Path) -> None:
@@ -467,10 +477,12 @@ def test_ownerless_running_trial_does_not_block_the_sweep(tmp_path: Path) -> Non
     study = optuna.create_study(study_name="sphere", storage=JournalStorage(JournalFileBackend(str(store))))
     study.ask()  # RUNNING, no owner, no heartbeat
     done = run("sphere", tmp_path, "sweep", journal(store), "hydra.sweeper.n_trials=2",
-               "hydra.sweeper.stale_after_s=1", timeout=12.0)
+               "hydra.sweeper.stale_after_s=1")  # a sweep that waits for it forever fails at the timeout
     assert done.rc == 0, done
     trials = journal_trials(store, "sphere")
     assert n_finished(trials) == 2 and states(trials)[TrialState.RUNNING] == 0, states(trials)
+    assert trials[0].state == TrialState.FAIL  # judged stale by its start time, not waited for
+    assert "it has no owner and has been silent" in done.stdout + done.stderr, done
 
 
 # ========================================================================= 3. injected failures
