@@ -8,6 +8,7 @@ with one line that names the key, the value and what is allowed, before anything
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import os
 import re
@@ -17,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.navitune_shared.proxy_settings import DEFAULT_IMAGE as DEFAULT_PROXY_IMAGE
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by validate())
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
@@ -28,6 +29,7 @@ from experiment.windows import register_resolver
 
 register_resolver()  # window=rolling computes its dates with it: any reader of a navitune config imports this
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the config groups (a source checkout or -e install)
 DEMAND_SOURCES = ("ml", "stats")
 SINKS = ("duckdb", "bigquery")
 # a Google Cloud project id, optionally domain-scoped (example.com:my-project)
@@ -90,17 +92,34 @@ class RollingWindowConfig(WindowConfig):
 
 @dataclass
 class PolicyConfig:
-    name: str = "production"
+    """The keys of a ``conf/policy`` option and their types. No values: production's live in
+    ``conf/policy/production.yaml`` only (Python reads them with :func:`production_policy`)."""
+
+    name: str = MISSING
     navigation: bool = True  # false: vacant drivers cruise on habit (the random_cruise baseline)
-    gamma: float = 0.93
-    max_wait_min: float = 3.0
-    road_weights: Dict[str, float] = field(
-        default_factory=lambda: {
-            "arterial": 1.0, "collector": 1.0, "local": 1.3,
-            "left": 1.0, "straight": 1.0, "right": 2.0, "uturn": 4.0,
-        }
-    )
-    compliance: float = 0.7
+    gamma: float = MISSING
+    max_wait_min: float = MISSING
+    road_weights: Dict[str, float] = MISSING  # ROAD_CLASSES and TURN_TYPES
+    compliance: float = MISSING
+
+
+PRODUCTION_YAML = CONF_DIR / "policy" / "production.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _production_yaml() -> DictConfig:
+    loaded = OmegaConf.load(PRODUCTION_YAML)
+    loaded.pop("defaults", None)
+    return OmegaConf.merge(OmegaConf.structured(PolicyConfig), loaded)  # type: ignore[return-value]
+
+
+def production_policy() -> dict[str, Any]:
+    """The production policy's values, read from ``conf/policy/production.yaml`` (the one place they are
+    written) and checked against :class:`PolicyConfig`: for code that simulates production without composing
+    a config (the tunability scans, benchmarks, tests). A fresh dict on every call."""
+    out = OmegaConf.to_container(_production_yaml(), resolve=True, throw_on_missing=True)
+    assert isinstance(out, dict)
+    return out
 
 
 @dataclass

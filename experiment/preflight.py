@@ -10,10 +10,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiment.config import ConfigError, check_memory, register_configs
+from experiment.config import CONF_DIR as _CONF_DIR, ConfigError, check_memory, register_configs
 from experiment.errors import SinkError
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(_CONF_DIR)
 GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify",
           "tracking", "scenario")
 

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from experiment.config import ConfigError
+from experiment.config import ConfigError, production_policy
 from experiment.notify.slack import SlackNotifier, _mask
 from tests.fixtures.mlflow import MLflowServer
 
@@ -184,7 +184,7 @@ def test_start_and_finish_messages(sweeps, webhook: Webhook):
     study = load_study(sweep)
     best = study.best_trial
     (base,) = [t for t in study.trials if t.user_attrs.get("navitune:baseline") == 0]
-    assert base.number == 0 and base.params["policy.gamma"] == 0.93  # the production parameters ran first
+    assert base.number == 0 and base.params["policy.gamma"] == production_policy()["gamma"]  # production first
     pct = (best.value - base.value) / abs(base.value) * 100
     assert finish.startswith(":white_check_mark: *navitune sweep finished*: study `navitune_tokyo_central_smoke_ml` "
                              "after ")

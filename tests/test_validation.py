@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from experiment.preflight import check_group_choices, preflight  # registers the schema, as the CLI does
-from experiment.config import ConfigError, NavituneConfig, register_configs, validate
+from experiment.config import ConfigError, NavituneConfig, production_policy, register_configs, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -228,9 +228,24 @@ def test_every_experiment_preset_validates(option):
     validate(composed(f"+experiment={option}"))
 
 
-def test_schema_defaults_validate():
-    validate(NavituneConfig())
-    validate(OmegaConf.structured(NavituneConfig))
+def test_schema_defaults_with_production_validate():
+    """The schema holds no policy values (they are MISSING); with production.yaml's it validates."""
+    assert OmegaConf.is_missing(OmegaConf.structured(NavituneConfig).policy, "gamma")
+    validate(OmegaConf.merge(OmegaConf.structured(NavituneConfig), {"policy": production_policy()}))
+
+
+def test_production_policy_is_the_composed_default():
+    """production_policy() (what tunability, benchmarks and tests simulate) is what `policy=production`, the
+    default, composes: conf/policy/production.yaml is the one place its values are written."""
+    cfg = composed()
+    assert OmegaConf.to_container(cfg.policy, resolve=True) == production_policy()
+    assert production_policy()["name"] == "production"
+    from experiment.tunability import PRODUCTION
+
+    p = production_policy()
+    assert (PRODUCTION.gamma, PRODUCTION.max_wait_min, PRODUCTION.compliance) == (
+        p["gamma"], p["max_wait_min"], p["compliance"])
+    assert PRODUCTION.turn_weights[2] == p["road_weights"]["right"]
 
 
 DOTTED_BAD_INPUTS = [c for c in BAD_INPUTS if all("." in o.split("=", 1)[0] for o in c[1])]
