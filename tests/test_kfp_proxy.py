@@ -555,6 +555,7 @@ def cli_results(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("case", "overrides", "key", "allowed"), CLI_CASES, ids=[c[0] for c in CLI_CASES])
+@pytest.mark.slow
 def test_cli_rejects_bad_proxy_with_one_line(cli_results, case, overrides, key, allowed):
     cwd, proc = cli_results[case]
     assert proc.returncode != 0, f"accepted {overrides}\n{proc.stdout[-800:]}"

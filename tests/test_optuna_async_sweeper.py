@@ -151,6 +151,7 @@ def job_overrides(sweep_dir: Path) -> list[dict[str, str]]:
 
 
 # =========================================== 1. hydra-optuna-sweeper's examples, as a drop-in
+@pytest.mark.slow
 def test_sphere_example_matches_optuna_sweeper(tmp_path: Path) -> None:
     store = tmp_path / "sphere.journal"
     ours = run("sphere", tmp_path, "ours", journal(store))
@@ -166,6 +167,7 @@ def test_sphere_example_matches_optuna_sweeper(tmp_path: Path) -> None:
     assert len(job_overrides(ours.sweep_dir)) == 12
 
 
+@pytest.mark.slow
 def test_multi_objective_example_matches_optuna_sweeper(tmp_path: Path) -> None:
     store = tmp_path / "mo.journal"
     ours = run("multi_objective", tmp_path, "ours", journal(store))
@@ -194,6 +196,7 @@ def test_multi_objective_example_matches_optuna_sweeper(tmp_path: Path) -> None:
     assert sorted(tuple(s["values"]) for s in ours.results["solutions"]) == front
 
 
+@pytest.mark.slow
 def test_custom_search_space_example_matches_optuna_sweeper(tmp_path: Path) -> None:
     store = tmp_path / "custom.journal"
     ours = run("custom_space", tmp_path, "ours", journal(store))
@@ -221,6 +224,7 @@ GRID_ARGS = ("hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=20", "x=range
 GRID = {(x, y) for x in (-1, 0, 1) for y in (-5, 0, 5)}
 
 
+@pytest.mark.slow
 def test_grid_sampler_runs_every_grid_point_once(tmp_path: Path) -> None:
     ref = run("sphere", tmp_path, "ref", *REFERENCE, *GRID_ARGS)
     assert ref.rc == 0, ref
@@ -237,6 +241,7 @@ def test_grid_sampler_runs_every_grid_point_once(tmp_path: Path) -> None:
     assert ours.results["best_value"] == 0.0
 
 
+@pytest.mark.slow
 def test_failure_rate_example(tmp_path: Path) -> None:
     """x > 3 fails (for good: it fails on every retry). With the random sampler's seed the sweep draws
     exactly 2 such points before its 10th success; max_failure_rate is judged on them vs n_trials."""
@@ -266,6 +271,7 @@ def test_failure_rate_example(tmp_path: Path) -> None:
 
 
 # ======================================================================== 2. budget exactness
+@pytest.mark.slow
 def test_rerun_of_finished_sweep_adds_no_trial(tmp_path: Path) -> None:
     store = tmp_path / "study.journal"
     args = (journal(store), "hydra.sweeper.n_trials=6")
@@ -282,6 +288,7 @@ def test_rerun_of_finished_sweep_adds_no_trial(tmp_path: Path) -> None:
     assert again.results["best_value"] == first.results["best_value"]
 
 
+@pytest.mark.slow
 def test_two_concurrent_sweepers_share_the_budget(tmp_path: Path) -> None:
     store = tmp_path / "study.journal"
     args = (journal(store), "hydra.sweeper.n_trials=10")
@@ -335,6 +342,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.communicate()  # reaped: a dead sweeper, not a zombie
 
 
+@pytest.mark.slow
 def test_resumed_seeded_sweep_proposes_new_points(tmp_path: Path) -> None:
     """A seeded sampler restarted on a study that has trials must not replay the first run's points."""
     store = tmp_path / "study.journal"
@@ -350,6 +358,7 @@ def test_resumed_seeded_sweep_proposes_new_points(tmp_path: Path) -> None:
     assert len(set(points)) == 8, points
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_ends_at_exactly_n_trials(tmp_path: Path) -> None:
     store, hold = tmp_path / "study.journal", tmp_path / "hold"
     args = (journal(store), "hydra.sweeper.n_trials=8", "sleep_s=0.3", f"hold_file={hold}")
@@ -380,6 +389,7 @@ def test_kill_9_then_rerun_ends_at_exactly_n_trials(tmp_path: Path) -> None:
     assert_best_is_best_complete(again.results, trials)
 
 
+@pytest.mark.slow
 def test_ctrl_c_fails_the_trials_in_flight_and_the_next_run_runs_them_first(tmp_path: Path) -> None:
     """SIGINT to the sweep's process group (a terminal's Ctrl-C) with two trials running and one set up ahead:
     the sweep ends without a RUNNING trial and without tracebacks from the waiting job; the three are failed

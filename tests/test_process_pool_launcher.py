@@ -281,8 +281,6 @@ def test_the_next_job_is_set_up_while_the_slot_is_busy(tmp_path: Path) -> None:
 def test_a_job_set_up_ahead_ends_when_the_sweep_process_dies(tmp_path: Path) -> None:
     """kill -9 of the process that runs the launcher: the job waiting for a slot never runs its task and its
     process ends by itself (it does not linger as an orphan)."""
-    import json
-
     cmd = _ahead_cmd(tmp_path, "+x=1,2", "+sleep=600", "hydra.launcher.n_jobs=1", "hydra.launcher.prepare_ahead=1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

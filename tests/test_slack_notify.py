@@ -171,6 +171,7 @@ def load_study(sweep: Sweep) -> Any:
 
 
 # ------------------------------------------------------------------------------ a sweep that finishes
+@pytest.mark.slow
 def test_start_and_finish_messages(sweeps, webhook: Webhook):
     sweep = sweeps("finishes")
     assert sweep.proc.returncode == 0, sweep.proc.stderr[-3000:]
@@ -230,6 +231,7 @@ def test_failing_sweep_leaves_no_webhook_url(sweeps):
 
 
 # ------------------------------------------------------------------------------- the webhook is down
+@pytest.mark.slow
 def test_a_failing_webhook_never_breaks_the_sweep(sweeps, webhook: Webhook):
     sweep = sweeps("webhook_down")
     assert sweep.proc.returncode == 0, sweep.proc.stderr[-3000:]
@@ -276,6 +278,7 @@ def test_a_url_where_the_variable_name_belongs_is_refused_without_echoing_it():
     assert "webhook_env" in str(err.value) and url not in str(err.value)
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_url_in_the_config_before_writing_anything(tmp_path):
     url = "https://hooks.slack.com/services/T1/B1/" + secrets.token_hex(12)
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR" and not k.startswith("NAVITUNE_")}
@@ -355,6 +358,7 @@ def sweep_process(tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("order", ["config", "slack first"])
+@pytest.mark.slow
 def test_finish_links_the_mlflow_parent_run_without_configuration(sweep_process, mlflow_server: MLflowServer,  # noqa: F811
                                                                  monkeypatch: pytest.MonkeyPatch, order: str):
     """tracking=server: the finish message links the sweep's parent run, credentials of the tracking URI left
@@ -375,6 +379,7 @@ def test_finish_links_the_mlflow_parent_run_without_configuration(sweep_process,
     assert password not in start + finish
 
 
+@pytest.mark.slow
 def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_path: Path):
     """hydra/launcher=kfp backend=remote: the launcher, set up after the start hooks, publishes its
     experiment's page; a page an earlier sweep of this process left is not this one's."""
@@ -409,6 +414,7 @@ def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_pa
     assert "MLflow:" not in finish  # tracking=off
 
 
+@pytest.mark.slow
 def test_no_links_for_a_local_store_nor_left_by_an_earlier_sweep(sweep_process):
     """tracking=local, process_pool: nothing to link. Pages left in this process by an earlier sweep (MLflow
     server, remote KFP) must not be posted as this sweep's."""

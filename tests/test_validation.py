@@ -171,6 +171,7 @@ def assert_rejected_cleanly(result, overrides: list[str], key: str, allowed: str
 CLI_BAD_INPUTS = BAD_INPUTS + COMPOSITION_ERRORS
 
 
+@pytest.mark.slow  # a CLI process per case (the same checks run in process in test_validate_rejects)
 @pytest.mark.parametrize(
     ("overrides", "key", "allowed"), [c[1:] for c in CLI_BAD_INPUTS], ids=[c[0] for c in CLI_BAD_INPUTS]
 )
@@ -202,7 +203,10 @@ def test_every_group_has_presets():
 
 
 @pytest.mark.parametrize(
-    ("group", "option"), [(g, o) for g in GROUPS for o in presets(g)], ids=lambda v: str(v)
+    ("group", "option"),
+    [pytest.param(g, o, marks=[pytest.mark.slow] if (g, o) == ("policy", "champion") else [])  # a registry store
+     for g in GROUPS for o in presets(g)],
+    ids=lambda v: str(v),
 )
 def test_every_preset_validates(group, option, tmp_path):
     extra = []
@@ -264,6 +268,7 @@ def test_validate_rejects(overrides, key, allowed):
     assert f"; allowed: {allowed}" in message
 
 
+@pytest.mark.slow  # a Hydra run of the task
 def test_a_config_error_while_hydra_sets_up_is_one_line(tmp_path):
     """Past the CLI's preflight (a plain Hydra run of the task), a ConfigError raised while Hydra sets the run
     up (here the report callback's settings) reaches the user as its one line, no traceback: it is a
