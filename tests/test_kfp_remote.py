@@ -366,13 +366,54 @@ def test_a_create_that_failed_after_creating_is_not_doubled(sweep: Sweep, server
     launcher.shutdown()
 
 
-def test_4xx_is_not_retried(sweep: Sweep, server: FakeKFP) -> None:
+@pytest.mark.parametrize("status", [400, 403, 404, 409])
+def test_4xx_is_not_retried(sweep: Sweep, server: FakeKFP, status: int) -> None:
+    """A 4xx answer (other than 429) is the request's fault: the job fails at once, in one line that carries
+    the status (as a number too, for callers that branch on it)."""
     launcher = sweep.launcher()
-    server.fail("POST", "/apis/v2beta1/runs", 400)
+    server.fail("POST", "/apis/v2beta1/runs", status)
     ret = launcher.submit(trial_overrides(sweep.study, 11, 0), 0).result(timeout=30)
-    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "KFPApiError"
-    assert "HTTP 400" in str(ret._return_value)
+    err = ret._return_value
+    assert ret.status == JobStatus.FAILED and type(err).__name__ == "KFPApiError"
+    assert err.status == status
+    assert str(err).startswith(f"create run: HTTP {status} ") and "\n" not in str(err), str(err)
     assert len(server.attempts("POST", "/apis/v2beta1/runs")) == 1
+    launcher.shutdown()
+
+
+def test_429_is_retried(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t15-a0"
+    server.script(name, "SUCCEEDED", on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 4.0}))
+    server.fail("POST", "/apis/v2beta1/runs", 429)
+    ret = launcher.submit(trial_overrides(sweep.study, 15, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 4.0
+    assert [r.status for r in server.attempts("POST", "/apis/v2beta1/runs")] == [429, 200]
+    launcher.shutdown()
+
+
+def test_a_run_deleted_while_waited_for_fails_by_the_404_status(sweep: Sweep, server: FakeKFP) -> None:
+    """GET of the run answers 404: the run is gone, the job fails as RunFailed. A 400 whose message happens to
+    say "HTTP 404" is no such answer: judged by the status, it stays an API error."""
+    launcher = sweep.launcher()
+    server.script(f"{sweep.study}-t16-a0", "RUNNING")
+    server.fail("GET", r"/apis/v2beta1/runs/run-\d+", 404)
+    ret = launcher.submit(trial_overrides(sweep.study, 16, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "RunFailed"
+    assert "no longer exists" in str(ret._return_value)
+
+    original = server._route
+
+    def bad_request_naming_404(method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
+        if method == "GET" and path.startswith("/apis/v2beta1/runs/run-"):
+            return 400, {"code": 3, "message": "HTTP 404 appears in this text only"}
+        return original(method, path, query, body)
+
+    server._route = bad_request_naming_404  # type: ignore[method-assign]
+    server.script(f"{sweep.study}-t17-a0", "RUNNING")
+    ret = launcher.submit(trial_overrides(sweep.study, 17, 0), 0).result(timeout=30)
+    err = ret._return_value
+    assert ret.status == JobStatus.FAILED and type(err).__name__ == "KFPApiError" and err.status == 400, err
     launcher.shutdown()
 
 
