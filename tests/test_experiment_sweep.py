@@ -83,6 +83,7 @@ def test_sweep_prunes_poor_trials_and_beats_production(tmp_path: Path) -> None:
     assert len(load(tmp_path, "prune_test").get_trials(deepcopy=False)) == len(trials)
 
 
+@pytest.mark.slow
 def test_a_trial_with_a_bad_value_fails_alone_with_one_line(tmp_path: Path) -> None:
     """A trial whose value the task rejects fails (retried once, then for good) with the task's one-line
     error; the rest of the sweep is unaffected and ends at the budget. The CLI refuses such a baseline before

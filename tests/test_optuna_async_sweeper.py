@@ -432,6 +432,7 @@ def test_ctrl_c_fails_the_trials_in_flight_and_the_next_run_runs_them_first(tmp_
     assert finished_before < 12
 
 
+@pytest.mark.slow
 def test_surviving_sweeper_finishes_when_its_peer_dies(tmp_path: Path) -> None:
     store = tmp_path / "study.journal"
     args = (journal(store), "hydra.sweeper.n_trials=6", "sleep_s=0.3", "hydra.sweeper.stale_after_s=2")
@@ -463,6 +464,7 @@ def test_surviving_sweeper_finishes_when_its_peer_dies(tmp_path: Path) -> None:
     assert f"its sweeper {socket.gethostname()}:{victim.pid} is gone" in done.stdout + done.stderr, done
 
 
+@pytest.mark.slow
 def test_starting_sweeper_leaves_a_live_sweepers_new_trial_alone(tmp_path: Path) -> None:
     store = tmp_path / "study.journal"
     study = optuna.create_study(study_name="sphere", storage=JournalStorage(JournalFileBackend(str(store))))
@@ -482,6 +484,7 @@ def test_starting_sweeper_leaves_a_live_sweepers_new_trial_alone(tmp_path: Path)
     assert n_finished(journal_trials(store, "sphere")) == 2
 
 
+@pytest.mark.slow
 def test_ownerless_running_trial_does_not_block_the_sweep(tmp_path: Path) -> None:
     store = tmp_path / "study.journal"
     study = optuna.create_study(study_name="sphere", storage=JournalStorage(JournalFileBackend(str(store))))
@@ -497,6 +500,7 @@ def test_ownerless_running_trial_does_not_block_the_sweep(tmp_path: Path) -> Non
 
 # ========================================================================= 3. injected failures
 @pytest.mark.parametrize("mode", ["raise_first", "exit_first"])
+@pytest.mark.slow
 def test_failed_first_attempts_are_retried(tmp_path: Path, mode: str) -> None:
     store = tmp_path / "study.journal"
     done = run("faulty", tmp_path, "sweep", journal(store), f"mode={mode}", f"marker_dir={tmp_path / 'markers'}",
@@ -515,6 +519,7 @@ def test_failed_first_attempts_are_retried(tmp_path: Path, mode: str) -> None:
     assert_best_is_best_complete(done.results, trials)
 
 
+@pytest.mark.slow
 def test_always_failing_task_stops_the_sweep_early(tmp_path: Path) -> None:
     store = tmp_path / "study.journal"
     done = run("faulty", tmp_path, "sweep", journal(store), "mode=always", "hydra.sweeper.n_trials=40")
@@ -527,6 +532,7 @@ def test_always_failing_task_stops_the_sweep_early(tmp_path: Path) -> None:
     assert 2 <= len(trials) <= 2 * IN_FLIGHT, states(trials)
 
 
+@pytest.mark.slow
 def test_stopped_sweep_leaves_no_running_trial(tmp_path: Path) -> None:
     """Trial 0 (x=-1) hangs in one slot while trial 1 (x=1) fails twice in the other: the sweep stops
     with trial 0 in flight. No job set up ahead: a random third trial would take the failing slot and might
@@ -547,6 +553,7 @@ def test_stopped_sweep_leaves_no_running_trial(tmp_path: Path) -> None:
 
 
 # ==================================================================================== 4. pruning
+@pytest.mark.slow
 def test_median_pruner_prunes_bad_trials(tmp_path: Path) -> None:
     """n_jobs=1 with enqueued trials: three good trials complete, then x=+-4.5 must be pruned at step 0."""
     store = tmp_path / "study.journal"

@@ -197,6 +197,7 @@ def test_start_and_finish_messages(sweeps, webhook: Webhook):
     assert (sweep.sweep_dir / "optimization_results.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_messages_are_slack_json(sweeps, webhook: Webhook):
     sweep = sweeps("finishes")
     path = sweep.url.split(str(webhook.port), 1)[1]
@@ -206,11 +207,13 @@ def test_messages_are_slack_json(sweeps, webhook: Webhook):
     assert all(set(p["body"]) == {"text"} for p in posts)
 
 
+@pytest.mark.slow
 def test_finishing_sweep_leaves_no_webhook_url(sweeps):
     assert_url_nowhere(sweeps("finishes"))
 
 
 # -------------------------------------------------------------------------------- a sweep that fails
+@pytest.mark.slow
 def test_failure_message_carries_the_error(sweeps, webhook: Webhook):
     sweep = sweeps("fails")
     assert sweep.proc.returncode != 0
@@ -226,6 +229,7 @@ def test_failure_message_carries_the_error(sweeps, webhook: Webhook):
     assert "MLflow:" not in failure and "mlflow ui" not in failure and "KFP:" not in failure
 
 
+@pytest.mark.slow
 def test_failing_sweep_leaves_no_webhook_url(sweeps):
     assert_url_nowhere(sweeps("fails"))
 
