@@ -8,6 +8,7 @@ with one line that names the key, the value and what is allowed, before anything
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import os
 import re
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from hydra_plugins.navitune_shared.errors import invalid
 from hydra_plugins.navitune_shared.proxy_settings import DEFAULT_IMAGE as DEFAULT_PROXY_IMAGE
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by validate())
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
@@ -28,6 +30,7 @@ from experiment.windows import register_resolver
 
 register_resolver()  # window=rolling computes its dates with it: any reader of a navitune config imports this
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the config groups (a source checkout or -e install)
 DEMAND_SOURCES = ("ml", "stats")
 SINKS = ("duckdb", "bigquery")
 # a Google Cloud project id, optionally domain-scoped (example.com:my-project)
@@ -90,17 +93,34 @@ class RollingWindowConfig(WindowConfig):
 
 @dataclass
 class PolicyConfig:
-    name: str = "production"
+    """The keys of a ``conf/policy`` option and their types. No values: production's live in
+    ``conf/policy/production.yaml`` only (Python reads them with :func:`production_policy`)."""
+
+    name: str = MISSING
     navigation: bool = True  # false: vacant drivers cruise on habit (the random_cruise baseline)
-    gamma: float = 0.93
-    max_wait_min: float = 3.0
-    road_weights: Dict[str, float] = field(
-        default_factory=lambda: {
-            "arterial": 1.0, "collector": 1.0, "local": 1.3,
-            "left": 1.0, "straight": 1.0, "right": 2.0, "uturn": 4.0,
-        }
-    )
-    compliance: float = 0.7
+    gamma: float = MISSING
+    max_wait_min: float = MISSING
+    road_weights: Dict[str, float] = MISSING  # ROAD_CLASSES and TURN_TYPES
+    compliance: float = MISSING
+
+
+PRODUCTION_YAML = CONF_DIR / "policy" / "production.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _production_yaml() -> DictConfig:
+    loaded = OmegaConf.load(PRODUCTION_YAML)
+    loaded.pop("defaults", None)
+    return OmegaConf.merge(OmegaConf.structured(PolicyConfig), loaded)  # type: ignore[return-value]
+
+
+def production_policy() -> dict[str, Any]:
+    """The production policy's values, read from ``conf/policy/production.yaml`` (the one place they are
+    written) and checked against :class:`PolicyConfig`: for code that simulates production without composing
+    a config (the tunability scans, benchmarks, tests). A fresh dict on every call."""
+    out = OmegaConf.to_container(_production_yaml(), resolve=True, throw_on_missing=True)
+    assert isinstance(out, dict)
+    return out
 
 
 @dataclass
@@ -241,16 +261,15 @@ def register_configs() -> None:
     cs.store(group="window", name="rolling_window_schema", node=RollingWindowConfig)
 
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"navitune: invalid config {key}={value!r}; allowed: {allowed}")
+def _invalid(key: str, value: Any, allowed: str) -> ConfigError:
+    return invalid(ConfigError, "navitune", f"config {key}", value, allowed)
 
 
 def parse_day(key: str, value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        _fail(key, value, "an ISO date such as 2026-06-01")
-        raise  # unreachable
+        raise _invalid(key, value, "an ISO date such as 2026-06-01") from None
 
 
 def _number(key: str, value: Any, lo: float, hi: float, allowed: str, lo_open: bool = False, hi_open: bool = False) -> None:
@@ -258,7 +277,7 @@ def _number(key: str, value: Any, lo: float, hi: float, allowed: str, lo_open: b
     ok = isinstance(value, (int, float)) and math.isfinite(value)
     ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok:
-        _fail(key, value, allowed)
+        raise _invalid(key, value, allowed)
 
 
 def _known_keys(cfg: Any) -> None:
@@ -269,7 +288,7 @@ def _known_keys(cfg: Any) -> None:
         allowed = [f.name for f in fields(schema)]
         for key in node.keys() if hasattr(node, "keys") else []:
             if key not in allowed:
-                _fail(f"{group}.{key}", node[key], f"keys {', '.join(allowed)}")
+                raise _invalid(f"{group}.{key}", node[key], f"keys {', '.join(allowed)}")
 
 
 def _node_schema(schema: type, node: Any) -> type:
@@ -292,34 +311,34 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     _check_registry(cfg)
     r, d, w, p, s = cfg.region, cfg.demand, cfg.window, cfg.policy, cfg.sink
     if r.name not in REGIONS:
-        _fail("region.name", r.name, ", ".join(REGIONS))
+        raise _invalid("region.name", r.name, ", ".join(REGIONS))
     if not 0 < r.drivers <= MAX_DRIVERS:
-        _fail("region.drivers", r.drivers, f"a whole number in [1, {MAX_DRIVERS}]")
+        raise _invalid("region.drivers", r.drivers, f"a whole number in [1, {MAX_DRIVERS}]")
     _number("region.requests_per_hour", r.requests_per_hour, 0, MAX_REQUESTS_PER_HOUR,
             f"a number in (0, {MAX_REQUESTS_PER_HOUR}]", lo_open=True)
     if not 0 <= r.network_seed <= MAX_SEED:
-        _fail("region.network_seed", r.network_seed, f"a whole number in [0, {MAX_SEED}]")
+        raise _invalid("region.network_seed", r.network_seed, f"a whole number in [0, {MAX_SEED}]")
     for k, v in r.fleet_mix.items():
         if k not in SHIFT_KINDS:
-            _fail(f"region.fleet_mix.{k}", v, f"keys {', '.join(SHIFT_KINDS)}")
+            raise _invalid(f"region.fleet_mix.{k}", v, f"keys {', '.join(SHIFT_KINDS)}")
         _number(f"region.fleet_mix.{k}", v, 0, MAX_SHARE, f"a share in [0, {MAX_SHARE}]")
     if sum(r.fleet_mix.values()) <= 0:
-        _fail("region.fleet_mix", dict(r.fleet_mix), "shares that add up to more than 0")
+        raise _invalid("region.fleet_mix", dict(r.fleet_mix), "shares that add up to more than 0")
     if d.source not in DEMAND_SOURCES:
-        _fail("demand.source", d.source, ", ".join(DEMAND_SOURCES))
+        raise _invalid("demand.source", d.source, ", ".join(DEMAND_SOURCES))
     _number("demand.ml_error", d.ml_error, 0, 2, "0 <= ml_error <= 2")
     _number("demand.ml_late_prob", d.ml_late_prob, 0, 1, "0 <= ml_late_prob <= 1")
     _number("demand.patience_median_min", d.patience_median_min, 0, 240, "minutes in (0, 240]", lo_open=True)
     _check_rolling(w)
     start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
     if end <= start:
-        _fail("window.end", w.end, f"a date after window.start ({w.start})")
+        raise _invalid("window.end", w.end, f"a date after window.start ({w.start})")
     if (end - start).days > MAX_WINDOW_DAYS:
-        _fail("window.end", w.end, f"at most {MAX_WINDOW_DAYS} days after window.start")
+        raise _invalid("window.end", w.end, f"at most {MAX_WINDOW_DAYS} days after window.start")
     if not 0 <= w.seed <= MAX_SEED:
-        _fail("window.seed", w.seed, f"a whole number in [0, {MAX_SEED}]")
+        raise _invalid("window.seed", w.seed, f"a whole number in [0, {MAX_SEED}]")
     if w.drivers is not None and not 0 < w.drivers <= MAX_DRIVERS:
-        _fail("window.drivers", w.drivers, f"null or a whole number in [1, {MAX_DRIVERS}]")
+        raise _invalid("window.drivers", w.drivers, f"null or a whole number in [1, {MAX_DRIVERS}]")
     if w.max_shift_h is not None:
         _number("window.max_shift_h", w.max_shift_h, 0, 24, "null or hours in (0, 24]", lo_open=True)
     _number("policy.gamma", p.gamma, 0, 1, "0 <= gamma < 1", hi_open=True)
@@ -327,12 +346,12 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     _number("policy.compliance", p.compliance, 0, 1, "0 <= compliance <= 1")
     for k, v in p.road_weights.items():
         if k not in ROAD_WEIGHT_KEYS:
-            _fail(f"policy.road_weights.{k}", v, f"keys {', '.join(ROAD_WEIGHT_KEYS)}")
+            raise _invalid(f"policy.road_weights.{k}", v, f"keys {', '.join(ROAD_WEIGHT_KEYS)}")
         _number(f"policy.road_weights.{k}", v, 0, 100, "a weight in [0, 100]")
     if s.kind not in SINKS:
-        _fail("sink.kind", s.kind, ", ".join(SINKS))
+        raise _invalid("sink.kind", s.kind, ", ".join(SINKS))
     if not SQL_NAME.fullmatch(str(s.table)):
-        _fail("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")
+        raise _invalid("sink.table", s.table, "a SQL name: letters, digits and _ (not starting with a digit)")
     _check_outputs(cfg)
     _check_sink(s)
     _check_scenario(cfg)
@@ -349,33 +368,33 @@ def _check_rolling(w: Any) -> None:
     try:
         parse_as_of(w.as_of)
     except ValueError:
-        _fail("window.as_of", w.as_of, f"{AS_OF_FORMAT} between {MIN_AS_OF} and {MAX_AS_OF} (default: today)")
+        raise _invalid("window.as_of", w.as_of, f"{AS_OF_FORMAT} between {MIN_AS_OF} and {MAX_AS_OF} (default: today)")
     for key in ("tune_days", "test_days"):
         try:
             check_days(key, getattr(w, key))
         except ValueError:
-            _fail(f"window.{key}", getattr(w, key), f"a whole number of days in [1, {MAX_SPAN_DAYS}]")
+            raise _invalid(f"window.{key}", getattr(w, key), f"a whole number of days in [1, {MAX_SPAN_DAYS}]")
     if w.span not in SPANS:
-        _fail("window.span", w.span, ", ".join(SPANS))
+        raise _invalid("window.span", w.span, ", ".join(SPANS))
 
 
 def _check_sink(s: Any) -> None:
     """Each sink kind needs its own keys (one schema holds both: the proxy group does the same)."""
     if s.kind == "duckdb":
         if not s.path or not _file_path_ok(str(s.path)):
-            _fail("sink.path", s.path, "a file path for the DuckDB results file (not a directory, in a "
+            raise _invalid("sink.path", s.path, "a file path for the DuckDB results file (not a directory, in a "
                                        "directory that exists or can be created)")
         return
     if s.project is not None and not GCP_PROJECT.fullmatch(str(s.project)):
-        _fail("sink.project", s.project, "null (the credentials' project) or a Google Cloud project id")
+        raise _invalid("sink.project", s.project, "null (the credentials' project) or a Google Cloud project id")
     if s.project is None and s.api_endpoint:
-        _fail("sink.project", s.project, "a Google Cloud project id (required with sink.api_endpoint)")
+        raise _invalid("sink.project", s.project, "a Google Cloud project id (required with sink.api_endpoint)")
     if s.dataset is None or not BQ_DATASET.fullmatch(str(s.dataset)):
-        _fail("sink.dataset", s.dataset, "a BigQuery dataset name: letters, digits and _")
+        raise _invalid("sink.dataset", s.dataset, "a BigQuery dataset name: letters, digits and _")
     if s.location is not None and not BQ_LOCATION.fullmatch(str(s.location)):
-        _fail("sink.location", s.location, "null or a BigQuery location such as US, EU, asia-northeast1")
+        raise _invalid("sink.location", s.location, "null or a BigQuery location such as US, EU, asia-northeast1")
     if s.api_endpoint is not None and not HTTP_URL.fullmatch(str(s.api_endpoint)):
-        _fail("sink.api_endpoint", s.api_endpoint, "null (BigQuery itself) or http(s)://host[:port] of an emulator")
+        raise _invalid("sink.api_endpoint", s.api_endpoint, "null (BigQuery itself) or http(s)://host[:port] of an emulator")
 
 
 def _check_registry(cfg: Any) -> None:
@@ -385,7 +404,7 @@ def _check_registry(cfg: Any) -> None:
 
     registry = cfg.get("registry") if hasattr(cfg, "get") else getattr(cfg, "registry", None)
     if registry is not None and registry.promotion not in PROMOTIONS:
-        _fail("registry.promotion", registry.promotion, ", ".join(PROMOTIONS))
+        raise _invalid("registry.promotion", registry.promotion, ", ".join(PROMOTIONS))
     if not isinstance(cfg, DictConfig):
         return
     from omegaconf.errors import InterpolationResolutionError
@@ -409,13 +428,13 @@ def _check_scenario(cfg: Any) -> None:
     for key in ("monthly_demand", "monthly_patience"):
         values = list(getattr(node, key))
         if len(values) != 12 or any(not (0 < float(v) <= 10) for v in values):
-            _fail(f"scenario.{key}", values, "12 factors in (0, 10], January first")
+            raise _invalid(f"scenario.{key}", values, "12 factors in (0, 10], January first")
     parse_day("scenario.trend_anchor", node.trend_anchor)
     for i, c in enumerate(node.changes):
         key = f"scenario.changes[{i}]"
         parse_day(f"{key}.start", c.start)
         if c.end is not None and parse_day(f"{key}.end", c.end) <= parse_day(f"{key}.start", c.start):
-            _fail(f"{key}.end", c.end, f"null or a date after {key}.start ({c.start})")
+            raise _invalid(f"{key}.end", c.end, f"null or a date after {key}.start ({c.start})")
         for f in ("demand", "patience", "congestion", "right_turn_delay", "fleet"):
             _number(f"{key}.{f}", getattr(c, f), 0, 10, "a factor in (0, 10]", lo_open=True)
     try:
@@ -456,7 +475,7 @@ def _check_tracking(cfg: Any) -> None:
         if tracking.kind == "local" and uri.startswith("sqlite:///"):
             path = uri[len("sqlite:///"):]
             if path in ("", ":memory:") or path.startswith(":memory:") or not _file_path_ok(path):
-                _fail("tracking.uri", uri, "sqlite:///PATH of a store file (not :memory:, which would keep "
+                raise _invalid("tracking.uri", uri, "sqlite:///PATH of a store file (not :memory:, which would keep "
                                            "nothing, nor a directory)")
 
 
@@ -479,7 +498,7 @@ def _check_outputs(cfg: Any) -> None:
     out = str(paths.outputs or "").strip()
     allowed = "a directory path (created if missing; not empty, not a file such as /dev/null)"
     if not out or out.rstrip("/") == "" or not _dir_path_ok(out):
-        _fail("paths.outputs", paths.outputs, allowed)
+        raise _invalid("paths.outputs", paths.outputs, allowed)
 
 
 def _existing_ancestor(path: Path) -> Path:

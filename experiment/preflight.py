@@ -8,12 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hydra_plugins.navitune_shared.errors import invalid_text
 from omegaconf import DictConfig, OmegaConf
 
-from experiment.config import ConfigError, check_memory, register_configs
+from experiment.config import CONF_DIR as _CONF_DIR, ConfigError, check_memory, register_configs
 from experiment.errors import SinkError
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(_CONF_DIR)
 GROUPS = ("region", "demand", "window", "policy", "sink", "proxy", "experiment", "search_space", "notify",
           "tracking", "scenario")
 
@@ -272,7 +273,7 @@ def composition_error(err: Exception, argv: list[str]) -> str | None:
     if isinstance(cause, ValidationError):
         field = schema_field(group, rest)
         expected = f"a value of type {field.type}" if field is not None else "a value of the schema's type"
-        return f"navitune: invalid config {key}={value!r}; allowed: {expected}"
+        return invalid_text("navitune", f"config {key}", value, expected)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         parent = key.rsplit(".", 1)[0]
         if parent == "policy.road_weights":

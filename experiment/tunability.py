@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from experiment.config import production_policy
 from experiment.sim.navigation import NavigationParams
 from experiment.sim.scenario import Scenario
 from experiment.sim.simulate import SimParams, simulate
@@ -32,9 +33,14 @@ SCANS: dict[str, tuple[float, ...]] = {
     "road_weights.right": (0.0, 1.0, 2.0, 4.0, 6.0, 10.0),
 }
 
-PRODUCTION = NavigationParams.from_road_weights(
-    0.93, 3.0, {"local": 1.3, "right": 2.0, "uturn": 4.0}, compliance=0.7
-)
+def production_params() -> NavigationParams:
+    """The simulator's parameters of conf/policy/production.yaml (experiment.config.production_policy)."""
+    p = production_policy()
+    return NavigationParams.from_road_weights(float(p["gamma"]), float(p["max_wait_min"]), dict(p["road_weights"]),
+                                              compliance=float(p["compliance"]))
+
+
+PRODUCTION = production_params()
 
 
 def short_window(n_days: int = 2, seed: int = 1) -> SimParams:

@@ -24,7 +24,7 @@ from hydra.core.config_store import ConfigStore
 
 import experiment.__main__  # noqa: F401  (registers the schema exactly as the CLI does)
 from experiment.app import run
-from experiment.config import ConfigError, register_configs
+from experiment.config import ConfigError, production_policy, register_configs
 
 if "navitune_schema.yaml" not in ConfigStore.instance().repo:
     register_configs()
@@ -116,6 +116,7 @@ def is_number(v) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- base run
+@pytest.mark.slow
 def test_exit_zero_and_one_run_directory(runs):
     r = ok(runs("base"))
     assert len(r.run_dirs) == 1, r.run_dirs
@@ -130,6 +131,7 @@ def test_exit_zero_and_one_run_directory(runs):
     assert sorted(p.name for p in r.outputs.iterdir()) == ["mlartifacts", "mlflow.db", "results.duckdb", "runs"]
 
 
+@pytest.mark.slow
 def test_summary_contract(runs):
     s = ok(runs("base")).summary
     missing = [k for k in CONTRACT_KEYS if k not in s]
@@ -153,16 +155,20 @@ def test_summary_contract(runs):
     p = s["params"]
     assert isinstance(p, dict)
     assert p["policy"] == "production" and p["navigation"] is True
-    assert p["gamma"] == 0.93 and p["max_wait_min"] == 3.0 and p["compliance"] == 0.7
-    assert p["road_weights.right"] == 2.0 and p["road_weights.uturn"] == 4.0 and p["road_weights.local"] == 1.3
+    prod = production_policy()  # conf/policy/production.yaml, flattened as the summary writes it
+    assert {k: p[k] for k in ("gamma", "max_wait_min", "compliance")} == {
+        k: prod[k] for k in ("gamma", "max_wait_min", "compliance")}
+    assert {k: p[f"road_weights.{k}"] for k in prod["road_weights"]} == prod["road_weights"]
     assert s["drivers"] == 120
 
 
+@pytest.mark.slow
 def test_objective_is_revenue_per_driver_day(runs):
     s = ok(runs("base")).summary
     assert s["objective"] == s["revenue_per_driver_day_yen"]
 
 
+@pytest.mark.slow
 def test_duckdb_rows_match_summary(runs):
     r = ok(runs("base"))
     s = r.summary
@@ -193,6 +199,7 @@ def test_duckdb_rows_match_summary(runs):
     assert 0 < worked <= n
 
 
+@pytest.mark.slow
 def test_console_log_line(runs):
     r = ok(runs("base"))
     lines = [ln for ln in r.proc.stdout.splitlines() if "yen/driver-day" in ln]
@@ -204,6 +211,7 @@ def test_console_log_line(runs):
 
 
 # --------------------------------------------------------------------------------- more CLI runs
+@pytest.mark.slow
 def test_same_seed_same_objective(runs):
     a, b = ok(runs("base")).summary, ok(runs("repeat")).summary
     assert b["objective"] == a["objective"]
@@ -211,18 +219,21 @@ def test_same_seed_same_objective(runs):
     assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
 
 
+@pytest.mark.slow
 def test_other_seed_other_objective(runs):
     a, c = ok(runs("base")).summary, ok(runs("seed8")).summary
     assert c["seed"] == 8
     assert c["objective"] != a["objective"]
 
 
+@pytest.mark.slow
 def test_policy_override_reaches_the_run(runs):
     s = ok(runs("gamma")).summary
     assert s["params"]["gamma"] == 0.5
     assert s["objective"] != ok(runs("base")).summary["objective"]
 
 
+@pytest.mark.slow
 def test_demand_override_reaches_the_run(runs):
     r = ok(runs("stats"))
     assert r.summary["demand_source"] == "stats"
@@ -233,6 +244,7 @@ def test_demand_override_reaches_the_run(runs):
         con.close()
 
 
+@pytest.mark.slow
 def test_random_cruise_has_no_navigation(runs):
     r = ok(runs("random_cruise"))
     s = r.summary
@@ -242,6 +254,7 @@ def test_random_cruise_has_no_navigation(runs):
     assert s["objective"] > 0
 
 
+@pytest.mark.slow
 def test_experiment_smoke_preset(runs):
     r = ok(runs("experiment_smoke"))
     s = r.summary
@@ -250,6 +263,7 @@ def test_experiment_smoke_preset(runs):
     assert s["objective"] == ok(runs("base")).summary["objective"]
 
 
+@pytest.mark.slow
 def test_runs_accumulate_in_one_duckdb_file(runs):
     first, second = runs("shared_store")
     ok(first)
@@ -268,6 +282,7 @@ def composed(*overrides: str):
         return compose(config_name="config", overrides=list(overrides))
 
 
+@pytest.mark.slow
 def test_run_in_process(tmp_path, runs):
     outputs = tmp_path / "outputs"
     job_dir = tmp_path / "job"

@@ -12,6 +12,8 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
+from experiment.config import production_policy
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,7 +51,9 @@ def test_sweep_prunes_poor_trials_and_beats_production(tmp_path: Path) -> None:
     assert len(finished) == 14
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     baseline = trials[0]
-    assert baseline.params == {"policy.gamma": 0.93, "policy.max_wait_min": 3.0, "policy.road_weights.right": 2.0}
+    prod = production_policy()
+    assert baseline.params == {"policy.gamma": prod["gamma"], "policy.max_wait_min": prod["max_wait_min"],
+                               "policy.road_weights.right": prod["road_weights"]["right"]}
     assert baseline.state == optuna.trial.TrialState.COMPLETE
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned, "no trial was pruned"
@@ -79,6 +83,7 @@ def test_sweep_prunes_poor_trials_and_beats_production(tmp_path: Path) -> None:
     assert len(load(tmp_path, "prune_test").get_trials(deepcopy=False)) == len(trials)
 
 
+@pytest.mark.slow
 def test_a_trial_with_a_bad_value_fails_alone_with_one_line(tmp_path: Path) -> None:
     """A trial whose value the task rejects fails (retried once, then for good) with the task's one-line
     error; the rest of the sweep is unaffected and ends at the budget. The CLI refuses such a baseline before

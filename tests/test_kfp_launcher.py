@@ -30,11 +30,13 @@ def test_discovered_by_hydra() -> None:
     assert KFPLauncher.__name__ in [c.__name__ for c in Plugins.instance().discover(Launcher)]
 
 
+@pytest.mark.slow  # Hydra's suite on kfp.local: a pipeline run per job
 @pytest.mark.parametrize("launcher_name, overrides", [("kfp", ["hydra.launcher.backend=local"])])
 class TestKFPLauncherLocal(LauncherTestSuite):
     """Hydra's LauncherTestSuite, every job a kfp.local run of the compiled pipeline."""
 
 
+@pytest.mark.slow  # Hydra's suite on kfp.local: a pipeline run per job
 @pytest.mark.parametrize(
     "task_launcher_cfg, extra_flags",
     [({"defaults": [{"override hydra/launcher": "kfp"}, "_self_"]}, ["-m", "hydra.launcher.backend=local"])],
@@ -101,6 +103,7 @@ def _app_launcher(tmp_path: Path, *overrides: str):
     return launcher, init
 
 
+@pytest.mark.slow
 def test_local_failures_keep_their_type_and_crashes_and_timeouts_fail_alone(tmp_path: Path) -> None:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus
@@ -127,6 +130,7 @@ def test_local_failures_keep_their_type_and_crashes_and_timeouts_fail_alone(tmp_
         GlobalHydra.instance().clear()
 
 
+@pytest.mark.slow
 def test_n_jobs_runs_at_a_time(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(APP)
@@ -148,6 +152,7 @@ def _cli(tmp_path: Path, *overrides: str, env: dict | None = None) -> subprocess
                           env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_compile_only_writes_the_pipeline_and_nothing_else(tmp_path: Path) -> None:
     secret = "Sup3r-Secret-Value-91"
     proc = _cli(
@@ -187,6 +192,7 @@ def test_compile_only_writes_the_pipeline_and_nothing_else(tmp_path: Path) -> No
     assert not (tmp_path / "outputs" / "results.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_compile_only_with_the_optuna_sweeper_creates_no_trial(tmp_path: Path) -> None:
     """The default sweeper (optuna_async) with compile_only: the pipeline is written, the search space checked,
     and no trial is created (jobs that only compile would otherwise "fail" and be retried)."""

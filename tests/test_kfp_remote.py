@@ -281,9 +281,9 @@ def test_canceled_and_skipped_runs_fail_the_job(sweep: Sweep, server: FakeKFP, s
     launcher = sweep.launcher()
     name = f"{sweep.study}-t1-a0"
     server.script(name, *states)
-    t0 = time.monotonic()
     ret = launcher.submit(trial_overrides(sweep.study, 1, 0), 0).result(timeout=30)
-    assert time.monotonic() - t0 < 10  # it stops at once (kfp's own wait would go on until its timeout)
+    # it stops at the first final answer (kfp's own wait would go on polling until its timeout)
+    assert len(server.calls("GET", r"/apis/v2beta1/runs/run-\d+")) == len(states)
     assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == error_type
     assert words in str(ret._return_value)
     launcher.shutdown()
@@ -366,13 +366,54 @@ def test_a_create_that_failed_after_creating_is_not_doubled(sweep: Sweep, server
     launcher.shutdown()
 
 
-def test_4xx_is_not_retried(sweep: Sweep, server: FakeKFP) -> None:
+@pytest.mark.parametrize("status", [400, 403, 404, 409])
+def test_4xx_is_not_retried(sweep: Sweep, server: FakeKFP, status: int) -> None:
+    """A 4xx answer (other than 429) is the request's fault: the job fails at once, in one line that carries
+    the status (as a number too, for callers that branch on it)."""
     launcher = sweep.launcher()
-    server.fail("POST", "/apis/v2beta1/runs", 400)
+    server.fail("POST", "/apis/v2beta1/runs", status)
     ret = launcher.submit(trial_overrides(sweep.study, 11, 0), 0).result(timeout=30)
-    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "KFPApiError"
-    assert "HTTP 400" in str(ret._return_value)
+    err = ret._return_value
+    assert ret.status == JobStatus.FAILED and type(err).__name__ == "KFPApiError"
+    assert err.status == status
+    assert str(err).startswith(f"create run: HTTP {status} ") and "\n" not in str(err), str(err)
     assert len(server.attempts("POST", "/apis/v2beta1/runs")) == 1
+    launcher.shutdown()
+
+
+def test_429_is_retried(sweep: Sweep, server: FakeKFP) -> None:
+    launcher = sweep.launcher()
+    name = f"{sweep.study}-t15-a0"
+    server.script(name, "SUCCEEDED", on_end=lambda run: sweep.publish(name, {"status": "COMPLETED", "value": 4.0}))
+    server.fail("POST", "/apis/v2beta1/runs", 429)
+    ret = launcher.submit(trial_overrides(sweep.study, 15, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.COMPLETED and ret.return_value == 4.0
+    assert [r.status for r in server.attempts("POST", "/apis/v2beta1/runs")] == [429, 200]
+    launcher.shutdown()
+
+
+def test_a_run_deleted_while_waited_for_fails_by_the_404_status(sweep: Sweep, server: FakeKFP) -> None:
+    """GET of the run answers 404: the run is gone, the job fails as RunFailed. A 400 whose message happens to
+    say "HTTP 404" is no such answer: judged by the status, it stays an API error."""
+    launcher = sweep.launcher()
+    server.script(f"{sweep.study}-t16-a0", "RUNNING")
+    server.fail("GET", r"/apis/v2beta1/runs/run-\d+", 404)
+    ret = launcher.submit(trial_overrides(sweep.study, 16, 0), 0).result(timeout=30)
+    assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "RunFailed"
+    assert "no longer exists" in str(ret._return_value)
+
+    original = server._route
+
+    def bad_request_naming_404(method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
+        if method == "GET" and path.startswith("/apis/v2beta1/runs/run-"):
+            return 400, {"code": 3, "message": "HTTP 404 appears in this text only"}
+        return original(method, path, query, body)
+
+    server._route = bad_request_naming_404  # type: ignore[method-assign]
+    server.script(f"{sweep.study}-t17-a0", "RUNNING")
+    ret = launcher.submit(trial_overrides(sweep.study, 17, 0), 0).result(timeout=30)
+    err = ret._return_value
+    assert ret.status == JobStatus.FAILED and type(err).__name__ == "KFPApiError" and err.status == 400, err
     launcher.shutdown()
 
 
@@ -381,11 +422,12 @@ def test_shutdown_leaves_runs_or_terminates_them(sweep: Sweep, server: FakeKFP) 
     launcher = sweep.launcher()
     server.script(f"{sweep.study}-t13-a0", "RUNNING")
     fut = launcher.submit(trial_overrides(sweep.study, 13, 0), 0)
-    deadline = time.monotonic() + 10
-    while not server.calls("GET", r"/apis/v2beta1/runs/run-\d+") and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while not server.calls("GET", r"/apis/v2beta1/runs/run-\d+"):  # the run exists and is being watched
+        assert time.monotonic() < deadline, "the launcher never polled the run"
         time.sleep(0.01)
     launcher.shutdown()
-    ret = fut.result(timeout=10)
+    ret = fut.result(timeout=60)
     assert ret.status == JobStatus.FAILED and type(ret._return_value).__name__ == "LauncherShutdown"
     terminated = server.calls("POST", r"/apis/v2beta1/runs/run-\d+:terminate")
     cancel = "hydra.launcher.cancel_on_shutdown=true" in sweep.overrides

@@ -4,6 +4,7 @@ concurrency and the Future-based ``submit`` an asynchronous sweeper uses."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -61,9 +62,20 @@ def task(cfg: DictConfig) -> float:
         os._exit(3)           # a hard crash: no exception, no result
     if mode == "raise":
         raise ValueError("simulated failure")
-    time.sleep(float(cfg.get("sleep", 0)))
+    gate = cfg.get("gate")
+    if gate:  # held: mark this job as in its task, wait (bounded) for the test to open the gate
+        run = os.path.join(gate, "running")
+        os.makedirs(run, exist_ok=True)
+        open(os.path.join(run, str(cfg.x)), "w").close()
+        in_task = len(os.listdir(run))  # this job and the others in their task right now
+        deadline = time.monotonic() + 60.0
+        while not os.path.exists(os.path.join(gate, "open")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.unlink(os.path.join(run, str(cfg.x)))
+    else:
+        in_task = 0
     with open(os.path.join(cfg.out, f"{cfg.x}.pid"), "w") as fh:
-        fh.write(f"{os.getpid()} {time.time()}")
+        fh.write(f"{os.getpid()} {in_task}")
     return float(cfg.x) ** 2
 
 if __name__ == "__main__":
@@ -81,16 +93,46 @@ def run_app(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
 
 
+def _wait_for(condition, what: str, proc: subprocess.Popen, deadline_s: float = 60.0) -> None:
+    """Poll ``condition`` until it holds (the sweep must still run meanwhile); fail after ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert proc.poll() is None, f"the sweep ended while waiting for {what}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_each_job_in_its_own_process_and_n_jobs_at_a_time(tmp_path: Path) -> None:
-    proc = run_app(tmp_path, "+x=1,2,3,4", "+sleep=0.6", "hydra.launcher.n_jobs=2")
-    assert proc.returncode == 0, proc.stderr
-    stamps = [(tmp_path / "out" / f"{x}.pid").read_text().split() for x in (1, 2, 3, 4)]
+    """n_jobs=2: the jobs hold in their task until the test opens a gate. Two are in their task at once (seen,
+    not inferred from timestamps), and a third, set up ahead, does not enter its task while they hold; each
+    job counts the jobs in their task when it enters, and none ever saw more than two."""
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    out, gate = tmp_path / "out", tmp_path / "gate"
+    out.mkdir()
+    running = gate / "running"
+    cmd = [sys.executable, str(app), "-m", "hydra/launcher=process_pool", f"+out={out}", f"+gate={gate}",
+           f"hydra.sweep.dir={tmp_path / 'sweep'}", "+x=1,2,3,4", "hydra.launcher.n_jobs=2",
+           "hydra.launcher.prepare_ahead=1"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: running.exists() and len(list(running.iterdir())) >= 2, "two jobs in their task", proc)
+        # the third job is set up ahead (its .hydra files written last, just before it waits for a slot) ...
+        third = tmp_path / "sweep" / "2" / ".hydra" / "overrides.yaml"
+        _wait_for(third.exists, "the third job to be set up ahead", proc)
+        assert len(list(running.iterdir())) == 2  # ... and waits: the two slots are taken
+        (gate / "open").touch()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err
+    stamps = [(out / f"{x}.pid").read_text().split() for x in (1, 2, 3, 4)]
     pids = {int(p) for p, _ in stamps}
     assert len(pids) == 4 and os.getpid() not in pids  # one fresh process per job
-    ends = sorted(float(t) for _, t in stamps)
-    # 4 jobs of 0.6 s with 2 slots: two waves, the second starting after the first ends
-    assert ends[3] - ends[0] >= 0.5
-    assert ends[1] - ends[0] < 0.5  # the first two ran side by side
+    assert max(int(n) for _, n in stamps) == 2, stamps  # never more than n_jobs in their task
 
 
 @contextmanager
@@ -119,9 +161,13 @@ def composed(tmp_path: Path, config_yaml: str) -> Iterator[tuple[Any, Any]]:
 def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
     """os._exit in one job: that job fails with its exit code, the others still finish."""
     with composed(tmp_path, "x: 0\nmode: ok\nout: .\n") as (cfg, ctx):
+        gate = tmp_path / "open"
+
         def task(c):
-            if c.mode == "sleep":
-                time.sleep(1.0)
+            if c.mode == "hold":  # until the test opens the gate (bounded)
+                deadline = time.monotonic() + 60.0
+                while not gate.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
             if c.mode == "exit":
                 os._exit(3)
             if c.mode == "raise":
@@ -138,22 +184,19 @@ def test_a_crashing_job_fails_alone(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="simulated failure"):
             rets[2].return_value
 
-        # submit(): a Future per job; the fast one finishes first while the slow one still runs
-        t0 = time.monotonic()
-        slow = launcher.submit(["x=5", "mode=sleep"], 10)
+        # submit(): a Future per job; the fast one finishes while the held one still runs in the other slot
+        held = launcher.submit(["x=5", "mode=hold"], 10)
         fast = launcher.submit(["x=6"], 11)
-        assert fast.result(timeout=30).return_value == 60
-        assert not slow.done()  # the slot of the fast job is free while the slow one still runs
-        assert slow.result(timeout=30).return_value == 50
-        assert time.monotonic() - t0 >= 1.0
+        assert fast.result(timeout=60).return_value == 60
+        assert not held.done()  # it cannot end before the gate opens
+        gate.touch()
+        assert held.result(timeout=60).return_value == 50
         launcher.shutdown()
 
 
 def test_a_job_forked_while_the_sweeper_holds_ctrl_c_back_still_takes_ctrl_c(tmp_path: Path) -> None:
     """The sweeper holds SIGINT back while it books trials, and the scheduler thread may fork a job meanwhile:
     the job must still get Python's own handler (Ctrl-C = KeyboardInterrupt), not the sweeper's."""
-    import signal
-
     from hydra_plugins.navitune_optuna.interrupts import HeldInterrupt as _HeldInterrupt
 
     with composed(tmp_path, "x: 0\n") as (cfg, ctx):
@@ -192,7 +235,8 @@ from omegaconf import DictConfig
 def task(cfg: DictConfig) -> int:
     start = time.monotonic()
     seen_next = None
-    if cfg.get("watch_next"):  # wait (bounded) for the next job's directory to be set up while this one runs
+    if int(cfg.x) <= int(cfg.get("watch_next", 0)):  # the jobs with x up to watch_next watch the next one:
+        # wait (bounded) for the next job's directory to be set up while this one runs
         nxt = os.path.join(os.path.dirname(os.getcwd()), str(int(cfg.x)), ".hydra", "config.yaml")
         deadline = start + 20.0
         while not os.path.exists(nxt) and time.monotonic() < deadline:
@@ -219,9 +263,10 @@ def _ahead_cmd(tmp_path: Path, *overrides: str) -> list[str]:
 
 def test_the_next_job_is_set_up_while_the_slot_is_busy(tmp_path: Path) -> None:
     """n_jobs=1, prepare_ahead=1: job 1 (x=1, job dir sweep/0) sees job 2's directory and .hydra files appear
-    while it still runs (without preparing ahead they appear only after it ends, and it waits 20 s in vain);
+    while it still runs, and so does job 2 for job 3 (without preparing ahead they appear only after it ends,
+    and it waits 20 s in vain);
     the tasks themselves still run one at a time, in submission order."""
-    cmd = _ahead_cmd(tmp_path, "+x=1,2,3", "+watch_next=true", "hydra.launcher.n_jobs=1",
+    cmd = _ahead_cmd(tmp_path, "+x=1,2,3", "+watch_next=2", "hydra.launcher.n_jobs=1",
                      "hydra.launcher.prepare_ahead=1")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -236,9 +281,6 @@ def test_the_next_job_is_set_up_while_the_slot_is_busy(tmp_path: Path) -> None:
 def test_a_job_set_up_ahead_ends_when_the_sweep_process_dies(tmp_path: Path) -> None:
     """kill -9 of the process that runs the launcher: the job waiting for a slot never runs its task and its
     process ends by itself (it does not linger as an orphan)."""
-    import json
-    import signal
-
     cmd = _ahead_cmd(tmp_path, "+x=1,2", "+sleep=600", "hydra.launcher.n_jobs=1", "hydra.launcher.prepare_ahead=1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -273,10 +315,17 @@ def test_a_job_set_up_ahead_ends_when_the_sweep_process_dies(tmp_path: Path) -> 
     assert not (tmp_path / "out" / "2.json").exists()
 
 
+@pytest.mark.slow  # 6 s of sleeping jobs
 def test_time_limit_counts_from_the_start_of_the_task(tmp_path: Path) -> None:
-    """A job set up ahead waits for its slot; the wait does not count against timeout_s."""
-    cmd = _ahead_cmd(tmp_path, "+x=1,2", "+sleep=2.0", "hydra.launcher.n_jobs=1", "hydra.launcher.prepare_ahead=1",
-                     "hydra.launcher.timeout_s=3.5")
+    """A job set up ahead waits for its slot; the wait does not count against timeout_s. Job 1 sleeps 3 s only
+    after it has seen job 2 set up, so job 2 waits at least 3 s and then runs 3 s: counted from its set-up
+    it would be over the 5 s limit for sure; counted from its task's start it has 2 s to spare."""
+    cmd = _ahead_cmd(tmp_path, "+x=1,2", "+watch_next=1", "+sleep=3.0", "hydra.launcher.n_jobs=1",
+                     "hydra.launcher.prepare_ahead=1", "hydra.launcher.timeout_s=5")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr  # job 2 was forked ~2 s before its slot freed, then ran 2 s
-    assert (tmp_path / "out" / "2.json").exists()
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    first, second = (json.loads((tmp_path / "out" / f"{x}.json").read_text()) for x in (1, 2))
+    assert first["seen_next"] is True  # job 2 was set up before job 1's 3 s began
+    assert second["start"] >= first["end"]

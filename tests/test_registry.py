@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
+from experiment.config import production_policy
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "tokyo_central"
 KNOWN_GOOD = {"policy.gamma": 0.96, "policy.max_wait_min": 7.5, "policy.road_weights.right": 4.3}
@@ -351,7 +353,9 @@ def test_the_sweep_baseline_is_the_champion_when_there_is_one(tmp_path: Path,
             cfg = compose(config_name="config", overrides=[*outputs, *extra], return_hydra_config=True)
         return OmegaConf.to_container(cfg.hydra.sweeper.enqueue[0], resolve=True)  # type: ignore[return-value]
 
-    production = {"policy.gamma": 0.93, "policy.max_wait_min": 3.0, "policy.road_weights.right": 2.0}
+    prod = production_policy()
+    production = {"policy.gamma": prod["gamma"], "policy.max_wait_min": prod["max_wait_min"],
+                  "policy.road_weights.right": prod["road_weights"]["right"]}
     assert baseline() == production
     assert champion(["init", *outputs], capsys)[0] == 0
     assert baseline() == production  # v1 is production

@@ -84,6 +84,7 @@ def check_report(d: Path, replications: int) -> dict:
 
 
 # -------------------------------------------------------------------------------------------- the maths
+@pytest.mark.slow
 def test_identical_results_give_exactly_zero_and_no_promotion() -> None:
     values = [28_650.5, 29_101.25, 27_999.0, 28_400.75, 28_800.0]
     iv = paired_improvement(values, list(values))
@@ -151,6 +152,7 @@ def test_the_study_storage_is_resolved_from_the_environment_and_the_sweeps_cwd(m
     assert storage is None and "cannot be resolved" in problem
 
 
+@pytest.mark.slow
 def test_common_random_numbers_make_a_policy_tie_with_itself_on_real_simulations() -> None:
     """Two simulations of the same parameters with the same seed (in two worker processes) are identical, so
     the paired improvement is exactly 0; another seed gives another week."""
@@ -174,6 +176,7 @@ def test_a_failing_report_costs_one_warning_not_the_sweep(tmp_path: Path, caplog
     assert report_paths(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_bad_sweep_dir_is_one_line(tmp_path: Path) -> None:
     for args, text in (([str(tmp_path / "missing")], "is not a directory"),
                        ([str(tmp_path)], "holds no optimization_results.yaml")):

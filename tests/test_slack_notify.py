@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from experiment.config import ConfigError
+from experiment.config import ConfigError, production_policy
 from experiment.notify.slack import SlackNotifier, _mask
 from tests.fixtures.mlflow import MLflowServer
 
@@ -171,6 +171,7 @@ def load_study(sweep: Sweep) -> Any:
 
 
 # ------------------------------------------------------------------------------ a sweep that finishes
+@pytest.mark.slow
 def test_start_and_finish_messages(sweeps, webhook: Webhook):
     sweep = sweeps("finishes")
     assert sweep.proc.returncode == 0, sweep.proc.stderr[-3000:]
@@ -184,7 +185,7 @@ def test_start_and_finish_messages(sweeps, webhook: Webhook):
     study = load_study(sweep)
     best = study.best_trial
     (base,) = [t for t in study.trials if t.user_attrs.get("navitune:baseline") == 0]
-    assert base.number == 0 and base.params["policy.gamma"] == 0.93  # the production parameters ran first
+    assert base.number == 0 and base.params["policy.gamma"] == production_policy()["gamma"]  # production first
     pct = (best.value - base.value) / abs(base.value) * 100
     assert finish.startswith(":white_check_mark: *navitune sweep finished*: study `navitune_tokyo_central_smoke_ml` "
                              "after ")
@@ -196,6 +197,7 @@ def test_start_and_finish_messages(sweeps, webhook: Webhook):
     assert (sweep.sweep_dir / "optimization_results.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_messages_are_slack_json(sweeps, webhook: Webhook):
     sweep = sweeps("finishes")
     path = sweep.url.split(str(webhook.port), 1)[1]
@@ -205,11 +207,13 @@ def test_messages_are_slack_json(sweeps, webhook: Webhook):
     assert all(set(p["body"]) == {"text"} for p in posts)
 
 
+@pytest.mark.slow
 def test_finishing_sweep_leaves_no_webhook_url(sweeps):
     assert_url_nowhere(sweeps("finishes"))
 
 
 # -------------------------------------------------------------------------------- a sweep that fails
+@pytest.mark.slow
 def test_failure_message_carries_the_error(sweeps, webhook: Webhook):
     sweep = sweeps("fails")
     assert sweep.proc.returncode != 0
@@ -225,11 +229,13 @@ def test_failure_message_carries_the_error(sweeps, webhook: Webhook):
     assert "MLflow:" not in failure and "mlflow ui" not in failure and "KFP:" not in failure
 
 
+@pytest.mark.slow
 def test_failing_sweep_leaves_no_webhook_url(sweeps):
     assert_url_nowhere(sweeps("fails"))
 
 
 # ------------------------------------------------------------------------------- the webhook is down
+@pytest.mark.slow
 def test_a_failing_webhook_never_breaks_the_sweep(sweeps, webhook: Webhook):
     sweep = sweeps("webhook_down")
     assert sweep.proc.returncode == 0, sweep.proc.stderr[-3000:]
@@ -276,6 +282,7 @@ def test_a_url_where_the_variable_name_belongs_is_refused_without_echoing_it():
     assert "webhook_env" in str(err.value) and url not in str(err.value)
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_url_in_the_config_before_writing_anything(tmp_path):
     url = "https://hooks.slack.com/services/T1/B1/" + secrets.token_hex(12)
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR" and not k.startswith("NAVITUNE_")}
@@ -355,6 +362,7 @@ def sweep_process(tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("order", ["config", "slack first"])
+@pytest.mark.slow
 def test_finish_links_the_mlflow_parent_run_without_configuration(sweep_process, mlflow_server: MLflowServer,  # noqa: F811
                                                                  monkeypatch: pytest.MonkeyPatch, order: str):
     """tracking=server: the finish message links the sweep's parent run, credentials of the tracking URI left
@@ -375,6 +383,7 @@ def test_finish_links_the_mlflow_parent_run_without_configuration(sweep_process,
     assert password not in start + finish
 
 
+@pytest.mark.slow
 def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_path: Path):
     """hydra/launcher=kfp backend=remote: the launcher, set up after the start hooks, publishes its
     experiment's page; a page an earlier sweep of this process left is not this one's."""
@@ -409,6 +418,7 @@ def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_pa
     assert "MLflow:" not in finish  # tracking=off
 
 
+@pytest.mark.slow
 def test_no_links_for_a_local_store_nor_left_by_an_earlier_sweep(sweep_process):
     """tracking=local, process_pool: nothing to link. Pages left in this process by an earlier sweep (MLflow
     server, remote KFP) must not be posted as this sweep's."""

@@ -95,35 +95,70 @@ def test_concurrent_sweepers_on_mariadb_run_distinct_points_and_the_baseline_onc
     _assert_cooperated(_rdb_trials(mariadb, "sphere", database), runs, n_trials)
 
 
-def _claim_in_process(setting: str, key: str, ready: Any, go: Any, out: Any) -> None:
+def _claim_in_process(setting: str, key: str, ready: Any, go: Any, waiting: Any, out: Any) -> None:
     from hydra_plugins.navitune_shared.storage import claim, make_storage
 
     study = optuna.load_study(study_name="claims", storage=make_storage(setting))
+    real_symlink, reported = os.symlink, []
+
+    def symlink(*args: Any, **kwargs: Any) -> None:
+        """The journal's lock is a symlink: report the first attempt that finds it taken (this process waits)."""
+        try:
+            real_symlink(*args, **kwargs)
+        except FileExistsError:
+            if not reported:
+                waiting.put(os.getpid())
+                reported.append(True)
+            raise
+
+    os.symlink = symlink  # this spawned process only, from now on (its set-up above took the lock freely)
     ready.put(os.getpid())
     go.wait()
     out.put(claim(study, key, os.getpid()))
 
 
-def _claim_race(setting: str, block: Callable[[], None], unblock: Callable[[], None], n: int = 8) -> list[bool]:
+def _claim_race(setting: str, block: Callable[[], None], unblock: Callable[[], None],
+                n_waiting: Callable[[Any], int], n: int = 8) -> list[bool]:
     """n processes claim one key while the storage is blocked (the journal's lock held, or the key's row
-    inserted by an open transaction); once all are claiming, ``unblock``. A check-then-write would see the
-    key free in every process (the check does not wait) and let each of them "win"."""
+    inserted by an open transaction); once all of them are seen waiting on it (``n_waiting``, given the
+    queue on which journal claimers report a taken lock), ``unblock``. A check-then-write would then see
+    the key free in every process (the check does not wait) and let each of them "win"."""
     ctx = multiprocessing.get_context("spawn")
-    ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_claim_in_process, args=(setting, "navitune:test", ready, go, out))
+    ready, go, waiting, out = ctx.Queue(), ctx.Event(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(setting, "navitune:test", ready, go, waiting, out))
              for _ in range(n)]
     for p in procs:
         p.start()
-    for _ in procs:
-        ready.get(timeout=120)
-    block()
-    go.set()
-    time.sleep(0.5)  # all of them into claim(): only makes a check-then-write fail for sure
-    unblock()
-    results = [out.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
+    try:
+        for _ in procs:
+            ready.get(timeout=120)
+        block()
+        go.set()
+        deadline = time.monotonic() + 60
+        while (seen := n_waiting(waiting)) < n:  # all of them inside claim(), held by the storage
+            assert time.monotonic() < deadline, f"only {seen} of {n} claimers were seen waiting"
+            time.sleep(0.01)
+        unblock()
+        results = [out.get(timeout=60) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
     return results
+
+
+def _reported(seen: set[int]) -> Callable[[Any], int]:
+    """n_waiting for the journal: the claimers that reported finding its lock taken."""
+    import queue
+
+    def count(waiting: Any) -> int:
+        while True:
+            try:
+                seen.add(waiting.get_nowait())
+            except queue.Empty:
+                return len(seen)
+    return count
 
 
 def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> None:
@@ -135,7 +170,7 @@ def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> Non
     setting = f"journal://{path}"
     optuna.create_study(study_name="claims", storage=make_storage(setting))
     lock = JournalFileSymlinkLock(str(path))  # what every writer of the journal waits for
-    assert sorted(_claim_race(setting, lock.acquire, lock.release)) == [False] * 7 + [True]
+    assert sorted(_claim_race(setting, lock.acquire, lock.release, _reported(set()))) == [False] * 7 + [True]
     study = optuna.load_study(study_name="claims", storage=make_storage(setting))
     assert "navitune:test" in study._storage.get_study_system_attrs(study._study_id)
 
@@ -156,8 +191,19 @@ def test_claim_is_won_by_exactly_one_process_on_mariadb(mariadb: MariaDB) -> Non
             cur.execute("INSERT INTO study_system_attributes (study_id, `key`, value_json) VALUES (%s, %s, %s)",
                         (study._study_id, "navitune:test", "0"))
 
+    def lock_waits(_: Any) -> int:  # the claimers' INSERTs waiting for the held key's row lock
+        import pymysql
+
+        root = pymysql.connect(unix_socket=mariadb.socket, user="root")
+        try:
+            with root.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+                return int(cur.fetchone()[0])
+        finally:
+            root.close()
+
     try:
-        results = _claim_race(setting, hold_the_key, other.rollback)
+        results = _claim_race(setting, hold_the_key, other.rollback, lock_waits)
     finally:
         other.close()
     assert sorted(results) == [False] * 7 + [True]

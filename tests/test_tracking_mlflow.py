@@ -27,6 +27,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from experiment.config import production_policy
 from tests.fixtures.mlflow import Chromium, MLflowServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,8 +36,9 @@ STUDY = "mlflow_tracking_it"
 SECRET_ENV = "NAVITUNE_TEST_MLFLOW_SECRET"
 THREE_DAYS = ["+experiment=smoke", "window.end=2026-06-06"]  # 3 smoke days: a daily metric with 3 steps
 # the production baseline first (as navi3 enqueues it), then a trial the task rejects (fails, is retried, fails)
-ENQUEUE = ("hydra.sweeper.enqueue=[{policy.gamma: 0.93, policy.max_wait_min: 3.0, policy.road_weights.right: 2.0}, "
-           "{policy.gamma: 1.5, policy.max_wait_min: 3.0, policy.road_weights.right: 2.0}]")
+_PROD = production_policy()
+_REST = f"policy.max_wait_min: {_PROD['max_wait_min']}, policy.road_weights.right: {_PROD['road_weights']['right']}"
+ENQUEUE = f"hydra.sweeper.enqueue=[{{policy.gamma: {_PROD['gamma']}, {_REST}}}, {{policy.gamma: 1.5, {_REST}}}]"
 WARNING = "MLflow tracking at"  # how the one warning about an unavailable MLflow starts
 
 

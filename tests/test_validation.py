@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from experiment.preflight import check_group_choices, preflight  # registers the schema, as the CLI does
-from experiment.config import ConfigError, NavituneConfig, register_configs, validate
+from experiment.config import ConfigError, NavituneConfig, production_policy, register_configs, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -171,6 +171,7 @@ def assert_rejected_cleanly(result, overrides: list[str], key: str, allowed: str
 CLI_BAD_INPUTS = BAD_INPUTS + COMPOSITION_ERRORS
 
 
+@pytest.mark.slow  # a CLI process per case (the same checks run in process in test_validate_rejects)
 @pytest.mark.parametrize(
     ("overrides", "key", "allowed"), [c[1:] for c in CLI_BAD_INPUTS], ids=[c[0] for c in CLI_BAD_INPUTS]
 )
@@ -202,7 +203,10 @@ def test_every_group_has_presets():
 
 
 @pytest.mark.parametrize(
-    ("group", "option"), [(g, o) for g in GROUPS for o in presets(g)], ids=lambda v: str(v)
+    ("group", "option"),
+    [pytest.param(g, o, marks=[pytest.mark.slow] if (g, o) == ("policy", "champion") else [])  # a registry store
+     for g in GROUPS for o in presets(g)],
+    ids=lambda v: str(v),
 )
 def test_every_preset_validates(group, option, tmp_path):
     extra = []
@@ -228,9 +232,24 @@ def test_every_experiment_preset_validates(option):
     validate(composed(f"+experiment={option}"))
 
 
-def test_schema_defaults_validate():
-    validate(NavituneConfig())
-    validate(OmegaConf.structured(NavituneConfig))
+def test_schema_defaults_with_production_validate():
+    """The schema holds no policy values (they are MISSING); with production.yaml's it validates."""
+    assert OmegaConf.is_missing(OmegaConf.structured(NavituneConfig).policy, "gamma")
+    validate(OmegaConf.merge(OmegaConf.structured(NavituneConfig), {"policy": production_policy()}))
+
+
+def test_production_policy_is_the_composed_default():
+    """production_policy() (what tunability, benchmarks and tests simulate) is what `policy=production`, the
+    default, composes: conf/policy/production.yaml is the one place its values are written."""
+    cfg = composed()
+    assert OmegaConf.to_container(cfg.policy, resolve=True) == production_policy()
+    assert production_policy()["name"] == "production"
+    from experiment.tunability import PRODUCTION
+
+    p = production_policy()
+    assert (PRODUCTION.gamma, PRODUCTION.max_wait_min, PRODUCTION.compliance) == (
+        p["gamma"], p["max_wait_min"], p["compliance"])
+    assert PRODUCTION.turn_weights[2] == p["road_weights"]["right"]
 
 
 DOTTED_BAD_INPUTS = [c for c in BAD_INPUTS if all("." in o.split("=", 1)[0] for o in c[1])]
@@ -249,6 +268,7 @@ def test_validate_rejects(overrides, key, allowed):
     assert f"; allowed: {allowed}" in message
 
 
+@pytest.mark.slow  # a Hydra run of the task
 def test_a_config_error_while_hydra_sets_up_is_one_line(tmp_path):
     """Past the CLI's preflight (a plain Hydra run of the task), a ConfigError raised while Hydra sets the run
     up (here the report callback's settings) reaches the user as its one line, no traceback: it is a

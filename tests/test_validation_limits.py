@@ -140,6 +140,7 @@ def cli(request, tmp_path_factory):
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+@pytest.mark.slow  # a CLI process per case
 @pytest.mark.parametrize(("overrides", "env", "key", "allowed"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_cli_refuses_in_one_line(cli, request, overrides, env, key, allowed):
     proc, before, after = cli(request.node.callspec.id)

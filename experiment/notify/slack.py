@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra_plugins.navitune_shared.errors import invalid, message_line
 from hydra_plugins.navitune_shared.redact import redact
 from omegaconf import DictConfig, OmegaConf
 from hydra_plugins.navitune_shared.protocol import ENV_KFP_EXPERIMENT_URL
@@ -68,8 +69,7 @@ class SlackNotifier(Callback):
                 "variable that holds the webhook URL (e.g. NAVITUNE_SLACK_WEBHOOK_URL), never the URL"
             )
         if not float(timeout_s) > 0:
-            raise ConfigError(f"navitune: invalid config hydra.callbacks.slack.timeout_s={timeout_s!r}; "
-                              "allowed: seconds > 0")
+            raise invalid(ConfigError, "navitune", "config hydra.callbacks.slack.timeout_s", timeout_s, "seconds > 0")
         self.webhook_env = webhook_env
         self.mlflow_url, self.kfp_url = mlflow_url or None, kfp_url or None
         self.unit = unit
@@ -246,8 +246,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [""])[0][:300]
+_first_line = message_line
 
 
 def _mask(text: str, url: str) -> str:

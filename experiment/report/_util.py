@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra_plugins.navitune_shared.errors import message_line
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -41,8 +42,7 @@ def _mask(storage: str | None) -> str | None:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
+    return message_line(err) or type(err).__name__
 
 
 

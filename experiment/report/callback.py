@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra_plugins.navitune_shared.errors import invalid
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.report._util import _first_line
@@ -35,8 +36,7 @@ class ReportCallback(Callback):
         except ReportError as err:
             raise ConfigError(str(err).replace("report.", "hydra.callbacks.report.", 1)) from None
         if not isinstance(enabled, bool):
-            raise ConfigError(f"navitune: invalid config hydra.callbacks.report.enabled={enabled!r}; "
-                              "allowed: true or false")
+            raise invalid(ConfigError, "navitune", "config hydra.callbacks.report.enabled", enabled, "true or false")
         self._started: dt.datetime | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

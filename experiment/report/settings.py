@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from hydra_plugins.navitune_shared.errors import invalid
+
 DEMANDS = ("ml", "stats")
 SETS = ("production", "tuned")
 REVENUE_PLOT = "revenue_by_pattern.png"
@@ -46,7 +48,7 @@ class ReportSettings:
 
     def check(self) -> "ReportSettings":
         def bad(key: str, value: Any, allowed: str) -> ReportError:
-            return ReportError(f"navitune.report: invalid report.{key}={value!r}; allowed: {allowed}")
+            return invalid(ReportError, "navitune.report", f"report.{key}", value, allowed)
 
         if isinstance(self.replications, bool) or not isinstance(self.replications, int) or self.replications < 2:
             raise bad("replications", self.replications, "a whole number >= 2")

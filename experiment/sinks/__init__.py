@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from hydra_plugins.navitune_shared.errors import message_line
 
 from experiment.errors import SinkError
 
@@ -52,8 +53,7 @@ def summary(sink_cfg: Any, study: str | None = None) -> list[dict[str, Any]]:
         try:
             return query_duckdb(sink_cfg.path, sql, [study] if study is not None else [])
         except duckdb.Error as err:
-            first = (str(err).strip().splitlines() or [""])[0]
-            raise SinkError(f"navitune: DuckDB sink {sink_cfg.path} ({sink_cfg.table}): {first}") from None
+            raise SinkError(f"navitune: DuckDB sink {sink_cfg.path} ({sink_cfg.table}): {message_line(err)}") from None
     if sink_cfg.kind == "bigquery":
         from .bigquery_sink import make_client, one_line, query_bigquery, table_id
 

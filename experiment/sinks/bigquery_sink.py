@@ -27,6 +27,7 @@ import uuid
 from typing import Any, Iterator
 
 import numpy as np
+from hydra_plugins.navitune_shared.errors import error_line
 
 from experiment.errors import SinkError
 from .schema import CLUSTER_BY, COLUMN_TYPES, COLUMNS, KEY, PARTITION_BY, check_columns, key_predicate, quote
@@ -73,9 +74,8 @@ def one_line(sink: Any) -> Iterator[None]:
     except SinkError:
         raise
     except Exception as err:
-        first = (str(err).strip().splitlines() or [""])[0][:300]
         where = f"{sink.project or '(default project)'}.{sink.dataset}.{sink.table}"
-        raise SinkError(f"navitune: BigQuery sink {where}: {type(err).__name__}: {first}") from None
+        raise SinkError(f"navitune: BigQuery sink {where}: {error_line(err)}") from None
 
 
 def prepare_bigquery(sink: Any, client: Any = None) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hydra_plugins.navitune_shared.errors import message_line
 
 from .schema import COLUMNS, KEY, check_columns, duckdb_type, key_predicate, quote
 
@@ -61,8 +62,7 @@ def check_duckdb(path: str) -> None:
     try:
         _connect(path, read_only=True).close()
     except duckdb.Error as err:
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise SinkError(f"navitune: invalid sink.path={path!r}: {first}; allowed: a DuckDB database file, or a "
+        raise SinkError(f"navitune: invalid sink.path={path!r}: {message_line(err)}; allowed: a DuckDB database file, or a "
                         "path where none exists yet (move the file away to start a new one)") from None
 
 

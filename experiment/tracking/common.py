@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
+from hydra_plugins.navitune_shared.errors import error_line, invalid
 from hydra_plugins.navitune_shared.redact import redact, without_userinfo
 from omegaconf import DictConfig, OmegaConf
 
@@ -59,33 +60,30 @@ def mask(text: Any) -> str:
     return redact(text)
 
 
-def first_line(err: BaseException, limit: int = 300) -> str:
-    text = (str(err).strip().splitlines() or [""])[0]
-    return mask(f"{type(err).__name__}: {text[:limit]}")
+first_line = error_line  # "<Type>: <first line>", masked (experiment.registry reads it from here)
 
 
-def _bad(key: str, value: Any, allowed: str) -> None:
+def _invalid(key: str, value: Any, allowed: str) -> Exception:
     from experiment.errors import ConfigError
 
-    shown = repr(mask(value)) if isinstance(value, str) else repr(value)
-    raise ConfigError(f"navitune: invalid config tracking.{key}={shown}; allowed: {allowed}")
+    return invalid(ConfigError, "navitune", f"config tracking.{key}", value, allowed)
 
 
 def check_tracking(t: Any) -> None:
     """The ``tracking`` group's rules, one line per problem (called by ``experiment.config.validate``)."""
     if t.kind not in KINDS:
-        _bad("kind", t.kind, ", ".join(KINDS))
+        raise _invalid("kind", t.kind, ", ".join(KINDS))
     if t.kind == "server" and not (t.uri and _SERVER_URI.fullmatch(str(t.uri))):
-        _bad("uri", t.uri, "http(s)://host[:port] of an MLflow tracking server (tracking=server)")
+        raise _invalid("uri", t.uri, "http(s)://host[:port] of an MLflow tracking server (tracking=server)")
     if t.kind == "local" and not (t.uri and _LOCAL_URI.fullmatch(str(t.uri))):
-        _bad("uri", t.uri, "sqlite:///PATH, the SQLite store MLflow 3 recommends (tracking=local); "
-                           "http(s)://... needs tracking=server")
+        raise _invalid("uri", t.uri, "sqlite:///PATH, the SQLite store MLflow 3 recommends (tracking=local); "
+                             "http(s)://... needs tracking=server")
     if t.experiment is not None and not (0 < len(str(t.experiment)) <= 500):
-        _bad("experiment", t.experiment, "null (the study's name) or a name of 1 to 500 characters")
+        raise _invalid("experiment", t.experiment, "null (the study's name) or a name of 1 to 500 characters")
     if not (isinstance(t.timeout_s, (int, float)) and 0 < float(t.timeout_s) <= 600):
-        _bad("timeout_s", t.timeout_s, "seconds in (0, 600]")
+        raise _invalid("timeout_s", t.timeout_s, "seconds in (0, 600]")
     if not (isinstance(t.max_retries, int) and 0 <= t.max_retries <= 10):
-        _bad("max_retries", t.max_retries, "a whole number in [0, 10]")
+        raise _invalid("max_retries", t.max_retries, "a whole number in [0, 10]")
 
 
 @dataclass(frozen=True)

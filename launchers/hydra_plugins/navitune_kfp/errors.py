@@ -38,7 +38,15 @@ class LauncherShutdown(KFPJobError):
 
 
 class KFPApiError(KFPJobError):
-    """The KFP API refused a request (after retries, for a transient error)."""
+    """The KFP API refused a request (after retries, for a transient error). ``status``: the HTTP status of
+    the last answer (None when there was none: no connection), so callers branch on it, not on the text."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> tuple:  # a job's error crosses process boundaries pickled
+        return (type(self), (str(self), self.status))
 
 
 class KFPUnavailable(CompactHydraException):

@@ -24,6 +24,7 @@ import warnings
 from typing import Any, Callable
 
 from hydra.core.utils import JobReturn, filter_overrides
+from hydra_plugins.navitune_shared.errors import error_line
 from hydra_plugins.navitune_shared.redact import redact
 
 from . import results
@@ -44,17 +45,27 @@ def _name_filter(name: str) -> str:
     return json.dumps({"predicates": [{"operation": EQUALS, "key": "display_name", "stringValue": name}]})
 
 
-def _transient(err: BaseException) -> bool:
-    """Worth retrying: the server failed (5xx), is throttling (429), or could not be reached."""
-    import urllib3
+def _status(err: BaseException) -> int | None:
+    """The HTTP status of kfp_server_api's ``ApiException`` (0: the request got no answer), else None."""
     from kfp_server_api.exceptions import ApiException
 
-    if isinstance(err, ApiException):
-        return err.status in (0, 429) or (err.status or 0) >= 500
+    return int(err.status or 0) if isinstance(err, ApiException) else None
+
+
+def _transient(err: BaseException) -> bool:
+    """Worth retrying, by the answer's status and the error's type (never its text): the server failed (5xx),
+    is throttling (429), or could not be reached (no answer, a connection or timeout error). Any other 4xx
+    is the request's fault: it fails at once, in one line."""
+    import urllib3
+
+    status = _status(err)
+    if status is not None:
+        return status == 0 or status == 429 or status >= 500
     return isinstance(err, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 def _describe(err: BaseException) -> str:
+    """One line: ``HTTP <status> <reason>: <the server's message>`` for an API answer, else the error's line."""
     from kfp_server_api.exceptions import ApiException
 
     if isinstance(err, ApiException):
@@ -62,11 +73,11 @@ def _describe(err: BaseException) -> str:
         try:
             body = json.loads(err.body or "{}")
             detail = str(body.get("message") or body.get("error") or "")
-        except (TypeError, ValueError):
-            detail = str(err.body or "")[:300]
+        except (TypeError, ValueError, AttributeError):  # not JSON, or JSON that is no object
+            detail = str(err.body or "")
+        detail = " ".join(detail.split())[:300]  # one line, whatever the server sent
         return f"HTTP {err.status} {err.reason or ''}".rstrip() + (f": {detail}" if detail else "")
-    text = str(err).splitlines()[0] if str(err) else ""
-    return redact(f"{type(err).__name__}: {text[:300]}")  # a connection error may show the host's URL
+    return error_line(err)  # masked: a connection error may show the host's URL
 
 
 def _when(value: Any) -> float:
@@ -102,9 +113,9 @@ class RemoteBackend:
                 return fn(*args, **kwargs)
             except Exception as err:  # noqa: BLE001 - classified below
                 if not _transient(err):
-                    raise KFPApiError(f"{what}: {_describe(err)}") from None
+                    raise KFPApiError(f"{what}: {_describe(err)}", _status(err)) from None
                 if attempt == retries:
-                    raise KFPApiError(f"{what}: {_describe(err)} (after {retries + 1} attempts)") from None
+                    raise KFPApiError(f"{what}: {_describe(err)} (after {retries + 1} attempts)", _status(err)) from None
                 log.warning("KFP API: %s: %s; retry %d/%d in %.3g s", what, _describe(err), attempt + 1, retries, delay)
                 if self.closing.wait(delay):
                     raise LauncherShutdown(f"{what}: the launcher shut down") from None
@@ -256,7 +267,7 @@ class RemoteBackend:
             try:
                 run = self.api("get run", self.client.get_run, run_id)
             except KFPApiError as err:
-                if "HTTP 404" in str(err):
+                if err.status == 404:  # deleted meanwhile
                     return results.failed(job.overrides, job.config, RunFailed(f"{where} no longer exists"))
                 raise
 

@@ -15,7 +15,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from hydra.errors import CompactHydraException
-from hydra_plugins.navitune_shared.redact import redact, without_userinfo
+from hydra_plugins.navitune_shared.errors import invalid
+from hydra_plugins.navitune_shared.redact import without_userinfo
 
 BACKENDS = ("local", "remote")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -54,8 +55,7 @@ def safe_name(text: str) -> str:
 def fail(key: str, value: Any, allowed: str) -> KFPConfigError:
     """The one line every bad setting produces: ``kfp: invalid hydra.launcher.<key>=<value>; allowed: ...``
     (the value with its secrets masked: a bad host or env value may carry one)."""
-    shown = repr(redact(value)) if isinstance(value, str) else redact(repr(value))
-    return KFPConfigError(f"kfp: invalid hydra.launcher.{key}={shown}; allowed: {allowed}")
+    return invalid(KFPConfigError, "kfp", f"hydra.launcher.{key}", value, allowed)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.navitune_shared.errors import invalid
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -63,16 +64,16 @@ def check_settings(n_jobs: Any, timeout_s: Any = None, prepare_ahead: Any = None
 
     most = max_jobs()
     if not whole(n_jobs) or not 0 < n_jobs <= most:
-        raise LauncherConfigError(
-            f"process_pool: invalid hydra.launcher.n_jobs={n_jobs!r}; allowed: a whole number in [1, {most}] "
-            f"({JOBS_PER_CORE} per CPU core of this machine; hydra/launcher=kfp with backend=remote runs more)")
+        raise invalid(LauncherConfigError, "process_pool", "hydra.launcher.n_jobs", n_jobs,
+                      f"a whole number in [1, {most}] ({JOBS_PER_CORE} per CPU core of this machine; "
+                      "hydra/launcher=kfp with backend=remote runs more)")
     if timeout_s is not None and not (isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool)
                                       and float(timeout_s) > 0):
-        raise LauncherConfigError(f"process_pool: invalid hydra.launcher.timeout_s={timeout_s!r}; allowed: null "
-                                  "(no limit) or seconds > 0")
+        raise invalid(LauncherConfigError, "process_pool", "hydra.launcher.timeout_s", timeout_s,
+                      "null (no limit) or seconds > 0")
     if prepare_ahead is not None and (not whole(prepare_ahead) or not 0 <= prepare_ahead <= most):
-        raise LauncherConfigError(f"process_pool: invalid hydra.launcher.prepare_ahead={prepare_ahead!r}; allowed: "
-                                  f"null (1 + n_jobs // 4) or a whole number in [0, {most}]")
+        raise invalid(LauncherConfigError, "process_pool", "hydra.launcher.prepare_ahead", prepare_ahead,
+                      f"null (1 + n_jobs // 4) or a whole number in [0, {most}]")
 
 
 def preflight(config: DictConfig) -> str | None:

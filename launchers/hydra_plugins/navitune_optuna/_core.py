@@ -43,6 +43,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from hydra_plugins.navitune_shared.errors import error_line, invalid, message_line
 from hydra_plugins.navitune_shared.protocol import (
     ATTEMPT, BASELINE, BASELINE_CLAIM, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, HEARTBEAT, LAST_ERROR,
     LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
@@ -52,7 +53,7 @@ from hydra_plugins.navitune_shared.storage import DiskReserve, alive, claim, des
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from .failures import disk_full, error_line, objective_values, quiet_full_disk_logging, signature
+from .failures import disk_full, objective_values, quiet_full_disk_logging, signature
 from .interrupts import HeldInterrupt
 from .progress import Progress, best_value
 from .results_files import write_results
@@ -84,8 +85,8 @@ class _DiskFull(SweepStopped):
     """A job ran out of disk space: its trial and those in flight run again on the next run."""
 
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise SweeperConfigError(f"optuna_async: invalid hydra.sweeper.{key}={value!r}; allowed: {allowed}")
+def _invalid(key: str, value: Any, allowed: str) -> SweeperConfigError:
+    return invalid(SweeperConfigError, "optuna_async", f"hydra.sweeper.{key}", value, allowed)
 
 
 class AsyncOptunaSweeperImpl:
@@ -109,22 +110,22 @@ class AsyncOptunaSweeperImpl:
     ) -> None:
         check_settings(study_name=study_name, direction=direction, storage=storage, pruner=pruner, sampler=sampler)
         if not isinstance(n_trials, int) or n_trials <= 0:
-            _fail("n_trials", n_trials, "a whole number > 0")
+            raise _invalid("n_trials", n_trials, "a whole number > 0")
         if not isinstance(n_jobs, int) or n_jobs <= 0:
-            _fail("n_jobs", n_jobs, "a whole number > 0")
+            raise _invalid("n_jobs", n_jobs, "a whole number > 0")
         if not 0.0 <= float(max_failure_rate) <= 1.0:
-            _fail("max_failure_rate", max_failure_rate, "a share in [0, 1]")
+            raise _invalid("max_failure_rate", max_failure_rate, "a share in [0, 1]")
         if not isinstance(max_retries, int) or max_retries < 0:
-            _fail("max_retries", max_retries, "a whole number >= 0")
+            raise _invalid("max_retries", max_retries, "a whole number >= 0")
         if not float(stale_after_s) > 0:
-            _fail("stale_after_s", stale_after_s, "seconds > 0")
+            raise _invalid("stale_after_s", stale_after_s, "seconds > 0")
         whitelist = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optuna.pruners.*")
         sampler_conf = sampler
         try:
             sampler = instantiate(sampler, _execution_whitelist_=whitelist)
         except Exception as err:
-            _fail("sampler", OmegaConf.select(sampler, "_target_") if sampler else sampler,
-                  f"one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid ({err})")
+            raise _invalid("sampler", OmegaConf.select(sampler, "_target_") if sampler else sampler,
+                        f"one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid ({err})")
         self._sampler_conf, self._whitelist = sampler_conf, whitelist
         self.pruner = instantiate(pruner, _execution_whitelist_=whitelist) if pruner else None
         # hydra-optuna-sweeper's own implementation does the parameter parsing and grid handling
@@ -143,7 +144,7 @@ class AsyncOptunaSweeperImpl:
         self.metric_names = None if metric_names is None else [str(n) for n in metric_names]
         n_directions = len(direction) if OmegaConf.is_list(direction) or isinstance(direction, (list, tuple)) else 1
         if self.metric_names is not None and len(self.metric_names) != n_directions:
-            _fail("metric_names", self.metric_names, f"null or {n_directions} name(s), one per direction")
+            raise _invalid("metric_names", self.metric_names, f"null or {n_directions} name(s), one per direction")
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._first_failure: str | None = None  # "trial N: why", for the line a stopped sweep ends with
 
@@ -554,8 +555,7 @@ def _explain(overrides: list[str], err: BaseException) -> str:
     bad = first_bad_override(overrides)
     if bad is not None:
         return f"{bad[0]!r}: {bad[1]}"
-    text = str(err).strip()
-    return f"{overrides}: {text.splitlines()[0] if text else type(err).__name__}"
+    return f"{overrides}: {message_line(err) or type(err).__name__}"
 
 
 def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:

@@ -30,12 +30,6 @@ def objective_values(value: Any, n: int) -> list[float]:
     return values
 
 
-def error_line(error: BaseException | None) -> str:
-    """``Type: first line of the message`` of a job's error."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def signature(error: BaseException | None) -> str:
     """What two attempts failing "the same way" share: the error's type and message, digits aside (a
     message may name a job's directory or process id)."""

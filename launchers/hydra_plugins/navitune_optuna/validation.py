@@ -31,10 +31,10 @@ WHITELIST = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optun
 def check_settings(*, study_name: Any = None, direction: Any = None, storage: Any = None, pruner: Any = None,
                    sampler: Any = None) -> None:
     """Raise the sweeper's one-line error for the first setting it cannot run with."""
-    from ._core import _fail
+    from ._core import _invalid
 
     if study_name is not None and not STUDY_NAME.fullmatch(str(study_name)):
-        _fail("study_name", study_name, STUDY_NAME_ALLOWED)
+        raise _invalid("study_name", study_name, STUDY_NAME_ALLOWED)
     _check_direction(direction)
     _check_storage(storage)
     for key, node in (("pruner", pruner), ("sampler", sampler)):
@@ -42,12 +42,12 @@ def check_settings(*, study_name: Any = None, direction: Any = None, storage: An
         if target is not None and not any(fnmatch.fnmatchcase(target, p) for p in WHITELIST):
             allowed = "optuna.pruners.*, e.g. optuna.pruners.MedianPruner" if key == "pruner" else \
                 "one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid"
-            _fail(f"{key}._target_", target, allowed)
+            raise _invalid(f"{key}._target_", target, allowed)
 
 
 def check_node(sweeper: Any) -> str | None:
     """The one-line problem of a composed ``hydra.sweeper`` node of optuna_async, else None (an app's preflight)."""
-    from ._core import SweeperConfigError, _fail
+    from ._core import SweeperConfigError, _invalid
 
     if sweeper is None or not str(OmegaConf.select(sweeper, "_target_", default="")).startswith(
             "hydra_plugins.navitune_optuna."):
@@ -64,7 +64,7 @@ def check_node(sweeper: Any) -> str | None:
             ("stale_after_s", lambda v: isinstance(v, (int, float)) and v > 0, "seconds > 0"),
         ):
             if key in sweeper and not ok(get(key)):
-                _fail(key, get(key), allowed)
+                raise _invalid(key, get(key), allowed)
     except SweeperConfigError as err:
         return str(err)
     return None
@@ -90,7 +90,7 @@ def _target(node: Any) -> str | None:
 
 
 def _check_direction(direction: Any) -> None:
-    from ._core import _fail
+    from ._core import _invalid
 
     if direction is None:
         return
@@ -98,13 +98,13 @@ def _check_direction(direction: Any) -> None:
     names = [v.name if isinstance(v, Enum) else str(v) for v in values]
     if not names or any(n not in DIRECTIONS for n in names):
         shown = names[0] if len(names) == 1 else names
-        _fail("direction", shown, "minimize, maximize, or a list of them (one per objective)")
+        raise _invalid("direction", shown, "minimize, maximize, or a list of them (one per objective)")
 
 
 def _check_storage(storage: Any) -> None:
     """A journal file must be a file in a directory that exists or can be created (RDB URLs are checked when
     the sweeper connects, and never printed here: they may hold a password)."""
-    from ._core import _fail
+    from ._core import _invalid
 
     text = "" if storage is None else str(storage)
     if not text.startswith("journal://"):
@@ -114,5 +114,5 @@ def _check_storage(storage: Any) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not text[len("journal://"):] or path.is_dir() or not parent.is_dir():
-        _fail("storage", text, "journal:///PATH of a journal file (not a directory, in a directory that exists "
-                               "or can be created), an RDB URL, or null")
+        raise _invalid("storage", text, "journal:///PATH of a journal file (not a directory, in a directory that exists "
+                                     "or can be created), an RDB URL, or null")

@@ -9,6 +9,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .errors import invalid
+
 MODES = ("none", "process", "native")
 DEFAULT_IMAGE = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1"
 DEFAULT_PORT = 3306
@@ -83,8 +85,7 @@ class ProxySettings:
 
 # ------------------------------------------------------------------------------------------ config
 def _bad(key: str, value: Any, allowed: str) -> ValueError:
-    name = f"proxy.{key}" if key else "proxy"
-    return ValueError(f"invalid config {name}={value!r}; allowed: {allowed}")
+    return invalid(ValueError, None, f"config proxy.{key}" if key else "config proxy", value, allowed)
 
 
 def _as_container(node: Any) -> Any:

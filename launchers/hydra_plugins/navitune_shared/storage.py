@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterator
 from hydra.errors import CompactHydraException
 from optuna.storages.journal import JournalFileBackend
 
+from .errors import message_line
+
 log = logging.getLogger(__name__)
 
 
@@ -92,9 +94,9 @@ def _rdb_claim(storage: Any, study_id: int, key: str, value: Any, attempts: int 
         except IntegrityError:
             session.rollback()
             return False
-        except OperationalError as err:  # deadlock (1213) or lock wait timeout (1205)
+        except OperationalError as err:  # deadlock or lock wait timeout: judged by the driver's code
             session.rollback()
-            if attempt == attempts - 1 or not any(code in str(err) for code in ("1213", "1205", "deadlock")):
+            if attempt == attempts - 1 or not _lock_conflict(err):
                 raise
             time.sleep(0.01 + 0.05 * random.random())
         finally:
@@ -293,7 +295,7 @@ def _rdb_storage(url: str, attempts: int = 5) -> Any:
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as err:  # SQLAlchemy / driver errors of many kinds
-            reason = str(err).splitlines()[0][:200]
+            reason = message_line(err, 200)
             unreachable = _is_connection_error(err)
             if unreachable or attempt == attempts - 1:
                 what = "cannot reach" if unreachable else "cannot open"
@@ -305,6 +307,29 @@ def _rdb_storage(url: str, attempts: int = 5) -> Any:
 # MySQL client/server error codes of a server that cannot be reached or refuses us: can't connect (2002, 2003),
 # unknown host (2005), gone away / lost (2006, 2013), access denied (1044, 1045)
 MYSQL_UNREACHABLE = {2002, 2003, 2005, 2006, 2013, 1044, 1045}
+MYSQL_LOCK_CONFLICT = {1213, 1205}  # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+
+
+def _driver_error(err: BaseException) -> Any:
+    """The DB-API driver's own exception behind an SQLAlchemy error (else the error itself)."""
+    from sqlalchemy.exc import DBAPIError
+
+    return err.orig if isinstance(err, DBAPIError) else err
+
+
+def _mysql_code(orig: Any) -> int | None:
+    """A MySQL driver error's number (PyMySQL, mysqlclient: ``args[0]``), else None."""
+    args = getattr(orig, "args", None)
+    return args[0] if args and isinstance(args[0], int) and not isinstance(args[0], bool) else None
+
+
+def _lock_conflict(err: BaseException) -> bool:
+    """A deadlock or lock wait timeout (worth another attempt), by the driver's error code, not its message:
+    MySQL 1213 / 1205, PostgreSQL SQLSTATE 40P01 / 55P03."""
+    orig = _driver_error(err)
+    if hasattr(orig, "pgcode"):
+        return orig.pgcode in ("40P01", "55P03")
+    return _mysql_code(orig) in MYSQL_LOCK_CONFLICT
 
 
 def _is_connection_error(err: BaseException) -> bool:
@@ -312,15 +337,12 @@ def _is_connection_error(err: BaseException) -> bool:
     driver's error type and code, not by the message."""
     import sqlite3
 
-    from sqlalchemy.exc import DBAPIError
-
-    orig = err.orig if isinstance(err, DBAPIError) else err
+    orig = _driver_error(err)
     if isinstance(orig, sqlite3.Error):
         return getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN
     if hasattr(orig, "pgcode"):  # PostgreSQL (psycopg): no SQLSTATE means the server was never reached
         return orig.pgcode is None
-    code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
-    return code in MYSQL_UNREACHABLE
+    return _mysql_code(orig) in MYSQL_UNREACHABLE
 
 
 def describe(storage: Any) -> str:
