@@ -21,7 +21,9 @@ Per level (the last stdout line: ``{"levels": [...], ...}``; these key names are
 * ``sweeper_cpu_core_frac``: the sweeper process's CPU seconds (``wait4`` rusage) / its wall seconds;
 * ``api_requests_per_min``: requests the stand-in API served while the sweeper ran (creates, polls, lists);
 * ``db_connections_peak``: MariaDB's ``Max_used_connections`` after ``FLUSH STATUS`` at the level's start
-  (the bench's own monitoring connection included), with ``Threads_connected`` sampled beside it;
+  (the bench's own monitoring connection included), with ``Threads_connected`` sampled beside it; the process
+  list, sampled every 0.25 s, splits the jobs' connections (through their pods' proxies, which reach MariaDB
+  over its unix socket) from the sweeper's (TCP): ``db_connections_per_job`` = jobs' peak / ``in_flight``;
 * ``prune_latency_ms_median``: inside the job, from a day's ``report`` call to the pruner's decision.
 
 Options (``key=value`` after the name): ``levels=5,20,50,100``, ``waves=2`` (trials per level = waves x level),
@@ -34,6 +36,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import socket
@@ -141,6 +144,10 @@ def _mariadb(tmp: Path) -> Iterator[_DB]:
             cur.execute(f"CREATE DATABASE {DB_NAME}")
             cur.execute(f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
             cur.execute(f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1'")
+            # the pods' proxies come in over the unix socket (host 'localhost'), the sweeper over TCP: the
+            # process list tells the jobs' connections from the sweeper's
+            cur.execute(f"CREATE USER '{DB_USER}'@'localhost' IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{DB_USER}'@'localhost'")
         root.close()
         yield _DB(port, password, str(sock))
     finally:
@@ -159,6 +166,8 @@ class _ConnectionSampler:
     def __init__(self, db: _DB) -> None:
         self.conn = db.root()
         self.samples: list[int] = []
+        self.jobs: list[int] = []  # connections through the pods' proxies
+        self.sweeper: list[int] = []  # direct (TCP) connections of the study's user: the sweeper's
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -176,6 +185,12 @@ class _ConnectionSampler:
     def _run(self) -> None:
         while not self.stop.wait(0.25):
             self.samples.append(self._status("Threads_connected"))
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT COALESCE(SUM(HOST = 'localhost'), 0), COALESCE(SUM(HOST LIKE '127.0.0.1:%%'), 0) "
+                            "FROM information_schema.PROCESSLIST WHERE USER = %s", (DB_USER,))
+                jobs, sweeper = cur.fetchone()
+            self.jobs.append(int(jobs))
+            self.sweeper.append(int(sweeper))
 
     def __exit__(self, *exc: Any) -> None:
         self.stop.set()
@@ -202,7 +217,7 @@ class _PodPorts:
             return self.ports[key]
 
 
-def _registry(db_port: int) -> Any:
+def _registry(db_port: int, db_socket: str) -> Any:
     from experiment.standins.kfp_images import PROXY_IMAGE, Image, Registry, job_image, proxy_image
 
     ports = _PodPorts()
@@ -211,6 +226,8 @@ def _registry(db_port: int) -> Any:
     def prepare_job(c: Any, pod: Any) -> Any:
         c = job.prepare(c, pod)
         c.env["DB_PORT"] = str(ports.of(pod))
+        if os.environ.get("PYTHONPATH"):  # the image is the code the bench runs (e.g. an older launcher, to compare)
+            c.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         return c
 
     def prepare_proxy(c: Any, pod: Any) -> Any:
@@ -219,7 +236,9 @@ def _registry(db_port: int) -> Any:
             if arg in ("--port", "-p"):
                 args[i + 1] = str(ports.of(pod))
         c.argv = args
-        return proxy.prepare(c, pod)
+        c = proxy.prepare(c, pod)
+        c.argv = [f"UNIX-CONNECT:{db_socket}" if a == f"TCP:127.0.0.1:{db_port}" else a for a in c.argv]
+        return c
 
     registry = Registry()
     registry.add(Image(JOB_IMAGE, prepare_job, env=dict(job.env)))
@@ -263,6 +282,7 @@ def _sweep(tmp: Path, server: Any, db: _DB, level: int, opts: dict[str, Any]) ->
     return {"level": level, "n_trials": n_trials, "mean_s": mean_s, "study": study, "jobs": jobs, "wall_s": wall,
             "sweeper_cpu_s": usage.ru_utime + usage.ru_stime, "sweeper_maxrss_mib": usage.ru_maxrss / 1024,
             "requests": requests, "max_used": conns.max_used, "threads_connected": conns.samples,
+            "job_conns": conns.jobs, "sweeper_conns": conns.sweeper,
             "standin_cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
             "study_counts": _study_counts(db, study)}
 
@@ -277,6 +297,26 @@ def _study_counts(db: _DB, study: str) -> dict[str, int]:
     for t in s.get_trials(deepcopy=False):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     return counts
+
+
+def _gaps(jobs: list[dict[str, Any]], requests: list[Any], level: int) -> dict[str, float | None]:
+    """Where a slot's idle time goes: from a job's end (inside its pod) to the create request of the run that
+    takes its slot (``refill_s``: the job's exit, the pod's teardown, the run's end state reaching the
+    sweeper's poll, tell, ask, compose, create), and from a run's create to its job's start (``pod_start_s``:
+    the pod's start, the interpreter and imports, the proxy)."""
+    created: dict[int, float] = {}
+    for q in requests:
+        if q.method == "POST" and q.path.endswith("/runs") and q.status == 200 and isinstance(q.body, dict):
+            m = re.search(r"-t(\d+)-a(\d+)$", str(q.body.get("display_name", "")))
+            if m and int(m.group(2)) == 0:
+                created.setdefault(int(m.group(1)), q.at)
+    starts = [j["start"] - created[j["trial"]] for j in jobs if j.get("trial") in created]
+    creates = sorted(created.values())
+    ends = sorted(j["end"] for j in jobs)
+    refill = [creates[k] - ends[k - level] for k in range(level, min(len(creates), len(ends) + level))]
+    med = lambda xs: round(statistics.median(xs), 3) if xs else None  # noqa: E731
+    return {"pod_start_s_median": med(starts), "refill_s_median": med(refill),
+            "refill_s_p90": round(sorted(refill)[int(0.9 * (len(refill) - 1))], 3) if refill else None}
 
 
 def _overlap(a: float, b: float, lo: float, hi: float) -> float:
@@ -328,10 +368,13 @@ def summarise(r: dict[str, Any]) -> dict[str, Any]:
         "sweeper_maxrss_mib": round(r["sweeper_maxrss_mib"], 1),
         "api_requests": {"create": creates, "get_run": polls, "list_runs": lists, "total": len(reqs)},
         "threads_connected_max": max(r["threads_connected"], default=0),
-        "db_connections_per_job": round(max([r["max_used"], *r["threads_connected"]]) / level, 2),
+        "db_connections_jobs_peak": max(r["job_conns"], default=0),
+        "db_connections_sweeper_peak": max(r["sweeper_conns"], default=0),
+        "db_connections_per_job": round(max(r["job_conns"], default=0) / level, 2),
         "prune_latency_ms_p90": round(sorted(latencies)[int(0.9 * (len(latencies) - 1))], 1) if latencies else None,
         "job_ready_s_median": round(statistics.median(j["ready"] - j["start"] for j in jobs), 3),
         "standin_cpu_core_frac": round(r["standin_cpu_s"] / r["wall_s"], 3),
+        **_gaps(jobs, reqs, level),
     }
 
 
@@ -357,7 +400,7 @@ def bench_kfp_scale(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, An
     with tempfile.TemporaryDirectory(prefix="navitune-bench-kfp-scale-") as d:
         tmp = Path(d)
         with _mariadb(tmp) as db:
-            executor = Executor(_registry(db.port), secrets={"navitune-db": {"password": db.password}},
+            executor = Executor(_registry(db.port, db.sock), secrets={"navitune-db": {"password": db.password}},
                                 root=tmp / "pods")
             with FakeKFP(executor=executor) as server:
                 for level in opts["levels"]:
