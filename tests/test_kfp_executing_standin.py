@@ -7,11 +7,13 @@ Two layers:
   and as files, a native sidecar (socat) started before the task, restarted when it dies and stopped after,
   ``activeDeadlineSeconds``, the retry policy, terminate, a missing secret, an image that is not there;
 - real sweeps: ``hydra/launcher=kfp hydra.launcher.backend=remote`` against it, the study in MariaDB, the job
-  run by the stand-in from the compiled pipeline (the job image is this checkout), in both proxy modes and with
-  each injected fault (eviction, image pull failure, a dying sidecar, API 5xx, a run's processes killed); every
-  sweep ends with exactly ``n_trials`` finished trials and no run submitted twice.
+  run by the stand-in from the compiled pipeline (the job image is this checkout), in both proxy modes (two jobs
+  in flight, each pod in its own network namespace so both proxies listen on one port) and with each injected
+  fault (eviction, image pull failure, a dying sidecar, API 5xx, a run's processes killed); every sweep ends
+  with exactly ``n_trials`` finished trials and no run submitted twice.
 
-Without socat or MariaDB the tests skip locally and fail on CI (``CI=true``).
+Without socat, MariaDB or user namespaces (``unshare --user --net``) the tests that need them skip locally and fail
+on CI (``CI=true``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from typing import Any, Iterator
 import pytest
 
 from experiment.standins.kfp_api_server import FakeKFP
-from experiment.standins.kfp_executor import PROXY_IMAGE, Executor, Registry, job_image, proxy_image
+from experiment.standins.kfp_executor import (
+    PROXY_IMAGE, Executor, Registry, job_image, pod_network_available, proxy_image,
+)
 from tests.fixtures.mariadb import MariaDB
 from tests.fixtures.services import free_port, unavailable
 
@@ -47,6 +51,14 @@ def socat() -> str:
     if path is None:
         unavailable("executing KFP stand-in", "socat not found (apt-get install -y socat)")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def pod_network() -> bool:
+    """Pods with their own network namespace (so two pods' proxies can listen on one port)."""
+    if not pod_network_available():
+        unavailable("pod networks of the KFP stand-in", "unshare --user --map-root-user --net is not permitted")
+    return True
 
 
 def wait_until(predicate: Any, deadline_s: float, what: str) -> None:
@@ -222,7 +234,8 @@ def test_a_run_gets_its_parameters_placeholders_env_and_secrets(pipelines: Any, 
     run_id = submit(server, spec, {"x": "given"})
     run, seen = poll(server, run_id)
     assert run.state == "SUCCEEDED", run.error
-    assert seen[0] == "PENDING" and seen[-1] == "SUCCEEDED"
+    order = ["PENDING", "RUNNING", "SUCCEEDED"]
+    assert seen[-1] == "SUCCEEDED" and seen == [state for state in order if state in seen]  # no going back
     assert [h.state for h in run.state_history] == ["PENDING", "RUNNING", "SUCCEEDED"]
     out = json.loads(executor.info(run_id)["output"]["Output"])
     record = server.runs[run_id]
@@ -435,7 +448,10 @@ class SweepRig:
     """The executing stand-in (job image = this checkout with the app above as its working directory, the proxy
     image = socat to MariaDB, the DB password in its secret store) and a way to run a real sweep against it."""
 
-    def __init__(self, tmp_path: Path, db: MariaDB, study: str) -> None:
+    def __init__(self, tmp_path: Path, db: MariaDB, study: str, pod_network: bool = False,
+                 direct_db: bool = True) -> None:
+        """``pod_network``: every pod in its own network namespace; ``direct_db``: pods may then reach
+        MariaDB's own port (else only through the proxy image, which reaches it through a bridge)."""
         self.tmp, self.db, self.study = tmp_path, db, study
         (tmp_path / "app.py").write_text(APP)
         (tmp_path / "config.yaml").write_text(APP_CONFIG)
@@ -443,7 +459,8 @@ class SweepRig:
         self.registry.add(job_image(JOB_IMAGE, workdir=tmp_path))
         self.registry.add(proxy_image({INSTANCE: db.port}))
         self.executor = Executor(self.registry, secrets={"navitune-db": {"password": db.password}},
-                                 root=tmp_path / "pods")
+                                 root=tmp_path / "pods", pod_network=pod_network,
+                                 host_ports=[db.port] if direct_db else [])
         self.server = FakeKFP(executor=self.executor)
 
     def sweep(self, *extra: str, n_jobs: int = 2, n_trials: int = 4, db_port: int | None = None,
@@ -493,7 +510,10 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, mariadb: MariaDB, socat:
     import hashlib
 
     study = "exec_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]
-    r = SweepRig(tmp_path, mariadb, study)
+    options = dict(getattr(request, "param", {}))
+    if options.get("pod_network"):
+        request.getfixturevalue("pod_network")
+    r = SweepRig(tmp_path, mariadb, study, **options)
     with r.server:
         yield r
 
@@ -514,22 +534,28 @@ def test_a_sweep_runs_its_trials_in_the_standin(rig: SweepRig) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["native", "process"])
+@pytest.mark.parametrize("mode, rig", [("native", {"pod_network": True, "direct_db": False}),
+                                       ("process", {"pod_network": True, "direct_db": True})],
+                         indirect=["rig"], ids=["native", "process"])
 def test_a_sweep_through_the_cloud_sql_proxy(rig: SweepRig, mode: str) -> None:
-    """The jobs reach the study only through the proxy's port: the native sidecar the compiled pipeline
-    declares (run by the stand-in from the proxy image), or the process the job starts itself. One job in
-    flight: pods share this machine's ports here."""
+    """The jobs reach the study only through the proxy's port, two jobs in flight, each pod with its own
+    network (so both proxies listen on one port): the native sidecar the compiled pipeline declares (run by the
+    stand-in from the proxy image; the job's pod cannot reach MariaDB's own port at all), or the process the
+    job starts itself."""
     port = free_port()
     extra = [f"proxy.mode={mode}", f"proxy.port={port}"]
     if mode == "process":
         extra.append(f"proxy.command=[socat,'TCP-LISTEN:{{port}},bind=127.0.0.1,reuseaddr,fork',"
                      f"'TCP:127.0.0.1:{rig.db.port}']")
-    proc = rig.sweep(*extra, n_jobs=1, n_trials=3, db_port=port)
+    proc = rig.sweep(*extra, n_jobs=2, n_trials=4, db_port=port)
     assert proc.returncode == 0, _last_lines(proc)
-    rig.check_ended_exactly(3)
+    rig.check_ended_exactly(4)
     logs = list((rig.tmp / "pods").glob("run-*/attempt-*/cloud-sql-proxy.log"))
     assert len(logs) == (len(rig.server.runs) if mode == "native" else 0)
-    assert not accepts(port)  # no proxy outlived its job
+    starts = sorted(t for t, _, text in rig.executor.events if text.endswith(": started"))
+    ends = sorted(t for t, _, text in rig.executor.events if text.startswith("SUCCEEDED"))
+    assert starts[1] < ends[0], "never two jobs in flight"
+    assert not accepts(port)  # no proxy outlived its job (nor listened on this machine's port)
 
 
 @pytest.mark.slow
@@ -581,14 +607,15 @@ def test_a_sweep_survives_a_fault(rig: SweepRig, fault: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("rig", [{"pod_network": True, "direct_db": False}], indirect=True)
 def test_a_sweep_survives_a_dying_sidecar(rig: SweepRig) -> None:
     """The native sidecar is killed under a running job: the pod restarts it, and the sweep ends at n_trials
     (the job rides it out, or fails and its trial is retried)."""
     port = free_port()
     rig.executor.kill_sidecar_next(1, after_s=1.0)
-    proc = rig.sweep("proxy.mode=native", f"proxy.port={port}", n_jobs=1, n_trials=3, db_port=port)
+    proc = rig.sweep("proxy.mode=native", f"proxy.port={port}", db_port=port)
     assert proc.returncode == 0, _last_lines(proc)
-    rig.check_ended_exactly(3)
+    rig.check_ended_exactly()
     assert rig.executor.fired["sidecar"] == 1 and rig.executor.fired["restart"] >= 1
 
 
@@ -605,3 +632,41 @@ def test_a_failed_pod_shows_its_message_in_the_launchers_one_line_error(rig: Swe
     lines = [ln for ln in proc.stderr.splitlines() if f"KFP run {run['display_name']}" in ln and "FAILED" in ln]
     assert lines, _last_lines(proc)
     assert lines[0].rstrip().endswith(f"FAILED: {message}")
+
+
+def test_pods_with_their_own_network_listen_on_one_port(socat: str, pod_network: bool, pipelines: Any,
+                                                        tmp_path: Path) -> None:
+    """Two pods at once, each with its native sidecar on the same port (as every job of a sweep has): each pod
+    has its own loopback, and reaches the machine's "database" only through the bridged port."""
+    from hydra_plugins.navitune_kfp.proxy import apply_proxy, proxy_settings
+
+    echo_port, proxy_port = free_port(), free_port()
+    echo = subprocess.Popen(["socat", f"TCP-LISTEN:{echo_port},bind=127.0.0.1,reuseaddr,fork", "EXEC:cat"],
+                            start_new_session=True)
+    try:
+        wait_until(lambda: accepts(echo_port), 10, "the echo server")
+        settings = proxy_settings({"proxy": {"mode": "native", "instance": INSTANCE, "port": proxy_port}})
+        registry = Registry()
+        registry.add(job_image(JOB_IMAGE, workdir=tmp_path))
+        registry.add(proxy_image({INSTANCE: echo_port}))
+        executor = Executor(registry, root=tmp_path / "pods", pod_network=True, host_ports=[echo_port])
+        outs = [tmp_path / f"seen{i}.txt" for i in range(2)]
+        with FakeKFP(executor=executor) as server:
+            run_ids = [submit(server, api_spec(pipelines._proxied(proxy_port, 3.0, str(out)), tmp_path,
+                                               patch=lambda docs: apply_proxy(docs, settings)), name=f"r{i}")
+                       for i, out in enumerate(outs)]
+            wait_until(lambda: all(executor.processes(r) for r in run_ids), 30, "both pods to start")
+            assert not accepts(proxy_port)  # the sidecars listen in their pods, not on this machine
+            for run_id in run_ids:
+                run, _ = poll(server, run_id)
+                assert run.state == "SUCCEEDED", run.error
+            starts = sorted(t for t, r, text in executor.events if r in run_ids and text.endswith(": started"))
+            ends = sorted(t for t, r, text in executor.events if r in run_ids and text.startswith("SUCCEEDED"))
+            assert len(starts) == 2 and starts[1] < ends[0]  # both in flight at once, on the same port
+        for out in outs:
+            seen = out.read_text().split()
+            assert seen and set(seen) == {"ping"}, seen
+        assert not any(alive(p) for r in run_ids for p in executor.processes(r))
+    finally:
+        echo.kill()
+        echo.wait()

@@ -84,11 +84,12 @@ class FakeKFP:
         self._lock = threading.RLock()  # the executor updates runs under it, also from inside a create
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
         self.executor = executor
         if executor is not None:
-            executor.attach(self._update_run)
+            executor.attach(self._update_run, api_port=self._server.server_address[1])
 
     # ------------------------------------------------------------------------------------ test API
     @property

@@ -16,13 +16,14 @@ processes built from the pipeline spec in the request, the way KFP's driver and 
   message (its termination reason and its last log line, as ``FallbackToLogsOnError`` would), CANCELING and
   CANCELED after terminate.
 
-Processes stand in for containers: an image is an entry of a ``kfp_images.Registry`` (the job image: this checkout and
-this interpreter; the Cloud SQL proxy image: ``socat`` to a local database). An image that is not there fails
-the pod like an image pull error. All containers of a pod share this machine's network (there are no pod
-network namespaces): two pods whose proxies listen on one port collide. Faults a test injects:
-:meth:`Executor.evict_next`, :meth:`Executor.fail_pulls`, :meth:`Executor.kill_sidecar_next`,
-:meth:`Executor.kill` (a run's process tree, now). Every wait has a deadline; :meth:`Executor.shutdown`
-kills and reaps every process group it started.
+Processes stand in for containers (``kfp_process``): an image is an entry of a ``kfp_images.Registry`` (the
+job image: this checkout and this interpreter; the Cloud SQL proxy image: ``socat`` to a local database). An
+image that is not there fails the pod like an image pull error. By default all pods share this machine's
+network, so two pods whose proxies listen on one port collide; with ``pod_network=True`` each pod gets its own
+network namespace (``kfp_podnet``) and reaches only the machine's ports it is given (``host_ports``, and the
+API's own), as a pod reaches cluster services. Faults a test injects: :meth:`Executor.evict_next`,
+:meth:`Executor.fail_pulls`, :meth:`Executor.kill_sidecar_next`, :meth:`Executor.kill` (a run's process tree,
+now). Every wait has a deadline; :meth:`Executor.shutdown` kills and reaps every process group it started.
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .kfp_images import PROXY_IMAGE, Container, Image, Registry, job_image, proxy_image
+from .kfp_podnet import PodNetwork, pod_network_available
+from .kfp_process import PodFailed, Proc, last_line
 
-__all__ = ["PROXY_IMAGE", "Container", "Executor", "Image", "PodFailed", "Registry", "job_image", "proxy_image"]
+__all__ = ["PROXY_IMAGE", "Container", "Executor", "Image", "PodFailed", "Registry", "job_image",
+           "pod_network_available", "proxy_image"]
 
 PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")
-LOG_TAIL_BYTES = 2048  # Kubernetes keeps at most 2 KiB of a container's log as its termination message
 STOP_GRACE_S = 5.0  # terminationGracePeriodSeconds, scaled down
 RESTART_BACKOFF_S = (0.1, 2.0)  # a dead sidecar's first restart pause and the cap (the kubelet: 10 s, 5 min)
 
@@ -79,58 +82,12 @@ class _Fault:
 
 
 # ----------------------------------------------------------------------------------------------- pods
-class PodFailed(Exception):
-    """The pod ended badly: ``reason`` as Kubernetes names it, ``message`` what the run's error shows."""
-
-    def __init__(self, reason: str, message: str, retryable: bool = True) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason, self.message, self.retryable = reason, message, retryable
-
-
-class _Proc:
-    """A started container: its process (own process group) and its log."""
-
-    def __init__(self, c: Container, log: Path) -> None:
-        self.container = c
-        self.log = log
-        try:
-            with log.open("ab") as out:
-                self.popen = subprocess.Popen(c.argv, cwd=c.cwd, env=c.env, stdin=subprocess.DEVNULL, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as err:  # what the kubelet reports for a command that cannot be executed
-            raise PodFailed("StartError", f"container {c.name}: cannot run {c.argv[:1]}: {err.strerror or err}",
-                            retryable=False) from None
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop(self, grace_s: float) -> None:
-        """SIGTERM, then SIGKILL of the whole group (its children too) after ``grace_s``; reaped."""
-        if self.alive():
-            self.signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        self.signal_group(signal.SIGKILL)
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL (D state)
-            pass
-
-
 class _Sidecar:
     """A native sidecar: restarted whenever it exits while the pod runs, with a growing pause."""
 
     def __init__(self, pod: "Pod", c: Container, image: Image) -> None:
         self.pod, self.container, self.image = pod, c, image
-        self.proc: _Proc | None = None
+        self.proc: Proc | None = None
         self.restarts = 0
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -140,9 +97,9 @@ class _Sidecar:
 
     def _start(self) -> None:
         c = Container(self.container.name, list(self.container.argv), self.container.cwd, dict(self.container.env))
-        c = self.image.prepare(c, self.pod)
+        c = self.pod.enter(self.image.prepare(c, self.pod))
         with self.lock:
-            self.proc = _Proc(c, self.pod.dir / f"{c.name}.log")
+            self.proc = Proc(c, self.pod.dir / f"{c.name}.log")
 
     def _watch(self) -> None:
         pause = RESTART_BACKOFF_S[0]
@@ -186,8 +143,9 @@ class Pod:
         self.dir = executor.root / run.run_id / f"attempt-{attempt}"
         self.fs = self.dir / "fs"  # absolute paths of the pod (secret volumes, outputs) land under here
         (self.fs / "tmp").mkdir(parents=True, exist_ok=True)
-        self.main: _Proc | None = None
+        self.main: Proc | None = None
         self.sidecars: list[_Sidecar] = []
+        self.network: PodNetwork | None = None
         self.killed: PodFailed | None = None
         self.lock = threading.Lock()
 
@@ -197,6 +155,18 @@ class Pod:
 
     def event(self, text: str) -> None:
         self.executor.event(self.run.run_id, f"{self.name}: {text}")
+
+    def host_address(self, port: int) -> str:
+        """How a process of this pod reaches ``127.0.0.1:port`` of this machine (a socat address)."""
+        if self.network is None:
+            return f"TCP:127.0.0.1:{port}"
+        return f"UNIX-CONNECT:{self.executor.bridge(port)}"
+
+    def enter(self, c: Container) -> Container:
+        """The container, run inside the pod's network namespace (if it has one)."""
+        if self.network is not None:
+            c.argv = self.network.enter(c.argv)
+        return c
 
     def kill(self, failure: PodFailed) -> bool:
         """Kill every container now (eviction, a test's kill hook); False when no container is running."""
@@ -213,7 +183,7 @@ class Pod:
 
     def processes(self) -> list[int]:
         with self.lock:
-            procs = [self.main] + [s.proc for s in self.sidecars]
+            procs = [self.main] + [s.proc for s in self.sidecars] + (self.network.procs if self.network else [])
         return [p.popen.pid for p in procs if p is not None and p.alive()]
 
 
@@ -252,13 +222,17 @@ class Executor:
     pauses (1.0: as written); ``pending_s``: how long a run stays PENDING before its pod starts."""
 
     def __init__(self, registry: Registry, secrets: Mapping[str, Mapping[str, str]] | None = None,
-                 root: Path | None = None, retry_backoff_scale: float = 1.0, pending_s: float = 0.05) -> None:
+                 root: Path | None = None, retry_backoff_scale: float = 1.0, pending_s: float = 0.05,
+                 pod_network: bool = False, host_ports: Iterable[int] = ()) -> None:
         self.registry = registry
         self.secrets = {k: dict(v) for k, v in (secrets or {}).items()}
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="kfp-standin-pods-"))
         self.retry_backoff_scale = retry_backoff_scale
         self.pending_s = pending_s
+        self.pod_network = pod_network
+        self.host_ports = set(host_ports)
+        self._bridges: dict[int, tuple[Path, Proc]] = {}
         self.runs: dict[str, _Run] = {}
         self.events: list[tuple[float, str, str]] = []  # (monotonic, run id, text)
         self.fired: dict[str, int] = {"evict": 0, "pull": 0, "sidecar": 0, "kill": 0, "restart": 0}
@@ -270,9 +244,33 @@ class Executor:
         self._update: Callable[[str, Callable[[dict], None]], None] = lambda run_id, fn: None
 
     # -------------------------------------------------------------------------------- wiring
-    def attach(self, update: Callable[[str, Callable[[dict], None]], None]) -> None:
-        """``update(run_id, fn)``: apply ``fn`` to the API's record of the run under the server's lock."""
+    def attach(self, update: Callable[[str, Callable[[dict], None]], None], api_port: int | None = None) -> None:
+        """``update(run_id, fn)``: apply ``fn`` to the API's record of the run under the server's lock;
+        ``api_port``: the API's port, which pods reach (a driver pipeline submits runs from its pod)."""
         self._update = update
+        if api_port is not None:
+            self.host_ports.add(api_port)
+
+    def bridge(self, port: int) -> Path:
+        """The unix socket that reaches ``127.0.0.1:port`` of this machine (one socat per port, started once):
+        how a process in a pod's own network namespace gets out."""
+        with self._lock:
+            found = self._bridges.get(port)
+            if found is not None and found[1].alive():
+                return found[0]
+            sock = self.root / "net" / f"{port}.sock"
+            sock.parent.mkdir(parents=True, exist_ok=True)
+            c = Container(f"bridge-{port}", ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+                                             f"TCP:127.0.0.1:{port}"], self.root, {"PATH": os.environ.get("PATH", "")})
+            proc = Proc(c, sock.parent / f"{port}.log")
+            self._bridges[port] = (sock, proc)
+            deadline = time.monotonic() + 10
+            while not sock.exists():
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise PodFailed("FailedCreatePodSandBox", f"cannot bridge port {port}: "
+                                    f"{last_line(proc.log) or 'timed out'}", retryable=False)
+                time.sleep(0.01)
+            return sock
 
     def event(self, run_id: str, text: str) -> None:
         with self._lock:
@@ -522,6 +520,10 @@ class Executor:
         deadline = None
         if k8s.get("activeDeadlineSeconds"):
             deadline = time.monotonic() + float(k8s["activeDeadlineSeconds"])
+        if self.pod_network:
+            network = PodNetwork(pod, sorted(self.host_ports), self.bridge)
+            with pod.lock:
+                pod.network = network
         self._set_state(r.run_id, "RUNNING")
         pod.event("started")
         for spec in inits:
@@ -531,31 +533,31 @@ class Executor:
                 with pod.lock:
                     pod.sidecars.append(_Sidecar(pod, c, pulled[spec["image"]]))
                 continue
-            proc = _Proc(pulled[spec["image"]].prepare(c, pod), pod.dir / f"{c.name}.log")
+            proc = Proc(pod.enter(pulled[spec["image"]].prepare(c, pod)), pod.dir / f"{c.name}.log")
             code = self._wait(proc, r, pod, deadline)
             if code != 0:
                 raise PodFailed("Init:Error", f"init container {c.name} exited with code {code}: "
-                                f"{_last_line(proc.log)}")
+                                f"{last_line(proc.log)}")
         executor_input = self._executor_input(pod, r)
         c = self._container(pod, dict(r.container, name=r.task), secret_env)
         c.argv = self._substitute(c.argv, r, executor_input)
         image = pulled[r.container["image"]]
         c.env = {**image.env, **c.env}
-        c = image.prepare(c, pod)
+        c = pod.enter(image.prepare(c, pod))
         if r.cancel.is_set() or self._closing.is_set():
             raise PodFailed("Canceled", "terminated")
         with pod.lock:
-            pod.main = _Proc(c, pod.dir / "main.log")
+            pod.main = Proc(c, pod.dir / "main.log")
         self._arm_faults(r, pod)
         code = self._wait(pod.main, r, pod, deadline)
         if pod.killed is not None:
             raise pod.killed
         if code != 0:
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            raise PodFailed("Error", f"{_last_line(pod.main.log) or 'no output'} ({how})")
+            raise PodFailed("Error", f"{last_line(pod.main.log) or 'no output'} ({how})")
         r.output = _outputs(executor_input)
 
-    def _wait(self, proc: _Proc, r: _Run, pod: Pod, deadline: float | None) -> int:
+    def _wait(self, proc: Proc, r: _Run, pod: Pod, deadline: float | None) -> int:
         while True:
             try:
                 return proc.popen.wait(timeout=0.05)
@@ -619,6 +621,8 @@ class Executor:
             main.stop(STOP_GRACE_S)
         for s in sidecars:  # after the task, as the kubelet stops native sidecars
             s.stop(STOP_GRACE_S)
+        if pod.network is not None:
+            pod.network.stop()
 
     # -------------------------------------------------------------------------- API state
     def _set_state(self, run_id: str, state: str) -> None:
@@ -677,6 +681,10 @@ class Executor:
         for r in list(self.runs.values()):  # a run thread that missed the deadline: kill what it left
             if r.pod is not None:
                 self._stop_pod(r.pod)
+        with self._lock:
+            bridges, self._bridges = list(self._bridges.values()), {}
+        for _, proc in bridges:
+            proc.stop(0)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -693,17 +701,3 @@ def _outputs(executor_input: dict) -> dict[str, Any]:
         if name not in out and path.is_file():
             out[name] = path.read_text()
     return out
-
-
-def _last_line(log: Path) -> str:
-    """The last non-empty line of a container's log (of at most its last 2 KiB), as the pod's message."""
-    try:
-        with log.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - LOG_TAIL_BYTES))
-            tail = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
-    return lines[-1][:1000] if lines else ""

@@ -40,6 +40,10 @@ class PodView(Protocol):
         """Where an absolute path of the pod is on this machine."""
         ...
 
+    def host_address(self, port: int) -> str:
+        """A socat address that reaches ``127.0.0.1:port`` of this machine from inside the pod."""
+        ...
+
 
 ImageRunner = Callable[[Container, PodView], Container]
 
@@ -122,7 +126,7 @@ def proxy_image(instances: Mapping[str, int], name: str = PROXY_IMAGE) -> Image:
             c.argv = ["sh", "-c", f"echo {shlex.quote(problem)} >&2; exit 1"]
         else:
             c.argv = ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                      f"TCP:127.0.0.1:{instances[instance]}"]
+                      pod.host_address(instances[instance])]
         return c
 
     return Image(name, prepare)
