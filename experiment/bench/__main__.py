@@ -225,13 +225,20 @@ def bench_kfp() -> dict:
     return run()
 
 
-BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp}
+def bench_kfp_scale(*overrides: str) -> dict:
+    from experiment.bench.kfp_scale import bench_kfp_scale as run
+
+    return run(overrides)
+
+
+BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "kfp-scale": bench_kfp_scale}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", nargs="?", choices=sorted(BENCHES))
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("options", nargs="*", help="key=value options of kfp-scale (e.g. levels=5,20 waves=2)")
     args = ap.parse_args()
     if args.child:
         if args.child.startswith("speedup:"):
@@ -244,7 +251,9 @@ def main() -> None:
         return
     if not args.name:
         ap.error(f"name a benchmark: {', '.join(sorted(BENCHES))}")
-    print(json.dumps(BENCHES[args.name]()))
+    if args.options and args.name != "kfp-scale":
+        ap.error(f"{args.name} takes no options; only kfp-scale does (e.g. levels=5,20 waves=2)")
+    print(json.dumps(BENCHES[args.name](*args.options)))
 
 
 if __name__ == "__main__":

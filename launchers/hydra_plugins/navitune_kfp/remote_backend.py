@@ -10,6 +10,11 @@
   forever), SKIPPED end the job; PENDING, RUNNING, PAUSED and unknown states are waited on, up to
   ``timeout_s`` (then the run is terminated and the job fails).
 * **Transient API errors** (HTTP 5xx, 429, no connection) are retried with exponential backoff.
+* **One look for all runs**: with more than :data:`LIST_ABOVE` runs in flight, the job threads share one
+  ``list_runs`` of the experiment (newest first, paged until every watched run is seen) per half poll interval
+  instead of one ``get_run`` per run per interval: the API sees a request per interval, not one per run, and
+  the sweeper parses one response (measured by ``python -m experiment.bench kfp-scale``; see
+  docs/performance.md). A run the listing does not reach (older than its pages, or deleted) is asked for alone.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ EQUALS = 1  # kfp's filter operation code, as kfp.Client sends it
 WAITING = {"", "RUNTIME_STATE_UNSPECIFIED", "PENDING", "RUNNING"}
 KNOWN = WAITING | {"SUCCEEDED", "FAILED", "CANCELED", "CANCELING", "SKIPPED", "PAUSED"}
 MAX_BACKOFF_S = 60.0
+LIST_ABOVE = 4  # runs in flight above which the threads poll through one shared list_runs
+LIST_SLACK = 20  # extra rows per page: runs of other sweepers in the same experiment, created meanwhile
+MAX_PAGE_SIZE = 200
+MAX_LIST_PAGES = 20
 
 
 def _name_filter(name: str) -> str:
@@ -97,6 +106,10 @@ class RemoteBackend:
         self.pipeline_spec: dict[str, Any] | None = None
         self._stores: dict[tuple[str, str], results.ResultStore] = {}
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()  # one listing at a time; the other threads read it
+        self._watched: dict[str, float] = {}  # run id -> when its thread began to wait on it (monotonic)
+        self._listed: dict[str, Any] = {}
+        self._listed_at = float("-inf")
         try:
             self.client = self._connect()
             self.experiment_id = self._ensure_experiment()
@@ -241,6 +254,18 @@ class RemoteBackend:
         run_id, name = str(run.run_id), job.run_name
         where = f"KFP run {name} ({self.link('runs', run_id)})"
         noted: set[str] = set()
+        with self._poll_lock:
+            self._watched[run_id] = time.monotonic()
+        try:
+            return self._wait(job, run, where, started, closing, noted)
+        finally:
+            with self._poll_lock:
+                self._watched.pop(run_id, None)
+                self._listed.pop(run_id, None)
+
+    def _wait(self, job: JobSpec, run: Any, where: str, started: float, closing: threading.Event,
+              noted: set[str]) -> JobReturn:
+        run_id = str(run.run_id)
         while True:
             state = str(run.state or "").upper()
             if state not in WAITING and state != "PAUSED" and state in KNOWN:
@@ -265,11 +290,44 @@ class RemoteBackend:
                 return results.failed(job.overrides, job.config,
                                       LauncherShutdown(f"the launcher shut down while waiting for {where}: {why}"))
             try:
-                run = self.api("get run", self.client.get_run, run_id)
+                run = self._poll(run_id)
             except KFPApiError as err:
                 if err.status == 404:  # deleted meanwhile
                     return results.failed(job.overrides, job.config, RunFailed(f"{where} no longer exists"))
                 raise
+
+    def _poll(self, run_id: str) -> Any:
+        """The run's current record: its own ``get_run`` while few runs are in flight, else from the shared
+        listing, refreshed when it is older than half a poll interval or older than this run's wait."""
+        with self._poll_lock:
+            listed = None
+            if len(self._watched) > LIST_ABOVE:
+                since = self._watched.get(run_id, time.monotonic())
+                if time.monotonic() - self._listed_at >= self.settings.poll_interval / 2 or self._listed_at < since:
+                    self._list_watched()
+                listed = self._listed.get(run_id)
+        if listed is not None:
+            return listed
+        return self.api("get run", self.client.get_run, run_id)
+
+    def _list_watched(self) -> None:
+        """List the experiment's runs, newest first, until every watched run is seen (called under
+        ``_poll_lock``); a run not reached stays out of ``_listed`` and is asked for alone."""
+        listed_at = time.monotonic()
+        want = set(self._watched)
+        found: dict[str, Any] = {}
+        token = ""
+        for _ in range(MAX_LIST_PAGES):
+            resp = self.api("list runs", self.client.list_runs, experiment_id=self.experiment_id,
+                            sort_by="created_at desc", page_size=min(len(want) + LIST_SLACK, MAX_PAGE_SIZE),
+                            page_token=token)
+            for r in resp.runs or []:
+                if str(r.run_id) in want:
+                    found[str(r.run_id)] = r
+            token = resp.next_page_token or ""
+            if not token or want <= found.keys():
+                break
+        self._listed, self._listed_at = found, listed_at
 
     def _ended(self, job: JobSpec, run: Any, state: str, where: str) -> JobReturn:
         if state in ("CANCELED", "CANCELING"):

@@ -157,9 +157,9 @@ def channel(config: DictConfig) -> tuple[Any, str] | None:
 
 
 def _storage(setting: Any) -> Any:
-    from hydra_plugins.navitune_shared.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import shared_storage
 
-    return make_storage(setting)
+    return shared_storage(setting)  # the job's reporter's storage, if it has one: one connection
 
 
 class ResultStore:

@@ -46,13 +46,13 @@ def current_trial() -> TrialReporter | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from hydra_plugins.navitune_shared.storage import make_storage
+    from hydra_plugins.navitune_shared.storage import shared_storage
 
     sweeper = HydraConfig.get().sweeper
     pruner = sweeper.get("pruner")
     study = optuna.load_study(
         study_name=study_name,
-        storage=make_storage(sweeper.get("storage")),
+        storage=shared_storage(sweeper.get("storage")),  # shared with the result the job publishes
         pruner=instantiate(pruner, _execution_whitelist_=("optuna.pruners.*",)) if pruner else None,
     )
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number))

@@ -44,6 +44,31 @@ def make_storage(setting: Any) -> Any:
     return _rdb_storage(text)
 
 
+_SHARED: dict[str, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_storage(setting: Any) -> Any:
+    """This process's one storage for an RDB ``setting`` (made on first use; others as :func:`make_storage`).
+
+    Why: a remote job reports to its trial and then publishes its result; with a storage each, it held two
+    database connection pools (two connections through its proxy) where one does. At 100 jobs in flight that
+    was the study database's connection count (``python -m experiment.bench kfp-scale``, docs/performance.md).
+    The pool is emptied once after the storage is made: opening it checks the schema on a second connection,
+    which would otherwise stay open, idle, for the job's life."""
+    if setting is None or str(setting) in ("", "None", "null") or str(setting).startswith("journal://"):
+        return make_storage(setting)
+    key = str(setting)
+    with _SHARED_LOCK:
+        storage = _SHARED.get(key)
+        if storage is None:
+            storage = _SHARED[key] = make_storage(setting)
+            engine = getattr(storage, "engine", None)
+            if engine is not None:  # Optuna's schema check leaves a second idle connection in the pool; a
+                engine.dispose()  # job uses one at a time, so it keeps one from now on
+        return storage
+
+
 # ------------------------------------------------------------------------------------------- claims
 def claim(study: Any, key: str, value: Any, then: Callable[[], None] | None = None) -> bool:
     """Set the study system attribute ``key`` to ``value`` unless it is set already; True if this call set it.
