@@ -225,13 +225,21 @@ def bench_kfp() -> dict:
     return run()
 
 
-BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp}
+def bench_retune(argv: list[str]) -> dict:
+    from experiment.bench.retune import bench_retune as run
+
+    return run(argv)
+
+
+BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "retune": bench_retune}
+TAKES_ARGS = {"retune"}  # python -m experiment.bench retune [overrides] [--json FILE] [--plot FILE]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", nargs="?", choices=sorted(BENCHES))
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("args", nargs=argparse.REMAINDER, help="retune: overrides, --json FILE, --plot FILE")
     args = ap.parse_args()
     if args.child:
         if args.child.startswith("speedup:"):
@@ -244,6 +252,11 @@ def main() -> None:
         return
     if not args.name:
         ap.error(f"name a benchmark: {', '.join(sorted(BENCHES))}")
+    if args.name in TAKES_ARGS:
+        print(json.dumps(BENCHES[args.name](args.args)))
+        return
+    if args.args:
+        ap.error(f"{args.name} takes no arguments (got {' '.join(args.args)})")
     print(json.dumps(BENCHES[args.name]()))
 
 
