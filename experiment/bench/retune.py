@@ -134,7 +134,7 @@ def parse(argv: Sequence[str]) -> tuple[Settings, list[str], str | None, str | N
                                  + ", ".join(f"bench.{k}" for k in sorted(known)))
             try:
                 values[name] = yaml.safe_load(raw)
-            except yaml.YAMLError:
+            except (yaml.YAMLError, ValueError):  # ValueError: a date that is no day (2026-02-30)
                 values[name] = raw
             if name in ("start", "outputs") and values[name] is not None:
                 values[name] = str(raw)
@@ -188,24 +188,32 @@ class Cycle:
     champion: dict[str, Any] = field(default_factory=dict)  # the champion's complete policy after the cycle
 
 
-def run_cycle(as_of: dt.date, outputs: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """Run one re-tuning cycle at ``as_of`` and return its decision (as ``retune.json`` has it).
+#: how a cycle is started: "sweep" (``python -m experiment -m window=rolling ...``, whose end decides in the
+#: registry) or "retune" (``navitune retune --as-of DATE``, which writes ``retune.json``)
+CYCLE_COMMAND = "sweep"
 
-    The one place that knows how a cycle is started: today the sweep command on ``window=rolling`` (its
-    baseline is the champion; the report and the registry decision run at its end); ``navitune retune
-    --as-of DATE`` will replace this command line."""
-    sweep_dir = outputs / "cycles" / as_of.isoformat()
-    cmd = [sys.executable, "-m", "experiment", "-m", *fixed_overrides(as_of, outputs), f"hydra.sweep.dir={sweep_dir}",
-           *cycle_overrides(overrides)]
-    log_path = outputs / "logs" / f"cycle_{as_of.isoformat()}.log"
+
+def run_cycle(as_of: dt.date, outputs: Path, overrides: Sequence[str], region: str, scenario: str) -> dict[str, Any]:
+    """Run one re-tuning cycle at ``as_of`` and return its decision (the keys of ``retune.json``: outcome,
+    promoted, version, champion_before, champion_after, sweep_dir). The one place that knows how a cycle runs."""
+    day = as_of.isoformat()
+    if CYCLE_COMMAND == "retune":
+        cmd = [sys.executable, "-m", "experiment", "retune", "--as-of", day, f"paths.outputs={outputs}",
+               "tracking=local", *cycle_overrides(overrides)]
+        record = outputs / "retune" / region / scenario / day / "retune.json"
+    else:  # a sweep on window=rolling: the champion is its baseline; report and decision run at its end
+        sweep_dir = outputs / "cycles" / day
+        cmd = [sys.executable, "-m", "experiment", "-m", *fixed_overrides(as_of, outputs),
+               f"hydra.sweep.dir={sweep_dir}", *cycle_overrides(overrides)]
+        record = sweep_dir / "registry_decision.json"
+    log_path = outputs / "logs" / f"cycle_{day}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as fh:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, timeout=3600)
-    decision = sweep_dir / "registry_decision.json"
-    if proc.returncode != 0 or not decision.exists():
+    if proc.returncode != 0 or not record.exists():
         tail = log_path.read_text()[-1500:]
-        raise RuntimeError(f"cycle {as_of} failed (exit {proc.returncode}; log {log_path}):\n{tail}")
-    return json.loads(decision.read_text())
+        raise RuntimeError(f"cycle {day} failed (exit {proc.returncode}; log {log_path}):\n{tail}")
+    return json.loads(record.read_text())
 
 
 def init_champion(as_of: dt.date, outputs: Path, overrides: Sequence[str]) -> None:
@@ -322,7 +330,7 @@ def period_row(k: int, settings: Settings, cycle: Cycle, revenue: dict[str, list
         "end": (start + dt.timedelta(days=settings.period_days)).isoformat(),
         "cycle": {"outcome": cycle.outcome, "promoted": cycle.promoted, "version": cycle.version,
                   "champion_before": cycle.champion_before, "champion_after": cycle.champion_after,
-                  "wall_s": round(cycle.wall_s, 1)},
+                  "wall_s": round(cycle.wall_s, 1), "sweep_dir": cycle.sweep_dir},
         "versions": versions,
         "params": {role: tuned_values(p) for role, p in policies.items()},
         "revenue_yen": {role: round(sum(v) / len(v), 1) for role, v in revenue.items()},
@@ -353,7 +361,10 @@ def plot(rows: Sequence[dict[str, Any]], result: dict[str, Any], path: str) -> N
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    xs = [dt.date.fromisoformat(r["start"]) + dt.timedelta(days=14) for r in rows]
+    import matplotlib.dates as mdates
+
+    days = int(result["settings"]["period_days"])
+    xs = [dt.date.fromisoformat(r["start"]) + dt.timedelta(days=days / 2) for r in rows]
     colors = {"retuned": "#1f77b4", "frozen": "#ff7f0e", "production": "#555555"}
     labels = {"retuned": "re-tuned every 4 weeks (champion)", "frozen": "tuned in January, frozen",
               "production": "production"}
@@ -379,12 +390,16 @@ def plot(rows: Sequence[dict[str, Any]], result: dict[str, Any], path: str) -> N
             ys = [r[key]["pct"] for r in rows]
             lo = [r[key]["pct"] - r[key]["ci95"][0] for r in rows]
             hi = [r[key]["ci95"][1] - r[key]["pct"] for r in rows]
-            bottom.errorbar([x + dt.timedelta(days=off) for x in xs], ys, yerr=[lo, hi], fmt="o", ms=4, capsize=3,
+            bottom.errorbar([x + dt.timedelta(days=off * days / 28) for x in xs], ys, yerr=[lo, hi], fmt="o", ms=4,
+                            capsize=3,
                             color=colors[role], label=f"re-tuned vs {role} (95 % CI)")
         bottom.axhline(0, color="grey", lw=0.8)
         bottom.set_ylabel("uplift (%)")
         bottom.legend(fontsize=8, frameon=False)
         bottom.grid(alpha=0.3)
+        locator = mdates.AutoDateLocator()
+        bottom.xaxis.set_major_locator(locator)
+        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         fig.savefig(path, dpi=110)
         plt.close(fig)
 
@@ -434,7 +449,7 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path) -> tuple[d
             as_of = settings.as_of(k)
             t0 = time.monotonic()
             before_number, before_policy = read_champion(outputs, region)
-            d = run_cycle(as_of, outputs, overrides)
+            d = run_cycle(as_of, outputs, overrides, region, scenario)
             number, policy = read_champion(outputs, region)
             cycle = Cycle(as_of.isoformat(), str(d.get("outcome")), bool(d.get("promoted")), d.get("version"),
                           d.get("champion_before"), d.get("champion_after"), str(d.get("sweep_dir")),
