@@ -37,6 +37,8 @@ KEYS = ("uplift_vs_frozen_pct", "uplift_vs_frozen_ci95", "uplift_vs_production_p
     (["tracking=off"], "tracking is set by the bench"),
     (["gamma"], "invalid override 'gamma'"),
     (["--fast"], "unknown option '--fast'"),
+    (["bench.resume=true"], "bench.resume=True"),
+    (["bench.resume=maybe"], "bench.resume='maybe'"),
 ])
 def test_bad_bench_input_is_one_line(args, words):
     with pytest.raises(BenchError) as err:
@@ -93,13 +95,12 @@ def test_a_wrong_promotion_needs_the_interval_below_zero():
 def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
     out = tmp_path / "bench.json"
     png = tmp_path / "retune.png"
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiment.bench", "retune", "bench.cycles=2", "bench.period_days=14",
-         "bench.eval_seeds=1", f"bench.outputs={tmp_path / 'outputs'}", "window.drivers=80", "window.max_shift_h=6",
-         "window.tune_days=2", "window.test_days=2", "hydra.sweeper.n_trials=4",
-         "hydra.callbacks.report.replications=2", "--json", str(out), "--plot", str(png)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-    )
+    argv = [sys.executable, "-m", "experiment.bench", "retune", "bench.cycles=2", "bench.period_days=14",
+            "bench.eval_seeds=1", f"bench.outputs={tmp_path / 'outputs'}", "window.drivers=80", "window.max_shift_h=6",
+            "window.tune_days=2", "window.test_days=2", "hydra.sweeper.n_trials=4",
+            "hydra.callbacks.report.replications=2"]
+    proc = subprocess.run([*argv, "--json", str(out), "--plot", str(png)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(k in result for k in KEYS)
@@ -128,3 +129,16 @@ def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
     # each cycle ran on its own rolling window and left its decision
     for p in periods:
         assert Path(p["cycle"]["sweep_dir"]).is_dir()
+
+    # the same directory again: a used directory is refused (one line) unless resumed; resumed, no cycle runs
+    # again and the evaluation (same seeds, same champions) gives the same figures
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "bench.resume=true" in again.stderr and "\n" not in again.stderr.strip()
+    resumed = subprocess.run([*argv, "bench.resume=true", "--json", str(tmp_path / "again.json")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    second = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert second["outcomes"] == result["outcomes"] and second["champion_versions"] == result["champion_versions"]
+    assert json.loads((tmp_path / "again.json").read_text())["periods"][1]["per_replication_yen"] == \
+        periods[1]["per_replication_yen"]
+    assert len(list((tmp_path / "outputs" / "logs").glob("cycle_*.log"))) == 2  # no cycle ran twice

@@ -38,6 +38,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,7 @@ class Settings:
     eval_seeds: int = 2  # seeds per 7-day week of a service period (replications = weeks x seeds)
     workers: int = 2  # evaluation processes
     outputs: str | None = None  # where the cycles' sweeps, studies and registry go (null: a temporary directory)
+    resume: bool = False  # reuse the cycles already decided in bench.outputs (a stopped bench continues)
 
     def check(self) -> "Settings":
         def bad(key: str, value: Any, allowed: str) -> BenchError:
@@ -94,6 +96,10 @@ class Settings:
             raise bad("start", self.start, "a date YYYY-MM-DD between 2000-01-01 and 2999-12-31") from None
         if self.outputs is not None and not isinstance(self.outputs, str):
             raise bad("outputs", self.outputs, "a directory path")
+        if not isinstance(self.resume, bool):
+            raise bad("resume", self.resume, "true or false")
+        if self.resume and self.outputs is None:
+            raise bad("resume", self.resume, "true only with bench.outputs=DIR (the stopped bench's directory)")
         return self
 
     @property
@@ -193,9 +199,11 @@ class Cycle:
 CYCLE_COMMAND = "sweep"
 
 
-def run_cycle(as_of: dt.date, outputs: Path, overrides: Sequence[str], region: str, scenario: str) -> dict[str, Any]:
+def run_cycle(as_of: dt.date, outputs: Path, overrides: Sequence[str], region: str, scenario: str,
+              resume: bool = False) -> dict[str, Any]:
     """Run one re-tuning cycle at ``as_of`` and return its decision (the keys of ``retune.json``: outcome,
-    promoted, version, champion_before, champion_after, sweep_dir). The one place that knows how a cycle runs."""
+    promoted, version, champion_before, champion_after, sweep_dir). The one place that knows how a cycle runs.
+    With ``resume``, a cycle already decided is not run again."""
     day = as_of.isoformat()
     if CYCLE_COMMAND == "retune":
         cmd = [sys.executable, "-m", "experiment", "retune", "--as-of", day, f"paths.outputs={outputs}",
@@ -206,6 +214,8 @@ def run_cycle(as_of: dt.date, outputs: Path, overrides: Sequence[str], region: s
         cmd = [sys.executable, "-m", "experiment", "-m", *fixed_overrides(as_of, outputs),
                f"hydra.sweep.dir={sweep_dir}", *cycle_overrides(overrides)]
         record = sweep_dir / "registry_decision.json"
+    if resume and record.exists():
+        return json.loads(record.read_text())
     log_path = outputs / "logs" / f"cycle_{day}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as fh:
@@ -225,14 +235,11 @@ def init_champion(as_of: dt.date, outputs: Path, overrides: Sequence[str]) -> No
         raise RuntimeError(f"navitune champion init failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
 
 
-def read_champion(outputs: Path, region: str) -> tuple[int, dict[str, Any]]:
-    """The region's champion (version, complete policy) in the bench's registry."""
+def read_version(outputs: Path, region: str, number: int) -> dict[str, Any]:
+    """Version ``number``'s complete policy in the bench's registry."""
     from experiment.registry import Registry
 
-    version = Registry.at(f"sqlite:///{outputs}/mlflow.db", region).champion()
-    if version is None:
-        raise RuntimeError(f"the bench's registry in {outputs} has no champion for {region}")
-    return version.number, dict(version.policy)
+    return dict(Registry.at(f"sqlite:///{outputs}/mlflow.db", region).version(int(number)).policy)
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -422,7 +429,10 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def run_year(settings: Settings, overrides: list[str], outputs: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_year(settings: Settings, overrides: list[str], outputs: Path,
+             json_path: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The year: init, then per period its cycle and its evaluation. With ``json_path`` the rows so far are
+    written after every period (``"partial": true``), so a run stopped half-way keeps what it measured."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -436,7 +446,8 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path) -> tuple[d
     _log(f"retune bench: {settings.cycles} cycles every {settings.period_days} days from {settings.first} "
          f"(scenario {scenario}, region {region}, demand {city.demand.source}); cycle budget "
          f"{' '.join(cycle_overrides(overrides))}; outputs {outputs}")
-    init_champion(settings.first, outputs, overrides)
+    if not (settings.resume and (outputs / "mlflow.db").exists()):
+        init_champion(settings.first, outputs, overrides)
     pool = ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("spawn")) \
         if settings.workers > 1 else None
     rows: list[dict[str, Any]] = []
@@ -448,9 +459,9 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path) -> tuple[d
         for k in range(settings.cycles):
             as_of = settings.as_of(k)
             t0 = time.monotonic()
-            before_number, before_policy = read_champion(outputs, region)
-            d = run_cycle(as_of, outputs, overrides, region, scenario)
-            number, policy = read_champion(outputs, region)
+            d = run_cycle(as_of, outputs, overrides, region, scenario, settings.resume)
+            before_number, number = int(d["champion_before"]), int(d["champion_after"])
+            policy = read_version(outputs, region, number)
             cycle = Cycle(as_of.isoformat(), str(d.get("outcome")), bool(d.get("promoted")), d.get("version"),
                           d.get("champion_before"), d.get("champion_after"), str(d.get("sweep_dir")),
                           time.monotonic() - t0, policy)
@@ -461,12 +472,15 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path) -> tuple[d
             policies = {"retuned": policy, "frozen": frozen, "production": production}
             versions: dict[str, int | None] = {"retuned": number, "frozen": frozen_version, "production": None}
             if cycle.promoted:
-                policies["replaced"], versions["replaced"] = before_policy, before_number
+                policies["replaced"] = read_version(outputs, region, before_number)
+                versions["replaced"] = before_number
             t1 = time.monotonic()
             revenue = evaluate_period(pool, city, settings, as_of, policies)
             eval_s += time.monotonic() - t1
             row = period_row(k, settings, cycle, revenue, policies, versions)
             rows.append(row)
+            if json_path:
+                Path(json_path).write_text(json.dumps({"bench": "retune", "partial": True, "periods": rows}, indent=1))
             extra = (f", promoted vs replaced {row['promoted_vs_replaced']['pct']:+.2f} % "
                      f"{row['promoted_vs_replaced']['ci95']}" if "promoted_vs_replaced" in row else "")
             _log(f"cycle {k + 1}/{settings.cycles} as_of {as_of}: {cycle.outcome} (champion v{number}, "
@@ -517,6 +531,10 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path) -> tuple[d
     return result, rows
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def bench_retune(argv: Sequence[str] = ()) -> dict[str, Any]:
     """Parse, check, run the year; write --json / --plot; return the result (the caller prints it)."""
     try:
@@ -524,9 +542,10 @@ def bench_retune(argv: Sequence[str] = ()) -> dict[str, Any]:
         outputs = Path(settings.outputs).resolve() if settings.outputs else Path(
             tempfile.mkdtemp(prefix="navitune-bench-retune-"))
         if settings.outputs:
-            if outputs.exists() and any(outputs.iterdir()):
+            if outputs.exists() and any(outputs.iterdir()) and not settings.resume:
                 raise BenchError(f"navitune bench retune: invalid bench.outputs={settings.outputs!r}; allowed: a "
-                                 "new or empty directory (each bench starts from a fresh registry)")
+                                 "new or empty directory (each bench starts from a fresh registry), or "
+                                 "bench.resume=true to continue the bench stopped there")
             outputs.mkdir(parents=True, exist_ok=True)
         try:
             preflight(settings, overrides, outputs)
@@ -538,7 +557,8 @@ def bench_retune(argv: Sequence[str] = ()) -> dict[str, Any]:
         print(str(err), file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        result, rows = run_year(settings, overrides, outputs)
+        signal.signal(signal.SIGTERM, _terminate)  # stop the cycle and the evaluation processes too
+        result, rows = run_year(settings, overrides, outputs, json_path)
     finally:
         if not settings.outputs:
             shutil.rmtree(outputs, ignore_errors=True)
