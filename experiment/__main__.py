@@ -32,6 +32,10 @@ def main() -> None:
         from experiment.registry.cli import main as champion
 
         raise SystemExit(champion(sys.argv[2:]))
+    if sys.argv[1:2] == ["retune"]:  # navitune retune [--as-of DATE] [overrides]: one re-tuning cycle
+        from experiment.retune.cli import main as retune
+
+        raise SystemExit(retune(sys.argv[2:]))
     problem = preflight(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)

@@ -2,11 +2,18 @@
 
 It serves the ``/apis/v2beta1`` endpoints ``kfp.Client`` calls — healthz, experiments (create, list with a
 display-name filter, get) and runs (create, list with filter and sort, get, terminate) — with the JSON shapes of
-the real API (snake_case field names, RFC 3339 times, state strings). It executes nothing: a test scripts the
-states each run goes through (``script``), can make requests fail with HTTP errors (``fail``), and reads every
-request back (``requests``) to assert what the client sent. A test that plays the pod gets the inputs the
-backend would give the run's task (``task_inputs``: parameters and constants, ``{{$.pipeline_job_uuid}}``
-replaced by the run's id, as KFP does).
+the real API (snake_case field names, RFC 3339 times, state strings). A test can make requests fail with HTTP
+errors (``fail``) and reads every request back (``requests``) to assert what the client sent.
+
+Two ways to run what is submitted:
+
+* scripted (no executor): nothing runs; a test scripts the states each run goes through (``script``), and a test
+  that plays the pod gets the inputs the backend would give the run's task (``task_inputs``);
+* executing (``FakeKFP(executor=kfp_executor.Executor(...))``): every created run is executed from the pipeline
+  spec in the request, as processes on this machine (see ``kfp_executor``), and its state is what the pod does.
+
+More endpoints plug in with :meth:`FakeKFP.add_route` (a method, a path regex, a handler); a run created by
+other code than ``POST /runs`` (e.g. a recurring run firing) goes through :meth:`FakeKFP.create_run`.
 """
 
 from __future__ import annotations
@@ -53,14 +60,20 @@ class _Failure:
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _now(when: dt.datetime | None = None) -> str:
+    when = when or dt.datetime.now(dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Handler = Callable[[re.Match, dict[str, str], Any], tuple[int, Any]]
 
 
 class FakeKFP:
-    """``with FakeKFP() as kfp: ...``; ``kfp.url`` is the host for ``kfp.Client``."""
+    """``with FakeKFP() as kfp: ...``; ``kfp.url`` is the host for ``kfp.Client``. With ``executor`` (an
+    ``experiment.standins.kfp_executor.Executor``) every created run is executed; leaving the block stops the
+    executor (every process it started is killed and reaped) before the server."""
 
-    def __init__(self) -> None:
+    def __init__(self, executor: Any = None) -> None:
         self.requests: list[Request] = []
         self.experiments: dict[str, dict] = {}
         self.runs: dict[str, dict] = {}
@@ -68,10 +81,15 @@ class FakeKFP:
         self.default_states: list[str] | None = None  # for runs without a script of their own
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the executor updates runs under it, also from inside a create
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._routes: list[tuple[str, re.Pattern, Handler]] = []
+        self.executor = executor
+        if executor is not None:
+            executor.attach(self._update_run, api_port=self._server.server_address[1])
 
     # ------------------------------------------------------------------------------------ test API
     @property
@@ -83,8 +101,54 @@ class FakeKFP:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.executor is not None:
+            self.executor.shutdown()
         self._server.shutdown()
         self._server.server_close()
+
+    def add_route(self, method: str, path_regex: str, handler: Handler) -> None:
+        """Serve ``method`` on paths matching ``path_regex`` (under the API prefix, e.g.
+        ``r"/recurringruns/([^/:]+)"``) with ``handler(match, query, body) -> (status, payload)``, called under
+        the server's lock. Added routes are tried before the built-in ones."""
+        self._routes.append((method, re.compile(PREFIX + path_regex), handler))
+
+    def create_run(self, body: dict, *, scheduled_at: dt.datetime | None = None,
+                   recurring_run_id: str | None = None) -> dict:
+        """Create a run as ``POST /runs`` does (and execute it, with an executor): for a run a recurring run
+        fires, ``scheduled_at`` is its scheduled time (a one-off run's is its creation time), which the
+        schedule-time placeholder resolves to. Takes the server's lock: call it from outside a handler."""
+        with self._lock:
+            return self._create_run(body, scheduled_at=scheduled_at, recurring_run_id=recurring_run_id)
+
+    def start_run(self, experiment_id: str, display_name: str, pipeline_spec: dict, parameters: dict[str, Any],
+                  *, scheduled_at: dt.datetime | None = None, recurring_run_id: str | None = None,
+                  service_account: str | None = None) -> dict:
+        """Create (and, with an executor, execute) a run of ``pipeline_spec`` (the API's ``pipeline_spec``
+        field: the spec, or ``{"pipeline_spec": ..., "platform_spec": ...}``) with these parameters: what a
+        recurring run does when it fires."""
+        body: dict[str, Any] = {"experiment_id": experiment_id, "display_name": display_name,
+                                "pipeline_spec": pipeline_spec, "runtime_config": {"parameters": dict(parameters)}}
+        if service_account:
+            body["service_account"] = service_account
+        return self.create_run(body, scheduled_at=scheduled_at, recurring_run_id=recurring_run_id)
+
+    def wait_for(self, run_id: str, timeout_s: float, states: frozenset[str] | set[str] = frozenset(TERMINAL)) -> dict:
+        """The run's record once its state is in ``states``; ``TimeoutError`` at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                run = dict(self.runs[run_id])
+            if run["state"] in states:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {run['state']} after {timeout_s:g} s")
+            time.sleep(0.02)
+
+    def _update_run(self, run_id: str, fn: Callable[[dict], None]) -> None:
+        with self._lock:
+            run = self.runs.get(run_id)
+            if run is not None:
+                fn(run)
 
     def script(self, display_name: str, *states: str, error: str | None = None,
                on_end: Callable[[dict], None] | None = None) -> None:
@@ -154,15 +218,24 @@ class FakeKFP:
         time.sleep(0.002)  # distinct created_at values
         return exp
 
-    def _create_run(self, body: dict) -> dict:
+    def _create_run(self, body: dict, scheduled_at: dt.datetime | None = None,
+                    recurring_run_id: str | None = None) -> dict:
         run = dict(body)
-        run.update({"run_id": f"run-{next(self._ids)}", "state": "PENDING", "created_at": _now(),
-                    "storage_state": "AVAILABLE"})
+        created = _now()
+        run.update({"run_id": f"run-{next(self._ids)}", "state": "PENDING", "created_at": created,
+                    "scheduled_at": _now(scheduled_at) if scheduled_at else created, "storage_state": "AVAILABLE",
+                    "state_history": [{"update_time": created, "state": "PENDING"}]})
+        if recurring_run_id:
+            run["recurring_run_id"] = recurring_run_id
         self.runs[run["run_id"]] = run
+        if self.executor is not None and run.get("pipeline_spec"):
+            self.executor.start(dict(run))
         time.sleep(0.002)
         return run
 
     def _advance(self, run: dict) -> None:
+        if self.executor is not None and run["run_id"] in self.executor.runs:
+            return  # its pod decides its state
         script = self.scripts.get(run["display_name"])
         if script is None and self.default_states:
             script = self.scripts[run["display_name"]] = Script(list(self.default_states))
@@ -196,6 +269,10 @@ class FakeKFP:
 
     # ----------------------------------------------------------------------------------- HTTP
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        for want, pattern, handler in self._routes:
+            m = pattern.fullmatch(path)
+            if m and want == method:
+                return handler(m, query, body)
         if method == "GET" and path == f"{PREFIX}/healthz":
             return 200, {"commit_sha": "fake", "tag_name": "2.5.0", "multi_user": False}
         if path == f"{PREFIX}/experiments":
@@ -228,6 +305,8 @@ class FakeKFP:
             if method == "POST" and m.group(2):
                 if run["state"] not in TERMINAL:
                     run["state"] = "CANCELING"
+                    if self.executor is not None:
+                        self.executor.terminate(run["run_id"])
                 return 200, {}
             if method == "GET" and not m.group(2):
                 self._advance(run)

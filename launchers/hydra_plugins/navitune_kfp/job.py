@@ -26,7 +26,7 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.navitune_shared.protocol import ENV_KFP_RESULT_FILE, ENV_KFP_RUN_ID, ENV_KFP_RUN_URL
@@ -84,8 +84,10 @@ def _failed(error: BaseException) -> JobReturn:
     return ret
 
 
-def run_hydra_job(config: Any, task_function: Any, execution_whitelist: Any) -> JobReturn:
-    """``run_job`` as Hydra's launchers call it, wrapped in the Cloud SQL proxy the config asks for."""
+def run_hydra_job(config: Any, task_function: Any, execution_whitelist: Any,
+                  finish: Callable[[JobReturn], None] | None = None) -> JobReturn:
+    """``run_job`` as Hydra's launchers call it, wrapped in the Cloud SQL proxy the config asks for;
+    ``finish(ret)`` runs before the proxy stops, so a result written to the study storage goes through it."""
     from hydra._internal.callbacks import Callbacks
     from hydra._internal.execution_policy import execution_whitelist as whitelist_scope
     from hydra.core.hydra_config import HydraConfig
@@ -100,20 +102,26 @@ def run_hydra_job(config: Any, task_function: Any, execution_whitelist: Any) -> 
         callbacks = Callbacks(config)
     context = HydraContext(config_loader=None, callbacks=callbacks,  # type: ignore[arg-type]
                            execution_whitelist=execution_whitelist)
+
+    def done(ret: JobReturn) -> JobReturn:
+        if ret.overrides is None:
+            from omegaconf import OmegaConf
+
+            ret.overrides = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+        if finish is not None:
+            finish(ret)
+        return ret
+
     try:
         settings = proxy_settings(config)
         with proxy_for_job(settings):
             HydraConfig.instance().set_config(config)
             ret = run_job(hydra_context=context, task_function=task_function, config=config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+            return done(ret)
     except (ProxyError, ValueError) as err:  # the proxy would not start, or died mid-run
         log.error("%s: %s", type(err).__name__, err)
-        ret = _failed(err)
-    if ret.overrides is None:
-        from omegaconf import OmegaConf
-
-        ret.overrides = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
-    return ret
+        return done(_failed(err))
 
 
 def _write_result_file(path: str, ret: JobReturn) -> None:
@@ -159,27 +167,32 @@ def run(config_yaml: str, task_function: str, run_name: str, options_json: str, 
         os.environ.pop(var, None)
     os.environ.update(run_env(kfp_run_id, options))  # before the job: its task reads them
     config = load_config(config_yaml)
+
+    def finish(ret: JobReturn) -> None:
+        """Hand the result back (inside the job's proxy, if it runs one: the study is reached through it)."""
+        result_file = os.environ.get(ENV_KFP_RESULT_FILE)
+        if result_file:
+            _write_result_file(result_file, ret)
+        if options.get("publish"):
+            channel = results.channel(config)
+            try:
+                if channel is None:
+                    raise ValueError("the job is not a trial of a study in a database")
+                results.ResultStore(*channel).publish(run_name, results.encode(ret, run_name))
+            except Exception as err:  # noqa: BLE001 - without its result the run must not look successful
+                line = (f"the result of run {run_name} could not be written to the study storage: "
+                        f"{type(err).__name__}: {err}")
+                _termination_message(line)
+                raise JobFailed(line) from None
+
     try:
         task = load_task(task_function)
     except Exception as err:  # noqa: BLE001 - reported as the job's failure, like a task error
         ret = _failed(ImportError(f"cannot load the task function {task_function!r}: {type(err).__name__}: {err}"))
+        finish(ret)
     else:
-        ret = run_hydra_job(config, task, options.get("execution_whitelist"))
+        ret = run_hydra_job(config, task, options.get("execution_whitelist"), finish)
     payload = results.encode(ret, run_name)
-
-    result_file = os.environ.get(ENV_KFP_RESULT_FILE)
-    if result_file:
-        _write_result_file(result_file, ret)
-    if options.get("publish"):
-        channel = results.channel(config)
-        try:
-            if channel is None:
-                raise ValueError("the job is not a trial of a study in a database")
-            results.ResultStore(*channel).publish(run_name, payload)
-        except Exception as err:  # noqa: BLE001 - without its result the run must not look successful
-            line = f"the result of run {run_name} could not be written to the study storage: {type(err).__name__}: {err}"
-            _termination_message(line)
-            raise JobFailed(line) from None
     if ret.status != JobStatus.COMPLETED:
         line = results.error_line(payload)
         _termination_message(line)

@@ -1,0 +1,197 @@
+"""``navitune retune``'s command line, checked before anything is written: every bad input is one line naming
+the key and the allowed values (exit 2), and the result is a :class:`Plan` that fixes the cycle's as_of, study,
+directory and the sweep's own command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.navitune_shared.protocol import ENV_TRIAL
+
+USAGE = "navitune retune [--as-of YYYY-MM-DD] [overrides...]"
+ALLOWED_ARGS = "--as-of YYYY-MM-DD and config overrides key=value"
+#: window keys retune computes itself (from as_of), and hydra keys that fix the cycle's study and directory
+COMPUTED_KEYS = ("window.span", "window.start", "window.end", "window.seed", "window.name", "window.cycle",
+                 "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.sweeper.study_name", "hydra.callbacks.report.enabled")
+ALLOWED_WINDOW = "window=rolling (or leave it out) with window.tune_days, window.test_days, window.drivers, " \
+                 "window.max_shift_h"
+SWEEP_SYNTAX = re.compile(r"[(,]")
+
+
+class BadInput(Exception):
+    """One line for the user; exit code 2, nothing written."""
+
+
+class Unreachable(Exception):
+    """MLflow could not be read at the start; exit code 1, nothing written."""
+
+
+@dataclass
+class Plan:
+    """One cycle, fixed before anything runs."""
+
+    as_of: str
+    region: str
+    scenario: str
+    demand: str
+    study: str
+    uri: str  # the tracking URI (the registry), unmasked: it may carry credentials, never print it as is
+    outputs: Path  # paths.outputs as composed (relative to the working directory, like Hydra's)
+    overrides: list[str]  # the user's overrides (without window=rolling / window.as_of)
+    sweep_argv: list[str]  # what ``python -m experiment`` gets for the cycle's sweep
+    config: DictConfig  # the composed config with its hydra node (Slack settings, artifact location)
+    champion: int | None = None  # the champion's version when the cycle started (set by the cycle)
+
+    @property
+    def cycle_dir(self) -> Path:
+        return cycle_dir(self.outputs, self.region, self.scenario, self.as_of)
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.cycle_dir / "sweep"
+
+
+def cycle_dir(outputs: str | Path, region: str, scenario: str, as_of: str) -> Path:
+    """``<paths.outputs>/retune/<region>/<scenario>/<as_of>``: one directory per cycle, so running the same
+    cycle again finds it."""
+    return Path(outputs) / "retune" / region / scenario / as_of
+
+
+def _bad(text: str) -> BadInput:
+    return BadInput(f"navitune retune: {text}")
+
+
+def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
+    """(as_of, overrides): ``--as-of DATE`` / ``--as-of=DATE`` (default ``today``) and ``key=value``
+    overrides; any other flag (``-m``, ``--cfg``, ...) is refused."""
+    from experiment.windows import AS_OF_FORMAT, MAX_AS_OF, MIN_AS_OF, parse_as_of
+
+    as_of: str | None = None
+    overrides: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--as-of" or arg.startswith("--as-of="):
+            if arg == "--as-of":
+                if i + 1 >= len(args):
+                    raise _bad(f"--as-of needs a value; allowed: {AS_OF_FORMAT} between {MIN_AS_OF} and "
+                               f"{MAX_AS_OF}")
+                value, i = args[i + 1], i + 1
+            else:
+                value = arg.split("=", 1)[1]
+            try:
+                as_of = parse_as_of(value).isoformat()
+            except ValueError:
+                raise _bad(f"invalid --as-of {value!r}; allowed: {AS_OF_FORMAT} between {MIN_AS_OF} and "
+                           f"{MAX_AS_OF} (default: today)") from None
+        elif arg in ("-m", "--multirun"):
+            raise _bad(f"invalid argument {arg}: retune always runs its cycle's sweep; allowed: {ALLOWED_ARGS}")
+        elif arg.startswith("-"):
+            raise _bad(f"invalid argument {arg}; allowed: {ALLOWED_ARGS} (usage: {USAGE})")
+        elif "=" not in arg:
+            raise _bad(f"invalid argument {arg!r}: not an override; allowed: {ALLOWED_ARGS} (usage: {USAGE})")
+        else:
+            overrides.append(arg)
+        i += 1
+    kept: list[str] = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        key = key.lstrip("+~")
+        if key == "window":
+            if value != "rolling":
+                raise _bad(f"invalid override {o}: a cycle tunes and tests on its rolling windows; allowed: "
+                           f"{ALLOWED_WINDOW}")
+            continue
+        if key == "window.as_of":
+            try:
+                day = parse_as_of(value).isoformat()
+            except ValueError:
+                raise _bad(f"invalid config window.as_of={value!r}; allowed: {AS_OF_FORMAT} between {MIN_AS_OF} "
+                           f"and {MAX_AS_OF} (default: today)") from None
+            if as_of is not None and day != as_of:
+                raise _bad(f"invalid override {o}: it contradicts --as-of {as_of}; allowed: one as_of (--as-of)")
+            as_of = day
+            continue
+        if key in COMPUTED_KEYS:
+            raise _bad(f"invalid override {o}: retune sets {key} itself (the cycle's windows, study and "
+                       f"directory); allowed: --as-of and the other overrides")
+        kept.append(o)
+    return as_of or today.isoformat(), kept
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    from experiment.preflight import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def sweep_argv(as_of: str, scenario: str, overrides: list[str]) -> list[str]:
+    """The cycle's sweep: rolling windows at as_of, its own study (the scenario in its name: two scenarios'
+    cycles at one as_of are two studies) and directory, and job directories named by trial number (a resumed
+    cycle adds to them instead of overwriting the first run's)."""
+    return ["-m", *overrides, *own_overrides(as_of, scenario)]
+
+
+def own_overrides(as_of: str, scenario: str) -> list[str]:
+    """What retune adds to the user's overrides (last, so they win)."""
+    return ["window=rolling", f"window.as_of={as_of}", f"window.cycle=rolling_{as_of}_{scenario}",
+            f"hydra.sweep.dir='${{paths.outputs}}/retune/${{region.name}}/{scenario}/{as_of}/sweep'",
+            f"hydra.sweep.subdir='${{oc.select:hydra.job.env_set.{ENV_TRIAL},${{hydra.job.num}}}}'"]
+
+
+def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
+    """The command line checked, nothing written (BadInput, exit 2). The champion is checked by
+    :func:`champion_version` once the cycle is known not to be decided already (a decided cycle needs no
+    registry to print its record)."""
+    from experiment.preflight import check_group_choices, check_override_syntax, preflight
+
+    as_of, overrides = split_args(argv, today or dt.date.today())
+    problem = check_override_syntax(overrides) or check_group_choices(overrides)
+    if problem:
+        raise BadInput(problem)
+    task = [o for o in overrides if not SWEEP_SYNTAX.search(o.split("=", 1)[-1])]
+    base = ["window=rolling", f"window.as_of={as_of}"]
+    try:
+        cfg = _compose([*task, *base])
+    except Exception as err:  # noqa: BLE001 - the full check names it in one line (Hydra's own spans several)
+        first = (str(err.__cause__ or err).strip().splitlines() or [""])[0]
+        raise BadInput(preflight(["-m", *overrides, *base]) or f"navitune retune: {first}") from None
+    if OmegaConf.select(cfg, "tracking.kind") == "off" or OmegaConf.select(cfg, "tracking.uri") in (None, ""):
+        raise BadInput("navitune retune: invalid config tracking=off: the cycle's decision needs the champion in "
+                       "MLflow's Model Registry; allowed: tracking=local or tracking=server")
+    scenario, region = str(cfg.scenario.name), str(cfg.region.name)
+    argv_sweep = sweep_argv(as_of, scenario, overrides)
+    problem = preflight(argv_sweep)
+    if problem:
+        raise BadInput(problem.replace("navitune:", "navitune retune:", 1))
+    full = _compose([*task, *own_overrides(as_of, scenario)])
+    return Plan(as_of=as_of, region=region, scenario=scenario, demand=str(cfg.demand.source),
+                study=str(full.hydra.sweeper.study_name), uri=str(cfg.tracking.uri),
+                outputs=Path(str(cfg.paths.outputs)), overrides=overrides, sweep_argv=argv_sweep, config=full)
+
+
+def champion_version(p: Plan) -> int:
+    """The region's champion now (exit 2 without one, saying how to create it; exit 1 when MLflow is down).
+    Reading never creates a local store."""
+    from experiment.registry.resolver import cached_champion
+    from experiment.registry.store import Registry, RegistryUnavailable
+
+    try:
+        champion = cached_champion(p.uri, p.region)
+    except RegistryUnavailable as err:
+        raise Unreachable(f"navitune retune: {err}; nothing was run") from None
+    if champion is None:
+        where = Registry.at(p.uri, p.region).settings.where
+        raise BadInput(f"navitune retune: region {p.region} has no champion in {where}; create it with: "
+                       f"navitune champion init region={p.region}")
+    return champion.number
