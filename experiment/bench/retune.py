@@ -5,8 +5,9 @@
 * the region's champion starts as ``production`` (``navitune champion init``) on ``bench.start`` (Monday
   5 January 2026);
 * every ``bench.period_days`` (28) a re-tuning cycle runs at ``as_of`` = the period's first day
-  (:func:`run_cycle`: a sweep on ``window=rolling`` whose baseline is the champion, the champion/challenger
-  report on the rolling test span, the decision in MLflow's Model Registry), ``bench.cycles`` (13) times;
+  (:func:`run_cycle`: ``navitune retune --as-of DATE``, i.e. a sweep on ``window=rolling`` whose baseline is the
+  champion, the champion/challenger report on the rolling test span, the decision in MLflow's Model Registry),
+  ``bench.cycles`` (13) times;
 * the champion after each cycle serves the following period.
 
 Each service period is then simulated directly (no Hydra: :func:`experiment.app.sim_params` on one composed
@@ -52,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the reduced budget of a cycle: what the bench adds to a sweep unless the command line sets it
 CYCLE_DEFAULTS = {"hydra.sweeper.n_trials": "24", "hydra.callbacks.report.replications": "4"}
 #: keys the bench sets itself (a user's value would break the year's timeline or its registry)
-OWN_KEYS = ("window", "paths", "tracking", "policy", "registry", "hydra.sweep", "hydra.run")
+OWN_KEYS = ("window", "paths", "tracking", "policy", "registry", "hydra.sweep", "hydra.run",
+            "hydra.sweeper.study_name", "hydra.callbacks.report.enabled")
 #: ... except these: the size of a cycle's windows
 FREE_KEYS = ("window.drivers", "window.max_shift_h", "window.tune_days", "window.test_days")
 EVAL_SEED_OFFSET = 700  # evaluation seeds: cycle_seed(week start) + 700 + r, clear of tuning (+0) and test (+500..)
@@ -194,9 +196,10 @@ class Cycle:
     champion: dict[str, Any] = field(default_factory=dict)  # the champion's complete policy after the cycle
 
 
+DECIDED = ("promoted", "challenger", "already_decided")  # a cycle with this outcome is not run again on resume
 #: how a cycle is started: "sweep" (``python -m experiment -m window=rolling ...``, whose end decides in the
 #: registry) or "retune" (``navitune retune --as-of DATE``, which writes ``retune.json``)
-CYCLE_COMMAND = "sweep"
+CYCLE_COMMAND = "retune"
 
 
 def run_cycle(as_of: dt.date, outputs: Path, overrides: Sequence[str], region: str, scenario: str,
@@ -215,7 +218,9 @@ def run_cycle(as_of: dt.date, outputs: Path, overrides: Sequence[str], region: s
                f"hydra.sweep.dir={sweep_dir}", *cycle_overrides(overrides)]
         record = sweep_dir / "registry_decision.json"
     if resume and record.exists():
-        return json.loads(record.read_text())
+        done = json.loads(record.read_text())
+        if done.get("outcome") in DECIDED:
+            return done
     log_path = outputs / "logs" / f"cycle_{day}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as fh:
