@@ -159,9 +159,8 @@ def run(
         "seed": int(cfg.window.seed),
     }
     rows = dict(result.driver_days)
-    rows["date"] = [
-        (parse_day("window.start", cfg.window.start) + dt.timedelta(days=int(d))).isoformat() for d in rows["day"]
-    ]
+    first_day = parse_day("window.start", cfg.window.start)  # once: window=rolling resolves it through a resolver
+    rows["date"] = [(first_day + dt.timedelta(days=int(d))).isoformat() for d in rows["day"]]
     write_rows(cfg.sink, rows, context)
     m = result.metrics
     log.info(

@@ -1,1 +1,1 @@
-"""Benchmarks (``python -m experiment.bench NAME``): ``sim`` (in ``__main__``), ``sweep`` and ``kfp``."""
+"""Benchmarks (``python -m experiment.bench NAME``): ``sim`` (in ``__main__``), ``sweep``, ``kfp`` and ``retune``."""

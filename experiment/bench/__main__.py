@@ -225,20 +225,30 @@ def bench_kfp() -> dict:
     return run()
 
 
-def bench_kfp_scale(*overrides: str) -> dict:
+def bench_kfp_scale(argv: list[str]) -> dict:
     from experiment.bench.kfp_scale import bench_kfp_scale as run
 
-    return run(overrides)
+    return run(argv)
 
 
-BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "kfp-scale": bench_kfp_scale}
+def bench_retune(argv: list[str]) -> dict:
+    from experiment.bench.retune import bench_retune as run
+
+    return run(argv)
+
+
+BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "kfp-scale": bench_kfp_scale,
+           "retune": bench_retune}
+#: the benches that take arguments: retune [overrides] [--json FILE] [--plot FILE]; kfp-scale [key=value ...]
+TAKES_ARGS = {"retune", "kfp-scale"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", nargs="?", choices=sorted(BENCHES))
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("options", nargs="*", help="key=value options of kfp-scale (e.g. levels=5,20 waves=2)")
+    ap.add_argument("args", nargs=argparse.REMAINDER,
+                    help="retune: overrides, --json FILE, --plot FILE; kfp-scale: key=value options (levels=5,20 waves=2)")
     args = ap.parse_args()
     if args.child:
         if args.child.startswith("speedup:"):
@@ -251,9 +261,12 @@ def main() -> None:
         return
     if not args.name:
         ap.error(f"name a benchmark: {', '.join(sorted(BENCHES))}")
-    if args.options and args.name != "kfp-scale":
-        ap.error(f"{args.name} takes no options; only kfp-scale does (e.g. levels=5,20 waves=2)")
-    print(json.dumps(BENCHES[args.name](*args.options)))
+    if args.name in TAKES_ARGS:
+        print(json.dumps(BENCHES[args.name](args.args)))
+        return
+    if args.args:
+        ap.error(f"{args.name} takes no arguments (got {' '.join(args.args)})")
+    print(json.dumps(BENCHES[args.name]()))
 
 
 if __name__ == "__main__":
