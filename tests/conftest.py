@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-pytest_plugins = ["tests.fixtures.mariadb", "tests.fixtures.mlflow", "tests.fixtures.bqemulator"]
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.mariadb", "tests.fixtures.mlflow", "tests.fixtures.bqemulator"]
 
 # the fixtures of tests/fixtures that start a real service (a server process, a browser)
 SERVICE_FIXTURES = frozenset({"mariadb", "mlflow_server", "bqemulator", "chromium"})

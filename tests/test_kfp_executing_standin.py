@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from experiment.standins.kfp_executor import (
     PROXY_IMAGE, Executor, Registry, job_image, pod_network_available, proxy_image,
 )
 from tests.fixtures.mariadb import MariaDB
-from tests.fixtures.services import free_port, unavailable
+from tests.fixtures.services import free_port, unavailable, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB_IMAGE = "navitune-job:standin"
@@ -46,27 +45,11 @@ TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED"}
 
 
 @pytest.fixture(scope="session")
-def socat() -> str:
-    path = shutil.which("socat")
-    if path is None:
-        unavailable("executing KFP stand-in", "socat not found (apt-get install -y socat)")
-    return str(path)
-
-
-@pytest.fixture(scope="session")
 def pod_network() -> bool:
     """Pods with their own network namespace (so two pods' proxies can listen on one port)."""
     if not pod_network_available():
         unavailable("pod networks of the KFP stand-in", "unshare --user --map-root-user --net is not permitted")
     return True
-
-
-def wait_until(predicate: Any, deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def alive(pid: int) -> bool:

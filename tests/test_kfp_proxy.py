@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -47,7 +46,7 @@ from hydra_plugins.navitune_kfp.proxy import (
     write_pipeline_docs,
 )
 from tests.fixtures.mariadb import MariaDB
-from tests.fixtures.services import free_port
+from tests.fixtures.services import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = "navitune-test:asia-northeast1:studies"
@@ -56,19 +55,6 @@ CLI_TIMEOUT_S = 120
 
 
 # ------------------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="session")
-def socat() -> str:
-    path = shutil.which("socat")
-    if path is None:
-        reason = "socat not found (apt-get install -y socat)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"proxy tests cannot run on CI: {reason}")
-        pytest.skip(reason)
-    return path
-
-
-
-
 def socat_settings(target_port: int, **overrides) -> ProxySettings:
     """Process-mode settings whose command is socat forwarding a fresh port to ``target_port``, read through
     proxy_settings() exactly as the job reads its config."""
@@ -97,14 +83,6 @@ def processes_with(marker: str) -> list[int]:
         if marker in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
-
-
-def wait_until(predicate, deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def accepts(port: int) -> bool:
