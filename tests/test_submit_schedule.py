@@ -188,6 +188,10 @@ REFUSED = [
     ("schedule", ["--cron", "0 3 * *"], "invalid --cron '0 3 * *'"),
     ("schedule", ["--cron", "0 3 * * MON", "--every", "7d"], "give one of --cron"),
     ("schedule", ["--every", "10s"], "invalid --every '10s'"),
+    ("schedule", ["hydra.sweeper.study_name=mine"], "retune sets hydra.sweeper.study_name itself"),
+    ("schedule", ["hydra.sweep.dir=/x"], "retune sets hydra.sweep.dir itself"),
+    ("schedule", ["window.seed=3"], "retune sets window.seed itself"),
+    ("schedule", ["+hydra.callbacks.report.enabled=false"], "retune sets hydra.callbacks.report.enabled itself"),
 ]
 
 

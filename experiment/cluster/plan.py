@@ -95,6 +95,18 @@ def check_overrides(kind: str, overrides: Sequence[str]) -> None:
                                "region and scenario)")
 
 
+def check_retune_args(overrides: Sequence[str]) -> None:
+    """Each cycle runs ``navitune retune`` with these overrides: what retune refuses (a key it computes itself,
+    such as ``hydra.sweeper.study_name``) would exit 2 in every cycle's pod, so it is refused now, by retune's
+    own check."""
+    from experiment.retune.checks import BadInput, split_args
+
+    try:
+        split_args(overrides, dt.date(2000, 1, 1))
+    except BadInput as err:
+        raise ClusterError(str(err).replace("navitune retune:", "navitune schedule:", 1)) from None
+
+
 def with_launcher(overrides: Sequence[str]) -> list[str]:
     """The overrides plus the remote kfp launcher (once each)."""
     keys = {key_of(o) for o in overrides}
@@ -176,6 +188,8 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
     if problem:
         raise ClusterError(problem)
     check_overrides(kind, overrides)
+    if kind == "schedule":
+        check_retune_args(overrides)
     if kind == "submit":  # a rolling window's day is fixed now: a retried driver resumes the same study
         checked = with_launcher(overrides)
         pinned = pin_as_of(["-m", *checked])[len(checked) + 1:]
