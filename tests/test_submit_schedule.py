@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CANARY = "canary-5f1d9c2e"
 IMAGE = "registry.example/acme/navitune-job:0.1.0"
 STORAGE = "hydra.sweeper.storage=mysql+pymysql://navitune:${oc.env:NAVITUNE_DB_PASSWORD}@127.0.0.1:3306/optuna"
-SECRETS = "hydra.launcher.secrets=[{secret_name: navitune-db, secret_key_to_env: {password: NAVITUNE_DB_PASSWORD}}]"
+SECRETS = ("hydra.launcher.secrets=[{secret_name: navitune-db, secret_key_to_env: {password: NAVITUNE_DB_PASSWORD}},"
+           " {secret_name: navitune-mlflow, secret_key_to_env: {password: MLFLOW_PW}}]")
 DRIVER_HOST = "http://ml-pipeline.kubeflow:8888"
 
 
@@ -53,6 +54,7 @@ def cluster_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NAVITUNE_DB_PASSWORD", CANARY)
     monkeypatch.setenv("MLFLOW_PW", CANARY)
+    monkeypatch.setenv("LOCAL_ONLY_PW", CANARY)  # set here, not given to the pod by hydra.launcher.secrets
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
 
@@ -188,6 +190,11 @@ REFUSED = [
     ("schedule", ["--cron", "0 3 * *"], "invalid --cron '0 3 * *'"),
     ("schedule", ["--cron", "0 3 * * MON", "--every", "7d"], "give one of --cron"),
     ("schedule", ["--every", "10s"], "invalid --every '10s'"),
+    ("submit", ["+notify=slack"], "hydra.callbacks.slack.webhook_env reads environment variable "
+                                  "NAVITUNE_SLACK_WEBHOOK_URL, which the driver pod does not have"),
+    ("submit", ["tracking.uri=http://navi:${oc.env:LOCAL_ONLY_PW}@mlflow.kubeflow:5000"], "secret_key_to_env"),
+    ("schedule", ["hydra.sweeper.storage=mysql+pymysql://u:${oc.env:LOCAL_ONLY_PW}@127.0.0.1:3306/optuna"],
+     "hydra.sweeper.storage reads environment variable LOCAL_ONLY_PW"),
     ("schedule", ["hydra.sweeper.study_name=mine"], "retune sets hydra.sweeper.study_name itself"),
     ("schedule", ["hydra.sweep.dir=/x"], "retune sets hydra.sweep.dir itself"),
     ("schedule", ["window.seed=3"], "retune sets window.seed itself"),

@@ -172,6 +172,47 @@ def check_image(kind: str, image: str) -> None:
                            "us-docker.pkg.dev/<project>/<repo>/navitune-job:<tag> (make image IMAGE=..., docker push)")
 
 
+ENV_REF = re.compile(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,)?")
+
+
+def env_references(cfg: DictConfig) -> list[tuple[str, str]]:
+    """(key, VAR) of every variable the composed config reads from the environment without a default: its
+    ``${oc.env:VAR}`` references and the ``webhook_env`` of its callbacks (``+notify=slack``)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                sub = f"{key}.{k}" if key else str(k)
+                if sub in ("hydra.overrides", "hydra.job"):
+                    continue  # the command line's own text, checked where it lands
+                if k == "webhook_env" and isinstance(v, str) and v:
+                    found.append((sub, v))
+                else:
+                    walk(v, sub)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, str):
+            found.extend((key, m.group(1)) for m in ENV_REF.finditer(node) if not m.group(2))
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return found
+
+
+def check_env(kind: str, cfg: DictConfig, settings: Any) -> None:
+    """The driver pod has only the variables ``hydra.launcher.secrets`` and ``hydra.launcher.env`` give it: a
+    reference to any other one (a password set only on this machine) would fail in the pod."""
+    given = set(settings.env) | {env for s in settings.secrets for env in s.secret_key_to_env.values()}
+    for key, var in env_references(cfg):
+        if var not in given and var != "MLFLOW_TRACKING_URI":  # that one: check_tracking
+            raise ClusterError(
+                f"navitune {kind}: {key} reads environment variable {var}, which the driver pod does not have; "
+                f"allowed: a variable given to the pod, e.g. hydra.launcher.secrets=[{{secret_name: <Secret>, "
+                f"secret_key_to_env: {{<key in the Secret>: {var}}}}}] or hydra.launcher.env={{{var}: <value>}} "
+                "(no secret)")
+
+
 def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HOST) -> Plan:
     """Check the command line of ``navitune submit`` / ``schedule create`` and settle the driver; raises
     :class:`ClusterError` (one line) on the first problem."""
@@ -207,6 +248,7 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
         raise ClusterError(f"navitune {kind}: {str(err.__cause__ or err).splitlines()[0]}") from None
     settings = launcher_settings(cfg)
     check_image(kind, settings.image)
+    check_env(kind, cfg, settings)
     overrides += check_tracking(kind, cfg)
     try:
         proxy = proxy_settings(cfg)
