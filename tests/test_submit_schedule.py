@@ -10,7 +10,7 @@
   create without a duplicate, schedules created / listed / paused / resumed / deleted, one per region and
   scenario, and a schedule fired at a time whose run's task, started as the pod would start it, runs
   ``retune --as-of`` that day.
-* The pod's entry (``driver_task``): the scheduled date, SIGTERM passed on to the sweeper, the proxy it starts.
+* The pod's entry (``driver_task``): the scheduled date, SIGTERM passed on to the real sweeper as its Ctrl-C, the proxy it starts.
 """
 
 from __future__ import annotations
@@ -413,24 +413,32 @@ def wait_for(condition: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_reaches_the_sweeper_and_its_exit_code_is_the_tasks(tmp_path: Path) -> None:
-    """An evicted pod gets SIGTERM: the sweeper under the driver task must get it too (to stop cleanly)."""
-    ready, seen = tmp_path / "ready", tmp_path / "seen"
-    child = ("import signal, sys, time, pathlib\n"
-             f"def bye(*_): pathlib.Path({str(seen)!r}).write_text('TERM'); sys.exit(3)\n"
-             "signal.signal(signal.SIGTERM, bye)\n"
-             f"pathlib.Path({str(ready)!r}).write_text('1')\n"
-             "time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-m", TASK_MODULE, "--", sys.executable, "-c", child],
-                            env={**os.environ, "PYTHONPATH": str(ROOT / "launchers")})
+def test_sigterm_to_the_driver_stops_the_real_sweep_without_running_trials(tmp_path: Path) -> None:
+    """An evicted pod gets SIGTERM (to the driver task only, as the kubelet sends it): the real sweep under it
+    stops as on Ctrl-C, so no trial is left RUNNING, and the task fails (KFP retries it)."""
+    from optuna.trial import TrialState
+
+    from tests.test_optuna_async_sweeper import command, journal, journal_trials, states
+
+    store = tmp_path / "study.journal"
+    sweep = command("sphere", tmp_path / "sweep", journal(store), "hydra.sweeper.n_trials=200", "sleep_s=1.0")
+    proc = subprocess.Popen([sys.executable, "-m", TASK_MODULE, "--", *sweep], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "launchers")}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(ready.exists, 30, "the child to start")
+        wait_for(lambda: any(t.state == TrialState.RUNNING for t in journal_trials(store, "sphere")), 60,
+                 "a running trial")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 3
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
-    assert seen.read_text() == "TERM"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode != 0, err
+    trials = journal_trials(store, "sphere")
+    c = states(trials)
+    assert c[TrialState.RUNNING] == 0 and c[TrialState.COMPLETE] < 200, (c, err[-2000:])
+    assert any(t.user_attrs.get("navitune:stopped") for t in trials), (c, err[-2000:])
 
 
 def test_proxy_process_is_up_for_the_whole_command_and_stopped_after(tmp_path: Path) -> None:
