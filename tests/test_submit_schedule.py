@@ -10,7 +10,8 @@
   create without a duplicate, schedules created / listed / paused / resumed / deleted, one per region and
   scenario, and a schedule fired at a time whose run's task, started as the pod would start it, runs
   ``retune --as-of`` that day.
-* The pod's entry (``driver_task``): the scheduled date, SIGTERM passed on to the real sweeper as its Ctrl-C, the proxy it starts.
+* The pod's entry (``driver_task``): the scheduled date, SIGTERM passed on to the real sweeper as its Ctrl-C,
+  the proxy it starts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import yaml
 
 from experiment.cluster import schedule, submit
 from experiment.cluster.command import key_of
+from experiment.cluster.plan import LOOPBACK_ESCAPE
 from experiment.standins.kfp_api_server import FakeKFP
 from experiment.standins.kfp_recurring import recurring, task_command
 from hydra_plugins.navitune_kfp import driver_task
@@ -56,6 +58,7 @@ def cluster_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("MLFLOW_PW", CANARY)
     monkeypatch.setenv("LOCAL_ONLY_PW", CANARY)  # set here, not given to the pod by hydra.launcher.secrets
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv(LOOPBACK_ESCAPE, "1")  # base()'s MLflow is on this machine: see test_loopback_mlflow_...
     return tmp_path
 
 
@@ -222,6 +225,29 @@ def test_bad_settings_are_one_line_before_anything_is_submitted(
     assert CANARY not in out + err and "hunter2" not in out + err
     assert server.requests == []  # nothing reached the API
     assert not (cluster_env / "outputs").exists()
+
+
+LOOPBACK = [("submit", "tracking.uri=http://127.0.0.1:5000", None),
+            ("schedule", "tracking.uri=http://localhost:5000", None),
+            ("submit", "tracking.uri='http://navi:${oc.env:MLFLOW_PW}@[::1]:5000'", None),
+            ("schedule", "~tracking.uri", "http://127.0.0.1:5000")]
+
+
+@pytest.mark.parametrize("kind,uri,env", LOOPBACK)
+def test_loopback_mlflow_is_refused(kind: str, uri: str, env: str | None, cluster_env: Path, closed_port: int,
+                                    server: FakeKFP, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A loopback MLflow URI, written or this machine's MLFLOW_TRACKING_URI, is the driver pod's own loopback."""
+    monkeypatch.delenv(LOOPBACK_ESCAPE)
+    if env:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", env)
+    args = [a for a in base(server.url, closed_port) if key_of(a) != "tracking.uri"]
+    args += [] if uri.startswith("~") else [uri]
+    main = schedule.main if kind == "schedule" else submit.main
+    code, out, err = run_cli(main, ["create", "--cron", "0 3 * * MON", *args] if kind == "schedule" else args, capsys)
+    assert code == 2, (out, err)
+    assert "the driver pod's own loopback" in err and len(err.strip().splitlines()) == 1, err
+    assert CANARY not in out + err and server.requests == []
 
 
 def test_tracking_uri_as_written_or_this_machines_without_secret(monkeypatch: pytest.MonkeyPatch) -> None:

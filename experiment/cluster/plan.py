@@ -150,6 +150,7 @@ def check_tracking(kind: str, cfg: DictConfig) -> list[str]:
                            + (" or tracking=off" if kind == "submit" else ""))
     written = OmegaConf.to_container(cfg.tracking, resolve=False).get("uri")  # type: ignore[union-attr]
     if kind_of != "server" or "oc.env:MLFLOW_TRACKING_URI" not in str(written):
+        check_not_loopback(kind, "tracking.uri", str(written))
         return []  # set on the command line or in a preset: the pod gets it as written
     from hydra_plugins.navitune_shared.redact import redact
 
@@ -161,7 +162,34 @@ def check_tracking(kind: str, cfg: DictConfig) -> list[str]:
         raise ClusterError(f"navitune {kind}: invalid MLFLOW_TRACKING_URI={redact(env)!r}: it holds a secret, "
                            "which the driver's command would carry; allowed: tracking.uri=http://user:"
                            "${oc.env:VAR}@host with VAR from hydra.launcher.secrets")
+    check_not_loopback(kind, "MLFLOW_TRACKING_URI", env)
     return [f"tracking.uri={env}"]
+
+
+#: test-only: set to 1 by the end-to-end tests, whose stand-in runs the pods on this machine (so a loopback
+#: MLflow is the pods' too); read by :func:`check_not_loopback` only, never set it for a real cluster
+LOOPBACK_ESCAPE = "NAVITUNE_TEST_PODS_ON_THIS_HOST"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0", "::")
+
+
+def loopback_host(uri: str) -> str | None:
+    """The host of ``uri`` if it is this machine's loopback (``localhost``, ``127.x``, ``::1``), else None."""
+    rest = uri.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host = rest[1:].split("]", 1)[0] if rest.startswith("[") else rest.rsplit(":", 1)[0] if rest.count(":") == 1 \
+        else rest
+    host = host.lower().rstrip(".")
+    return host if host in LOOPBACK_HOSTS or host.startswith("127.") or host.endswith(".localhost") else None
+
+
+def check_not_loopback(kind: str, key: str, uri: str) -> None:
+    """A loopback MLflow URI is the pod's own loopback in the cluster, where no MLflow listens."""
+    host = loopback_host(uri)
+    if host is not None and os.environ.get(LOOPBACK_ESCAPE) != "1":
+        from hydra_plugins.navitune_shared.redact import redact
+
+        raise ClusterError(f"navitune {kind}: invalid {key}={redact(uri)!r}: {host} is the driver pod's own "
+                           "loopback, where no MLflow listens; allowed: tracking.uri=<the MLflow server's URL as "
+                           "the cluster reaches it>, e.g. http://mlflow.kubeflow:5000")
 
 
 def check_image(kind: str, image: str) -> None:
