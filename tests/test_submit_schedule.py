@@ -109,7 +109,7 @@ def test_submit_compiles_the_sweep_as_one_retried_task_with_sidecar_and_secrets_
     code, stdout, err = run_cli(submit.main, [
         *base("http://localhost:8080", closed_port, "proxy=cloudsql", "proxy.mode=native",
               "proxy.instance=acme:asia-northeast1:navitune", "window=rolling", "region=coquimbo"),
-        "--dry-run", "--output", str(out), "--retries", "4", "--retry-backoff-s", "30"], capsys)
+        "--dry-run", "--output", str(out), "--retries", "4", "--retry-backoff-s", "30", "--timeout", "12h"], capsys)
     assert code == 0, err
     assert "nothing submitted" in stdout
     docs = docs_of(out)
@@ -135,6 +135,7 @@ def test_submit_compiles_the_sweep_as_one_retried_task_with_sidecar_and_secrets_
     assert sidecar["restartPolicy"] == "Always" and sidecar["args"][0] == "acme:asia-northeast1:navitune"
     assert k8s["secretAsEnv"][0]["secretName"] == "navitune-db"
     assert k8s["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "password", "envVar": "NAVITUNE_DB_PASSWORD"}]
+    assert int(k8s["activeDeadlineSeconds"]) == 12 * 3600  # --timeout: the driver cannot run forever
     # the task waits for the sidecar's port (its proxy settings travel without any secret)
     proxy = json.loads(c["args"][c["args"].index("--proxy") + 1])
     assert proxy["mode"] == "native" and proxy["port"] == 3306
@@ -168,8 +169,28 @@ def test_schedule_compiles_a_retune_cycle_dated_by_the_schedule_time(
     # mode process: no sidecar; the task starts the proxy itself
     platform = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert all("initContainers" not in e for e in platform.values())
+    (k8s,) = platform.values()
+    assert int(k8s["activeDeadlineSeconds"]) == 7 * 86400  # default deadline: the period (weekly), no overlap
     assert json.loads(c["args"][c["args"].index("--proxy") + 1])["mode"] == "process"
     assert CANARY not in out.read_text()
+
+
+def test_a_triggers_period_is_the_smallest_gap_between_two_fires() -> None:
+    from hydra_plugins.navitune_kfp.recurring import period_s
+
+    assert period_s(normalize_cron("0 3 * * MON")) == 7 * 86400
+    assert period_s(normalize_cron("0 3 * * MON,THU")) == 3 * 86400  # Mon -> Thu, not Thu -> Mon
+    assert period_s(normalize_cron("30 */6 * * *")) == 6 * 3600
+    assert period_s("@daily") == 86400
+    assert period_s(every_s=parse_every("12h")) == 12 * 3600
+
+
+def test_timeout_option_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        submit.main(["--timeout", "10s", "-m"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--timeout" in err and len(err.strip().splitlines()) == 1, err
 
 
 # ------------------------------------------------------------------------------------------ refusals

@@ -297,8 +297,8 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
                 experiment=experiment, name=name, command=command, overrides=list(overrides))
 
 
-def compile_plan(plan: Plan, path: Any, retries: int, backoff_s: int = 60) -> Any:
-    """Compile the plan's driver pipeline to ``path``."""
+def compile_plan(plan: Plan, path: Any, retries: int, backoff_s: int = 60, timeout_s: int | None = None) -> Any:
+    """Compile the plan's driver pipeline to ``path`` (``timeout_s``: the driver pod's deadline, None: none)."""
     from pathlib import Path
 
     from hydra_plugins.navitune_kfp.driver import DriverOptions, compile_driver
@@ -306,4 +306,4 @@ def compile_plan(plan: Plan, path: Any, retries: int, backoff_s: int = 60) -> An
 
     return compile_driver(plan.settings, pipeline_name(None, plan.name), plan.description[:1000], plan.command,
                           Path(path), proxy=plan.proxy, scheduled=plan.kind == "schedule",
-                          options=DriverOptions(retries=retries, backoff_s=backoff_s))
+                          options=DriverOptions(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s))

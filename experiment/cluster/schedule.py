@@ -65,12 +65,12 @@ def trigger(args: Any) -> dict[str, Any]:
 
 
 def create(args: Any, rest: list[str]) -> str:
-    from hydra_plugins.navitune_kfp.recurring import Session, describe_trigger
+    from hydra_plugins.navitune_kfp.recurring import Session, describe_trigger, period_s
 
     when = trigger(args)
     plan = prepare("schedule", rest, args.driver_host)
-    with tempfile.TemporaryDirectory() as tmp:
-        package = compiled(plan, args, tmp)
+    with tempfile.TemporaryDirectory() as tmp:  # default deadline: the period, so no cycle outlives the next
+        package = compiled(plan, args, tmp, timeout_s=period_s(when.get("cron"), when.get("every_s")))
         if args.dry_run:
             return (f"navitune schedule: {plan.name} compiled{f' to {package}' if args.output else ''}; nothing "
                     "created (--dry-run)")
