@@ -265,7 +265,9 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
         overrides, checked = [*overrides, *pinned], [*checked, *pinned]
     else:
         window = [] if any(key_of(o) == "window" for o in overrides) else ["window=rolling"]
-        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        from experiment.windows import utc_today
+
+        today = utc_today().isoformat()
         checked = with_launcher([*overrides, *window, f"window.as_of={today}"])
     problem = preflight(["-m", *checked])
     if problem:

@@ -155,7 +155,9 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     registry to print its record)."""
     from experiment.preflight import check_group_choices, check_override_syntax, preflight
 
-    as_of, overrides = split_args(argv, today or dt.date.today())
+    from experiment.windows import utc_today
+
+    as_of, overrides = split_args(argv, today or utc_today())
     problem = check_override_syntax(overrides) or check_group_choices(overrides)
     if problem:
         raise BadInput(problem)
