@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.cluster.command import driver_overrides, key_of, retune_command, sweep_command
+from experiment.preflight import SWEEP_SYNTAX
 
 DEFAULT_DRIVER_HOST = "http://ml-pipeline.kubeflow:8888"  # the KFP API service as pods reach it
 SCHEDULE_PREFIX = "navitune-retune-"
@@ -90,7 +91,7 @@ def check_overrides(kind: str, overrides: Sequence[str]) -> None:
         if kind == "schedule" and key == "window" and value != "rolling":
             raise ClusterError(f"navitune schedule: invalid window={value!r}; allowed: rolling, or leave it out (a "
                                "cycle tunes and tests on the rolling windows before its scheduled date)")
-        if kind == "schedule" and key in ("region", "scenario") and re.search(r"[,(]", value):
+        if kind == "schedule" and key in ("region", "scenario") and SWEEP_SYNTAX.search(value):
             raise ClusterError(f"navitune schedule: invalid {key}={value!r}; allowed: one {key} (one schedule per "
                                "region and scenario)")
 
@@ -119,7 +120,7 @@ def compose_sweep(argv: Sequence[str]) -> DictConfig:
     CLI's preflight composes it."""
     from hydra import compose, initialize_config_dir
 
-    from experiment.preflight import CONF_DIR, SWEEP_SYNTAX
+    from experiment.preflight import CONF_DIR
 
     overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
     hydra_args = [a for a in argv if a.lstrip("+").startswith("hydra.") and a not in overrides]

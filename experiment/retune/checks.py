@@ -5,7 +5,6 @@ directory and the sweep's own command line."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +20,6 @@ COMPUTED_KEYS = ("window.span", "window.start", "window.end", "window.seed", "wi
                  "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.sweeper.study_name", "hydra.callbacks.report.enabled")
 ALLOWED_WINDOW = "window=rolling (or leave it out) with window.tune_days, window.test_days, window.drivers, " \
                  "window.max_shift_h"
-SWEEP_SYNTAX = re.compile(r"[(,]")
 
 
 class BadInput(Exception):
@@ -153,7 +151,7 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     """The command line checked, nothing written (BadInput, exit 2). The champion is checked by
     :func:`champion_version` once the cycle is known not to be decided already (a decided cycle needs no
     registry to print its record)."""
-    from experiment.preflight import check_group_choices, check_override_syntax, preflight
+    from experiment.preflight import SWEEP_SYNTAX, check_group_choices, check_override_syntax, preflight
 
     from experiment.windows import utc_today
 
