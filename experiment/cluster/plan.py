@@ -118,14 +118,9 @@ def with_launcher(overrides: Sequence[str]) -> list[str]:
 def compose_sweep(argv: Sequence[str]) -> DictConfig:
     """The config a sweep of ``argv`` composes, hydra node included (sweep values left to the sweeper), as the
     CLI's preflight composes it."""
-    from hydra import compose, initialize_config_dir
+    from experiment.preflight import compose_without_sweeps
 
-    from experiment.preflight import CONF_DIR
-
-    overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
-    hydra_args = [a for a in argv if a.lstrip("+").startswith("hydra.") and a not in overrides]
-    with initialize_config_dir(config_dir=CONF_DIR):
-        return compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
+    return compose_without_sweeps(argv, hydra=True)
 
 
 def launcher_settings(cfg: DictConfig) -> Any:

@@ -125,12 +125,9 @@ def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
+    from experiment.preflight import compose_without_sweeps
 
-    from experiment.preflight import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    return compose_without_sweeps(overrides, hydra=True)
 
 
 def sweep_argv(as_of: str, scenario: str, overrides: list[str]) -> list[str]:
