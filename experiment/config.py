@@ -84,7 +84,7 @@ class RollingWindowConfig(WindowConfig):
     """``window=rolling``: name, start, end and seed are computed from these (experiment.windows), so
     everything that reads a fixed window reads a rolling one the same way."""
 
-    as_of: str = "${now:%Y-%m-%d}"  # YYYY-MM-DD; the CLI pins "today" once, as an override (see __main__)
+    as_of: str = "${navitune.utc_today:}"  # YYYY-MM-DD, UTC; the CLI pins "today" once, as an override (see __main__)
     tune_days: int = 7  # the tuning span: the tune_days before the test span
     test_days: int = 7  # the held-out test span: the test_days just before as_of
     span: str = "tune"  # tune | test: which of the two this window simulates (the report sets test)

@@ -293,18 +293,26 @@ def composition_error(err: Exception, argv: list[str]) -> str | None:
     return None
 
 
+def compose_without_sweeps(argv: Any, hydra: bool = False) -> DictConfig:
+    """The config ``argv`` composes with its sweep values left out (``a=1,2``, ``x=interval(...)``: the
+    sweeper's), flags dropped and ``hydra.*`` overrides kept as written (their lists hold commas); with
+    ``hydra=True`` the hydra node too. The one composition of the checks (CLI, retune, submit/schedule)."""
+    from hydra import compose, initialize_config_dir
+
+    args = [a for a in argv if not a.startswith("-")]
+    overrides = [a for a in args if a.lstrip("+~").startswith("hydra.") or not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
+    with initialize_config_dir(config_dir=CONF_DIR):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
+
+
 def pin_as_of(argv: list[str]) -> list[str]:
     """``window=rolling`` without ``window.as_of``: today, resolved once here and passed on as an override, so
     the saved config, every job of a sweep (whenever it starts), the report and a resume all name the same
     day, and so the same study."""
     if INFO_FLAGS & set(argv) or any(a.lstrip("+~").startswith("window.as_of=") for a in argv):
         return argv
-    from hydra import compose, initialize_config_dir
-
-    overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
     try:
-        with initialize_config_dir(config_dir=CONF_DIR):
-            window = compose(config_name="config", overrides=overrides).window
+        window = compose_without_sweeps(argv).window
         as_of = window.get("as_of") if "as_of" in window else None
     except Exception:  # noqa: BLE001 - preflight composed the same config: nothing to pin then
         return argv

@@ -24,6 +24,7 @@ TEST_SEED_OFFSET = 500
 AS_OF_FORMAT = "a date YYYY-MM-DD"
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 RESOLVER = "navitune.rolling"
+TODAY_RESOLVER = "navitune.utc_today"
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,18 @@ def rolling_field(field: str, as_of: object, tune_days: object, test_days: objec
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
+def utc_today() -> dt.date:
+    """"Today" of every default ``as_of`` (the CLI, ``retune``, ``window=rolling``): the UTC date, as a
+    scheduled cycle's date is, so a cycle run by hand and by the schedule on one day is the same cycle."""
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
 def register_resolver() -> None:
-    """``${navitune.rolling:FIELD,${.as_of},${.tune_days},${.test_days},${.span}}`` in conf/window/rolling.yaml."""
+    """``${navitune.rolling:FIELD,${.as_of},${.tune_days},${.test_days},${.span}}`` and
+    ``${navitune.utc_today:}`` (the default as_of) in conf/window/rolling.yaml."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_resolver(RESOLVER, rolling_field)
+    if not OmegaConf.has_resolver(TODAY_RESOLVER):
+        OmegaConf.register_resolver(TODAY_RESOLVER, lambda: utc_today().isoformat())

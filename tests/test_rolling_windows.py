@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from omegaconf import OmegaConf
 from experiment.preflight import CONF_DIR, pin_as_of
 from experiment.config import ConfigError, validate
 from experiment.report.compose import held_out_window_overrides
+from experiment.windows import utc_today
 from experiment.windows import (MAX_SPAN_DAYS, SEEDS_PER_DAY, TEST_SEED_OFFSET, cycle_name, cycle_seed,
                                 rolling_windows)
 
@@ -134,10 +136,10 @@ def test_study_and_experiment_names_carry_as_of_and_fixed_windows_keep_theirs() 
 
 
 def test_as_of_defaults_to_today() -> None:
-    before = dt.date.today()
+    before = utc_today()
     cfg = compose_cfg("window=rolling")
     as_of = dt.date.fromisoformat(cfg.window.as_of)
-    assert as_of in {before, dt.date.today()}  # the same day, unless the clock passed midnight meanwhile
+    assert as_of in {before, utc_today()}  # the same day, unless the clock passed midnight meanwhile
     assert cfg.window.end == (as_of - dt.timedelta(days=7)).isoformat()
 
 
@@ -170,10 +172,35 @@ def test_cli_rejects_an_as_of_that_is_not_a_date_before_writing_anything(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_today_is_the_utc_date_whatever_the_local_time_zone() -> None:
+    """The default as_of of the config, and of the CLI's pin is the UTC date (a scheduled cycle's
+    date), also where the local date differs: a time zone 12 h away from UTC on the side that makes it differ."""
+    utc_hour = dt.datetime.now(dt.timezone.utc).hour
+    tz = "Etc/GMT+12" if utc_hour < 12 else "Etc/GMT-12"  # local date: the day before / after UTC's
+    code = ("import datetime as dt, json\n"
+            "from experiment.config import register_configs\n"
+            "from experiment.preflight import pin_as_of\n"
+
+            "from experiment.windows import utc_today\n"
+            "from hydra import compose, initialize_config_dir\n"
+            "from experiment.preflight import CONF_DIR\n"
+            "register_configs()\n"
+            "with initialize_config_dir(config_dir=CONF_DIR, version_base=None):\n"
+            "    cfg = compose(config_name='config', overrides=['window=rolling'])\n"
+            "print(json.dumps({'local': dt.date.today().isoformat(), 'utc': utc_today().isoformat(),\n"
+            "    'config': cfg.window.as_of, 'pin': pin_as_of(['window=rolling', '-m'])[-1]}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TZ": tz}, capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    days = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert days["local"] != days["utc"], days  # the case under test
+    assert days["config"] == days["utc"] and days["pin"] == f"window.as_of={days['utc']}", days
+
+
 def test_the_cli_pins_today_once_as_an_override() -> None:
-    before = dt.date.today().isoformat()
+    before = utc_today().isoformat()
     pinned = pin_as_of(["window=rolling", "-m"])
-    assert pinned in (["window=rolling", "-m", f"window.as_of={day}"] for day in {before, dt.date.today().isoformat()})
+    assert pinned in (["window=rolling", "-m", f"window.as_of={day}"] for day in {before, utc_today().isoformat()})
     assert pin_as_of(["window=rolling", "window.as_of=2026-01-05"]) == ["window=rolling", "window.as_of=2026-01-05"]
     assert pin_as_of(["window=tune_week"]) == ["window=tune_week"]  # a fixed window has no as_of
     assert pin_as_of(["window=rolling", "--cfg", "job"]) == ["window=rolling", "--cfg", "job"]

@@ -10,7 +10,8 @@
   create without a duplicate, schedules created / listed / paused / resumed / deleted, one per region and
   scenario, and a schedule fired at a time whose run's task, started as the pod would start it, runs
   ``retune --as-of`` that day.
-* The pod's entry (``driver_task``): the scheduled date, SIGTERM passed on to the sweeper, the proxy it starts.
+* The pod's entry (``driver_task``): the scheduled date, SIGTERM passed on to the real sweeper as its Ctrl-C,
+  the proxy it starts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import yaml
 
 from experiment.cluster import schedule, submit
 from experiment.cluster.command import key_of
+from experiment.cluster.plan import LOOPBACK_ESCAPE
 from experiment.standins.kfp_api_server import FakeKFP
 from experiment.standins.kfp_recurring import recurring, task_command
 from hydra_plugins.navitune_kfp import driver_task
@@ -43,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CANARY = "canary-5f1d9c2e"
 IMAGE = "registry.example/acme/navitune-job:0.1.0"
 STORAGE = "hydra.sweeper.storage=mysql+pymysql://navitune:${oc.env:NAVITUNE_DB_PASSWORD}@127.0.0.1:3306/optuna"
-SECRETS = "hydra.launcher.secrets=[{secret_name: navitune-db, secret_key_to_env: {password: NAVITUNE_DB_PASSWORD}}]"
+SECRETS = ("hydra.launcher.secrets=[{secret_name: navitune-db, secret_key_to_env: {password: NAVITUNE_DB_PASSWORD}},"
+           " {secret_name: navitune-mlflow, secret_key_to_env: {password: MLFLOW_PW}}]")
 DRIVER_HOST = "http://ml-pipeline.kubeflow:8888"
 
 
@@ -53,7 +56,9 @@ def cluster_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NAVITUNE_DB_PASSWORD", CANARY)
     monkeypatch.setenv("MLFLOW_PW", CANARY)
+    monkeypatch.setenv("LOCAL_ONLY_PW", CANARY)  # set here, not given to the pod by hydra.launcher.secrets
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv(LOOPBACK_ESCAPE, "1")  # base()'s MLflow is on this machine: see test_loopback_mlflow_...
     return tmp_path
 
 
@@ -104,7 +109,7 @@ def test_submit_compiles_the_sweep_as_one_retried_task_with_sidecar_and_secrets_
     code, stdout, err = run_cli(submit.main, [
         *base("http://localhost:8080", closed_port, "proxy=cloudsql", "proxy.mode=native",
               "proxy.instance=acme:asia-northeast1:navitune", "window=rolling", "region=coquimbo"),
-        "--dry-run", "--output", str(out), "--retries", "4", "--retry-backoff-s", "30"], capsys)
+        "--dry-run", "--output", str(out), "--retries", "4", "--retry-backoff-s", "30", "--timeout", "12h"], capsys)
     assert code == 0, err
     assert "nothing submitted" in stdout
     docs = docs_of(out)
@@ -130,6 +135,7 @@ def test_submit_compiles_the_sweep_as_one_retried_task_with_sidecar_and_secrets_
     assert sidecar["restartPolicy"] == "Always" and sidecar["args"][0] == "acme:asia-northeast1:navitune"
     assert k8s["secretAsEnv"][0]["secretName"] == "navitune-db"
     assert k8s["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "password", "envVar": "NAVITUNE_DB_PASSWORD"}]
+    assert int(k8s["activeDeadlineSeconds"]) == 12 * 3600  # --timeout: the driver cannot run forever
     # the task waits for the sidecar's port (its proxy settings travel without any secret)
     proxy = json.loads(c["args"][c["args"].index("--proxy") + 1])
     assert proxy["mode"] == "native" and proxy["port"] == 3306
@@ -163,8 +169,45 @@ def test_schedule_compiles_a_retune_cycle_dated_by_the_schedule_time(
     # mode process: no sidecar; the task starts the proxy itself
     platform = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert all("initContainers" not in e for e in platform.values())
+    (k8s,) = platform.values()
+    assert int(k8s["activeDeadlineSeconds"]) == 7 * 86400  # default deadline: the period (weekly), no overlap
     assert json.loads(c["args"][c["args"].index("--proxy") + 1])["mode"] == "process"
     assert CANARY not in out.read_text()
+    assert "warning: cannot check region tokyo_central's champion" in err  # MLflow down here: a warning only
+    assert CANARY not in err
+
+
+def test_schedule_create_refuses_a_region_without_champion(
+        cluster_env: Path, mlflow_server: Any, server: FakeKFP, capsys: pytest.CaptureFixture[str]) -> None:
+    from experiment.registry.resolver import cached_champion, forget
+
+    forget()
+    assert cached_champion(mlflow_server.uri, "coquimbo") is None  # no test makes one on the shared server
+    code, out, err = run_cli(schedule.main, [
+        "create", "--cron", "0 3 * * MON", *base(server.url, mlflow_server.port, "region=coquimbo"), "--dry-run"],
+        capsys)
+    assert code == 2, (out, err)
+    assert "region coquimbo has no champion" in err and "create it with: navitune champion init region=coquimbo" \
+        in err and len(err.strip().splitlines()) == 1, err
+    assert CANARY not in out + err and server.requests == []
+
+
+def test_a_triggers_period_is_the_smallest_gap_between_two_fires() -> None:
+    from hydra_plugins.navitune_kfp.recurring import period_s
+
+    assert period_s(normalize_cron("0 3 * * MON")) == 7 * 86400
+    assert period_s(normalize_cron("0 3 * * MON,THU")) == 3 * 86400  # Mon -> Thu, not Thu -> Mon
+    assert period_s(normalize_cron("30 */6 * * *")) == 6 * 3600
+    assert period_s("@daily") == 86400
+    assert period_s(every_s=parse_every("12h")) == 12 * 3600
+
+
+def test_timeout_option_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        submit.main(["--timeout", "10s", "-m"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--timeout" in err and len(err.strip().splitlines()) == 1, err
 
 
 # ------------------------------------------------------------------------------------------ refusals
@@ -188,6 +231,15 @@ REFUSED = [
     ("schedule", ["--cron", "0 3 * *"], "invalid --cron '0 3 * *'"),
     ("schedule", ["--cron", "0 3 * * MON", "--every", "7d"], "give one of --cron"),
     ("schedule", ["--every", "10s"], "invalid --every '10s'"),
+    ("submit", ["+notify=slack"], "hydra.callbacks.slack.webhook_env reads environment variable "
+                                  "NAVITUNE_SLACK_WEBHOOK_URL, which the driver pod does not have"),
+    ("submit", ["tracking.uri=http://navi:${oc.env:LOCAL_ONLY_PW}@mlflow.kubeflow:5000"], "secret_key_to_env"),
+    ("schedule", ["hydra.sweeper.storage=mysql+pymysql://u:${oc.env:LOCAL_ONLY_PW}@127.0.0.1:3306/optuna"],
+     "hydra.sweeper.storage reads environment variable LOCAL_ONLY_PW"),
+    ("schedule", ["hydra.sweeper.study_name=mine"], "retune sets hydra.sweeper.study_name itself"),
+    ("schedule", ["hydra.sweep.dir=/x"], "retune sets hydra.sweep.dir itself"),
+    ("schedule", ["window.seed=3"], "retune sets window.seed itself"),
+    ("schedule", ["+hydra.callbacks.report.enabled=false"], "retune sets hydra.callbacks.report.enabled itself"),
 ]
 
 
@@ -211,6 +263,29 @@ def test_bad_settings_are_one_line_before_anything_is_submitted(
     assert CANARY not in out + err and "hunter2" not in out + err
     assert server.requests == []  # nothing reached the API
     assert not (cluster_env / "outputs").exists()
+
+
+LOOPBACK = [("submit", "tracking.uri=http://127.0.0.1:5000", None),
+            ("schedule", "tracking.uri=http://localhost:5000", None),
+            ("submit", "tracking.uri='http://navi:${oc.env:MLFLOW_PW}@[::1]:5000'", None),
+            ("schedule", "~tracking.uri", "http://127.0.0.1:5000")]
+
+
+@pytest.mark.parametrize("kind,uri,env", LOOPBACK)
+def test_loopback_mlflow_is_refused(kind: str, uri: str, env: str | None, cluster_env: Path, closed_port: int,
+                                    server: FakeKFP, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A loopback MLflow URI, written or this machine's MLFLOW_TRACKING_URI, is the driver pod's own loopback."""
+    monkeypatch.delenv(LOOPBACK_ESCAPE)
+    if env:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", env)
+    args = [a for a in base(server.url, closed_port) if key_of(a) != "tracking.uri"]
+    args += [] if uri.startswith("~") else [uri]
+    main = schedule.main if kind == "schedule" else submit.main
+    code, out, err = run_cli(main, ["create", "--cron", "0 3 * * MON", *args] if kind == "schedule" else args, capsys)
+    assert code == 2, (out, err)
+    assert "the driver pod's own loopback" in err and len(err.strip().splitlines()) == 1, err
+    assert CANARY not in out + err and server.requests == []
 
 
 def test_tracking_uri_as_written_or_this_machines_without_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,7 +367,8 @@ def test_schedule_create_list_pause_resume_delete(cluster_env: Path, closed_port
     assert CANARY not in json.dumps(body)
     # one schedule per region and scenario
     code, _, err = run_cli(schedule.main, ["create", "--every", "7d", *args], capsys)
-    assert code == 2 and "has a schedule already" in err and len(err.strip().splitlines()) == 1
+    errors = [line for line in err.strip().splitlines() if "warning: cannot check" not in line]  # MLflow is down
+    assert code == 2 and "has a schedule already" in err and len(errors) == 1, err
     code, out, err = run_cli(schedule.main, ["create", "--every", "7d", *args, "region=coquimbo",
                                              "scenario=stationary"], capsys)
     assert code == 0, err
@@ -402,24 +478,32 @@ def wait_for(condition: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_reaches_the_sweeper_and_its_exit_code_is_the_tasks(tmp_path: Path) -> None:
-    """An evicted pod gets SIGTERM: the sweeper under the driver task must get it too (to stop cleanly)."""
-    ready, seen = tmp_path / "ready", tmp_path / "seen"
-    child = ("import signal, sys, time, pathlib\n"
-             f"def bye(*_): pathlib.Path({str(seen)!r}).write_text('TERM'); sys.exit(3)\n"
-             "signal.signal(signal.SIGTERM, bye)\n"
-             f"pathlib.Path({str(ready)!r}).write_text('1')\n"
-             "time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-m", TASK_MODULE, "--", sys.executable, "-c", child],
-                            env={**os.environ, "PYTHONPATH": str(ROOT / "launchers")})
+def test_sigterm_to_the_driver_stops_the_real_sweep_without_running_trials(tmp_path: Path) -> None:
+    """An evicted pod gets SIGTERM (to the driver task only, as the kubelet sends it): the real sweep under it
+    stops as on Ctrl-C, so no trial is left RUNNING, and the task fails (KFP retries it)."""
+    from optuna.trial import TrialState
+
+    from tests.test_optuna_async_sweeper import command, journal, journal_trials, states
+
+    store = tmp_path / "study.journal"
+    sweep = command("sphere", tmp_path / "sweep", journal(store), "hydra.sweeper.n_trials=200", "sleep_s=1.0")
+    proc = subprocess.Popen([sys.executable, "-m", TASK_MODULE, "--", *sweep], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "launchers")}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(ready.exists, 30, "the child to start")
+        wait_for(lambda: any(t.state == TrialState.RUNNING for t in journal_trials(store, "sphere")), 60,
+                 "a running trial")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 3
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
-    assert seen.read_text() == "TERM"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode != 0, err
+    trials = journal_trials(store, "sphere")
+    c = states(trials)
+    assert c[TrialState.RUNNING] == 0 and c[TrialState.COMPLETE] < 200, (c, err[-2000:])
+    assert any(t.user_attrs.get("navitune:stopped") for t in trials), (c, err[-2000:])
 
 
 def test_proxy_process_is_up_for_the_whole_command_and_stopped_after(tmp_path: Path) -> None:

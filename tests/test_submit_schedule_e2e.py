@@ -28,6 +28,7 @@ import pytest
 
 from experiment.cluster import schedule, submit
 from experiment.standins.kfp_api_server import FakeKFP
+from experiment.cluster.plan import LOOPBACK_ESCAPE
 from experiment.standins.kfp_executor import Executor, Registry, job_image
 from experiment.standins.kfp_recurring import recurring
 from tests.fixtures.mariadb import MariaDB
@@ -163,6 +164,7 @@ def test_a_schedule_fired_twice_runs_two_cycles_the_second_from_the_firsts_champ
                             root=tmp_path / "pods", retry_backoff_scale=0.02)
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("NAVITUNE_DB_PASSWORD", mariadb.password)
+        monkeypatch.setenv(LOOPBACK_ESCAPE, "1")  # the stand-in's pods run here: this MLflow is theirs too
         base = ", ".join(f"policy.{k}: ${{policy.{k}}}" for k in ("gamma", "max_wait_min", "road_weights.right"))
         good = ", ".join(f"{k}: {v}" for k, v in KNOWN_GOOD.items())
         with FakeKFP(executor=executor) as server:

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.cluster.command import driver_overrides, key_of, retune_command, sweep_command
+from experiment.preflight import SWEEP_SYNTAX
 
 DEFAULT_DRIVER_HOST = "http://ml-pipeline.kubeflow:8888"  # the KFP API service as pods reach it
 SCHEDULE_PREFIX = "navitune-retune-"
@@ -90,9 +91,21 @@ def check_overrides(kind: str, overrides: Sequence[str]) -> None:
         if kind == "schedule" and key == "window" and value != "rolling":
             raise ClusterError(f"navitune schedule: invalid window={value!r}; allowed: rolling, or leave it out (a "
                                "cycle tunes and tests on the rolling windows before its scheduled date)")
-        if kind == "schedule" and key in ("region", "scenario") and re.search(r"[,(]", value):
+        if kind == "schedule" and key in ("region", "scenario") and SWEEP_SYNTAX.search(value):
             raise ClusterError(f"navitune schedule: invalid {key}={value!r}; allowed: one {key} (one schedule per "
                                "region and scenario)")
+
+
+def check_retune_args(overrides: Sequence[str]) -> None:
+    """Each cycle runs ``navitune retune`` with these overrides: what retune refuses (a key it computes itself,
+    such as ``hydra.sweeper.study_name``) would exit 2 in every cycle's pod, so it is refused now, by retune's
+    own check."""
+    from experiment.retune.checks import BadInput, split_args
+
+    try:
+        split_args(overrides, dt.date(2000, 1, 1))
+    except BadInput as err:
+        raise ClusterError(str(err).replace("navitune retune:", "navitune schedule:", 1)) from None
 
 
 def with_launcher(overrides: Sequence[str]) -> list[str]:
@@ -105,14 +118,9 @@ def with_launcher(overrides: Sequence[str]) -> list[str]:
 def compose_sweep(argv: Sequence[str]) -> DictConfig:
     """The config a sweep of ``argv`` composes, hydra node included (sweep values left to the sweeper), as the
     CLI's preflight composes it."""
-    from hydra import compose, initialize_config_dir
+    from experiment.preflight import compose_without_sweeps
 
-    from experiment.preflight import CONF_DIR, SWEEP_SYNTAX
-
-    overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
-    hydra_args = [a for a in argv if a.lstrip("+").startswith("hydra.") and a not in overrides]
-    with initialize_config_dir(config_dir=CONF_DIR):
-        return compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
+    return compose_without_sweeps(argv, hydra=True)
 
 
 def launcher_settings(cfg: DictConfig) -> Any:
@@ -138,6 +146,7 @@ def check_tracking(kind: str, cfg: DictConfig) -> list[str]:
                            + (" or tracking=off" if kind == "submit" else ""))
     written = OmegaConf.to_container(cfg.tracking, resolve=False).get("uri")  # type: ignore[union-attr]
     if kind_of != "server" or "oc.env:MLFLOW_TRACKING_URI" not in str(written):
+        check_not_loopback(kind, "tracking.uri", str(written))
         return []  # set on the command line or in a preset: the pod gets it as written
     from hydra_plugins.navitune_shared.redact import redact
 
@@ -149,7 +158,34 @@ def check_tracking(kind: str, cfg: DictConfig) -> list[str]:
         raise ClusterError(f"navitune {kind}: invalid MLFLOW_TRACKING_URI={redact(env)!r}: it holds a secret, "
                            "which the driver's command would carry; allowed: tracking.uri=http://user:"
                            "${oc.env:VAR}@host with VAR from hydra.launcher.secrets")
+    check_not_loopback(kind, "MLFLOW_TRACKING_URI", env)
     return [f"tracking.uri={env}"]
+
+
+#: test-only: set to 1 by the end-to-end tests, whose stand-in runs the pods on this machine (so a loopback
+#: MLflow is the pods' too); read by :func:`check_not_loopback` only, never set it for a real cluster
+LOOPBACK_ESCAPE = "NAVITUNE_TEST_PODS_ON_THIS_HOST"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0", "::")
+
+
+def loopback_host(uri: str) -> str | None:
+    """The host of ``uri`` if it is this machine's loopback (``localhost``, ``127.x``, ``::1``), else None."""
+    rest = uri.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host = rest[1:].split("]", 1)[0] if rest.startswith("[") else rest.rsplit(":", 1)[0] if rest.count(":") == 1 \
+        else rest
+    host = host.lower().rstrip(".")
+    return host if host in LOOPBACK_HOSTS or host.startswith("127.") or host.endswith(".localhost") else None
+
+
+def check_not_loopback(kind: str, key: str, uri: str) -> None:
+    """A loopback MLflow URI is the pod's own loopback in the cluster, where no MLflow listens."""
+    host = loopback_host(uri)
+    if host is not None and os.environ.get(LOOPBACK_ESCAPE) != "1":
+        from hydra_plugins.navitune_shared.redact import redact
+
+        raise ClusterError(f"navitune {kind}: invalid {key}={redact(uri)!r}: {host} is the driver pod's own "
+                           "loopback, where no MLflow listens; allowed: tracking.uri=<the MLflow server's URL as "
+                           "the cluster reaches it>, e.g. http://mlflow.kubeflow:5000")
 
 
 def check_image(kind: str, image: str) -> None:
@@ -158,6 +194,47 @@ def check_image(kind: str, image: str) -> None:
         raise ClusterError(f"navitune {kind}: invalid hydra.launcher.image={image!r}: a local image the cluster "
                            "cannot pull; allowed: a pushed image such as "
                            "us-docker.pkg.dev/<project>/<repo>/navitune-job:<tag> (make image IMAGE=..., docker push)")
+
+
+ENV_REF = re.compile(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,)?")
+
+
+def env_references(cfg: DictConfig) -> list[tuple[str, str]]:
+    """(key, VAR) of every variable the composed config reads from the environment without a default: its
+    ``${oc.env:VAR}`` references and the ``webhook_env`` of its callbacks (``+notify=slack``)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                sub = f"{key}.{k}" if key else str(k)
+                if sub in ("hydra.overrides", "hydra.job"):
+                    continue  # the command line's own text, checked where it lands
+                if k == "webhook_env" and isinstance(v, str) and v:
+                    found.append((sub, v))
+                else:
+                    walk(v, sub)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, str):
+            found.extend((key, m.group(1)) for m in ENV_REF.finditer(node) if not m.group(2))
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return found
+
+
+def check_env(kind: str, cfg: DictConfig, settings: Any) -> None:
+    """The driver pod has only the variables ``hydra.launcher.secrets`` and ``hydra.launcher.env`` give it: a
+    reference to any other one (a password set only on this machine) would fail in the pod."""
+    given = set(settings.env) | {env for s in settings.secrets for env in s.secret_key_to_env.values()}
+    for key, var in env_references(cfg):
+        if var not in given and var != "MLFLOW_TRACKING_URI":  # that one: check_tracking
+            raise ClusterError(
+                f"navitune {kind}: {key} reads environment variable {var}, which the driver pod does not have; "
+                f"allowed: a variable given to the pod, e.g. hydra.launcher.secrets=[{{secret_name: <Secret>, "
+                f"secret_key_to_env: {{<key in the Secret>: {var}}}}}] or hydra.launcher.env={{{var}: <value>}} "
+                "(no secret)")
 
 
 def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HOST) -> Plan:
@@ -176,13 +253,17 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
     if problem:
         raise ClusterError(problem)
     check_overrides(kind, overrides)
+    if kind == "schedule":
+        check_retune_args(overrides)
     if kind == "submit":  # a rolling window's day is fixed now: a retried driver resumes the same study
         checked = with_launcher(overrides)
         pinned = pin_as_of(["-m", *checked])[len(checked) + 1:]
         overrides, checked = [*overrides, *pinned], [*checked, *pinned]
     else:
         window = [] if any(key_of(o) == "window" for o in overrides) else ["window=rolling"]
-        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        from experiment.windows import utc_today
+
+        today = utc_today().isoformat()
         checked = with_launcher([*overrides, *window, f"window.as_of={today}"])
     problem = preflight(["-m", *checked])
     if problem:
@@ -193,6 +274,7 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
         raise ClusterError(f"navitune {kind}: {str(err.__cause__ or err).splitlines()[0]}") from None
     settings = launcher_settings(cfg)
     check_image(kind, settings.image)
+    check_env(kind, cfg, settings)
     overrides += check_tracking(kind, cfg)
     try:
         proxy = proxy_settings(cfg)
@@ -213,8 +295,8 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
                 experiment=experiment, name=name, command=command, overrides=list(overrides))
 
 
-def compile_plan(plan: Plan, path: Any, retries: int, backoff_s: int = 60) -> Any:
-    """Compile the plan's driver pipeline to ``path``."""
+def compile_plan(plan: Plan, path: Any, retries: int, backoff_s: int = 60, timeout_s: int | None = None) -> Any:
+    """Compile the plan's driver pipeline to ``path`` (``timeout_s``: the driver pod's deadline, None: none)."""
     from pathlib import Path
 
     from hydra_plugins.navitune_kfp.driver import DriverOptions, compile_driver
@@ -222,4 +304,4 @@ def compile_plan(plan: Plan, path: Any, retries: int, backoff_s: int = 60) -> An
 
     return compile_driver(plan.settings, pipeline_name(None, plan.name), plan.description[:1000], plan.command,
                           Path(path), proxy=plan.proxy, scheduled=plan.kind == "schedule",
-                          options=DriverOptions(retries=retries, backoff_s=backoff_s))
+                          options=DriverOptions(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s))

@@ -64,13 +64,34 @@ def trigger(args: Any) -> dict[str, Any]:
                            "12h, 90m (60 s .. 366 days)") from None
 
 
+def check_champion(plan: Any) -> None:
+    """Every cycle starts from the region's champion: without one each would fail in its pod (exit 2, KFP
+    retrying). MLflow not reachable from here (a cluster-only address) is a warning, not a refusal."""
+    from experiment.registry.resolver import cached_champion
+    from experiment.registry.store import RegistryUnavailable
+    from hydra_plugins.navitune_shared.redact import redact
+
+    try:
+        uri = str(plan.cfg.tracking.uri)
+        champion = cached_champion(uri, plan.region)
+    except RegistryUnavailable as err:
+        print(f"navitune schedule create: warning: cannot check region {plan.region}'s champion "
+              f"({redact(str(err)).splitlines()[0]}); each cycle needs one (navitune champion init "
+              f"region={plan.region})", file=sys.stderr)
+        return
+    if champion is None:
+        raise ClusterError(f"navitune schedule create: region {plan.region} has no champion in {redact(uri)}; "
+                           f"create it with: navitune champion init region={plan.region}")
+
+
 def create(args: Any, rest: list[str]) -> str:
-    from hydra_plugins.navitune_kfp.recurring import Session, describe_trigger
+    from hydra_plugins.navitune_kfp.recurring import Session, describe_trigger, period_s
 
     when = trigger(args)
     plan = prepare("schedule", rest, args.driver_host)
-    with tempfile.TemporaryDirectory() as tmp:
-        package = compiled(plan, args, tmp)
+    check_champion(plan)
+    with tempfile.TemporaryDirectory() as tmp:  # default deadline: the period, so no cycle outlives the next
+        package = compiled(plan, args, tmp, timeout_s=period_s(when.get("cron"), when.get("every_s")))
         if args.dry_run:
             return (f"navitune schedule: {plan.name} compiled{f' to {package}' if args.output else ''}; nothing "
                     "created (--dry-run)")

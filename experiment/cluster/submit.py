@@ -34,6 +34,16 @@ def whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def duration(text: str) -> int:
+    """An argparse type: ``7d``, ``12h``, ``90m``, ``3600s``, ``1w`` in seconds (60 s .. 366 days)."""
+    from hydra_plugins.navitune_kfp.recurring import TriggerError, parse_every
+
+    try:
+        return parse_every(text)
+    except TriggerError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+
+
 def add_driver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--driver-host", default=DEFAULT_DRIVER_HOST,
                    help=f"the KFP API as the driver pod reaches it (default {DEFAULT_DRIVER_HOST})")
@@ -41,6 +51,9 @@ def add_driver_options(p: argparse.ArgumentParser) -> None:
                    help="times KFP starts a dead driver pod again (default 3)")
     p.add_argument("--retry-backoff-s", type=whole(1, 3600), default=60, metavar="1..3600",
                    help="first pause before KFP starts a dead driver pod again; doubles each time (default 60)")
+    p.add_argument("--timeout", type=duration, default=None, metavar="DURATION",
+                   help="the driver pod's deadline, e.g. 12h, 7d (60 s .. 366 days); KFP stops the driver after it "
+                        "(default: none for submit; a schedule's period, so no cycle outlives the next)")
     p.add_argument("--output", help="also write the compiled driver pipeline (YAML) here")
     p.add_argument("--dry-run", action="store_true", help="check and compile only; submit nothing")
 
@@ -51,9 +64,9 @@ def parser() -> OneLineParser:
     return p
 
 
-def compiled(plan: Plan, args: argparse.Namespace, tmp: str) -> Path:
+def compiled(plan: Plan, args: argparse.Namespace, tmp: str, timeout_s: int | None = None) -> Path:
     path = Path(args.output) if args.output else Path(tmp) / "driver.yaml"
-    compile_plan(plan, path, args.retries, args.retry_backoff_s)
+    compile_plan(plan, path, args.retries, args.retry_backoff_s, timeout_s=args.timeout or timeout_s)
     return path
 
 

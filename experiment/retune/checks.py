@@ -5,7 +5,6 @@ directory and the sweep's own command line."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +20,6 @@ COMPUTED_KEYS = ("window.span", "window.start", "window.end", "window.seed", "wi
                  "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.sweeper.study_name", "hydra.callbacks.report.enabled")
 ALLOWED_WINDOW = "window=rolling (or leave it out) with window.tune_days, window.test_days, window.drivers, " \
                  "window.max_shift_h"
-SWEEP_SYNTAX = re.compile(r"[(,]")
 
 
 class BadInput(Exception):
@@ -127,12 +125,9 @@ def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
+    from experiment.preflight import compose_without_sweeps
 
-    from experiment.preflight import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    return compose_without_sweeps(overrides, hydra=True)
 
 
 def sweep_argv(as_of: str, scenario: str, overrides: list[str]) -> list[str]:
@@ -153,9 +148,11 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     """The command line checked, nothing written (BadInput, exit 2). The champion is checked by
     :func:`champion_version` once the cycle is known not to be decided already (a decided cycle needs no
     registry to print its record)."""
-    from experiment.preflight import check_group_choices, check_override_syntax, preflight
+    from experiment.preflight import SWEEP_SYNTAX, check_group_choices, check_override_syntax, preflight
 
-    as_of, overrides = split_args(argv, today or dt.date.today())
+    from experiment.windows import utc_today
+
+    as_of, overrides = split_args(argv, today or utc_today())
     problem = check_override_syntax(overrides) or check_group_choices(overrides)
     if problem:
         raise BadInput(problem)

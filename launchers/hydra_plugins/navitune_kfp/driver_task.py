@@ -4,8 +4,9 @@
 It turns the run's scheduled time into a date in ``COMMAND`` (every ``@SCHEDULE_DATE@``), makes the study
 database reachable (mode ``process``: starts the Cloud SQL proxy and keeps it up for the whole sweep; mode
 ``native``: waits for the sidecar's port), runs ``COMMAND`` as a child process, passes SIGTERM / SIGINT on to it
-(an evicted pod's sweeper stops cleanly and leaves its runs to be re-attached by the next attempt), and exits with
-its exit code, so KFP's retry policy sees a failed sweep as a failed task.
+as SIGINT (an evicted pod's sweeper stops as on Ctrl-C: its trials in flight are failed as stopped and enqueued
+again for the next attempt), and exits with its exit code, so KFP's retry policy sees a failed sweep as a failed
+task.
 """
 
 from __future__ import annotations
@@ -74,14 +75,15 @@ def _proxy(text: str | None) -> Any:
 
 
 def run(command: Sequence[str]) -> int:
-    """Run ``command`` as a child; SIGTERM and SIGINT are passed on to it; its exit code is returned (a signal
-    that killed it: 128 + the signal's number, as a shell reports it)."""
+    """Run ``command`` as a child; SIGTERM and SIGINT are passed on to it as SIGINT (a pod's stop is the
+    sweeper's Ctrl-C: it fails its trials in flight as stopped instead of dying with them RUNNING); its exit
+    code is returned (a signal that killed it: 128 + the signal's number, as a shell reports it)."""
     child = subprocess.Popen(list(command))
     previous = {}
 
-    def forward(signum: int, _frame: Any) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
+    def forward(_signum: int, _frame: Any) -> None:
+        if child.poll() is None:  # as SIGINT: the sweeper stops cleanly on Ctrl-C only (it records its trials)
+            child.send_signal(signal.SIGINT)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, forward)
@@ -97,10 +99,10 @@ def run(command: Sequence[str]) -> int:
 
 
 def stop(child: "subprocess.Popen[Any]", grace_s: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace_s`` (the sweeper records its interrupted trials in between)."""
+    """SIGINT, then SIGKILL after ``grace_s`` (the sweeper records its interrupted trials in between)."""
     if child.poll() is not None:
         return
-    child.terminate()
+    child.send_signal(signal.SIGINT)
     try:
         child.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:

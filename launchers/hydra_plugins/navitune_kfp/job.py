@@ -103,11 +103,18 @@ def run_hydra_job(config: Any, task_function: Any, execution_whitelist: Any,
     context = HydraContext(config_loader=None, callbacks=callbacks,  # type: ignore[arg-type]
                            execution_whitelist=execution_whitelist)
 
+    published: list[JobReturn] = []
+
     def done(ret: JobReturn) -> JobReturn:
+        """``finish`` exactly once: a proxy that dies while closing after a published result must not publish
+        a failure over it."""
+        if published:
+            return published[0]
         if ret.overrides is None:
             from omegaconf import OmegaConf
 
             ret.overrides = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+        published.append(ret)
         if finish is not None:
             finish(ret)
         return ret

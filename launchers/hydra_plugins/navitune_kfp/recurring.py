@@ -95,6 +95,22 @@ def parse_every(text: str) -> int:
     return seconds
 
 
+def period_s(cron: str | None = None, every_s: int | None = None, fires: int = 1000) -> int:
+    """A trigger's period in seconds: the interval, or the smallest gap between two of a cron's next ``fires``
+    fire times (KFP's six fields, seconds first, or a descriptor)."""
+    if every_s is not None:
+        return int(every_s)
+    import datetime as dt
+
+    from croniter import croniter
+
+    assert cron is not None
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)  # fixed: the same answer every day
+    it = croniter(cron, start, second_at_beginning=not cron.startswith("@"))
+    times = [it.get_next(float) for _ in range(fires)]
+    return int(min(b - a for a, b in zip(times, times[1:])))
+
+
 def describe_trigger(trigger: Any) -> str:
     """A recurring run's trigger in words: ``cron 0 0 3 * * 1`` or ``every 604800 s``."""
     cron = getattr(trigger, "cron_schedule", None) if trigger is not None else None
