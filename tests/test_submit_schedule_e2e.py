@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from experiment.standins.kfp_executor import Executor, Registry, job_image
 from experiment.standins.kfp_recurring import recurring
 from tests.fixtures.mariadb import MariaDB
 from tests.fixtures.mlflow import MLflowProcess
-from tests.fixtures.services import free_port, unavailable
+from tests.fixtures.services import free_port, unavailable, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "registry.example/acme/navitune-job:standin"
@@ -65,14 +64,6 @@ def finished_trials(db: MariaDB, study: str) -> list[Any]:
     return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
-def wait_until(predicate: Any, deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_driver", [False, True], ids=["clean", "driver-killed"])
 def test_submit_runs_the_whole_sweep_in_the_cluster(kill_driver: bool, tmp_path: Path, mariadb: MariaDB,
@@ -97,7 +88,7 @@ def test_submit_runs_the_whole_sweep_in_the_cluster(kill_driver: bool, tmp_path:
         assert code == 0, out.err
         driver_id = re.search(r"/#/runs/details/(\S+)$", out.out.strip()).group(1)  # type: ignore[union-attr]
         if kill_driver:  # mid-sweep: one trial done, the sweeper still going
-            wait_until(lambda: len(finished_trials(mariadb, study)) >= 1, 300, "a first finished trial")
+            wait_until(lambda: len(finished_trials(mariadb, study)) >= 1, 300, "a first finished trial", interval_s=0.2)
             assert executor.kill(driver_id, "the node was preempted")
             # no trial is told to the study while no sweeper runs: the new driver has work left
             assert len(finished_trials(mariadb, study)) < N_TRIALS
