@@ -182,6 +182,22 @@ def test_as_of_defaults_to_today_and_window_as_of_is_the_same_key() -> None:
                for a in argv)
 
 
+def test_each_cycle_samples_from_its_own_seed_and_a_given_seed_wins() -> None:
+    import datetime as dt
+
+    from experiment.retune.checks import sweep_argv
+    from experiment.windows import cycle_seed
+
+    def seeds(argv: list[str]) -> list[str]:
+        return [a for a in argv if a.startswith("hydra.sweeper.sampler.seed=")]
+
+    march, april = sweep_argv("2026-03-02", "drifting", []), sweep_argv("2026-03-30", "drifting", [])
+    assert seeds(march) == [f"hydra.sweeper.sampler.seed={cycle_seed(dt.date(2026, 3, 2))}"]
+    assert seeds(march) != seeds(april) and seeds(march) == seeds(sweep_argv("2026-03-02", "drifting", []))
+    assert seeds(sweep_argv("2026-03-02", "drifting", ["hydra.sweeper.sampler.seed=7"])) == [
+        "hydra.sweeper.sampler.seed=7"]
+
+
 # ----------------------------------------------------------------------------------------- a full cycle
 class Webhook:
     """A local stand-in for a Slack incoming webhook: records every POSTed text."""

@@ -18,6 +18,7 @@ ALLOWED_ARGS = "--as-of YYYY-MM-DD and config overrides key=value"
 #: window keys retune computes itself (from as_of), and hydra keys that fix the cycle's study and directory
 COMPUTED_KEYS = ("window.span", "window.start", "window.end", "window.seed", "window.name", "window.cycle",
                  "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.sweeper.study_name", "hydra.callbacks.report.enabled")
+SAMPLER_SEED = "hydra.sweeper.sampler.seed"
 ALLOWED_WINDOW = "window=rolling (or leave it out) with window.tune_days, window.test_days, window.drivers, " \
                  "window.max_shift_h"
 
@@ -132,9 +133,20 @@ def _compose(overrides: list[str]) -> DictConfig:
 
 def sweep_argv(as_of: str, scenario: str, overrides: list[str]) -> list[str]:
     """The cycle's sweep: rolling windows at as_of, its own study (the scenario in its name: two scenarios'
-    cycles at one as_of are two studies) and directory, and job directories named by trial number (a resumed
-    cycle adds to them instead of overwriting the first run's)."""
-    return ["-m", *overrides, *own_overrides(as_of, scenario)]
+    cycles at one as_of are two studies) and directory, job directories named by trial number (a resumed
+    cycle adds to them instead of overwriting the first run's), and the sampler's seed of this cycle."""
+    return ["-m", *overrides, *own_overrides(as_of, scenario), *sampler_seed(as_of, overrides)]
+
+
+def sampler_seed(as_of: str, overrides: list[str]) -> list[str]:
+    """Each cycle's sampler starts from its own seed (the cycle's tuning seed, from as_of): with the search
+    space's fixed seed every cycle would propose the same start-up trials. A seed the user gives wins; the
+    same as_of gets the same seed, so a resumed cycle stays reproducible."""
+    if any(o.lstrip("+~").split("=", 1)[0] == SAMPLER_SEED for o in overrides):
+        return []
+    from experiment.windows import cycle_seed
+
+    return [f"{SAMPLER_SEED}={cycle_seed(dt.date.fromisoformat(as_of))}"]
 
 
 def own_overrides(as_of: str, scenario: str) -> list[str]:
