@@ -39,6 +39,7 @@ from experiment.standins.kfp_recurring import recurring, task_command
 from hydra_plugins.navitune_kfp import driver_task
 from hydra_plugins.navitune_kfp.driver import DATE_TOKEN, TASK_MODULE
 from hydra_plugins.navitune_kfp.recurring import TriggerError, normalize_cron, parse_every
+from tests.fixtures.mlflow import MLflowProcess
 from tests.fixtures.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,15 +178,24 @@ def test_schedule_compiles_a_retune_cycle_dated_by_the_schedule_time(
     assert CANARY not in err
 
 
+@pytest.mark.slow
 def test_schedule_create_refuses_a_region_without_champion(
-        cluster_env: Path, mlflow_server: Any, server: FakeKFP, capsys: pytest.CaptureFixture[str]) -> None:
+        cluster_env: Path, tmp_path: Path, server: FakeKFP, capsys: pytest.CaptureFixture[str]) -> None:
     from experiment.registry.resolver import cached_champion, forget
 
-    forget()
-    assert cached_champion(mlflow_server.uri, "coquimbo") is None  # no test makes one on the shared server
-    code, out, err = run_cli(schedule.main, [
-        "create", "--cron", "0 3 * * MON", *base(server.url, mlflow_server.port, "region=coquimbo"), "--dry-run"],
-        capsys)
+    # a server of its own: the session's shared one holds other tests' champions of every region
+    mlflow = MLflowProcess(tmp_path / "mlflow", free_port())
+    (tmp_path / "mlflow").mkdir()
+    mlflow.start()
+    try:
+        forget()
+        assert cached_champion(mlflow.uri, "coquimbo") is None
+        code, out, err = run_cli(schedule.main, [
+            "create", "--cron", "0 3 * * MON", *base(server.url, mlflow.port, "region=coquimbo"), "--dry-run"],
+            capsys)
+    finally:
+        mlflow.stop()
+        forget()
     assert code == 2, (out, err)
     assert "region coquimbo has no champion" in err and "create it with: navitune champion init region=coquimbo" \
         in err and len(err.strip().splitlines()) == 1, err
