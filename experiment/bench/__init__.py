@@ -1,1 +1,2 @@
-"""Benchmarks (``python -m experiment.bench NAME``): ``sim`` (in ``__main__``), ``sweep``, ``kfp`` and ``retune``."""
+"""Benchmarks (``python -m experiment.bench NAME``): ``sim`` (in ``__main__``), ``sweep``, ``kfp``, ``kfp-scale``
+and ``retune``; ``machine`` describes where they ran."""

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from experiment.bench.machine import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMIT_JOBS = 30
@@ -163,7 +164,7 @@ def bench_kfp() -> dict:
         "sweep_wall_s": {k: round(v["wall_s"], 1) for k, v in sweeps.items()},
         "sweep": SWEEP | {"experiment": "smoke"},
         "targets": {"submit_ms_median": 100.0},
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": describe(),
         "date": time.strftime("%Y-%m-%d"),
     }
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -48,6 +47,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
+
+from experiment.bench.machine import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "experiment" / "bench" / "apps" / "kfp_scale"
@@ -378,15 +379,6 @@ def summarise(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _machine() -> str:
-    cpu = platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
 
 def bench_kfp_scale(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     opts = parse_options(overrides)
@@ -426,7 +418,7 @@ def bench_kfp_scale(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, An
                 "sweeper_cpu_core_frac": top["sweeper_cpu_core_frac"] < TARGETS["sweeper_cpu_core_frac"],
                 "db_connections_per_job": top["db_connections_per_job"] <= TARGETS["db_connections_per_job"]},
         "bench_wall_s": round(time.monotonic() - t_all, 1),
-        "machine": _machine(),
+        "machine": describe(),
         "load_average_1m_end": round(os.getloadavg()[0], 2),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }

@@ -36,7 +36,6 @@ import copy
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -47,6 +46,8 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
+
+from experiment.bench.machine import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -422,17 +423,6 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
 
 def run_year(settings: Settings, overrides: list[str], outputs: Path,
              json_path: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -531,7 +521,7 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path,
                     "wrong_promotions": TARGETS["wrong_promotions"], "wall_s": "<= 1200 on a quiet 2-core machine"},
         "met": {"uplift_vs_frozen": vs_frozen[0] >= TARGETS["uplift_vs_frozen_pct"] and vs_frozen[1][0] > 0,
                 "wrong_promotions": wrong == TARGETS["wrong_promotions"]},
-        "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": describe(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     return result, rows
 

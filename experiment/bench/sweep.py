@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -35,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from experiment.bench.machine import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "experiment" / "bench" / "apps" / "sweep_app.py"
@@ -221,17 +222,6 @@ def _mysql_overhead(tmp: Path) -> tuple[dict | None, str | None]:
         log.close()
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
-
 
 def _versions() -> dict:
     from importlib.metadata import version
@@ -293,7 +283,7 @@ def bench_sweep() -> dict:
         "sampler": f"random, seed {SEED}",
         "versions": _versions(),
         "bench_wall_s": round(time.monotonic() - t_all, 1),
-        "machine": _machine(),
+        "machine": describe(),
         "date": time.strftime("%Y-%m-%d"),
     }
 

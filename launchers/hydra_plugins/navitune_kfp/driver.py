@@ -28,7 +28,6 @@ This module knows nothing of the app: the command is given to it.
 import dataclasses
 import json
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -74,9 +73,9 @@ def compile_driver(settings: LauncherSettings, name: str, description: str, comm
     working directory the project's); with ``scheduled`` every :data:`DATE_TOKEN` in it becomes the run's
     scheduled date. The pod gets the launcher's resources, placement, env and secrets (by name), and the Cloud SQL
     proxy (``proxy``: a ``ProxySettings``) like the jobs: a native sidecar, or a process the task starts."""
-    from kfp import compiler, dsl
+    from kfp import dsl
 
-    from .pipeline import _configure
+    from .pipeline import _configure, compile_with_proxy
 
     image, fixed = settings.image, list(command)
 
@@ -105,15 +104,4 @@ def compile_driver(settings: LauncherSettings, name: str, description: str, comm
             task.set_retry(num_retries=options.retries, backoff_duration=f"{options.backoff_s}s", backoff_factor=2.0,
                            backoff_max_duration=f"{options.backoff_max_s}s")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if proxy is None:
-        compiler.Compiler().compile(driver_pipeline, str(path))
-        return path
-    from . import proxy as proxy_mod
-
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "driver.yaml"
-        compiler.Compiler().compile(driver_pipeline, str(raw))
-        docs = proxy_mod.apply_proxy(proxy_mod.read_pipeline_docs(raw), proxy)
-    proxy_mod.write_pipeline_docs(docs, path)
-    return path
+    return compile_with_proxy(driver_pipeline, path, proxy)

@@ -71,7 +71,7 @@ def compile_pipeline(settings: LauncherSettings, name: str, description: str, pa
                      proxy: Any = None) -> Path:
     """Compile the job pipeline to ``path`` (YAML), with the Cloud SQL proxy's platform-spec entries when
     ``proxy`` (a ``proxy.ProxySettings``) asks for them."""
-    from kfp import compiler, dsl
+    from kfp import dsl
 
     component = dsl.component(navitune_job, base_image=settings.image, install_kfp_package=False,
                               packages_to_install=[])
@@ -83,15 +83,24 @@ def compile_pipeline(settings: LauncherSettings, name: str, description: str, pa
         _configure(task, settings)
         return task.output
 
+    return compile_with_proxy(job_pipeline, path, proxy)
+
+
+def compile_with_proxy(pipeline_func: Any, path: Path, proxy: Any = None) -> Path:
+    """Compile ``pipeline_func`` with kfp's compiler to ``path`` (YAML), then add the Cloud SQL proxy's
+    platform-spec entries when ``proxy`` (a ``proxy.ProxySettings``) asks for them (the job and the driver
+    pipeline alike)."""
+    from kfp import compiler
+
     path.parent.mkdir(parents=True, exist_ok=True)
     if proxy is None:
-        compiler.Compiler().compile(job_pipeline, str(path))
+        compiler.Compiler().compile(pipeline_func, str(path))
         return path
     from . import proxy as proxy_mod
 
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "pipeline.yaml"
-        compiler.Compiler().compile(job_pipeline, str(raw))
+        raw = Path(tmp) / path.name
+        compiler.Compiler().compile(pipeline_func, str(raw))
         docs = proxy_mod.apply_proxy(proxy_mod.read_pipeline_docs(raw), proxy)
     proxy_mod.write_pipeline_docs(docs, path)
     return path
