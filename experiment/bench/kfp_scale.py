@@ -38,7 +38,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from experiment.bench.machine import describe
+from experiment.bench.mariadb import Server, binaries, free_port, throwaway_mariadb
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "experiment" / "bench" / "apps" / "kfp_scale"
@@ -94,53 +94,22 @@ def parse_options(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ MariaDB
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _DB:
-    def __init__(self, port: int, password: str, sock: str) -> None:
-        self.port, self.password, self.sock = port, password, sock
-
-    def root(self) -> Any:
-        import pymysql
-
-        return pymysql.connect(unix_socket=self.sock, user="root", autocommit=True)
+    def __init__(self, server: Server, password: str) -> None:
+        self.port, self.password, self.sock = server.port, password, server.sock
+        self.root = server.root
 
 
 @contextlib.contextmanager
 def _mariadb(tmp: Path) -> Iterator[_DB]:
     """A throw-away MariaDB in ``tmp`` with the study database and a user with a random password."""
-    server = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/local/sbin:/sbin")
-    install = shutil.which("mariadb-install-db") or shutil.which("mariadb-install-db", path="/usr/sbin:/usr/bin")
-    if server is None or install is None:
-        raise RuntimeError("kfp-scale needs MariaDB: mariadbd / mariadb-install-db not found "
-                           "(apt-get install -y mariadb-server)")
-    data, sock, port = tmp / "mariadb", tmp / "mariadb.sock", _free_port()
-    done = subprocess.run([install, "--no-defaults", "--user=root", f"--datadir={data}",
-                           "--auth-root-authentication-method=normal", "--skip-test-db"],
-                          capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(f"mariadb-install-db failed: {done.stderr.strip()[-300:]}")
-    log = open(tmp / "mariadb.log", "wb")
-    srv = subprocess.Popen([server, "--no-defaults", "--user=root", f"--datadir={data}", "--bind-address=127.0.0.1",
-                            f"--port={port}", f"--socket={sock}", "--skip-name-resolve", "--max-connections=1000"],
-                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        import pymysql
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                root = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True, connect_timeout=2)
-                break
-            except pymysql.err.OperationalError:
-                if srv.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mariadbd did not start: {(tmp / 'mariadb.log').read_text()[-300:]!r}")
-                time.sleep(0.2)
+        binaries()
+    except RuntimeError as err:
+        raise RuntimeError(f"kfp-scale needs MariaDB: {err}") from None
+    with throwaway_mariadb(tmp, "--max-connections=1000") as server:
         password = "Nv" + secrets.token_hex(12)
+        root = server.root()
         with root.cursor() as cur:
             cur.execute(f"CREATE DATABASE {DB_NAME}")
             cur.execute(f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
@@ -150,15 +119,7 @@ def _mariadb(tmp: Path) -> Iterator[_DB]:
             cur.execute(f"CREATE USER '{DB_USER}'@'localhost' IDENTIFIED BY %s", (password,))
             cur.execute(f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{DB_USER}'@'localhost'")
         root.close()
-        yield _DB(port, password, str(sock))
-    finally:
-        srv.terminate()
-        try:
-            srv.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
-        log.close()
+        yield _DB(server, password)
 
 
 class _ConnectionSampler:
@@ -214,7 +175,7 @@ class _PodPorts:
         key = str(pod.dir)
         with self.lock:
             if key not in self.ports:
-                self.ports[key] = _free_port()
+                self.ports[key] = free_port()
             return self.ports[key]
 
 

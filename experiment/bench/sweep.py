@@ -24,10 +24,9 @@ the jobs, not taken from the requested sleeps.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
-import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 
 from experiment.bench.machine import describe
+from experiment.bench.mariadb import throwaway_mariadb
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "experiment" / "bench" / "apps" / "sweep_app.py"
@@ -164,63 +164,23 @@ def _overhead(tmp: Path, name: str, storage: str) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _mysql_overhead(tmp: Path) -> tuple[dict | None, str | None]:
     """Start a throw-away MariaDB in tmp, measure the overhead with it as storage, stop it."""
-    install, server = shutil.which("mariadb-install-db"), shutil.which("mariadbd")
-    if server is None and os.path.exists("/usr/sbin/mariadbd"):
-        server = "/usr/sbin/mariadbd"
-    if install is None or server is None:
-        return None, "mariadb-install-db / mariadbd not found"
-    try:
-        import pymysql
-    except ImportError:
+    if importlib.util.find_spec("pymysql") is None:
         return None, "pymysql is not installed in this environment (pip install pymysql==1.2.4)"
-    data, sock, port = tmp / "mariadb", tmp / "mariadb.sock", _free_port()
-    inst = subprocess.run(
-        [install, "--no-defaults", "--user=root", f"--datadir={data}", "--auth-root-authentication-method=normal",
-         "--skip-test-db"], capture_output=True, text=True, timeout=120,
-    )
-    if inst.returncode != 0:
-        return None, f"mariadb-install-db failed: {inst.stderr.strip()[-300:]}"
-    log = open(tmp / "mariadb.log", "w")
-    srv = subprocess.Popen(
-        [server, "--no-defaults", "--user=root", f"--datadir={data}", "--bind-address=127.0.0.1",
-         f"--port={port}", f"--socket={sock}", "--skip-name-resolve"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", connect_timeout=2)
-                break
-            except pymysql.err.OperationalError:
-                if srv.poll() is not None or time.monotonic() > deadline:
-                    return None, f"mariadbd did not start (see the log's end: " \
-                                 f"{(tmp / 'mariadb.log').read_text()[-300:]!r})"
-                time.sleep(0.2)
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE bench")
-        conn.close()
-        server_version = subprocess.run([server, "--version"], capture_output=True, text=True).stdout.strip()
-        result = _overhead(tmp, "overhead_mysql", f"mysql+pymysql://root@127.0.0.1:{port}/bench")
-        result["server"] = server_version
-        return result, None
-    finally:
-        srv.terminate()
+    with contextlib.ExitStack() as stack:
         try:
-            srv.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
-        log.close()
-
+            server = stack.enter_context(throwaway_mariadb(tmp))
+        except RuntimeError as err:  # not installed, or did not start: the figure is left out, with the reason
+            return None, str(err)
+        root = server.root()
+        with root.cursor() as cur:
+            cur.execute("CREATE DATABASE bench")
+        root.close()
+        server_version = subprocess.run([server.binary, "--version"], capture_output=True, text=True).stdout.strip()
+        result = _overhead(tmp, "overhead_mysql", f"mysql+pymysql://root@127.0.0.1:{server.port}/bench")
+    result["server"] = server_version
+    return result, None
 
 
 def _versions() -> dict:
