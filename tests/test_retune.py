@@ -29,11 +29,12 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.test_registry import POOR, register_poor  # a poor champion, made as the registry tests make it
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "tokyo_central"
 AS_OF = "2026-06-04"  # tunes on Tuesday 2 June, tests on Wednesday 3 June (weekdays: busy, so the paired CI is tight)
 KNOWN_GOOD = {"policy.gamma": 0.96, "policy.max_wait_min": 7.5, "policy.road_weights.right": 4.3}
-POOR = {"gamma": 0.6, "max_wait_min": 0.3, "right": 10.0}
 SMOKE = ["window.tune_days=1", "window.test_days=1", "window.drivers=120", "window.max_shift_h=8",
          "hydra.callbacks.report.plots=false", "hydra.sweeper.n_jobs=2"]
 KEYS = {"as_of", "region", "scenario", "study", "sweep_dir", "outcome", "promoted", "version", "champion_before",
@@ -227,18 +228,6 @@ def webhook() -> Iterator[Webhook]:
     hook = Webhook()
     yield hook
     hook.server.shutdown()
-
-
-def register_poor(uri: str, artifacts: str | None) -> int:
-    from experiment.registry.store import Registry, policy_yaml
-
-    reg = Registry.at(uri, REGION, artifacts)
-    prod = reg.champion().policy
-    poor = {**prod, "name": "poor", "gamma": POOR["gamma"], "max_wait_min": POOR["max_wait_min"],
-            "road_weights": {**prod["road_weights"], "right": POOR["right"]}}
-    v = reg.register(policy_yaml(poor), {"study": "test", "decision": "test", "reason": "a poor policy"})
-    reg.set_champion(v.number, "test: a poor champion")
-    return v.number
 
 
 def promoting_overrides(outputs: Path) -> list[str]:

@@ -33,6 +33,7 @@ from experiment.standins.kfp_recurring import recurring
 from tests.fixtures.mariadb import MariaDB
 from tests.fixtures.mlflow import MLflowProcess
 from tests.fixtures.services import free_port, unavailable, wait_until
+from tests.test_registry import POOR, register_poor
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "registry.example/acme/navitune-job:standin"
@@ -110,22 +111,9 @@ def test_submit_runs_the_whole_sweep_in_the_cluster(kill_driver: bool, tmp_path:
 REGION = "tokyo_central"
 FIRST = dt.datetime(2026, 6, 4, 3, 0, tzinfo=dt.timezone.utc)  # a Thursday: 1-day spans tune Tue, test Wed
 KNOWN_GOOD = {"policy.gamma": 0.96, "policy.max_wait_min": 7.5, "policy.road_weights.right": 4.3}
-POOR = {"gamma": 0.6, "max_wait_min": 0.3, "right": 10.0}
 SMOKE = ["window.tune_days=1", "window.test_days=1", "window.drivers=120", "window.max_shift_h=8",
          "hydra.callbacks.report.plots=false", "hydra.sweeper.n_jobs=2", "hydra.launcher.n_jobs=2",
          "hydra.launcher.poll_interval=0.3"]
-
-
-def register_poor(uri: str) -> int:
-    from experiment.registry.store import Registry as ModelRegistry, policy_yaml
-
-    reg = ModelRegistry.at(uri, REGION)
-    prod = reg.champion().policy
-    poor = {**prod, "name": "poor", "gamma": POOR["gamma"], "max_wait_min": POOR["max_wait_min"],
-            "road_weights": {**prod["road_weights"], "right": POOR["right"]}}
-    v = reg.register(policy_yaml(poor), {"study": "test", "decision": "test", "reason": "a poor policy"})
-    reg.set_champion(v.number, "test: a poor champion")
-    return v.number
 
 
 def baseline(db: MariaDB, study: str) -> dict[str, Any]:
@@ -148,7 +136,7 @@ def test_a_schedule_fired_twice_runs_two_cycles_the_second_from_the_firsts_champ
     try:
         track = ["tracking=server", f"tracking.uri={mlflow.uri}"]
         assert champion(["init", *track]) == 0
-        poor = register_poor(mlflow.uri)
+        poor = register_poor(mlflow.uri, None)
         registry = Registry()
         registry.add(job_image(IMAGE, workdir=ROOT))  # the image's WORKDIR: this checkout (outputs go elsewhere)
         executor = Executor(registry, secrets={"navitune-db": {"password": mariadb.password}},
