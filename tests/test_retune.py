@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from urllib.parse import urlparse
+from typing import Any
 
 import pytest
 
 from tests.test_registry import POOR, register_poor  # a poor champion, made as the registry tests make it
+from tests.test_slack_notify import Webhook, webhook  # noqa: F401  (a local Slack webhook: the fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "tokyo_central"
@@ -200,36 +199,6 @@ def test_each_cycle_samples_from_its_own_seed_and_a_given_seed_wins() -> None:
 
 
 # ----------------------------------------------------------------------------------------- a full cycle
-class Webhook:
-    """A local stand-in for a Slack incoming webhook: records every POSTed text."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        self.path = f"/services/T{secrets.token_hex(4)}/B{secrets.token_hex(4)}/{secrets.token_hex(12)}"
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                hook.texts.append(body["text"])
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.server.shutdown()
-
-
 def promoting_overrides(outputs: Path) -> list[str]:
     """The champion (a poor one) as trial 0 and the known-good parameters as trial 1: the promotion rule holds."""
     base = ", ".join(f"policy.{k}: ${{policy.{k}}}" for k in ("gamma", "max_wait_min", "road_weights.right"))
@@ -247,7 +216,8 @@ def test_a_full_cycle_promotes_records_notifies_and_never_promotes_twice(tmp_pat
     assert champion_cli(tmp_path, "init", f"paths.outputs={out}").returncode == 0
     poor = register_poor(uri, str(out / "mlartifacts"))
     reg = Registry.at(uri, REGION)
-    env = dict(os.environ, NAVITUNE_SLACK_WEBHOOK_URL=webhook.url)
+    url = webhook.new_url()
+    env = dict(os.environ, NAVITUNE_SLACK_WEBHOOK_URL=url)
     args = ["--as-of", AS_OF, *promoting_overrides(out), "+notify=slack"]
     proc = retune(tmp_path, *args, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -267,12 +237,13 @@ def test_a_full_cycle_promotes_records_notifies_and_never_promotes_twice(tmp_pat
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith(f"retune {AS_OF} {REGION}/drifting: promoted v{poor + 1}") and "retune.json" in last
     # Slack: start and finish of the sweep (the callback), then the decision; the webhook URL is nowhere saved
-    decision = [t for t in webhook.texts if "navitune retune" in t]
-    assert len(decision) == 1 and f"promoted v{poor + 1} to champion" in decision[0], webhook.texts
-    assert any("sweep finished" in t for t in webhook.texts)
+    texts = webhook.texts(url)
+    decision = [t for t in texts if "navitune retune" in t]
+    assert len(decision) == 1 and f"promoted v{poor + 1} to champion" in decision[0], texts
+    assert any("sweep finished" in t for t in texts)
     for f in cycle(out).rglob("*"):
         if f.is_file() and f.suffix in (".json", ".yaml", ".md", ".log"):
-            assert webhook.path not in f.read_text(errors="replace"), f
+            assert urlparse(url).path not in f.read_text(errors="replace"), f
 
     # the same as_of again: the recorded decision, nothing run, nothing changed (and no second message)
     versions, trials = len(reg.versions()), len(study_trials(out, record["study"]))
@@ -282,7 +253,8 @@ def test_a_full_cycle_promotes_records_notifies_and_never_promotes_twice(tmp_pat
     assert "Study" not in again.stdout + again.stderr  # no sweep started
     assert json.loads((cycle(out) / "retune.json").read_text()) == record
     assert len(reg.versions()) == versions and reg.history() == [1, poor, poor + 1]
-    assert len(study_trials(out, record["study"])) == trials and len(decision) == 1
+    assert len(study_trials(out, record["study"])) == trials
+    assert [t for t in webhook.texts(url) if "navitune retune" in t] == decision  # no second message
 
     # its records lost: the registry knows the sweep (study + directory) and changes nothing
     (cycle(out) / "retune.json").unlink()
