@@ -485,6 +485,50 @@ def test_starting_sweeper_leaves_a_live_sweepers_new_trial_alone(tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_a_live_sweeper_on_another_host_keeps_its_trial_by_one_heartbeat(tmp_path: Path) -> None:
+    """Another sweeper's trial stays RUNNING past stale_after_s while that sweeper writes its one study
+    heartbeat (``navitune:alive:<owner>``, not one per trial); once it falls silent, the trial is failed
+    and run again."""
+    import threading
+
+    store = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="sphere", storage=JournalStorage(JournalFileBackend(str(store))))
+    owner = "elsewhere.example:4242"  # another host: its pid cannot be checked, only its heartbeat
+    trial = study.ask()
+    study._storage.set_trial_user_attr(trial._trial_id, OWNER, owner)
+    started = time.monotonic()
+    silent = threading.Event()
+
+    def heartbeat() -> None:
+        while not silent.wait(0.2):
+            study._storage.set_study_system_attr(study._study_id, f"navitune:alive:{owner}", time.time())
+
+    beating = threading.Thread(target=heartbeat, daemon=True)
+    beating.start()
+    stale_after = 1.0
+    proc, sweep_dir = start("sphere", tmp_path, "sweep", journal(store), "hydra.sweeper.n_trials=3",
+                            f"hydra.sweeper.stale_after_s={stale_after}")
+    try:
+        # its own two trials done, and the foreign one far older than stale_after_s: still running
+        seen = _poll(proc, store, "sphere", lambda ts: n_finished(ts) >= 2
+                     and time.monotonic() - started > 4 * stale_after, "two finished trials")
+        kept = next(t for t in seen if t.number == trial.number).state
+        silent.set()
+        beating.join()
+        done = finish(proc, sweep_dir, timeout=60.0)
+    finally:
+        silent.set()
+        _kill_group(proc)
+    assert kept == TrialState.RUNNING, f"a live sweeper's trial was set to {kept.name}"
+    assert done.rc == 0, done
+    trials = journal_trials(store, "sphere")
+    assert trials[trial.number].state == TrialState.FAIL, states(trials)
+    again = [t for t in trials if t.user_attrs.get(RETRY_OF) == trial.number]
+    assert [t.state for t in again] == [TrialState.COMPLETE], states(trials)
+    assert f"its sweeper {owner} has been silent" in done.stdout + done.stderr, done
+
+
+@pytest.mark.slow
 def test_ownerless_running_trial_does_not_block_the_sweep(tmp_path: Path) -> None:
     store = tmp_path / "study.journal"
     study = optuna.create_study(study_name="sphere", storage=JournalStorage(JournalFileBackend(str(store))))

@@ -45,7 +45,7 @@ from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from hydra_plugins.navitune_shared.errors import error_line, invalid, message_line
 from hydra_plugins.navitune_shared.protocol import (
-    ATTEMPT, BASELINE, BASELINE_CLAIM, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, HEARTBEAT, LAST_ERROR,
+    ALIVE, ATTEMPT, BASELINE, BASELINE_CLAIM, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, HEARTBEAT, LAST_ERROR,
     LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
     PreparingLauncher,
 )
@@ -272,10 +272,12 @@ class AsyncOptunaSweeperImpl:
         )
         return ahead < self.n_trials
 
-    def _stale(self, t: FrozenTrial, now: float, host: str) -> str | None:
+    def _stale(self, t: FrozenTrial, now: float, host: str, alive_at: dict[str, float]) -> str | None:
         """Why a RUNNING trial of another sweeper is stale (its process is gone, or it has been silent
         for stale_after_s), or None. A trial without a heartbeat yet is judged by its start time, so a
-        peer that has just asked for it is left alone, and a trial nobody owns is not waited for forever."""
+        peer that has just asked for it is left alone, and a trial nobody owns is not waited for forever.
+        ``alive_at``: each sweeper's last heartbeat (``navitune:alive:<owner>``); a trial's own heartbeat
+        attribute is what sweepers wrote before those existed."""
         owner = str(t.user_attrs.get(OWNER, ""))
         if owner == self.owner:
             return None
@@ -283,7 +285,7 @@ class AsyncOptunaSweeperImpl:
         if owner_host == host and pid.isdigit() and not alive(int(pid)):
             return f"its sweeper {owner} is gone"
         started = t.datetime_start.timestamp() if t.datetime_start is not None else 0.0
-        last_sign = max(float(t.user_attrs.get(HEARTBEAT, 0.0)), started)
+        last_sign = max(float(t.user_attrs.get(HEARTBEAT, 0.0)), alive_at.get(owner, 0.0), started)
         if now - last_sign > self.stale_after_s:
             return f"{'its sweeper ' + owner if owner else 'it has no owner and'} has been silent " \
                    f"for {now - last_sign:.0f} s"
@@ -292,13 +294,17 @@ class AsyncOptunaSweeperImpl:
     def _recover_stale(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> int:
         """Fail RUNNING trials left by a dead (or silent) sweeper and enqueue them again as the SAME
         attempt: the sweeper died, not the job, so no retry is used up, and a launcher that can re-attach
-        to the job (e.g. a Kubeflow run named after the trial and attempt) does so."""
+        to the job (e.g. a Kubeflow run named after the trial and attempt) does so. The study's heartbeats
+        are read only when another sweeper's trial is RUNNING (never, for a sweep alone on its study)."""
         now, host = time.time(), socket.gethostname()
         recovered = 0
+        alive_at: dict[str, float] | None = None
         for t in trials:
-            if t.state != TrialState.RUNNING or not self._live(t):
+            if t.state != TrialState.RUNNING or not self._live(t) or t.user_attrs.get(OWNER) == self.owner:
                 continue
-            why = self._stale(t, now, host)
+            if alive_at is None:
+                alive_at = _heartbeats(study)
+            why = self._stale(t, now, host, alive_at)
             if why is None:
                 continue
             if not _tell(study, t.number, state=TrialState.FAIL):
@@ -437,7 +443,7 @@ class AsyncOptunaSweeperImpl:
             finished, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
             with hold:
                 if time.monotonic() >= next_heartbeat:
-                    self._heartbeat(study, [s.trial for s in in_flight.values()])
+                    self._heartbeat(study)
                     next_heartbeat = time.monotonic() + self.heartbeat_every
                 for fut in finished:
                     slot = in_flight[fut]
@@ -538,16 +544,24 @@ class AsyncOptunaSweeperImpl:
         self._first_failure = self._first_failure or f"trial {trial.number}: {why}"
         return "failed" if _tell(study, trial, state=TrialState.FAIL) else "lost"
 
-    def _heartbeat(self, study: optuna.Study, trials: Any) -> None:
-        now = time.time()
-        for trial in trials:
-            try:
-                study._storage.set_trial_user_attr(trial._trial_id, HEARTBEAT, now)
-            except Exception:  # a trial that just finished
-                pass
+    def _heartbeat(self, study: optuna.Study) -> None:
+        """This sweeper's sign of life: one study attribute per sweeper, whatever the number of trials in
+        flight (a write per trial was 100 writes every 30 s at 100 in flight, a third of the sweeper's
+        time on the study database: ``bench kfp-scale``, docs/performance.md)."""
+        try:
+            study._storage.set_study_system_attr(study._study_id, ALIVE + self.owner, time.time())
+        except Exception as err:  # noqa: BLE001 - the next heartbeat tries again; stale_after_s allows a few
+            log.debug("heartbeat not written: %s", error_line(err))
 
     # ------------------------------------------------------------------------------- results
 # --------------------------------------------------------------------------------------- helpers
+def _heartbeats(study: optuna.Study) -> dict[str, float]:
+    """Each sweeper's last heartbeat in the study (owner -> epoch seconds)."""
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    return {k[len(ALIVE):]: float(v) for k, v in attrs.items()
+            if k.startswith(ALIVE) and isinstance(v, (int, float))}
+
+
 def _explain(overrides: list[str], err: BaseException) -> str:
     """One line naming the bad override and why."""
     from .overrides import first_bad_override

@@ -36,7 +36,7 @@ ENV_KFP_RESULT_FILE = "NAVITUNE_KFP_RESULT_FILE"
 
 # ------------------------------------------------------------------------------- trial attributes
 OWNER = "navitune:owner"  # host:pid of the sweeper running the trial
-HEARTBEAT = "navitune:heartbeat"  # the owner's last sign of life (epoch seconds)
+HEARTBEAT = "navitune:heartbeat"  # the owner's last sign of life (epoch seconds): sweepers before ALIVE
 ATTEMPT = "navitune:attempt"  # 0 for a first try, k for the k-th retry
 RETRY_OF = "navitune:retry_of"  # the trial number of the first attempt
 OVER_BUDGET = "navitune:over_budget"  # a trial asked past the budget by a concurrent sweeper, failed unrun
@@ -48,6 +48,7 @@ BASELINE = "navitune:baseline"  # index of the enqueued baseline point a trial r
 BASELINE_CLAIM = "navitune:baseline:"  # + digest of the parameters (system attrs): enqueued once per study
 SWEEPER_CLAIM = "navitune:sweeper:"  # + ordinal: one per sweeper process that opened the study
 LEGACY_BASELINES = "navitune:baselines"  # user attr of studies from before the claims: digests enqueued
+ALIVE = "navitune:alive:"  # + owner (host:pid), system attr: the sweeper's last sign of life (epoch seconds)
 KFP_RESULT = "navitune:kfp_result:"  # + run name: a remote job's result, read back by the kfp launcher
 
 
