@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,34 @@ def test_local_failures_keep_their_type_and_crashes_and_timeouts_fail_alone(tmp_
 
 
 @pytest.mark.slow
+def test_jobs_prepared_ahead_wait_composed_and_take_a_slot_by_themselves(tmp_path: Path) -> None:
+    """With n_jobs=1, a second job submitted while the first runs waits composed (``prepared``: the sweeper
+    does not count it as running) and starts when the first ends, with no call in between."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra_plugins.navitune_shared.protocol import PreparingLauncher
+
+    launcher, init = _app_launcher(tmp_path, "hydra.launcher.n_jobs=1")
+    try:
+        assert isinstance(launcher, PreparingLauncher) and launcher.prepare_ahead == 1  # 1 + n_jobs // 4
+        first = launcher.submit(["x=7", "+sleep=1"], 0)
+        second = launcher.submit(["x=8"], 1)
+        assert launcher.prepared in (1, 2)  # the first may not have reached its thread yet
+        deadline = time.monotonic() + 120
+        while first.running() is False and not first.done():
+            assert time.monotonic() < deadline, "the first job never started"
+            time.sleep(0.02)
+        assert not first.done() and launcher.prepared == 1 and not second.running()
+        assert second.result(timeout=120).return_value == 64.0
+        assert first.result().return_value == 49.0 and launcher.prepared == 0
+        spans = {x: tuple(map(float, (tmp_path / f"{x}.times").read_text().split()[1:])) for x in (7, 8)}
+        assert spans[8][0] >= spans[7][1]  # one slot: the second started after the first ended
+    finally:
+        launcher.shutdown()
+        init.__exit__(None, None, None)
+        GlobalHydra.instance().clear()
+
+
+@pytest.mark.slow
 def test_n_jobs_runs_at_a_time(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(APP)
@@ -225,6 +254,8 @@ BAD = [
     (["proxy=cloudsql", "proxy.mode=sidecar", "proxy.instance=p:r:i"], "proxy.mode='sidecar'; allowed: none, process, native"),
     (["hydra.launcher.backend=local", "proxy=cloudsql", "proxy.instance=p:r:i", "hydra.launcher.n_jobs=2"],
      "kfp: invalid hydra.launcher.n_jobs=2 with proxy.mode=process and backend=local"),
+    (["hydra.launcher.n_jobs=2", "hydra.launcher.prepare_ahead=3"],
+     "kfp: invalid hydra.launcher.prepare_ahead=3; allowed: null (1 + n_jobs // 4) or a whole number 0..n_jobs=2"),
     (["hydra.sweeper.storage=mysql+pymysql://navitune:hunter2@db:3306/optuna"],
      "kfp: invalid hydra.sweeper.storage: it holds a password in clear"),
 ]

@@ -4,7 +4,9 @@ Order of ``setup`` (Hydra calls it before the sweeper touches a study): every ch
 task reference, proxy, study storage, API reachability) runs before the first byte is written; then the
 pipeline is compiled into ``<sweep dir>/pipeline.yaml``. Each ``submit`` composes the job's config on the
 caller's thread (Hydra's config loader is not thread-safe) and hands the job to a pool of ``n_jobs`` threads,
-each of which runs one job at a time on the backend and always resolves its Future to a JobReturn.
+each of which runs one job at a time on the backend and always resolves its Future to a JobReturn. Up to
+``prepare_ahead`` jobs beyond ``n_jobs`` wait composed in the pool's queue (``prepared``), so a thread whose
+run ended starts the next run at once, while the sweeper is still recording the result.
 
 For whatever else runs in the sweeper's process (e.g. a callback that posts a link when the sweep ends), setup
 leaves the sweep's KFP experiment page in the environment variable ``NAVITUNE_KFP_EXPERIMENT_URL``
@@ -53,6 +55,8 @@ class KFPLauncherCore:
         self._pool: ThreadPoolExecutor | None = None
         self._backend: Any = None
         self._configs: Any = None  # SweepConfigFactory, created on first use (False: not available)
+        self._waiting = 0  # jobs submitted that wait for a free thread (prepare_ahead)
+        self._waiting_lock = threading.Lock()
 
         # ---- checks: nothing is written or submitted before all of them pass
         ref = jobspec.task_reference(task_function)
@@ -157,10 +161,20 @@ class KFPLauncherCore:
             return done
         if self._pool is None or self._closing.is_set():
             raise RuntimeError("the kfp launcher is shut down")
+        with self._waiting_lock:
+            self._waiting += 1
         return self._pool.submit(self._run, job)
+
+    @property
+    def prepared(self) -> int:
+        """Jobs submitted beyond the n_jobs threads, composed and waiting for one of them."""
+        with self._waiting_lock:
+            return self._waiting
 
     def _run(self, job: jobspec.JobSpec) -> JobReturn:
         """One job on the backend, in a pool thread; every outcome is a JobReturn (never an exception)."""
+        with self._waiting_lock:
+            self._waiting -= 1
         if self._closing.is_set():
             return results.failed(job.overrides, job.config, LauncherShutdown(f"job {job.idx} was not started"))
         try:

@@ -29,7 +29,14 @@ class KFPLauncher(Launcher):
 
     def __init__(self, **kwargs: Any) -> None:
         self.settings = check(kwargs)  # one-line KFPConfigError before anything else happens
+        self.n_jobs = self.settings.n_jobs
+        self.prepare_ahead = self.settings.prepare_ahead
         self._core: Any = None
+
+    @property
+    def prepared(self) -> int:
+        """Jobs submitted and composed that wait for one of the n_jobs slots (not running yet)."""
+        return self._core.prepared if self._core is not None else 0
 
     @property
     def compile_only(self) -> bool:

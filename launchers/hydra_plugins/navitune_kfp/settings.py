@@ -103,6 +103,7 @@ class LauncherSettings:
     timeout_s: float | None
     poll_interval: float
     n_jobs: int
+    prepare_ahead: int
     compile_only: bool
     api_retries: int
     api_backoff_s: float
@@ -139,6 +140,10 @@ class KFPLauncherConf:
     timeout_s: Optional[float] = None  # a run longer than this is terminated and its job fails
     poll_interval: float = 10.0  # remote: seconds between two looks at a run's state
     n_jobs: int = 2  # runs in flight at once
+    # jobs composed ahead that wait for a free slot, so a slot is refilled the moment a run ends (before the
+    # sweeper has recorded it); an asynchronous sweeper (optuna_async) asks this many trials ahead.
+    # null: 1 + n_jobs // 4 (as process_pool); 0: off
+    prepare_ahead: Optional[int] = None
     compile_only: bool = False  # write <sweep dir>/pipeline.yaml and submit nothing
     api_retries: int = 6  # remote: retries of an API call that failed with HTTP 5xx / 429 / no connection
     api_backoff_s: float = 1.0  # first pause between retries; doubles each time (at most 60 s)
@@ -188,6 +193,16 @@ def _positive(key: str, value: Any, allowed: str, optional: bool = False) -> flo
 def _whole(key: str, value: Any, minimum: int, allowed: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise fail(key, value, allowed)
+    return value
+
+
+def _prepare_ahead(value: Any, n_jobs: int) -> int:
+    """Jobs composed ahead of a free slot: null is 1 + n_jobs // 4 (the more runs in flight, the more often one
+    ends while the sweeper is busy recording another), at most n_jobs."""
+    if value is None:
+        return 1 + n_jobs // 4
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= n_jobs:
+        raise fail("prepare_ahead", value, f"null (1 + n_jobs // 4) or a whole number 0..n_jobs={n_jobs}")
     return value
 
 
@@ -381,6 +396,7 @@ def check(raw: Mapping[str, Any]) -> LauncherSettings:
     cancel = raw.get("cancel_on_shutdown")
     if not isinstance(cancel, bool):
         raise fail("cancel_on_shutdown", cancel, "true or false")
+    n_jobs = _whole("n_jobs", raw.get("n_jobs"), 1, "a whole number > 0")
     return LauncherSettings(
         backend=backend,
         host=host.rstrip("/") if isinstance(host, str) else None,
@@ -403,7 +419,8 @@ def check(raw: Mapping[str, Any]) -> LauncherSettings:
                                "null or a URI such as gs://<bucket>/kfp", re.compile(r"[a-z][a-z0-9+.-]*://\S+")),
         timeout_s=_positive("timeout_s", raw.get("timeout_s"), "null or seconds > 0", optional=True),
         poll_interval=float(_positive("poll_interval", raw.get("poll_interval"), "seconds > 0")),  # type: ignore[arg-type]
-        n_jobs=_whole("n_jobs", raw.get("n_jobs"), 1, "a whole number > 0"),
+        n_jobs=n_jobs,
+        prepare_ahead=_prepare_ahead(raw.get("prepare_ahead"), n_jobs),
         compile_only=compile_only,
         api_retries=_whole("api_retries", raw.get("api_retries"), 0, "a whole number >= 0"),
         api_backoff_s=float(_positive("api_backoff_s", raw.get("api_backoff_s"), "seconds > 0")),  # type: ignore[arg-type]
