@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from experiment.standins.kfp_api_server import FakeKFP
-from hydra_plugins.navitune_kfp.remote_backend import LIST_ABOVE, RemoteBackend
+from hydra_plugins.navitune_kfp.remote_backend import LIST_ABOVE, RemoteBackend, RunRecord
 from hydra_plugins.navitune_kfp.settings import check
 
 GET_ONE = r"/apis/v2beta1/runs/run-\d+"
@@ -29,8 +29,9 @@ def test_many_runs_in_flight_share_one_listing_and_see_their_states() -> None:
             backend._watched[r["run_id"]] = time.monotonic()
         time.sleep(0.01)
         lists_before = len(server.calls("GET", LIST))
-        states = [str(backend._poll(r["run_id"]).state) for r in runs]
-        assert states == ["RUNNING"] * len(runs)
+        polled = [backend._poll(r["run_id"]) for r in runs]
+        assert [str(p.state) for p in polled] == ["RUNNING"] * len(runs)
+        assert all(isinstance(p, RunRecord) for p in polled)  # read as JSON, not as kfp_server_api models
         assert len(server.calls("GET", LIST)) - lists_before == 1  # one listing served every run
         assert server.calls("GET", GET_ONE) == []
         server.runs[runs[2]["run_id"]]["state"] = "SUCCEEDED"
@@ -67,3 +68,14 @@ def test_few_runs_in_flight_keep_one_get_per_run() -> None:
             backend._poll(r["run_id"])
         assert len(server.calls("GET", GET_ONE)) == len(runs)
         assert len(server.calls("GET", LIST)) == lists_before
+
+
+def test_find_run_takes_the_newest_run_of_a_name_from_the_raw_listing() -> None:
+    with FakeKFP() as server:
+        backend = _backend(server)
+        server.add_run(backend.experiment_id, "same", "FAILED")
+        newer = server.add_run(backend.experiment_id, "same", "RUNNING")
+        server.add_run(backend.experiment_id, "other", "RUNNING")
+        found = backend.find_run("same")
+        assert isinstance(found, RunRecord) and found.run_id == newer["run_id"] and found.state == "RUNNING"
+        assert backend.find_run("missing") is None

@@ -15,6 +15,8 @@
   instead of one ``get_run`` per run per interval: the API sees a request per interval, not one per run, and
   the sweeper parses one response (measured by ``python -m experiment.bench kfp-scale``; see
   docs/performance.md). A run the listing does not reach (older than its pages, or deleted) is asked for alone.
+  Listings are read as plain JSON (:class:`RunRecord`), not as kfp_server_api models: building the models of
+  100 runs (each with its pipeline spec) twice a second took most of a core in the sweeper's process.
 """
 
 from __future__ import annotations
@@ -92,7 +94,46 @@ def _describe(err: BaseException) -> str:
 def _when(value: Any) -> float:
     if isinstance(value, dt.datetime):
         return value.timestamp()
+    if isinstance(value, str) and value:  # RFC 3339, as the API's JSON has it
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return 0.0
     return 0.0
+
+
+class _Fields:
+    """Attribute access to a JSON object's fields (a missing field reads as None), as kfp_server_api's models
+    offer it."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = self._fields.get(name)
+        if isinstance(value, dict):
+            return _Fields(value)
+        if isinstance(value, list):
+            return [_Fields(v) if isinstance(v, dict) else v for v in value]
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._fields
+
+
+class RunRecord(_Fields):
+    """A run as the API's JSON answered it (``run_id``, ``display_name``, ``state``, ``created_at``, ``error``,
+    ``run_details``, ``runtime_config``, ...): what the launcher reads of a listed run, without the cost of
+    kfp_server_api's models, which build a client configuration per nested object."""
+
+
+def _runs_page(response: Any) -> tuple[list[RunRecord], str]:
+    """The runs and the next page token of a ``ListRuns`` answer read raw (``_preload_content=False``)."""
+    body = json.loads(response.data or b"{}")
+    runs = [RunRecord(r) for r in body.get("runs") or [] if isinstance(r, dict)]
+    return runs, str(body.get("next_page_token") or "")
 
 
 class RemoteBackend:
@@ -188,11 +229,18 @@ class RemoteBackend:
         return str(found[0].experiment_id)
 
     # ------------------------------------------------------------------------------------- runs
+    def list_runs(self, page_size: int, page_token: str = "", filter: str | None = None) -> tuple[list[RunRecord], str]:
+        """One page of the experiment's runs, newest first, as :class:`RunRecord` (and the next page's token)."""
+        kwargs: dict[str, Any] = {"experiment_id": self.experiment_id, "sort_by": "created_at desc",
+                                  "page_size": page_size, "page_token": page_token, "_preload_content": False}
+        if filter is not None:
+            kwargs["filter"] = filter
+        return _runs_page(self.api("list runs", self.client.runs.run_service_list_runs, **kwargs))
+
     def find_run(self, name: str) -> Any | None:
-        resp = self.api("list runs", self.client.list_runs, experiment_id=self.experiment_id, filter=_name_filter(name),
-                        sort_by="created_at desc", page_size=10)
-        runs = [r for r in (resp.runs or []) if r.display_name == name]
-        return max(runs, key=lambda r: (_when(r.created_at), r.run_id)) if runs else None
+        runs, _ = self.list_runs(10, filter=_name_filter(name))
+        runs = [r for r in runs if r.display_name == name]
+        return max(runs, key=lambda r: (_when(r.created_at), str(r.run_id))) if runs else None
 
     def create_run(self, job: JobSpec, params: dict[str, str]) -> Any:
         import kfp_server_api
@@ -318,13 +366,10 @@ class RemoteBackend:
         found: dict[str, Any] = {}
         token = ""
         for _ in range(MAX_LIST_PAGES):
-            resp = self.api("list runs", self.client.list_runs, experiment_id=self.experiment_id,
-                            sort_by="created_at desc", page_size=min(len(want) + LIST_SLACK, MAX_PAGE_SIZE),
-                            page_token=token)
-            for r in resp.runs or []:
+            runs, token = self.list_runs(min(len(want) + LIST_SLACK, MAX_PAGE_SIZE), token)
+            for r in runs:
                 if str(r.run_id) in want:
                     found[str(r.run_id)] = r
-            token = resp.next_page_token or ""
             if not token or want <= found.keys():
                 break
         self._listed, self._listed_at = found, listed_at
@@ -373,6 +418,8 @@ def _run_options(run: Any) -> dict[str, Any]:
     """The launcher options a run was created with (empty for a run that has none)."""
     config = run.runtime_config
     params = (config.parameters if config is not None else None) or {}
+    if hasattr(params, "to_dict"):  # a RunRecord's map of parameters
+        params = params.to_dict()
     try:
         value = json.loads(params.get("options_json") or "{}")
     except (TypeError, ValueError):
