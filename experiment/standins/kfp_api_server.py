@@ -264,11 +264,6 @@ class FakeKFP:
             run["finished_at"] = _now()
 
     @staticmethod
-    def _matches(item: dict, filter_json: str | None) -> bool:
-        """Whether ``item`` passes the API ``filter`` (JSON; a malformed one raises :class:`BadRequest`)."""
-        return kfp_paging.matches(item, kfp_paging.predicates(filter_json))
-
-    @staticmethod
     def _listing(name: str, items: list[dict], query: dict[str, str], key: str,
                  fields: dict[str, str]) -> dict[str, Any]:
         """One page of a listing in the API's JSON: empty fields left out, as protojson leaves them."""
