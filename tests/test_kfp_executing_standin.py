@@ -376,6 +376,64 @@ def test_native_sidecar_starts_first_is_restarted_and_stopped_after(socat: str, 
         echo.wait()
 
 
+def _sleeper_spec(seconds: int) -> dict:
+    """A one-task pipeline spec (the API's ``pipeline_spec`` with its platform spec) whose task and native
+    sidecar both just sleep: pods that cost nothing but the stand-in's own waiting."""
+    return {"pipeline_spec": {
+        "pipelineInfo": {"name": "sleeper"},
+        "root": {"dag": {"tasks": {"nap": {"componentRef": {"name": "comp-nap"}, "taskInfo": {"name": "nap"}}}}},
+        "components": {"comp-nap": {"executorLabel": "exec-nap"}},
+        "deploymentSpec": {"executors": {"exec-nap": {"container": {
+            "image": "sleeper:standin", "command": ["sleep", str(seconds)]}}}}},
+        "platform_spec": {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-nap": {
+            "initContainers": [{"name": "side", "image": "sleeper:standin", "restartPolicy": "Always",
+                                "command": ["sleep", str(seconds)]}]}}}}}}}
+
+
+def _wakeups() -> int:
+    """Voluntary context switches of every thread of this process so far: how often its threads woke up."""
+    total = 0
+    for status in Path("/proc/self/task").glob("*/status"):
+        try:
+            text = status.read_text()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        total += int(text.split("voluntary_ctxt_switches:")[1].split()[0])
+    return total
+
+
+def test_waiting_pods_sleep_instead_of_polling(tmp_path: Path) -> None:
+    """Pods whose task and sidecar run cost the stand-in almost no wake-ups (an exit, a cancel or a deadline
+    wakes each wait; nothing polls), and a cancel still ends every pod at once."""
+    from experiment.standins.kfp_images import Image
+
+    registry = Registry()
+    registry.add(Image("sleeper:standin", lambda c, pod: c))
+    executor = Executor(registry, root=tmp_path / "pods")
+    pods = 8
+    with FakeKFP(executor=executor) as server:
+        exp = server.add_experiment("sleepers")["experiment_id"]
+        runs = [server.create_run({"experiment_id": exp, "display_name": f"s{i}", "pipeline_spec": _sleeper_spec(60),
+                                   "runtime_config": {"parameters": {}}})["run_id"] for i in range(pods)]
+        wait_until(lambda: all(len(executor.processes(r)) == 2 for r in runs), 30, "every task and sidecar to run")
+        time.sleep(0.3)  # let start-up settle
+        before, t0 = _wakeups(), time.monotonic()
+        time.sleep(1.0)
+        per_s = (_wakeups() - before) / (time.monotonic() - t0)
+        # polling waits (Popen.wait(timeout=0.05) in a loop, a sidecar checking every 50 ms) wake ~160 times a
+        # second per pod; here the API server's own 20/s shutdown poll and this test's thread remain
+        assert per_s < 15 * pods, f"{per_s:.0f} wake-ups/s with {pods} sleeping pods"
+        assert all(len(executor.processes(r)) == 2 for r in runs)  # they were running all along
+        pids = [p for r in runs for p in executor.processes(r)]
+        t0 = time.monotonic()
+        for r in runs:
+            executor.terminate(r)
+        for r in runs:
+            assert server.wait_for(r, 15)["state"] == "CANCELED"
+        assert time.monotonic() - t0 < 15
+        wait_until(lambda: not any(alive(p) for p in pids), 10, "every pod's processes to be gone")
+
+
 # ------------------------------------------------------------------------------------ real sweeps
 APP = '''
 import time

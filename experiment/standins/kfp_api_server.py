@@ -2,7 +2,8 @@
 
 It serves the ``/apis/v2beta1`` endpoints ``kfp.Client`` calls — healthz, experiments (create, list with a
 display-name filter, get) and runs (create, list with filter and sort, get, terminate) — with the JSON shapes of
-the real API (snake_case field names, RFC 3339 times, state strings). A test can make requests fail with HTTP
+the real API (snake_case field names, RFC 3339 times, state strings). Listings come in pages as the real server
+gives them (``page_size``, ``page_token``, ``next_page_token``: see ``kfp_paging``). A test can make requests fail with HTTP
 errors (``fail``) and reads every request back (``requests``) to assert what the client sent.
 
 Two ways to run what is submitted:
@@ -28,6 +29,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlparse
+
+from . import kfp_paging
+from .kfp_paging import BadRequest
 
 PREFIX = "/apis/v2beta1"
 JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"  # kfp.dsl.PIPELINE_JOB_ID_PLACEHOLDER: the run's id
@@ -58,6 +62,10 @@ class _Failure:
 
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
+RUN_SORT = {"created_at": "created_at", "finished_at": "finished_at", "scheduled_at": "scheduled_at",
+            "display_name": "display_name", "name": "display_name", "run_id": "run_id", "id": "run_id"}
+EXPERIMENT_SORT = {"created_at": "created_at", "display_name": "display_name", "name": "display_name",
+                   "experiment_id": "experiment_id", "id": "experiment_id"}
 
 
 def _now(when: dt.datetime | None = None) -> str:
@@ -256,16 +264,16 @@ class FakeKFP:
             run["finished_at"] = _now()
 
     @staticmethod
-    def _matches(item: dict, filter_json: str | None) -> bool:
-        if not filter_json:
-            return True
-        for p in json.loads(filter_json).get("predicates", []):
-            if p.get("operation") not in (1, "EQUALS"):
-                raise ValueError(f"unsupported filter operation {p.get('operation')!r}")
-            value = p.get("stringValue", p.get("string_value"))
-            if str(item.get(p["key"], "")) != value:
-                return False
-        return True
+    def _listing(name: str, items: list[dict], query: dict[str, str], key: str,
+                 fields: dict[str, str]) -> dict[str, Any]:
+        """One page of a listing in the API's JSON: empty fields left out, as protojson leaves them."""
+        rows, token, total = kfp_paging.page(items, query, key=key, fields=fields)
+        out: dict[str, Any] = {name: rows} if rows else {}
+        if total:
+            out["total_size"] = total
+        if token:
+            out["next_page_token"] = token
+        return out
 
     # ----------------------------------------------------------------------------------- HTTP
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
@@ -282,9 +290,8 @@ class FakeKFP:
             if method == "POST":
                 return 200, self._create_experiment(body)
             items = [e for e in self.experiments.values()
-                     if self._matches(e, query.get("filter"))
-                     and (not query.get("namespace") or e["namespace"] == query["namespace"])]
-            return 200, {"experiments": items, "total_size": len(items)} if items else {}
+                     if not query.get("namespace") or e["namespace"] == query["namespace"]]
+            return 200, self._listing("experiments", items, query, "experiment_id", EXPERIMENT_SORT)
         m = re.fullmatch(rf"{PREFIX}/experiments/([^/:]+)", path)
         if m and method == "GET":
             exp = self.experiments.get(m.group(1))
@@ -294,12 +301,9 @@ class FakeKFP:
                 if body.get("experiment_id") not in self.experiments:
                     return 400, {"code": 3, "message": "unknown experiment_id"}
                 return 200, self._create_run(body)
-            items = [r for r in self.runs.values() if self._matches(r, query.get("filter"))
-                     and (not query.get("experiment_id") or r.get("experiment_id") == query["experiment_id"])]
-            if query.get("sort_by", "").startswith("created_at"):
-                items.sort(key=lambda r: r["created_at"], reverse=query["sort_by"].endswith("desc"))
-            items = items[: int(query.get("page_size") or 100)]
-            return 200, ({"runs": items, "total_size": len(items)} if items else {})
+            items = [r for r in self.runs.values()
+                     if not query.get("experiment_id") or r.get("experiment_id") == query["experiment_id"]]
+            return 200, self._listing("runs", items, query, "run_id", RUN_SORT)
         m = re.fullmatch(rf"{PREFIX}/runs/([^/:]+)(:terminate)?", path)
         if m:
             run = self.runs.get(m.group(1))
@@ -341,6 +345,8 @@ class FakeKFP:
                     if status is None:
                         try:
                             status, payload = fake._route(method, url.path, query, body or {})
+                        except BadRequest as err:  # the request's fault, named as the real server names it
+                            status, payload = 400, {"code": 3, "message": str(err)}
                         except Exception as err:  # a bug in a test's script shows as a 500 with the reason
                             status, payload = 500, {"code": 13, "message": f"{type(err).__name__}: {err}"}
                     req.status = status

@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -45,7 +44,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .kfp_images import PROXY_IMAGE, Container, Image, Registry, job_image, proxy_image
 from .kfp_podnet import PodNetwork, pod_network_available
-from .kfp_process import PodFailed, Proc, last_line
+from .kfp_process import WAIT_SLICE_S, Flag, PodFailed, Proc, last_line, wait_any
 
 __all__ = ["PROXY_IMAGE", "Container", "Executor", "Image", "PodFailed", "Registry", "job_image",
            "pod_network_available", "proxy_image"]
@@ -89,7 +88,7 @@ class _Sidecar:
         self.pod, self.container, self.image = pod, c, image
         self.proc: Proc | None = None
         self.restarts = 0
-        self.stopping = threading.Event()
+        self.stopping = Flag()
         self.lock = threading.Lock()
         self._start()
         self.thread = threading.Thread(target=self._watch, name=f"sidecar-{c.name}", daemon=True)
@@ -106,8 +105,8 @@ class _Sidecar:
         while not self.stopping.is_set():
             proc = self.proc
             if proc is not None:
-                while proc.alive() and not self.stopping.wait(0.05):
-                    pass
+                while proc.alive() and not self.stopping.is_set():  # sleeps until it exits or the pod stops
+                    wait_any([proc.exited, self.stopping], WAIT_SLICE_S)
                 if self.stopping.is_set():
                     return
                 proc.stop(0)  # reap it and any children left in its group
@@ -201,7 +200,7 @@ class _Run:
     scheduled_at: dt.datetime
     pipeline_root: str
     outputs: list[str] = field(default_factory=list)
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: Flag = field(default_factory=Flag)
     pod: Pod | None = None
     thread: threading.Thread | None = None
     output: Any = None
@@ -240,7 +239,7 @@ class Executor:
         self._pulls: dict[str, int] = {}
         self._sidecar_kills: list[_Fault] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
+        self._closing = Flag()
         self._update: Callable[[str, Callable[[dict], None]], None] = lambda run_id, fn: None
 
     # -------------------------------------------------------------------------------- wiring
@@ -558,21 +557,23 @@ class Executor:
         r.output = _outputs(executor_input)
 
     def _wait(self, proc: Proc, r: _Run, pod: Pod, deadline: float | None) -> int:
+        """The container's exit code; sleeps until it exits, the run is canceled or the pod's deadline comes."""
         while True:
-            try:
-                return proc.popen.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
+            if proc.exited.is_set():
+                return proc.popen.returncode
             if r.cancel.is_set() or self._closing.is_set():
                 raise PodFailed("Canceled", "terminated")
-            if deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 limit = r.k8s.get("activeDeadlineSeconds")
                 failure = PodFailed("DeadlineExceeded", f"Pod was active on the node longer than the specified "
                                     f"deadline ({limit} s)")
                 if not pod.kill(failure):  # still in an init container: kill that one
                     proc.signal_group(signal.SIGKILL)
-                proc.popen.wait(timeout=10)
+                proc.wait(10)
                 raise pod.killed or failure
+            left = WAIT_SLICE_S if deadline is None else min(deadline - now, WAIT_SLICE_S)
+            wait_any([proc.exited, r.cancel, self._closing], left)
 
     def _arm_faults(self, r: _Run, pod: Pod) -> None:
         with self._lock:

@@ -31,7 +31,8 @@ PREFIX = "/apis/v2beta1"
 SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"  # dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
 INPUT_RE = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
 ACTIVE = {"PENDING", "RUNNING", "PAUSED", "CANCELING", ""}
-MAX_PAGE = 1000
+SORT = {"created_at": "created_at", "display_name": "display_name", "name": "display_name",
+        "recurring_run_id": "recurring_run_id", "id": "recurring_run_id"}  # listing: pages as kfp_paging says
 
 
 def rfc3339(when: dt.datetime) -> str:
@@ -122,17 +123,11 @@ class RecurringRuns:
         return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def _list(self, query: dict[str, str]) -> tuple[int, Any]:
-        items = [r for r in self.items.values() if self.fake._matches(r, query.get("filter"))
-                 and (not query.get("experiment_id") or r["experiment_id"] == query["experiment_id"])
+        items = [r for r in self.items.values()
+                 if (not query.get("experiment_id") or r["experiment_id"] == query["experiment_id"])
                  and (not query.get("namespace") or r["namespace"] == query["namespace"])]
-        items.sort(key=lambda r: r["created_at"], reverse=query.get("sort_by", "").endswith("desc"))
-        start = int(query.get("page_token") or 0)
-        size = min(int(query.get("page_size") or 20), MAX_PAGE)
-        page = items[start:start + size]
-        out: dict[str, Any] = {"recurringRuns": page, "total_size": len(items)} if page else {}  # the API's JSON name
-        if start + size < len(items):
-            out["next_page_token"] = str(start + size)
-        return 200, out
+        # "recurringRuns": the API's JSON name
+        return 200, self.fake._listing("recurringRuns", items, query, "recurring_run_id", SORT)
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if path == f"{PREFIX}/recurringruns":
