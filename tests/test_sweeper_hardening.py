@@ -209,6 +209,39 @@ def test_claim_is_won_by_exactly_one_process_on_mariadb(mariadb: MariaDB) -> Non
     assert sorted(results) == [False] * 7 + [True]
 
 
+
+def test_the_sweepers_ask_finds_waiting_trials_without_reloading_the_trials_in_flight(tmp_path: Path) -> None:
+    """``sweeper_storage``: ``ask()`` pops a trial another process enqueued, and when none waits it reads no
+    running trial's intermediate values (Optuna's cache reloads every unfinished trial in full to find them),
+    while the cache still knows every trial."""
+    import sqlalchemy
+
+    from hydra_plugins.navitune_shared.storage import make_storage, sweeper_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = sweeper_storage(url)
+    study = optuna.create_study(study_name="s", storage=storage, sampler=optuna.samplers.RandomSampler(seed=1))
+    x = optuna.distributions.FloatDistribution(0.0, 1.0)  # (a sampler that reads the trials reads them itself)
+    for _ in range(30):
+        trial = study.ask({"x": x})
+        for step in range(3):
+            trial.report(0.1 * step, step)
+    other = optuna.load_study(study_name="s", storage=make_storage(url))  # another sweeper, its own storage
+    other.enqueue_trial({"x": 0.25})
+    statements: list[str] = []
+    engine = storage._backend.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    popped = study.ask({"x": x})
+    assert popped.params == {"x": 0.25} and popped.number == 30  # the enqueued trial comes first
+    statements.clear()
+    fresh = study.ask({"x": x})
+    assert fresh.number == 31
+    reloads = [q for q in statements if "trial_intermediate_values.trial_id IN" in q]  # many trials at once
+    assert statements and not reloads, reloads
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}  # the cache still sees every trial
+    assert len(states) == 32 and set(states.values()) == {TrialState.RUNNING}
+
+
 def test_each_sweeper_on_a_study_has_its_own_reproducible_stream(tmp_path: Path) -> None:
     """The k-th sweeper to open a study draws the same points whenever it is replayed (from the study's
     seed), and not those of the sweepers before it."""

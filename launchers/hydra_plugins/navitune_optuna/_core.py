@@ -49,7 +49,7 @@ from hydra_plugins.navitune_shared.protocol import (
     LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
     PreparingLauncher,
 )
-from hydra_plugins.navitune_shared.storage import DiskReserve, alive, claim, describe, make_storage
+from hydra_plugins.navitune_shared.storage import DiskReserve, alive, claim, describe, sweeper_storage
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
@@ -203,7 +203,7 @@ class AsyncOptunaSweeperImpl:
     def _open_and_run(self, sampler: Any, space: dict, fixed: dict, fixed_overrides: list, directions: list
                       ) -> None:
         base = self._base
-        storage = make_storage(self.storage_setting)
+        storage = sweeper_storage(self.storage_setting)
         study = optuna.create_study(
             study_name=base.study_name, storage=storage, sampler=sampler, pruner=self.pruner,
             directions=directions, load_if_exists=True,

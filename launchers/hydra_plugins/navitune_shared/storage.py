@@ -14,6 +14,7 @@ Two things Optuna's storages lack, which several sweepers sharing a study need:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hydra.errors import CompactHydraException
+from optuna.storages._cached_storage import _CachedStorage, _StudyInfo  # pinned Optuna; tests/test_storage.py checks it
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from .errors import message_line
 
@@ -42,6 +45,37 @@ def make_storage(setting: Any) -> Any:
     if text.startswith("journal://"):
         return _journal_storage(Path(text[len("journal://"):]))
     return _rdb_storage(text)
+
+
+def sweeper_storage(setting: Any) -> Any:
+    """The sweeper's storage: :func:`make_storage`, with an RDB storage in Optuna's cache that answers "which
+    trials wait?" with one query on their state.
+
+    Why: ``study.ask()`` first looks for WAITING trials (enqueued baselines and retries), and Optuna's cache
+    answers any question by reloading every unfinished trial in full (parameters, attributes, intermediate
+    values). With 100 trials in flight that reload was most of an ask's time, and asks are on the sweeper's
+    one thread (``bench kfp-scale``, docs/performance.md). Waiting trials are few and never cached anyway."""
+    storage = make_storage(setting)
+    from optuna.storages import RDBStorage
+
+    if isinstance(storage, RDBStorage):
+        return _WaitingQueryCache(storage)
+    return storage
+
+
+class _WaitingQueryCache(_CachedStorage):
+    """Optuna's RDB cache, except that a query for WAITING trials only goes to the database directly."""
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list:
+        if states is None or tuple(states) != (TrialState.WAITING,):
+            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        waiting = self._backend.get_all_trials(study_id, deepcopy=False, states=states)
+        with self._lock:  # known to the cache, as its own reload would leave them (a popped one is written to)
+            if study_id not in self._studies:
+                self._studies[study_id] = _StudyInfo()
+            self._add_trials_to_cache(study_id, waiting)
+            self._studies[study_id].unfinished_trial_ids.update(t._trial_id for t in waiting)
+        return copy.deepcopy(waiting) if deepcopy else waiting
 
 
 _SHARED: dict[str, Any] = {}
