@@ -51,9 +51,10 @@ def _open(config: Any, create: bool) -> tuple[Any, Any]:
     setting, problem = _resolved_storage(config)
     if setting is None or not name:  # in memory (one process: nothing to resume) or a sweeper without a study
         return None, problem or "the sweep has no study name"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(setting)
     directions = _directions(config) if create else None
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created": the sweeper says its own
     try:
         if directions is not None:
             return optuna.create_study(study_name=str(name), storage=storage, directions=directions,
@@ -65,6 +66,8 @@ def _open(config: Any, create: bool) -> tuple[Any, Any]:
     except Exception:
         _close(storage)
         raise
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def _close(storage: Any) -> None:
