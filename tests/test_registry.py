@@ -10,6 +10,8 @@ a real ``mlflow server``:
   auto -> promoted, and each guard (champion changed, another region, failure limit, baseline not the
   champion, another scenario) blocks auto-promotion with its tag;
 * MLflow down at the sweep: one warning, sweep and report kept, ``navitune champion decide`` replays.
+* the champion at the start kept in the study (journal and MariaDB): a resumed start never overwrites it, and
+  a sweep directory without ``registry_start.json`` (a retried driver pod's empty disk) still decides right.
 """
 
 from __future__ import annotations
