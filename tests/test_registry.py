@@ -10,6 +10,8 @@ a real ``mlflow server``:
   auto -> promoted, and each guard (champion changed, another region, failure limit, baseline not the
   champion, another scenario) blocks auto-promotion with its tag;
 * MLflow down at the sweep: one warning, sweep and report kept, ``navitune champion decide`` replays.
+* the champion at the start kept in the study (journal and MariaDB): a resumed start never overwrites it, and
+  a sweep directory without ``registry_start.json`` (a retried driver pod's empty disk) still decides right.
 """
 
 from __future__ import annotations
@@ -317,6 +319,89 @@ def test_mlflow_down_at_the_sweep_keeps_everything_and_decide_replays(tmp_path: 
     assert v is not None and "blocked.champion_unknown" in v.tags and reg.champion().number == 1
     code, out, _ = champion(["decide", str(d), *overrides], capsys)
     assert code == 0 and "already decided" in out and len(reg.versions()) == 2
+
+
+@pytest.mark.slow
+def test_a_retried_driver_with_an_empty_sweep_directory_decides_from_the_study(tmp_path: Path) -> None:
+    """A driver pod retried after an eviction resumes the study with an empty sweep directory: its decision takes
+    the champion at the start from the study's record (never champion_unknown), so a winning challenger is
+    promoted and a champion that moved is still caught; the record is written back to the directory."""
+    from experiment.registry import decide
+    from experiment.registry.decision import START_FILE
+    from experiment.registry.store import Registry
+    from experiment.registry.study_start import STUDY_KEY
+    from experiment.report.sweep import _load_study, load_sweep
+
+    uri, overrides = local_backend(tmp_path)
+    assert cli(tmp_path, "champion", "init", *overrides).returncode == 0
+    poor = register_poor(uri, str(tmp_path / "outputs" / "mlartifacts"))
+    proc = sweep(tmp_path, "policy=champion", "registry.promotion=manual")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d, reg = only_sweep(tmp_path / "outputs"), Registry.at(uri, REGION)
+    study, _ = _load_study(load_sweep(d))
+    in_study = study._storage.get_study_system_attrs(study._study_id)[STUDY_KEY]
+    assert in_study == json.loads((d / START_FILE).read_text()) and in_study["champion_version"] == poor
+
+    def retried(name: str) -> Path:  # the same finished sweep, as a retried pod's empty disk left it
+        e = copy_sweep(d, name)
+        (e / START_FILE).unlink()
+        return e
+
+    reg.rollback("test: the champion moves while the sweep runs")  # v1 now, v2 at the start
+    moved = decide(retried("moved"), promotion="auto")
+    assert moved.outcome == "challenger" and set(moved.blocked) == {"champion_changed"}, moved.blocked
+    assert "v2 at the start, v1 now" in moved.blocked["champion_changed"]
+    assert json.loads((d.parent / "moved" / START_FILE).read_text()) == in_study  # written back for the record
+
+    reg.set_champion(poor, "test: the champion of the sweep's start again")
+    won = decide(retried("won"), promotion="auto")
+    assert won.outcome == "promoted" and won.blocked == {} and won.champion_before == poor, won
+    assert reg.champion().number == won.version and reg.version(won.version).tags["champion_at_start"] == str(poor)
+
+
+@pytest.mark.parametrize("storage", ["journal", "mariadb"])
+def test_a_resumed_start_keeps_the_study_s_first_record(storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        request: pytest.FixtureRequest) -> None:
+    """The first start of a study writes its champion into the study (creating the study with the sweeper's
+    direction); a later start (a resumed sweep, a retried driver pod) never overwrites it, and its own empty
+    directory gets the study's record, not the champion of its own start. The storage's password is nowhere in it."""
+    import optuna
+    from hydra import compose, initialize_config_dir
+
+    from experiment.config import register_configs
+    from experiment.registry.decision import START_FILE, record_start
+    from experiment.registry.resolver import forget
+    from experiment.registry.study_start import STUDY_KEY
+
+    register_configs()
+    uri, overrides = local_backend(tmp_path)
+    secret = None
+    if storage == "mariadb":
+        db = request.getfixturevalue("mariadb")
+        secret = db.password
+        monkeypatch.setenv("NAVITUNE_TEST_DB_PASSWORD", secret)
+        name = db.create_database(f"champstart_{tmp_path.name[-12:].replace('-', '_')}")
+        overrides.append("hydra.sweeper.storage=" + db.url("${oc.env:NAVITUNE_TEST_DB_PASSWORD}", name))
+    assert champion(["init", *overrides], capsys)[0] == 0
+    with initialize_config_dir(config_dir=str(ROOT / "conf")):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    first = record_start(cfg, tmp_path / "first")
+    assert first["champion_version"] == 1 and first["error"] is None
+
+    poor = register_poor(uri, str(tmp_path / "outputs" / "mlartifacts"))  # the champion moves
+    forget()  # a new process (the retried pod) looks it up again
+    again = record_start(cfg, tmp_path / "again")
+    assert again == first and json.loads((tmp_path / "again" / START_FILE).read_text()) == first
+    from experiment.report.sweep import _resolved_storage
+    from hydra_plugins.navitune_shared.storage import make_storage
+
+    study = optuna.load_study(study_name=cfg.hydra.sweeper.study_name, storage=make_storage(_resolved_storage(cfg)[0]))
+    assert study._storage.get_study_system_attrs(study._study_id)[STUDY_KEY]["champion_version"] == 1 != poor
+    assert [d.name for d in study.directions] == [str(cfg.hydra.sweeper.direction).upper()]
+    if secret is not None:
+        for text in (json.dumps(again), (tmp_path / "first" / START_FILE).read_text()):
+            assert secret not in text
 
 
 @pytest.mark.slow

@@ -275,6 +275,8 @@ def test_a_full_cycle_promotes_records_notifies_and_never_promotes_twice(tmp_pat
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert json.loads((cycle(out) / "retune.json").read_text())["outcome"] == "already_decided"
     assert len(study_trials(out, record["study"])) == trials
+    # (a retried driver pod's empty disk) the champion at the start is the study's, not today's (poor + 1)
+    assert json.loads((cycle(out) / "sweep" / "registry_start.json").read_text())["champion_version"] == poor
     assert len(reg.versions()) == versions and reg.history() == [1, poor, poor + 1]
 
 

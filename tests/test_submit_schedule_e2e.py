@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -123,6 +124,15 @@ def baseline(db: MariaDB, study: str) -> dict[str, Any]:
     return dict(min(trials, key=lambda t: t.number).params)
 
 
+def start_in_study(db: MariaDB, study: str) -> dict[str, Any]:
+    import optuna
+
+    from experiment.registry.study_start import STUDY_KEY
+
+    s = optuna.load_study(study_name=study, storage=db.url())
+    return s._storage.get_study_system_attrs(s._study_id)[STUDY_KEY]
+
+
 @pytest.mark.slow
 def test_a_schedule_fired_twice_runs_two_cycles_the_second_from_the_firsts_champion(
         tmp_path: Path, mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,6 +177,9 @@ def test_a_schedule_fired_twice_runs_two_cycles_the_second_from_the_firsts_champ
             assert after_first.policy["gamma"] == KNOWN_GOOD["policy.gamma"]
             study_1 = f"navitune_{REGION}_rolling_2026-06-04_drifting_ml"
             assert baseline(mariadb, study_1)["policy.gamma"] == POOR["gamma"]  # cycle 1 started from the poor one
+            # the driver pod kept its champion-at-start in the study (a retried pod's empty disk reads it there)
+            assert start_in_study(mariadb, study_1)["champion_version"] == poor
+            assert mariadb.password not in json.dumps(start_in_study(mariadb, study_1))
 
             second = recurring(server).fire(rec_id, FIRST + dt.timedelta(days=7))
             assert second is not None

@@ -1,7 +1,8 @@
 """The decision at the end of a sweep: the report's best trial against the region's champion.
 
 ``decide(sweep_dir)`` reads the sweep's ``report.json`` (the promotion rule's verdict), the champion recorded
-when the sweep started (``registry_start.json``, written by :func:`record_start`) and the registry now, then:
+when the sweep started (``registry_start.json``, written by :func:`record_start`; when the file is gone, the copy
+in the sweep's study, see :mod:`experiment.registry.study_start`) and the registry now, then:
 
 * registers the candidate (``policy_candidate.yaml`` + report.json + report.md) as a new version, tagged with the
   study, sweep directory, improvement and CI per demand source, git commit, decision and reason;
@@ -98,15 +99,31 @@ def sweep_key(study: str | None, sweep_dir: Path) -> str:
 
 
 def record_start(config: DictConfig, sweep_dir: str | Path) -> dict[str, Any]:
-    """Write ``registry_start.json``: the champion when the sweep started (the same per-process lookup the
-    baseline resolves from), its region and scenario. Never raises. Nothing for a launcher that only compiles
-    (no trial runs: nothing to decide)."""
-    from experiment.registry.resolver import cached_champion
+    """Write ``registry_start.json``: the champion when the sweep's study started, its region and scenario, and
+    keep it in the study too (:mod:`experiment.registry.study_start`: a driver pod retried on an empty disk finds
+    it there). A resumed sweep keeps the record its study (or, for a study from before the study's record, its
+    directory) started with. Never raises. Nothing for a launcher that only compiles (no trial runs: nothing to
+    decide)."""
+    from experiment.registry import study_start
     from experiment.tracking.common import compiles_only
 
     d = Path(sweep_dir)
     if compiles_only(config):
         return {}
+    kept = _load_json(d / START_FILE)  # this directory's sweep started before (resumed in place)
+    record = kept or champion_now(config)
+    in_study = study_start.keep(config, record) if tracking_uri(config) else None  # tracking=off: no decision
+    if kept is None and in_study is not None:  # an earlier start of the study (a retried driver pod): its champion
+        record = in_study
+    if kept is None:
+        _write_start(d, record)
+    return record
+
+
+def champion_now(config: Any) -> dict[str, Any]:
+    """The start record for the champion now (the same per-process lookup the baseline resolves from)."""
+    from experiment.registry.resolver import cached_champion
+
     region, uri = str(_select(config, "region.name")), tracking_uri(config)
     record: dict[str, Any] = {"region": region, "scenario": scenario_of(config), "champion_version": None,
                               "champion_policy": None, "error": None, "store": None if uri is None else mask(uri)}
@@ -119,12 +136,35 @@ def record_start(config: DictConfig, sweep_dir: str | Path) -> dict[str, Any]:
                 record["champion_version"], record["champion_policy"] = champion.number, champion.policy
         except Exception as err:  # noqa: BLE001 - MLflow down: the decision will not auto-promote
             record["error"] = mask(str(err))  # an error may quote the tracking URI
+    return record
+
+
+def _write_start(d: Path, record: dict[str, Any]) -> None:
     try:
         d.mkdir(parents=True, exist_ok=True)
-        if not (d / START_FILE).is_file():  # a resumed sweep keeps the champion its study started with
-            (d / START_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    except OSError as err:  # the decision will then not auto-promote (champion_unknown)
-        log.warning("registry: %s not written (%s): this sweep cannot auto-promote", d / START_FILE, err)
+        (d / START_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    except OSError as err:  # the study's record (if any) still holds it
+        log.warning("registry: %s not written (%s)", d / START_FILE, err)
+
+
+def load_start(sweep_dir: str | Path, config: Any = None) -> dict[str, Any] | None:
+    """The champion when the sweep started: ``registry_start.json``, else the record its study holds (a driver
+    pod retried on an empty disk), written back to the file; None when neither has one. ``config``: the sweep's
+    (default: its saved one). Never raises."""
+    from experiment.registry import study_start
+
+    d = Path(sweep_dir)
+    record = _load_json(d / START_FILE)
+    if record is not None:
+        return record
+    try:
+        record = study_start.recorded(_config(d, config))
+    except Exception:  # noqa: BLE001 - no saved config: not recorded
+        return None
+    if record is not None:
+        log.info("registry: %s was missing (a driver retried on an empty disk?): the study's record is used "
+                 "(champion v%s at the start)", d / START_FILE, record.get("champion_version"))
+        _write_start(d, record)
     return record
 
 
@@ -276,7 +316,7 @@ def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promoti
                                    f"navitune champion decide {d}")
         log.info(decision.line())
         return decision
-    start = _load_json(d / START_FILE)
+    start = load_start(d, config)
     blocked = guards(report, start, champion, reg.region, config, d, promotion, reg.settings.where)
     promoted = [int(mv.version) for mv in versions if (mv.tags or {}).get("study") == str(report.get("study"))
                 and str((mv.tags or {}).get("decision", "")).startswith("promoted")]
@@ -317,4 +357,4 @@ def decide_after_sweep(sweep_dir: str | Path, config: DictConfig) -> Decision | 
         return None
 
 
-__all__ = ["Decision", "PROMOTIONS", "decide", "decide_after_sweep", "record_start", "CHAMPION"]
+__all__ = ["Decision", "PROMOTIONS", "decide", "decide_after_sweep", "load_start", "record_start", "CHAMPION"]

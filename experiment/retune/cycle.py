@@ -161,6 +161,16 @@ def already_decided(p: Plan, version: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- record
+def start_record(p: Plan) -> dict[str, Any]:
+    """The champion when the cycle's sweep started: its ``registry_start.json``, else its study's record (a
+    driver pod retried on an empty disk); {} when neither holds one."""
+    from experiment.registry.decision import load_start
+
+    if not p.sweep_dir.is_dir():  # the sweep never started
+        return {}
+    return load_start(p.sweep_dir, sweep_config(p)) or {}
+
+
 def base_record(p: Plan) -> dict[str, Any]:
     from experiment.tracking.common import mask
 
@@ -180,7 +190,7 @@ def _params(p: Plan, report: dict[str, Any] | None) -> tuple[dict[str, Any] | No
     except Exception:  # noqa: BLE001 - no candidate yet
         if report:
             candidate = {k.removeprefix("policy."): v for k, v in (report.get("best_params") or {}).items()}
-    start = _json(p.sweep_dir / "registry_start.json") or {}
+    start = start_record(p)
     if start.get("champion_policy"):
         champion = flat_policy(start["champion_policy"])
     elif report:
@@ -192,7 +202,7 @@ def full_record(p: Plan, decision: dict[str, Any], started: str) -> dict[str, An
     report = _json(p.sweep_dir / "report.json")
     imp, ci = rec.improvements(report)
     candidate, champion = _params(p, report)
-    start = _json(p.sweep_dir / "registry_start.json") or {}
+    start = start_record(p)
     outcome = decision.get("outcome", "incomplete")
     return base_record(p) | {
         "outcome": outcome,
