@@ -543,12 +543,16 @@ def test_ownerless_running_trial_does_not_block_the_sweep(tmp_path: Path) -> Non
 
 
 # ========================================================================= 3. injected failures
-@pytest.mark.parametrize("mode", ["raise_first", "exit_first"])
+# n_jobs 6: above TELL_BEHIND_ABOVE (4), results are recorded by the sweeper's bookkeeping threads
+MANY = ("hydra.sweeper.n_jobs=6", "hydra.launcher.n_jobs=6")
+
+
+@pytest.mark.parametrize("mode, many", [("raise_first", False), ("exit_first", False), ("raise_first", True)])
 @pytest.mark.slow
-def test_failed_first_attempts_are_retried(tmp_path: Path, mode: str) -> None:
+def test_failed_first_attempts_are_retried(tmp_path: Path, mode: str, many: bool) -> None:
     store = tmp_path / "study.journal"
     done = run("faulty", tmp_path, "sweep", journal(store), f"mode={mode}", f"marker_dir={tmp_path / 'markers'}",
-               "hydra.sweeper.n_trials=6")
+               "hydra.sweeper.n_trials=6", *(MANY if many else ()))
     assert done.rc == 0, done
     trials = journal_trials(store, "faulty")
     c = states(trials)
@@ -564,16 +568,21 @@ def test_failed_first_attempts_are_retried(tmp_path: Path, mode: str) -> None:
 
 
 @pytest.mark.slow
-def test_always_failing_task_stops_the_sweep_early(tmp_path: Path) -> None:
+@pytest.mark.parametrize("many", [False, True])
+def test_always_failing_task_stops_the_sweep_early(tmp_path: Path, many: bool) -> None:
     store = tmp_path / "study.journal"
-    done = run("faulty", tmp_path, "sweep", journal(store), "mode=always", "hydra.sweeper.n_trials=40")
+    done = run("faulty", tmp_path, "sweep", journal(store), "mode=always", "hydra.sweeper.n_trials=40",
+               *(MANY if many else ()))
+    in_flight = 6 + (1 + 6 // 4) if many else IN_FLIGHT  # n_jobs + prepare_ahead
     trials = journal_trials(store, "faulty")
     assert done.rc != 0, done
     assert "navitune-test-boom: this task always fails" in done.stderr, done
     assert n_finished(trials) == 0 and states(trials)[TrialState.RUNNING] == 0, states(trials)
     # a trial failed for good after 2 attempts (the same error twice); the other trials in flight (the other
     # slot and the job set up ahead) made at most as many each
-    assert 2 <= len(trials) <= 2 * IN_FLIGHT, states(trials)
+    # (recorded by the bookkeeping threads, a freed slot is refilled before the failed attempt's retry is
+    # enqueued: a few more first attempts may start before the stop)
+    assert 2 <= len(trials) <= (3 if many else 2) * in_flight, states(trials)
 
 
 @pytest.mark.slow

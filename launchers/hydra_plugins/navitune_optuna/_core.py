@@ -32,7 +32,7 @@ import logging
 import os
 import socket
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -62,6 +62,8 @@ from .validation import check_settings, quote
 log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+TELL_BEHIND_ABOVE = 4  # trials in flight (n_jobs) above which results are recorded by bookkeeping threads
+TELLERS = 4  # those threads: each result is a few round trips to the study's database
 
 
 @dataclass
@@ -219,6 +221,9 @@ class AsyncOptunaSweeperImpl:
                  f"{f', sweeper #{ordinal} on it' if ordinal else ''}")
         self._enqueue_baselines(study)
         self._in_flight: dict[Future, _Slot] = {}
+        self._telling: dict[Future, _Slot] = {}  # results being recorded (their jobs have ended)
+        self._tellers = ThreadPoolExecutor(TELLERS, thread_name_prefix="optuna-tell") \
+            if self.n_jobs > TELL_BEHIND_ABOVE else None
         display = Progress(self.n_trials, self.progress)
         try:
             self._run(study, display)
@@ -229,6 +234,8 @@ class AsyncOptunaSweeperImpl:
             self._stop_in_flight(study, requeue=full or isinstance(err, KeyboardInterrupt))
             raise
         finally:
+            if self._tellers is not None:
+                self._tellers.shutdown(wait=True)
             self._last_progress(study, display)
         self._shutdown_launcher()
         write_results(study, self.config, self.directions, self._count(study.get_trials(deepcopy=False)))
@@ -434,26 +441,47 @@ class AsyncOptunaSweeperImpl:
                 job_idx += len(rets)
                 for done, ret in zip(pending, rets):
                     done.set_result(ret)
-            if not in_flight:
+            telling = self._telling
+            if not in_flight and not telling:
                 if counts["running"] == 0 and not batch:
                     break
                 time.sleep(min(1.0, self.stale_after_s / 4))  # other sweepers' trials: wait for them
                 continue
             timeout = max(0.0, min(next_heartbeat - time.monotonic(), self.stale_after_s / 4, 10.0))
-            finished, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+            finished, _ = wait([*in_flight, *telling], timeout=timeout, return_when=FIRST_COMPLETED)
             with hold:
                 if time.monotonic() >= next_heartbeat:
                     self._heartbeat(study)
                     next_heartbeat = time.monotonic() + self.heartbeat_every
                 for fut in finished:
-                    slot = in_flight[fut]
-                    ret = fut.result()
-                    outcome = self._tell(study, slot, ret)
-                    del in_flight[fut]
+                    if fut in in_flight:  # a job ended: its slot is free once its result is being recorded
+                        slot = in_flight.pop(fut)
+                        telling[self._record(study, slot, fut.result())] = slot
+                for told in [f for f in telling if f.done()]:
+                    slot = telling.pop(told)
+                    try:
+                        outcome = told.result()
+                    except BaseException:
+                        in_flight[told] = slot  # stopped with the trials in flight (a full disk: run again)
+                        raise
                     if outcome == "failed":
                         final_failures += 1
                         if final_failures > allowed_failures:
                             raise SweepStopped(self._too_many_failures(study, final_failures, allowed_failures))
+
+    def _record(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> "Future[str]":
+        """Tell a job's result (:meth:`_tell`): here and now with a few trials in flight (the sampler sees each
+        result before the next ask, as in a sequential sweep), by the bookkeeping threads with more than
+        TELL_BEHIND_ABOVE, so the sweeper's thread refills slots meanwhile (each tell is a few round trips to
+        the study's database; one after the other they were the sweeper's limit at 100 in flight)."""
+        if self._tellers is not None:
+            return self._tellers.submit(self._tell, study, slot, ret)
+        told: Future[str] = Future()
+        try:
+            told.set_result(self._tell(study, slot, ret))
+        except Exception as err:  # _DiskFull, a storage error: raised by the loop, as before
+            told.set_exception(err)
+        return told
 
     def _ahead(self) -> int:
         """Trials to ask for ahead of a free slot: as many as the launcher sets up ahead while its slots are
@@ -482,6 +510,12 @@ class AsyncOptunaSweeperImpl:
         """After the sweep stopped early: shut the launcher down (its jobs are killed) and fail the trials
         still in flight, so none is left RUNNING. After an interrupt (Ctrl-C) or a full disk they are
         enqueued again, as the same attempt, for the next run of the same command."""
+        for told, slot in list(self._telling.items()):  # results being recorded: let them land
+            try:
+                told.result(timeout=120)
+            except Exception:  # noqa: BLE001 - not recorded: failed as stopped below
+                self._in_flight[told] = slot
+        self._telling.clear()
         slots = list(self._in_flight.values())
         for fut in self._in_flight:
             fut.cancel()
