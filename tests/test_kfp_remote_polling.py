@@ -90,6 +90,46 @@ def test_find_run_takes_the_newest_run_of_a_name_from_the_raw_listing() -> None:
         assert backend.find_run("missing") is None
 
 
+def test_a_listing_cut_while_its_body_streams_is_retried_and_a_non_json_answer_is_one_line() -> None:
+    """Listings are read raw: the body is read inside the retried call, so a connection that breaks while the
+    answer streams is retried like any transient failure (the FakeKFP answers; the break is injected between
+    the client and its answer)."""
+    import urllib3
+
+    from hydra_plugins.navitune_kfp.errors import KFPApiError
+
+    with FakeKFP() as server:
+        backend = _backend(server)
+        backend.settings = check({"backend": "remote", "host": server.url, "image": "registry.example/job:1",
+                                  "api_backoff_s": 0.01})
+        server.add_run(backend.experiment_id, "r0", "RUNNING")
+        real = backend.client.runs.run_service_list_runs
+        breaks = [True]
+
+        class Cut:
+            status = 200
+
+            @property
+            def data(self) -> bytes:
+                raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+
+        def flaky(**kwargs: Any) -> Any:
+            answer = real(**kwargs)
+            return Cut() if breaks and breaks.pop() else answer
+
+        backend.client.runs.run_service_list_runs = flaky
+        found = backend.find_run("r0")
+        assert found is not None and found.state == "RUNNING" and not breaks
+
+        class Html:
+            status = 200
+            data = b"<html>proxy error</html>"
+
+        backend.client.runs.run_service_list_runs = lambda **kwargs: Html()
+        with pytest.raises(KFPApiError, match=r"^list runs: ValueError: the answer is not a JSON object"):
+            backend.find_run("r0")
+
+
 # ------------------------------------------------------------------------------ the stand-in's pages
 def _get(server: FakeKFP, path: str, **query: Any) -> tuple[int, dict]:
     url = f"{server.url}/apis/v2beta1{path}?{urllib.parse.urlencode(query)}"

@@ -526,6 +526,11 @@ def test_a_live_sweeper_on_another_host_keeps_its_trial_by_one_heartbeat(tmp_pat
     again = [t for t in trials if t.user_attrs.get(RETRY_OF) == trial.number]
     assert [t.state for t in again] == [TrialState.COMPLETE], states(trials)
     assert f"its sweeper {owner} has been silent" in done.stdout + done.stderr, done
+    # and the sweeper wrote its own heartbeat (every stale_after_s / 3), one study attribute, none per trial
+    attrs = JournalStorage(JournalFileBackend(str(store))).get_study_system_attrs(study._study_id)
+    ours = attrs.get(f"navitune:alive:{socket.gethostname()}:{proc.pid}")
+    assert isinstance(ours, float) and ours > time.time() - 60, sorted(attrs)
+    assert not [t.number for t in trials if "navitune:heartbeat" in t.user_attrs]
 
 
 @pytest.mark.slow

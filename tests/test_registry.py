@@ -486,3 +486,17 @@ def test_the_cli_reads_options_target_and_overrides_in_any_order() -> None:
     args, overrides = parse(["show", "tracking=off", "--region", "coquimbo"])
     assert (args.command, args.target) == ("show", None) and overrides == ["tracking=off", "region=coquimbo"]
 
+
+
+def test_reading_the_study_s_start_record_creates_no_journal(tmp_path: Path) -> None:
+    """``decide`` on a sweep without its start file reads the study's record: on a machine without the study's
+    journal it finds none and leaves no empty journal (or folder) behind."""
+    from omegaconf import OmegaConf
+
+    from experiment.registry.study_start import recorded
+
+    journal = tmp_path / "deep" / "dir" / "study.journal"
+    config = OmegaConf.create({"hydra": {"sweeper": {"storage": f"journal://{journal}", "study_name": "s",
+                                                     "direction": "maximize"}}})
+    assert recorded(config) is None
+    assert not (tmp_path / "deep").exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
@@ -51,6 +52,9 @@ def _open(config: Any, create: bool) -> tuple[Any, Any]:
     setting, problem = _resolved_storage(config)
     if setting is None or not name:  # in memory (one process: nothing to resume) or a sweeper without a study
         return None, problem or "the sweep has no study name"
+    journal = str(setting)[len("journal://"):] if str(setting).startswith("journal://") else None
+    if not create and journal is not None and not Path(journal).is_file():  # opening one would create it
+        return None, f"the journal {journal} does not exist"
     storage = make_storage(setting)
     directions = _directions(config) if create else None
     verbosity = optuna.logging.get_verbosity()

@@ -131,7 +131,12 @@ class RunRecord(_Fields):
 
 def _runs_page(response: Any) -> tuple[list[RunRecord], str]:
     """The runs and the next page token of a ``ListRuns`` answer read raw (``_preload_content=False``)."""
-    body = json.loads(response.data or b"{}")
+    try:
+        body = json.loads(response.data or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ValueError(f"the answer is not a JSON object (HTTP {getattr(response, 'status', '?')})")
     runs = [RunRecord(r) for r in body.get("runs") or [] if isinstance(r, dict)]
     return runs, str(body.get("next_page_token") or "")
 
@@ -235,7 +240,8 @@ class RemoteBackend:
                                   "page_size": page_size, "page_token": page_token, "_preload_content": False}
         if filter is not None:
             kwargs["filter"] = filter
-        return _runs_page(self.api("list runs", self.client.runs.run_service_list_runs, **kwargs))
+        # the body is read and parsed inside the retried call: a connection cut while it streams is retried
+        return self.api("list runs", lambda: _runs_page(self.client.runs.run_service_list_runs(**kwargs)))
 
     def find_run(self, name: str) -> Any | None:
         runs, _ = self.list_runs(10, filter=_name_filter(name))

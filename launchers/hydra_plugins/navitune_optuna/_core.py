@@ -430,8 +430,15 @@ class AsyncOptunaSweeperImpl:
                     room -= 1
                 pending: list[Future] = []
                 if batch and submit is not None:
-                    for slot in batch:
-                        in_flight[submit(slot.overrides, job_idx)] = slot
+                    for k, slot in enumerate(batch):
+                        try:
+                            in_flight[submit(slot.overrides, job_idx)] = slot
+                        except BaseException:  # this and the rest of the batch never ran: they are stopped
+                            for unsent in batch[k:]:  # with the trials in flight, not left RUNNING
+                                never = Future()
+                                never.cancel()
+                                in_flight[never] = unsent
+                            raise
                         job_idx += 1
                 elif batch:  # a launcher without submit(): one batch at a time (launched below)
                     pending = [Future() for _ in batch]

@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hydra.errors import CompactHydraException
-from optuna.storages._cached_storage import _CachedStorage, _StudyInfo  # pinned Optuna; tests/test_storage.py checks it
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
 
 from .errors import message_line
 
@@ -59,23 +57,37 @@ def sweeper_storage(setting: Any) -> Any:
     from optuna.storages import RDBStorage
 
     if isinstance(storage, RDBStorage):
-        return _WaitingQueryCache(storage)
+        return _waiting_query_cache(storage)
     return storage
 
 
-class _WaitingQueryCache(_CachedStorage):
-    """Optuna's RDB cache, except that a query for WAITING trials only goes to the database directly."""
+def _waiting_query_cache(backend: Any) -> Any:
+    """Optuna's RDB cache, except that a query for WAITING trials only goes to the database directly. It
+    subclasses Optuna's private ``_CachedStorage`` (Optuna is pinned; the class is made on first use, so a
+    change there breaks the sweeper's start, not every job, and
+    ``tests/test_sweeper_hardening.py::test_the_sweepers_ask_finds_waiting_trials_*`` fails)."""
+    global _WAITING_QUERY_CACHE
+    if _WAITING_QUERY_CACHE is None:
+        from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
+        from optuna.trial import TrialState
 
-    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list:
-        if states is None or tuple(states) != (TrialState.WAITING,):
-            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        waiting = self._backend.get_all_trials(study_id, deepcopy=False, states=states)
-        with self._lock:  # known to the cache, as its own reload would leave them (a popped one is written to)
-            if study_id not in self._studies:
-                self._studies[study_id] = _StudyInfo()
-            self._add_trials_to_cache(study_id, waiting)
-            self._studies[study_id].unfinished_trial_ids.update(t._trial_id for t in waiting)
-        return copy.deepcopy(waiting) if deepcopy else waiting
+        class WaitingQueryCache(_CachedStorage):
+            def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list:
+                if states is None or tuple(states) != (TrialState.WAITING,):
+                    return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+                waiting = self._backend.get_all_trials(study_id, deepcopy=False, states=states)
+                with self._lock:  # known to the cache as its own reload leaves them (a popped one is written to)
+                    if study_id not in self._studies:
+                        self._studies[study_id] = _StudyInfo()
+                    self._add_trials_to_cache(study_id, waiting)
+                    self._studies[study_id].unfinished_trial_ids.update(t._trial_id for t in waiting)
+                return copy.deepcopy(waiting) if deepcopy else waiting
+
+        _WAITING_QUERY_CACHE = WaitingQueryCache
+    return _WAITING_QUERY_CACHE(backend)
+
+
+_WAITING_QUERY_CACHE: Any = None
 
 
 _SHARED: dict[str, Any] = {}
