@@ -175,6 +175,56 @@ def test_claim_is_won_by_exactly_one_process_on_a_journal(tmp_path: Path) -> Non
     assert "navitune:test" in study._storage.get_study_system_attrs(study._study_id)
 
 
+
+def test_a_job_holds_one_study_connection_from_start_to_result(mariadb: MariaDB) -> None:  # noqa: F811
+    """A job's storage (``shared_storage``: report to the trial, ask the pruner, publish the result) never
+    has two database connections open, not even while it starts (Optuna's schema check opens a second one
+    while holding the first: at 100 jobs in flight, 100 such moments), and an unreachable server is one line."""
+    import sqlalchemy
+
+    from hydra_plugins.navitune_kfp.results import ResultStore
+    from hydra_plugins.navitune_shared import storage as storages
+    from tests.fixtures.services import free_port
+
+    setting = mariadb.url(database=mariadb.create_database("navitune_one_connection"))
+    sweeper = optuna.create_study(study_name="job", storage=storages.make_storage(setting),
+                                  pruner=optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=0))
+    for value in (1.0, 2.0):
+        sweeper.enqueue_trial({"x": value})
+        done = sweeper.ask({"x": optuna.distributions.FloatDistribution(0.0, 3.0)})
+        done.report(value, 0)
+        sweeper.tell(done, value)
+    number = sweeper.ask({"x": optuna.distributions.FloatDistribution(0.0, 3.0)}).number
+    storages._SHARED.clear()  # a job's process: nothing shared yet
+    open_now, most = [0], [0]
+
+    def opened(*_: Any) -> None:
+        open_now[0] += 1
+        most[0] = max(most[0], open_now[0])
+
+    def closed(*_: Any) -> None:
+        open_now[0] -= 1
+
+    sqlalchemy.event.listen(sqlalchemy.pool.Pool, "connect", opened)
+    sqlalchemy.event.listen(sqlalchemy.pool.Pool, "close", closed)
+    try:
+        storage = storages.shared_storage(setting)
+        study = optuna.load_study(study_name="job", storage=storage,
+                                  pruner=optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=0))
+        trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+        trial.report(5.0, 0)
+        assert trial.should_prune()  # worse than the median of the finished trials: the pruner read them
+        ResultStore(setting, "job").publish("job-t2-a0", {"status": "COMPLETED", "value": 5.0})
+        assert ResultStore(setting, "job").fetch("job-t2-a0") == {"status": "COMPLETED", "value": 5.0}
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.pool.Pool, "connect", opened)
+        sqlalchemy.event.remove(sqlalchemy.pool.Pool, "close", closed)
+        storages._SHARED.clear()
+    assert most[0] == 1, f"{most[0]} connections open at once"
+    with pytest.raises(storages.StorageError, match=r"^optuna_async: cannot reach hydra\.sweeper\.storage="):
+        storages.shared_storage(f"mysql+pymysql://navitune:pw@127.0.0.1:{free_port()}/nothing")
+
+
 def test_claim_is_won_by_exactly_one_process_on_mariadb(mariadb: MariaDB) -> None:  # noqa: F811
     import pymysql
 

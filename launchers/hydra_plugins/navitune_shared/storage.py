@@ -35,14 +35,16 @@ class StorageError(CompactHydraException):
     """A study storage that cannot be used as it is, reported on one line."""
 
 
-def make_storage(setting: Any) -> Any:
-    """An Optuna storage (or None); fails with one line when the storage cannot be reached or read."""
+def make_storage(setting: Any, existing: bool = False) -> Any:
+    """An Optuna storage (or None); fails with one line when the storage cannot be reached or read.
+    ``existing``: the study is known to exist (a job of a sweep): an RDB storage skips creating the tables and
+    checking the schema (the sweeper did both)."""
     if setting is None or str(setting) in ("", "None", "null"):
         return None
     text = str(setting)
     if text.startswith("journal://"):
         return _journal_storage(Path(text[len("journal://"):]))
-    return _rdb_storage(text)
+    return _rdb_storage(text, existing=existing)
 
 
 def sweeper_storage(setting: Any) -> Any:
@@ -100,18 +102,16 @@ def shared_storage(setting: Any) -> Any:
     Why: a remote job reports to its trial and then publishes its result; with a storage each, it held two
     database connection pools (two connections through its proxy) where one does. At 100 jobs in flight that
     was the study database's connection count (``python -m experiment.bench kfp-scale``, docs/performance.md).
-    The pool is emptied once after the storage is made: opening it checks the schema on a second connection,
-    which would otherwise stay open, idle, for the job's life."""
+    The study exists (its sweeper made it), so the storage neither creates tables nor checks the schema:
+    Optuna's check opens a second connection while the first is held (two per job for a moment at its start,
+    then an idle one for its life)."""
     if setting is None or str(setting) in ("", "None", "null") or str(setting).startswith("journal://"):
         return make_storage(setting)
     key = str(setting)
     with _SHARED_LOCK:
         storage = _SHARED.get(key)
         if storage is None:
-            storage = _SHARED[key] = make_storage(setting)
-            engine = getattr(storage, "engine", None)
-            if engine is not None:  # Optuna's schema check leaves a second idle connection in the pool; a
-                engine.dispose()  # job uses one at a time, so it keeps one from now on
+            storage = _SHARED[key] = make_storage(setting, existing=True)
         return storage
 
 
@@ -353,10 +353,11 @@ def alive(pid: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- RDB
-def _rdb_storage(url: str, attempts: int = 5) -> Any:
+def _rdb_storage(url: str, attempts: int = 5, existing: bool = False) -> Any:
     """An RDBStorage. Two sweepers starting on an empty database race to create the schema (one of them
     sees "table already exists"): such errors are retried after a short random pause; an unreachable
-    server is not (it fails at once with one line)."""
+    server is not (it fails at once with one line). ``existing``: no table creation nor schema check, one
+    ``SELECT 1`` to know the server answers (on the one connection the storage then keeps)."""
     import random
     import time
 
@@ -364,8 +365,15 @@ def _rdb_storage(url: str, attempts: int = 5) -> Any:
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except Exception as err:  # SQLAlchemy / driver errors of many kinds
+            if not existing:
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                                                 skip_table_creation=True, skip_compatibility_check=True)
+            with storage.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return storage
+        except Exception as caught:  # SQLAlchemy / driver errors of many kinds
+            err = _underlying(caught)
             reason = message_line(err, 200)
             unreachable = _is_connection_error(err)
             if unreachable or attempt == attempts - 1:
@@ -401,6 +409,15 @@ def _lock_conflict(err: BaseException) -> bool:
     if hasattr(orig, "pgcode"):
         return orig.pgcode in ("40P01", "55P03")
     return _mysql_code(orig) in MYSQL_LOCK_CONFLICT
+
+
+def _underlying(err: BaseException) -> BaseException:
+    """The database's own error behind Optuna's "An exception is raised during the commit" wrapper."""
+    from optuna.exceptions import StorageInternalError
+
+    while isinstance(err, StorageInternalError) and (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return err
 
 
 def _is_connection_error(err: BaseException) -> bool:
