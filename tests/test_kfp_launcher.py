@@ -441,5 +441,8 @@ def test_the_settings_take_their_defaults_from_the_one_schema() -> None:
     for f in fields(KFPLauncherConf):
         if f.name in ("_target_", "tolerations", "secrets"):  # checked into tuples of typed entries
             continue
+        if f.name == "prepare_ahead":  # null in the schema means "computed from n_jobs"
+            assert conf.prepare_ahead is None and settings.prepare_ahead == 1 + conf.n_jobs // 4
+            continue
         assert getattr(settings, f.name) == getattr(conf, f.name), f.name
     assert settings.cpu_request == "1" and settings.memory_limit == "2Gi"
