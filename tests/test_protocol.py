@@ -19,12 +19,15 @@ def test_the_process_pool_launcher_runs_jobs_one_by_one_and_prepares_ahead() -> 
     assert launcher.prepared == 0 and launcher.prepare_ahead == 1
 
 
-def test_the_kfp_launcher_runs_jobs_one_by_one_and_may_only_compile() -> None:
+def test_the_kfp_launcher_runs_jobs_one_by_one_prepares_ahead_and_may_only_compile() -> None:
     from hydra_plugins.navitune_kfp.kfp_launcher import KFPLauncher
 
     launcher = KFPLauncher(backend="local", compile_only=True)
     assert isinstance(launcher, AsyncLauncher) and isinstance(launcher, CompilingLauncher)
-    assert not isinstance(launcher, PreparingLauncher)  # nothing is set up ahead: the sweeper asks no trial ahead
+    # jobs composed ahead wait for one of its n_jobs threads: the sweeper asks prepare_ahead trials ahead
+    assert isinstance(launcher, PreparingLauncher)
+    assert launcher.prepared == 0 and launcher.n_jobs == 2 and launcher.prepare_ahead == 1
+    assert KFPLauncher(backend="local", n_jobs=100, prepare_ahead=0).prepare_ahead == 0
     assert launcher.compile_only is True
 
 

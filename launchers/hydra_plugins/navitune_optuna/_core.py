@@ -420,7 +420,7 @@ class AsyncOptunaSweeperImpl:
                 waiting = self.launcher.prepared if isinstance(self.launcher, PreparingLauncher) else 0  # set up ahead
                 display.update(dict(counts, running=max(0, counts["running"] - waiting)),
                                best_value(trials, self.directions), display.elapsed())
-                room = self.n_trials - counts["finished"] - counts["running"]
+                room = self.n_trials - counts["finished"] - counts["running"] - self._retry_pending(trials)
                 batch: list[_Slot] = []
                 while room > 0 and len(in_flight) + len(batch) < self.n_jobs + ahead:
                     slot = self._next_trial(study)
@@ -475,6 +475,14 @@ class AsyncOptunaSweeperImpl:
                         final_failures += 1
                         if final_failures > allowed_failures:
                             raise SweepStopped(self._too_many_failures(study, final_failures, allowed_failures))
+
+    def _retry_pending(self, trials: Sequence[FrozenTrial]) -> int:
+        """Results being told whose trial is already FAIL: its retry may not be enqueued yet, so each holds
+        its place in the budget (else the freed place goes to a new trial, and the retry is left WAITING)."""
+        if not self._telling:
+            return 0
+        failed = {t.number for t in trials if t.state == TrialState.FAIL}
+        return sum(1 for slot in self._telling.values() if slot.trial.number in failed)
 
     def _record(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> "Future[str]":
         """Tell a job's result (:meth:`_tell`): here and now with a few trials in flight (the sampler sees each
