@@ -4,6 +4,7 @@ starts one of those services is ``slow``."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -27,3 +28,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal delivers it, however the suite was started: a shell without job control starts a
+    background command with SIGINT ignored, and every process it starts (the sweeps the interrupt tests stop
+    with SIGINT) would inherit that."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
