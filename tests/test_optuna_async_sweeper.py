@@ -411,7 +411,8 @@ def test_ctrl_c_fails_the_trials_in_flight_and_the_next_run_runs_them_first(tmp_
     c = states(trials)
     assert c[TrialState.RUNNING] == 0, (c, stopped)
     halted = [t for t in trials if t.user_attrs.get("navitune:stopped")]
-    assert len(halted) == IN_FLIGHT and all(t.state == TrialState.FAIL for t in halted), c
+    assert len(halted) == IN_FLIGHT and all(t.state == TrialState.FAIL for t in halted), (
+        c, [(t.number, t.state.name, sorted(t.user_attrs)) for t in trials], stopped)
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     assert sorted(tuple(sorted(t.params.items())) for t in halted) == sorted(
         tuple(sorted(t.system_attrs["fixed_params"].items())) for t in waiting)
