@@ -122,7 +122,8 @@ def test_an_interval_needs_two_replications() -> None:
 def test_settings_are_checked_with_one_line() -> None:
     assert ReportSettings.from_overrides(["report.replications=3", "report.plots=false"]).replications == 3
     for bad, text in (("report.replications=1", "a whole number >= 2"), ("report.workers=0", ">= 1"),
-                      ("report.window=nope", "test_week"), ("report.bogus=1", "unknown setting report.bogus")):
+                      ("report.window=nope", "test_week"), ("report.window=2026-02-30", "test_week"),
+                      ("report.bogus=1", "unknown setting report.bogus")):
         with pytest.raises(ReportError) as err:
             ReportSettings.from_overrides([bad])
         assert text in str(err.value) and "\n" not in str(err.value)

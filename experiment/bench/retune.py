@@ -120,7 +120,7 @@ def _log(msg: str) -> None:
 # --------------------------------------------------------------------------------------------- command line
 def parse(argv: Sequence[str]) -> tuple[Settings, list[str], str | None, str | None]:
     """(bench settings, overrides for the cycles, --json path, --plot path); BenchError on bad input."""
-    import yaml
+    from experiment.report.settings import setting_value
 
     ap = argparse.ArgumentParser(prog="python -m experiment.bench retune", add_help=False)
     ap.add_argument("--json")
@@ -141,10 +141,7 @@ def parse(argv: Sequence[str]) -> tuple[Settings, list[str], str | None, str | N
             if name not in known:
                 raise BenchError(f"navitune bench retune: unknown setting {key}; allowed: "
                                  + ", ".join(f"bench.{k}" for k in sorted(known)))
-            try:
-                values[name] = yaml.safe_load(raw)
-            except (yaml.YAMLError, ValueError):  # ValueError: a date that is no day (2026-02-30)
-                values[name] = raw
+            values[name] = setting_value(raw)
             if name in ("start", "outputs") and values[name] is not None:
                 values[name] = str(raw)
             continue

@@ -31,6 +31,18 @@ class ReportError(Exception):
 
 
 
+def setting_value(raw: str) -> Any:
+    """The value of a ``<key>=<value>`` setting read as YAML (5, true, 2026-01-05), or the text as written when
+    it is no YAML value (including a date that is no day, 2026-02-30, which YAML's parser rejects with a
+    ValueError): the setting's own check then says what it allows, in one line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except (yaml.YAMLError, ValueError):
+        return raw
+
+
 def _conf_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "conf"
 
@@ -66,8 +78,6 @@ class ReportSettings:
     @classmethod
     def from_overrides(cls, items: Sequence[str]) -> "ReportSettings":
         """Settings from ``report.<key>=<value>`` strings (values parsed as YAML: 5, true, test_week)."""
-        import yaml
-
         values: dict[str, Any] = {}
         known = set(asdict(cls()))
         for item in items:
@@ -76,8 +86,5 @@ class ReportSettings:
             if name not in known:
                 raise ReportError(f"navitune.report: unknown setting {key}; allowed: "
                                   + ", ".join(f"report.{k}" for k in sorted(known)))
-            try:
-                values[name] = yaml.safe_load(raw)
-            except yaml.YAMLError:
-                values[name] = raw
+            values[name] = setting_value(raw)
         return cls(**values).check()
