@@ -280,14 +280,12 @@ class AsyncOptunaSweeperImpl:
         return ahead < self.n_trials
 
     def _stale(self, t: FrozenTrial, now: float, host: str, alive_at: dict[str, float]) -> str | None:
-        """Why a RUNNING trial of another sweeper is stale (its process is gone, or it has been silent
-        for stale_after_s), or None. A trial without a heartbeat yet is judged by its start time, so a
-        peer that has just asked for it is left alone, and a trial nobody owns is not waited for forever.
-        ``alive_at``: each sweeper's last heartbeat (``navitune:alive:<owner>``); a trial's own heartbeat
-        attribute is what sweepers wrote before those existed."""
+        """Why a RUNNING trial of another sweeper (never this one's: the caller skips those) is stale (its
+        process is gone, or it has been silent for stale_after_s), or None. A trial without a heartbeat yet is
+        judged by its start time, so a peer that has just asked for it is left alone, and a trial nobody owns
+        is not waited for forever. ``alive_at``: each sweeper's last heartbeat (``navitune:alive:<owner>``); a
+        trial's own heartbeat attribute is what sweepers wrote before those existed."""
         owner = str(t.user_attrs.get(OWNER, ""))
-        if owner == self.owner:
-            return None
         owner_host, _, pid = owner.partition(":")
         if owner_host == host and pid.isdigit() and not alive(int(pid)):
             return f"its sweeper {owner} is gone"
