@@ -356,8 +356,9 @@ def alive(pid: int) -> bool:
 def _rdb_storage(url: str, attempts: int = 5, existing: bool = False) -> Any:
     """An RDBStorage. Two sweepers starting on an empty database race to create the schema (one of them
     sees "table already exists"): such errors are retried after a short random pause; an unreachable
-    server is not (it fails at once with one line). ``existing``: no table creation nor schema check, one
-    ``SELECT 1`` to know the server answers (on the one connection the storage then keeps)."""
+    server is not (it fails at once with one line). ``existing``: no table creation nor schema check (Optuna
+    still reads its version row at start, on the one connection the storage then keeps: an unreachable server
+    fails here all the same)."""
     import random
     import time
 
@@ -365,13 +366,8 @@ def _rdb_storage(url: str, attempts: int = 5, existing: bool = False) -> Any:
 
     for attempt in range(attempts):
         try:
-            if not existing:
-                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-            storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
-                                                 skip_table_creation=True, skip_compatibility_check=True)
-            with storage.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return storage
+            skips = {"skip_table_creation": True, "skip_compatibility_check": True} if existing else {}
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **skips)
         except Exception as caught:  # SQLAlchemy / driver errors of many kinds
             err = _underlying(caught)
             reason = message_line(err, 200)
