@@ -179,9 +179,10 @@ def base_record(p: Plan) -> dict[str, Any]:
             "record": str(rec.path(p.cycle_dir)), "registry": mask(p.uri), "overrides": [mask(o) for o in p.overrides]}
 
 
-def _params(p: Plan, report: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _params(p: Plan, report: dict[str, Any] | None, start: dict[str, Any]
+            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(candidate, champion) parameters, flat (``gamma``, ``road_weights.right``, ...): the candidate option the
-    report wrote, and the champion the sweep started from (its baseline)."""
+    report wrote, and the champion the sweep started from (``start``: :func:`start_record`; else its baseline)."""
     from experiment.registry.store import flat_policy, policy_from_yaml
 
     candidate = champion = None
@@ -190,7 +191,6 @@ def _params(p: Plan, report: dict[str, Any] | None) -> tuple[dict[str, Any] | No
     except Exception:  # noqa: BLE001 - no candidate yet
         if report:
             candidate = {k.removeprefix("policy."): v for k, v in (report.get("best_params") or {}).items()}
-    start = start_record(p)
     if start.get("champion_policy"):
         champion = flat_policy(start["champion_policy"])
     elif report:
@@ -201,8 +201,8 @@ def _params(p: Plan, report: dict[str, Any] | None) -> tuple[dict[str, Any] | No
 def full_record(p: Plan, decision: dict[str, Any], started: str) -> dict[str, Any]:
     report = _json(p.sweep_dir / "report.json")
     imp, ci = rec.improvements(report)
-    candidate, champion = _params(p, report)
     start = start_record(p)
+    candidate, champion = _params(p, report, start)
     outcome = decision.get("outcome", "incomplete")
     return base_record(p) | {
         "outcome": outcome,
