@@ -72,7 +72,7 @@ class _Reaper:
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._procs: dict[int, tuple[int, "Proc"]] = {}  # pidfd -> (pidfd, proc)
+        self._procs: dict[int, "Proc"] = {}  # pidfd -> its process
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -83,7 +83,7 @@ class _Reaper:
             threading.Thread(target=self._wait_one, args=(proc,), name=f"reap-{proc.popen.pid}", daemon=True).start()
             return
         with self._lock:
-            self._procs[pidfd] = (pidfd, proc)
+            self._procs[pidfd] = proc
             self._epoll.register(pidfd, select.EPOLLIN)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="kfp-standin-reaper", daemon=True)
@@ -98,13 +98,12 @@ class _Reaper:
         while True:  # the process's life: a daemon thread that sleeps until a process exits
             for fd, _ in self._epoll.poll():
                 with self._lock:
-                    entry = self._procs.pop(fd, None)
-                    if entry is not None:
+                    proc = self._procs.pop(fd, None)
+                    if proc is not None:
                         self._epoll.unregister(fd)
-                if entry is None:
+                if proc is None:
                     continue
                 os.close(fd)
-                proc = entry[1]
                 try:
                     proc.popen.wait()  # it has exited: returns at once (reaped here, or by whoever holds its lock)
                 finally:
