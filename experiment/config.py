@@ -48,6 +48,15 @@ MAX_REQUESTS_PER_HOUR = 1_000_000
 MAX_SHARE = 1_000_000
 # seeds are stored in the sink's INT64 ``seed`` column (and NumPy takes them as 64-bit words)
 MAX_SEED = (1 << 63) - 1
+# The scenario's city stays near the calibrated one: a demand trend of at most +-50 % a year (a recession's shock
+# was about -13 % in a year, docs/retune.md), a new hot spot at most 10 (Tokyo Station is 3.0), and on every day a
+# window simulates, a demand factor (month x trend x changes) in DAY_DEMAND_RANGE: the range the simulator's
+# calibration and memory estimate are meant for. So a far date (window.as_of=2999-12-31 with drifting's +2 %/year
+# is ~2e8 x the demand) is one line, not a 226 GiB allocation.
+TREND_PCT_RANGE = (-50.0, 50.0)
+DAY_DEMAND_RANGE = (0.2, 5.0)
+MAX_HOTSPOT_WEIGHT = 10.0
+MAX_HOTSPOT_SIGMA_M = 20_000.0
 
 
 @dataclass
@@ -430,6 +439,8 @@ def _check_scenario(cfg: Any) -> None:
         if len(values) != 12 or any(not (0 < float(v) <= 10) for v in values):
             raise _invalid(f"scenario.{key}", values, "12 factors in (0, 10], January first")
     parse_day("scenario.trend_anchor", node.trend_anchor)
+    lo, hi = TREND_PCT_RANGE
+    _number("scenario.trend_pct_per_year", node.trend_pct_per_year, lo, hi, f"percent a year in [{lo:g}, {hi:g}]")
     for i, c in enumerate(node.changes):
         key = f"scenario.changes[{i}]"
         parse_day(f"{key}.start", c.start)
@@ -437,10 +448,81 @@ def _check_scenario(cfg: Any) -> None:
             raise _invalid(f"{key}.end", c.end, f"null or a date after {key}.start ({c.start})")
         for f in ("demand", "patience", "congestion", "right_turn_delay", "fleet"):
             _number(f"{key}.{f}", getattr(c, f), 0, 10, "a factor in (0, 10]", lo_open=True)
+        if c.hotspot is not None:
+            hot = dict(c.hotspot)
+            _number(f"{key}.hotspot.weight", hot.get("weight"), 0, MAX_HOTSPOT_WEIGHT,
+                    f"a weight in (0, {MAX_HOTSPOT_WEIGHT:g}] (Tokyo Station is 3.0)", lo_open=True)
+            _number(f"{key}.hotspot.sigma_m", hot.get("sigma_m"), 0, MAX_HOTSPOT_SIGMA_M,
+                    f"metres in (0, {MAX_HOTSPOT_SIGMA_M:g}]", lo_open=True)
     try:
-        scenario_from_config(node)
+        scenario = scenario_from_config(node)
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"navitune: invalid config scenario: {err}") from None
+    _check_scenario_dates(cfg, scenario)
+
+
+def simulated_days(cfg: Any) -> tuple[dt.date, int]:
+    """(first day, number of days) the runs of a validated config simulate: the window and the day after it (the
+    last shifts' tails), and for a rolling window its test span up to ``as_of`` too (the report simulates it)."""
+    w = cfg.window
+    start, end = parse_day("window.start", w.start), parse_day("window.end", w.end)
+    if hasattr(w, "as_of"):
+        end = max(end, parse_day("window.as_of", w.as_of))
+    return start, (end - start).days + 1
+
+
+def demand_factors(scenario: Scenario, start: dt.date, n_days: int) -> tuple[float, dt.date, float, dt.date]:
+    """(lowest, its day, highest, its day) of the scenario's daily demand factor over ``n_days`` from ``start``."""
+    days = [start + dt.timedelta(days=i) for i in range(n_days)]
+    factors = [scenario.state(d).demand for d in days]
+    i, j = factors.index(min(factors)), factors.index(max(factors))
+    return factors[i], days[i], factors[j], days[j]
+
+
+def _check_scenario_dates(cfg: Any, scenario: Scenario) -> None:
+    """Every day a window simulates has a demand factor in :data:`DAY_DEMAND_RANGE`: a far date with a trend
+    (or a change's factor) would leave the simulator's calibrated range and its memory estimate."""
+    window = cfg.get("window") if hasattr(cfg, "get") else getattr(cfg, "window", None)
+    if window is None:
+        return
+    start, n_days = simulated_days(cfg)
+    low, low_day, high, high_day = demand_factors(scenario, start, n_days)
+    lo, hi = DAY_DEMAND_RANGE
+    if lo <= low and high <= hi:
+        return
+    factor, day = (high, high_day) if high > hi else (low, low_day)
+    key, value = ("window.as_of", window.as_of) if hasattr(window, "as_of") else ("window.start", window.start)
+    first, last = calendar_range(scenario)
+    raise ConfigError(
+        f"navitune: invalid config {key}={str(value)!r}: scenario={scenario.name} puts demand at {factor:.3g} x the "
+        f"calibrated city on {day} (trend {scenario.trend_pct_per_year:g} %/year from {scenario.trend_anchor}); "
+        f"allowed: windows whose daily demand factor stays in [{lo:g}, {hi:g}], for scenario={scenario.name} "
+        f"dates from {first} to {last}")
+
+
+def calendar_range(scenario: Scenario) -> tuple[dt.date, dt.date]:
+    """The months around the trend's anchor, as far as :data:`MIN_AS_OF`..:data:`MAX_AS_OF`, whose every day has
+    a demand factor in :data:`DAY_DEMAND_RANGE` (for the message of a date outside it)."""
+    from experiment.windows import MAX_AS_OF, MIN_AS_OF
+
+    lo, hi = DAY_DEMAND_RANGE
+
+    def month_ok(first: dt.date) -> bool:
+        nxt = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        low, _, high, _ = demand_factors(scenario, first, (nxt - first).days)
+        return lo <= low and high <= hi
+
+    def step(day: dt.date, months: int) -> dt.date:
+        k = day.year * 12 + day.month - 1 + months
+        return dt.date(k // 12, k % 12 + 1, 1)
+
+    anchor = scenario.trend_anchor.replace(day=1)
+    first = last = anchor
+    while first > MIN_AS_OF and month_ok(step(first, -1)):
+        first = step(first, -1)
+    while step(last, 1) <= MAX_AS_OF and month_ok(step(last, 1)):
+        last = step(last, 1)
+    return max(first, MIN_AS_OF), min(step(last, 1) - dt.timedelta(days=1), MAX_AS_OF)
 
 
 def scenario_from_config(node: Any) -> Scenario:
@@ -532,21 +614,29 @@ class JobSize:
     region: str
     drivers: int
     days: int
-    requests_per_hour: float  # after scaling to window.drivers
+    requests_per_hour: float  # after scaling to window.drivers and by the scenario's busiest day
     mib: float
+    demand_factor: float = 1.0  # the scenario's highest daily demand factor in the window (in requests_per_hour)
 
 
 def job_size(cfg: Any) -> JobSize:
-    """The estimated peak memory of one simulation of a validated config."""
+    """The estimated peak memory of one simulation of a validated config. The scenario's busiest day counts: its
+    demand factor scales the requests (the passengers' arrays); its fleet factor does not (a day's working drivers
+    are a share of the fleet, never more)."""
     from experiment.sim.memory import REGION_SIZES, estimate_peak_bytes
 
     r, w = cfg.region, cfg.window
     days = (parse_day("window.end", w.end) - parse_day("window.start", w.start)).days
     drivers = min(int(w.drivers), int(r.drivers)) if w.drivers is not None else int(r.drivers)
-    rph = float(r.requests_per_hour) * drivers / int(r.drivers)  # a capped fleet gets the same demand per driver
+    factor = 1.0
+    node = cfg.get("scenario") if hasattr(cfg, "get") else getattr(cfg, "scenario", None)
+    if node is not None:
+        start = parse_day("window.start", w.start)
+        factor = max(1.0, demand_factors(scenario_from_config(node), start, days + 1)[2])
+    rph = float(r.requests_per_hour) * drivers / int(r.drivers) * factor  # a capped fleet: same demand per driver
     network = str(r.name) if str(r.name) in REGION_SIZES else max(REGION_SIZES.values(), key=lambda n: n.n_nodes)
     mib = estimate_peak_bytes(network, drivers, days, rph) / 2**20
-    return JobSize(str(r.name), drivers, days, rph, mib)
+    return JobSize(str(r.name), drivers, days, rph, mib, factor)
 
 
 def available_mib() -> float:
@@ -594,8 +684,9 @@ def check_memory(cfg: Any, jobs: int = 1, key: str = "hydra.launcher.n_jobs") ->
     size, have = job_size(cfg), available_mib()
     if jobs * size.mib <= have:
         return
-    what = (f"region={size.region} with {size.drivers} drivers and {size.requests_per_hour:g} requests/h over "
-            f"{size.days} days needs ~{size.mib:,.0f} MiB (estimate)")
+    busiest = f" (the scenario's busiest day: {size.demand_factor:.3g} x demand)" if size.demand_factor > 1 else ""
+    what = (f"region={size.region} with {size.drivers} drivers and {size.requests_per_hour:g} requests/h{busiest} "
+            f"over {size.days} days needs ~{size.mib:,.0f} MiB (estimate)")
     budget = f"{have:,.0f} MiB available ({MEMORY_LIMIT_ENV} sets another budget)"
     most = int(have // size.mib)
     if most >= 1:

@@ -124,10 +124,21 @@ def check_secrets(cfg: DictConfig) -> str | None:
     for key, value in literal_secrets(container).items():
         if key.endswith("_env"):  # holds a variable's NAME; its owner refuses a value there with its own line
             continue
-        return (f"navitune: invalid config {key}={redact(value)!r}: it holds a secret in clear, which would "
-                "be saved with the run (.hydra/, MLflow); allowed: a reference such as "
-                "http://user:${oc.env:VAR}@host or ?password=${oc.env:VAR}, with VAR set in the environment")
+        return secret_in_clear("navitune", f"config {key}", value)
     return None
+
+
+def secret_in_clear(head: str, key: str, value: str, where: str = "saved with the run (.hydra/, MLflow)",
+                    allowed: str = "a reference such as http://user:${oc.env:VAR}@host or ?password=${oc.env:VAR}, "
+                                   "with VAR set in the environment") -> str | None:
+    """The one line refusing a secret written in clear (a URL's password or lone user, a secret query value, a
+    webhook's path) in ``value``, the value masked; None if it holds none. Used for the config
+    (:func:`check_secrets`) and for command-line options that end up in a compiled pipeline (``--driver-host``)."""
+    from hydra_plugins.navitune_shared.redact import holds_secret, redact
+
+    if not holds_secret(value):
+        return None
+    return f"{head}: invalid {key}={redact(value)!r}: it holds a secret in clear, which would be {where}; allowed: {allowed}"
 
 
 def check_sink(cfg: DictConfig) -> None:

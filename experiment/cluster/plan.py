@@ -18,7 +18,6 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from experiment.cluster.command import driver_overrides, key_of, retune_command, sweep_command
-from experiment.preflight import SWEEP_SYNTAX
 
 DEFAULT_DRIVER_HOST = "http://ml-pipeline.kubeflow:8888"  # the KFP API service as pods reach it
 SCHEDULE_PREFIX = "navitune-retune-"
@@ -72,7 +71,7 @@ def split_argv(kind: str, argv: Sequence[str]) -> list[str]:
 
 def check_overrides(kind: str, overrides: Sequence[str]) -> None:
     """Overrides that would contradict the driver: another launcher, a local backend; for a schedule, a fixed
-    ``window.as_of`` or a sweep over regions."""
+    ``window.as_of`` (a sweep over regions or scenarios is retune's own refusal: :func:`check_retune_args`)."""
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
         if key == "hydra/launcher" and value != "kfp":
@@ -91,9 +90,6 @@ def check_overrides(kind: str, overrides: Sequence[str]) -> None:
         if kind == "schedule" and key == "window" and value != "rolling":
             raise ClusterError(f"navitune schedule: invalid window={value!r}; allowed: rolling, or leave it out (a "
                                "cycle tunes and tests on the rolling windows before its scheduled date)")
-        if kind == "schedule" and key in ("region", "scenario") and SWEEP_SYNTAX.search(value):
-            raise ClusterError(f"navitune schedule: invalid {key}={value!r}; allowed: one {key} (one schedule per "
-                               "region and scenario)")
 
 
 def check_retune_args(overrides: Sequence[str]) -> None:
@@ -237,6 +233,22 @@ def check_env(kind: str, cfg: DictConfig, settings: Any) -> None:
                 "(no secret)")
 
 
+def check_driver_host(kind: str, driver_host: str) -> None:
+    """``--driver-host`` is compiled into the driver's command: a token or password in it would be in clear in the
+    pipeline, the run and its description (the driver calls the in-cluster API without credentials). Refused as a
+    secret in ``hydra.launcher.host`` is (:func:`experiment.preflight.secret_in_clear`)."""
+    from experiment.preflight import secret_in_clear
+    from hydra_plugins.navitune_shared.redact import redact
+
+    allowed = f"the KFP API URL as pods reach it, http(s)://host[:port], without credentials (default {DEFAULT_DRIVER_HOST})"
+    problem = secret_in_clear(f"navitune {kind}", "--driver-host", driver_host,
+                              "compiled into the driver pipeline and its run", allowed)
+    if problem:
+        raise ClusterError(problem)
+    if not URL_RE.fullmatch(driver_host):
+        raise ClusterError(f"navitune {kind}: invalid --driver-host {redact(driver_host)!r}; allowed: {allowed}")
+
+
 def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HOST) -> Plan:
     """Check the command line of ``navitune submit`` / ``schedule create`` and settle the driver; raises
     :class:`ClusterError` (one line) on the first problem."""
@@ -245,9 +257,7 @@ def prepare(kind: str, argv: Sequence[str], driver_host: str = DEFAULT_DRIVER_HO
     from hydra_plugins.navitune_shared.proxy_settings import proxy_settings
     from hydra_plugins.navitune_shared.redact import without_userinfo
 
-    if not URL_RE.fullmatch(driver_host):
-        raise ClusterError(f"navitune {kind}: invalid --driver-host {driver_host!r}; allowed: the KFP API URL as "
-                           f"pods reach it, http(s)://host[:port] (default {DEFAULT_DRIVER_HOST})")
+    check_driver_host(kind, driver_host)
     overrides = split_argv(kind, argv)
     problem = check_group_choices(overrides)
     if problem:

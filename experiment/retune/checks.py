@@ -21,6 +21,8 @@ COMPUTED_KEYS = ("window.span", "window.start", "window.end", "window.seed", "wi
 SAMPLER_SEED = "hydra.sweeper.sampler.seed"
 ALLOWED_WINDOW = "window=rolling (or leave it out) with window.tune_days, window.test_days, window.drivers, " \
                  "window.max_shift_h"
+#: groups (and their keys) that fix WHAT a cycle tunes: one value each; a sweep there would tune them as parameters
+ONE_VALUE_GROUPS = ("region", "scenario", "demand", "window")
 
 
 class BadInput(Exception):
@@ -103,6 +105,10 @@ def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
     for o in overrides:
         key, _, value = o.partition("=")
         key = key.lstrip("+~")
+        if key.split(".", 1)[0] in ONE_VALUE_GROUPS and is_sweep(o):
+            raise _bad(f"invalid {key}={value}: a sweep, and a cycle tunes one region, scenario, demand and "
+                       "window; allowed: one value for region, scenario, demand and window.* (sweep policy.* only; "
+                       "one cycle, or schedule, per region and scenario)")
         if key == "window":
             if value != "rolling":
                 raise _bad(f"invalid override {o}: a cycle tunes and tests on its rolling windows; allowed: "
@@ -123,6 +129,18 @@ def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
                        f"directory); allowed: --as-of and the other overrides")
         kept.append(o)
     return as_of or today.isoformat(), kept
+
+
+def is_sweep(override: str) -> bool:
+    """Is ``override`` a sweep for Hydra (``a,b``, ``range(...)``, ``choice(...)``, ``interval(...)``,
+    ``glob(...)``)? Hydra's own parser decides, so a quoted ``'a,b'`` is one value; what it cannot parse is left
+    to the syntax check."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return bool(OverridesParser.create().parse_overrides([override])[0].is_sweep_override())
+    except Exception:  # noqa: BLE001 - a syntax error: check_override_syntax names it
+        return False
 
 
 def _compose(overrides: list[str]) -> DictConfig:

@@ -135,8 +135,12 @@ def prepare(s: Settings) -> None:
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
         path = Path(urllib.parse.unquote(s.uri.removeprefix("sqlite:///")))
         path.parent.mkdir(parents=True, exist_ok=True)
-    for name in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):
+    for name in ("alembic", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
+    # "Creating initial MLflow database tables..." (INFO), and on a database error (a full disk: "database or disk
+    # is full") a 50-line traceback it logs and then raises anyway as MlflowException: the Guard's one warning
+    # (or the registry's one line) says it, so MLflow's own logger of that module stays silent
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def probe(s: Settings) -> None:
