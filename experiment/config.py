@@ -214,9 +214,12 @@ class PathsConfig:
 @dataclass
 class RegistryConfig:
     """The champion in MLflow's Model Registry (experiment/registry): what the end of a sweep does when the
-    promotion rule holds. ``auto`` moves the ``champion`` alias; ``manual`` registers the ``challenger``."""
+    promotion rule holds. ``auto`` moves the ``champion`` alias; ``manual`` registers the ``challenger``.
+    A plain sweep (``python -m experiment -m``) is ``manual``: a quick look never replaces production behind a
+    user's back. ``navitune retune`` runs its cycle with ``auto``; a promotion still needs every guard to pass,
+    the report's scale included (docs/retune.md, "Who promotes")."""
 
-    promotion: str = "auto"
+    promotion: str = "manual"
 
 
 @dataclass
@@ -313,9 +316,50 @@ def _node_schema(schema: type, node: Any) -> type:
     return max([schema, *schema.__subclasses__()], key=lambda c: len(keys & {f.name for f in fields(c)}))
 
 
+ENV_REF = re.compile(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,)?")
+
+
+def env_references(cfg: DictConfig, webhooks: bool = False) -> list[tuple[str, str]]:
+    """(key, VAR) of every variable the composed config reads from the environment without a default: its
+    ``${oc.env:VAR}`` references and, with ``webhooks``, the ``webhook_env`` of its callbacks (``+notify=slack``)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                sub = f"{key}.{k}" if key else str(k)
+                if sub in ("hydra.overrides", "hydra.job"):
+                    continue  # the command line's own text, checked where it lands
+                if k == "webhook_env" and isinstance(v, str) and v:
+                    if webhooks:
+                        found.append((sub, v))
+                else:
+                    walk(v, sub)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, str):
+            found.extend((key, m.group(1)) for m in ENV_REF.finditer(node) if not m.group(2))
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return found
+
+
+def check_env_set(cfg: DictConfig) -> None:
+    """Every ``${oc.env:VAR}`` (without a default) names a variable that is set: resolving an unset one fails deep
+    inside OmegaConf (a traceback), or worse, reads as a missing value and is reported as another key's fault
+    (``hydra.sweeper.storage=None``). One line naming VAR and the key that reads it instead."""
+    for key, var in env_references(cfg):
+        if var not in os.environ:
+            raise ConfigError(f"navitune: config {key} reads environment variable {var}, which is not set; allowed: "
+                              f"{var} set in the environment (export {var}=...; on the cluster from "
+                              f"hydra.launcher.secrets), or a default: ${{oc.env:{var},<default>}}")
+
+
 def validate(cfg: DictConfig | NavituneConfig) -> None:
     """Check every key, range and cross-field rule; raise ConfigError on the first problem."""
     if isinstance(cfg, DictConfig):
+        check_env_set(cfg)
         _known_keys(cfg)
     _check_registry(cfg)
     r, d, w, p, s = cfg.region, cfg.demand, cfg.window, cfg.policy, cfg.sink

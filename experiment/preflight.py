@@ -11,7 +11,7 @@ from typing import Any
 from hydra_plugins.navitune_shared.errors import invalid_text
 from omegaconf import DictConfig, OmegaConf
 
-from experiment.config import CONF_DIR as _CONF_DIR, ConfigError, check_memory, register_configs
+from experiment.config import CONF_DIR as _CONF_DIR, ConfigError, check_env_set, check_memory, register_configs
 from experiment.errors import SinkError
 
 CONF_DIR = str(_CONF_DIR)
@@ -169,8 +169,12 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
             cfg = compose(config_name="config", overrides=overrides + hydra_args, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - a composition problem: Hydra reports it itself
         return None
+    try:
+        check_env_set(cfg)  # the hydra node's references too (hydra.sweeper.storage's password)
+    except ConfigError as err:
+        return str(err)
     problem = (kfp_preflight(cfg) or check_secrets(cfg) or pool_preflight(cfg)
-               or check_node(OmegaConf.select(cfg, "hydra.sweeper")))
+               or check_node(OmegaConf.select(cfg, "hydra.sweeper")) or check_report(cfg))
     if problem:
         return problem
     try:
@@ -178,6 +182,25 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
     except ConfigError as err:
         return str(err)
     return check_search_space(cfg, argv, *jobs_at_once(cfg))
+
+
+def check_report(cfg: DictConfig) -> str | None:
+    """The end-of-sweep report's settings (``hydra.callbacks.report.*``), checked as the report checks them: Hydra
+    builds the callback only after the sweep's directory exists, and ``retune`` writes its lock and record before
+    the sweep starts, so a report that cannot run (``replications=0``) is refused here, before either."""
+    from experiment.report.settings import ReportError, ReportSettings
+
+    node = OmegaConf.select(cfg, "hydra.callbacks.report", default=None)
+    if not isinstance(node, DictConfig):
+        return None
+    values = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(values, dict)
+    keys = ("replications", "window", "workers", "match_scale", "plots")
+    try:
+        ReportSettings(**{k: values[k] for k in keys if k in values}).check()
+    except ReportError as err:
+        return str(err).replace("navitune.report:", "navitune:", 1).replace("report.", "hydra.callbacks.report.", 1)
+    return None
 
 
 def jobs_at_once(cfg: DictConfig) -> tuple[int, str]:

@@ -192,39 +192,13 @@ def check_image(kind: str, image: str) -> None:
                            "us-docker.pkg.dev/<project>/<repo>/navitune-job:<tag> (make image IMAGE=..., docker push)")
 
 
-ENV_REF = re.compile(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,)?")
-
-
-def env_references(cfg: DictConfig) -> list[tuple[str, str]]:
-    """(key, VAR) of every variable the composed config reads from the environment without a default: its
-    ``${oc.env:VAR}`` references and the ``webhook_env`` of its callbacks (``+notify=slack``)."""
-    found: list[tuple[str, str]] = []
-
-    def walk(node: Any, key: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                sub = f"{key}.{k}" if key else str(k)
-                if sub in ("hydra.overrides", "hydra.job"):
-                    continue  # the command line's own text, checked where it lands
-                if k == "webhook_env" and isinstance(v, str) and v:
-                    found.append((sub, v))
-                else:
-                    walk(v, sub)
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{key}[{i}]")
-        elif isinstance(node, str):
-            found.extend((key, m.group(1)) for m in ENV_REF.finditer(node) if not m.group(2))
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-    return found
-
-
 def check_env(kind: str, cfg: DictConfig, settings: Any) -> None:
     """The driver pod has only the variables ``hydra.launcher.secrets`` and ``hydra.launcher.env`` give it: a
     reference to any other one (a password set only on this machine) would fail in the pod."""
+    from experiment.config import env_references
+
     given = set(settings.env) | {env for s in settings.secrets for env in s.secret_key_to_env.values()}
-    for key, var in env_references(cfg):
+    for key, var in env_references(cfg, webhooks=True):
         if var not in given and var != "MLFLOW_TRACKING_URI":  # that one: check_tracking
             raise ClusterError(
                 f"navitune {kind}: {key} reads environment variable {var}, which the driver pod does not have; "

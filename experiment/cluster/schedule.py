@@ -17,7 +17,7 @@ import tempfile
 from typing import Any, Sequence
 
 from experiment.cluster.plan import SCHEDULE_PREFIX, ClusterError, prepare, schedule_name
-from experiment.cluster.submit import OneLineParser, add_driver_options, compiled
+from experiment.cluster.submit import OneLineParser, add_driver_options, check_output, compiled
 
 COMMANDS = ("create", "list", "pause", "resume", "delete")
 
@@ -38,30 +38,51 @@ def trigger(args: Any) -> dict[str, Any]:
     """The ``--cron`` / ``--every`` / ``--start`` of ``create`` (exactly one of the first two), checked."""
     import datetime as dt
 
-    from hydra_plugins.navitune_kfp.recurring import CRON_ALLOWED, TriggerError, normalize_cron, parse_every
+    from hydra_plugins.navitune_kfp.recurring import (
+        CRON_ALLOWED, MIN_PERIOD_S, TriggerError, check_period, normalize_cron, parse_every)
 
     if (args.cron is None) == (args.every is None):
         raise ClusterError("navitune schedule create: give one of --cron EXPR or --every DURATION; allowed: e.g. "
                            "--cron '0 3 * * MON' or --every 7d")
-    start = None
-    if args.start is not None:
-        try:
-            when = dt.datetime.fromisoformat(args.start.replace("Z", "+00:00"))
-        except ValueError:
-            raise ClusterError(f"navitune schedule create: invalid --start {args.start!r}; allowed: an RFC 3339 time "
-                               "such as 2026-12-07T03:00:00Z") from None
-        start = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-        start = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    start = None if args.start is None else start_time(args.start)
     try:
         if args.cron is not None:
-            return {"cron": normalize_cron(args.cron), "start_time": start}
-        return {"every_s": parse_every(args.every), "start_time": start}
+            cron = normalize_cron(args.cron)
+            check_period(cron=cron)
+            return {"cron": cron, "start_time": start}
+        every = parse_every(args.every)
+        check_period(every_s=every)
+        return {"every_s": every, "start_time": start}
     except TriggerError as err:
         if args.cron is not None:
             raise ClusterError(f"navitune schedule create: invalid --cron {args.cron!r}: {err}; allowed: "
                                f"{CRON_ALLOWED}") from None
         raise ClusterError(f"navitune schedule create: invalid --every {args.every!r}: {err}; allowed: e.g. 7d, "
-                           "12h, 90m (60 s .. 366 days)") from None
+                           f"12h, 90m ({MIN_PERIOD_S // 3600} h .. 366 days)") from None
+
+
+#: --start: the span of dates a cycle can have (experiment.windows MIN_AS_OF .. MAX_AS_OF)
+START_ALLOWED = "an RFC 3339 time from 2000-01-01T00:00:00Z to 2999-12-31T23:59:59Z, such as 2026-12-07T03:00:00Z"
+
+
+def start_time(text: str) -> str:
+    """``--start`` as KFP's UTC ``YYYY-MM-DDThh:mm:ssZ``, or one line: not a time, not ASCII, or outside the dates
+    a cycle can have (a far offset such as ``9999-12-31T23:59:59-14:00`` would overflow the year)."""
+    import datetime as dt
+
+    from experiment.windows import MAX_AS_OF, MIN_AS_OF
+
+    bad = ClusterError(f"navitune schedule create: invalid --start {text!r}; allowed: {START_ALLOWED}")
+    if not text.isascii():
+        raise bad
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        utc = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        raise bad from None
+    if not MIN_AS_OF <= utc.date() <= MAX_AS_OF:
+        raise bad
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_champion(plan: Any) -> None:
@@ -88,6 +109,7 @@ def create(args: Any, rest: list[str]) -> str:
     from hydra_plugins.navitune_kfp.recurring import Session, describe_trigger, period_s
 
     when = trigger(args)
+    check_output("schedule create", args.output)
     plan = prepare("schedule", rest, args.driver_host)
     check_champion(plan)
     with tempfile.TemporaryDirectory() as tmp:  # default deadline: the period, so no cycle outlives the next

@@ -26,9 +26,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def whole(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number in [low, high]."""
+    """An argparse type: a whole number in [low, high] (ASCII digits: ``int`` reads other scripts' digits too)."""
     def parse(text: str) -> int:
-        if not text.strip().isdigit() or not low <= int(text) <= high:
+        if not (text.strip().isascii() and text.strip().isdigit()) or not low <= int(text) <= high:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in {low}..{high}")
         return int(text)
     return parse
@@ -64,6 +64,17 @@ def parser() -> OneLineParser:
     return p
 
 
+def check_output(kind: str, output: str | None) -> None:
+    """``--output`` is a file to write the compiled pipeline to: one line, before anything is compiled, if it
+    names a directory or a file in a directory that does not exist."""
+    if output is None:
+        return
+    path = Path(output).expanduser()
+    if not output.strip() or path.is_dir() or not path.absolute().parent.is_dir():
+        raise ClusterError(f"navitune {kind}: invalid --output {output!r}; allowed: a file path (not a directory) in "
+                           "an existing directory, for the compiled driver pipeline (YAML)")
+
+
 def compiled(plan: Plan, args: argparse.Namespace, tmp: str, timeout_s: int | None = None) -> Path:
     path = Path(args.output) if args.output else Path(tmp) / "driver.yaml"
     compile_plan(plan, path, args.retries, args.retry_backoff_s, timeout_s=args.timeout or timeout_s)
@@ -90,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args, rest = parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
     try:
+        check_output("submit", args.output)
         plan = prepare("submit", rest, args.driver_host)
         with tempfile.TemporaryDirectory() as tmp:
             package = compiled(plan, args, tmp)

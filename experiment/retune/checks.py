@@ -153,7 +153,16 @@ def sweep_argv(as_of: str, scenario: str, overrides: list[str]) -> list[str]:
     """The cycle's sweep: rolling windows at as_of, its own study (the scenario in its name: two scenarios'
     cycles at one as_of are two studies) and directory, job directories named by trial number (a resumed
     cycle adds to them instead of overwriting the first run's), and the sampler's seed of this cycle."""
-    return ["-m", *overrides, *own_overrides(as_of, scenario), *sampler_seed(as_of, overrides)]
+    return ["-m", *overrides, *own_overrides(as_of, scenario), *sampler_seed(as_of, overrides),
+            *auto_promotion(overrides)]
+
+
+def auto_promotion(overrides: list[str]) -> list[str]:
+    """A cycle decides with ``registry.promotion=auto`` (a plain sweep's default is ``manual``); the user's
+    ``registry.promotion=manual`` wins. Every guard still applies, the report's scale included."""
+    if any(o.lstrip("+~").split("=", 1)[0] == "registry.promotion" for o in overrides):
+        return []
+    return ["registry.promotion=auto"]
 
 
 def sampler_seed(as_of: str, overrides: list[str]) -> list[str]:
@@ -193,6 +202,12 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     except Exception as err:  # noqa: BLE001 - the full check names it in one line (Hydra's own spans several)
         first = (str(err.__cause__ or err).strip().splitlines() or [""])[0]
         raise BadInput(preflight(["-m", *overrides, *base]) or f"navitune retune: {first}") from None
+    from experiment.config import ConfigError, check_env_set
+
+    try:
+        check_env_set(cfg)  # before anything below resolves the config (tracking.uri may read a password)
+    except ConfigError as err:
+        raise BadInput(str(err).replace("navitune:", "navitune retune:", 1)) from None
     if OmegaConf.select(cfg, "tracking.kind") == "off" or OmegaConf.select(cfg, "tracking.uri") in (None, ""):
         raise BadInput("navitune retune: invalid config tracking=off: the cycle's decision needs the champion in "
                        "MLflow's Model Registry; allowed: tracking=local or tracking=server")

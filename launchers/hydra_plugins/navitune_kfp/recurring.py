@@ -24,9 +24,13 @@ MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NO
 DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
 DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 CRON_ALLOWED = ("5 fields 'minute hour day-of-month month day-of-week' (UTC), or 6 with seconds first as KFP "
-                "writes them, or one of " + ", ".join(DESCRIPTORS) + "; e.g. '0 3 * * MON' (Mondays 03:00 UTC)")
+                "writes them, or one of " + ", ".join(DESCRIPTORS) + ", in ASCII, that fires at most once an hour; "
+                "e.g. '0 3 * * MON' (Mondays 03:00 UTC)")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MIN_INTERVAL_S = 60
+# a schedule fires one re-tuning cycle (a whole sweep, its report and a decision) at most once an hour: a faster
+# trigger ('* * * * * *' fires every second) would pile up cycles and give each a deadline shorter than its sweep
+MIN_PERIOD_S = 3600
 MAX_INTERVAL_S = 366 * 86400
 PAGE = 100
 MAX_PAGES = 50  # every listing is bounded: at most 5,000 items
@@ -39,7 +43,7 @@ class TriggerError(ValueError):
 def _value(text: str, low: int, high: int, names: dict[str, int]) -> int:
     if text.upper() in names:
         return names[text.upper()]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise TriggerError(f"{text!r} is not a number")
     value = int(text)
     if not low <= value <= high:
@@ -70,6 +74,8 @@ def _check_field(text: str, name: str, low: int, high: int) -> None:
 def normalize_cron(expr: str) -> str:
     """``expr`` as KFP's six-field cron (seconds first), or a descriptor; :class:`TriggerError` if it is not one."""
     text = " ".join(str(expr).split())
+    if not text.isascii():
+        raise TriggerError("characters outside ASCII (digits are 0-9, names such as MON or JAN)")
     if text.startswith("@"):
         if text in DESCRIPTORS:
             return text
@@ -86,7 +92,7 @@ def normalize_cron(expr: str) -> str:
 
 def parse_every(text: str) -> int:
     """An interval such as ``7d``, ``12h``, ``90m``, ``3600s`` or ``1w``, in seconds (60 s .. 366 days)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(text))
+    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(text), re.ASCII)
     if not m:
         raise TriggerError("not a whole number with a unit s, m, h, d or w")
     seconds = int(m.group(1)) * UNITS[m.group(2) or "s"]
@@ -95,20 +101,47 @@ def parse_every(text: str) -> int:
     return seconds
 
 
-def period_s(cron: str | None = None, every_s: int | None = None, fires: int = 1000) -> int:
-    """A trigger's period in seconds: the interval, or the smallest gap between two of a cron's next ``fires``
-    fire times (KFP's six fields, seconds first, or a descriptor)."""
-    if every_s is not None:
-        return int(every_s)
+def fire_times(cron: str, fires: int = 1000) -> list[float]:
+    """Up to ``fires`` fire times (epoch seconds) of a cron (KFP's six fields, seconds first, or a descriptor) from
+    a fixed day, so the answer is the same every day; fewer if croniter finds no more (``0 0 3 31 2 *``: none)."""
     import datetime as dt
 
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    try:
+        it = croniter(cron, start, second_at_beginning=not cron.startswith("@"))
+    except (CroniterError, ValueError) as err:
+        raise TriggerError(f"not a cron expression ({err})") from None
+    times: list[float] = []
+    try:
+        for _ in range(fires):
+            times.append(it.get_next(float))
+    except (CroniterError, ValueError, OverflowError):
+        pass  # no further date (or past year 9999): what was found is the answer
+    return times
+
+
+def period_s(cron: str | None = None, every_s: int | None = None, fires: int = 1000) -> int:
+    """A trigger's period in seconds: the interval, or the smallest gap between two of a cron's next ``fires``
+    fire times (KFP's six fields, seconds first, or a descriptor); :class:`TriggerError` for a cron that fires
+    less than twice (``0 3 31 2 *``, February 31st, never fires)."""
+    if every_s is not None:
+        return int(every_s)
     assert cron is not None
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)  # fixed: the same answer every day
-    it = croniter(cron, start, second_at_beginning=not cron.startswith("@"))
-    times = [it.get_next(float) for _ in range(fires)]
+    times = fire_times(cron, fires)
+    if len(times) < 2:
+        raise TriggerError("it never fires" if not times else "it fires only once")
     return int(min(b - a for a, b in zip(times, times[1:])))
+
+
+def check_period(cron: str | None = None, every_s: int | None = None) -> int:
+    """The period of a schedule's trigger, checked: it fires, at most once every :data:`MIN_PERIOD_S`."""
+    period = period_s(cron, every_s)
+    if period < MIN_PERIOD_S:
+        raise TriggerError(f"it fires every {period} s, more often than once every {MIN_PERIOD_S // 3600} h "
+                           "(one re-tuning cycle at a time)")
+    return period
 
 
 def describe_trigger(trigger: Any) -> str:
@@ -122,13 +155,29 @@ def describe_trigger(trigger: Any) -> str:
     return "no trigger"
 
 
+#: a command someone waits for (submit, schedule ...) gives up on an API it cannot reach within seconds, in one
+#: line: at most this many retries, 1 s apart then 2 s, each request bounded by a socket timeout; a sweep's own
+#: patience (hydra.launcher.api_retries, 6 by default, ~63 s and a warning per retry) is for unattended runs
+INTERACTIVE_RETRIES = 2
+INTERACTIVE_BACKOFF_S = 1.0
+INTERACTIVE_TIMEOUT_S = 30.0
+
+
 class Session(RemoteBackend):
-    """A connection to the KFP API (with :class:`RemoteBackend`'s retries of transient errors) that creates no
-    experiment until asked: listing or pausing a schedule must not create anything."""
+    """A connection to the KFP API (with :class:`RemoteBackend`'s retries of transient errors, bounded for a
+    command someone waits for) that creates no experiment until asked: listing or pausing a schedule must not
+    create anything."""
 
     def __init__(self, settings: LauncherSettings) -> None:  # noqa: D107 - no experiment, unlike the parent
+        import dataclasses
+        import socket
+
         from .errors import KFPUnavailable, LauncherShutdown
 
+        settings = dataclasses.replace(settings, api_retries=min(settings.api_retries, INTERACTIVE_RETRIES),
+                                       api_backoff_s=min(settings.api_backoff_s, INTERACTIVE_BACKOFF_S))
+        if socket.getdefaulttimeout() is None:  # urllib3's default: a black-holed host would hang for minutes
+            socket.setdefaulttimeout(INTERACTIVE_TIMEOUT_S)
         self.settings = settings
         self.closing = threading.Event()
         self.pipeline_spec = None
@@ -138,6 +187,20 @@ class Session(RemoteBackend):
             self.client = self._connect()
         except (KFPApiError, LauncherShutdown) as err:
             raise KFPUnavailable(f"kfp: cannot use the KFP API at hydra.launcher.host={settings.host}: {err}") from None
+
+    def api(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`RemoteBackend.api` without its warning per retry: the command's one line says what failed."""
+        import logging
+
+        from . import remote_backend
+
+        logger = logging.getLogger(remote_backend.__name__)
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            return super().api(what, fn, *args, **kwargs)
+        finally:
+            logger.setLevel(level)
 
     def experiment_for(self, name: str, description: str) -> str:
         """The id of the experiment ``name`` (created if missing; the oldest of that name)."""

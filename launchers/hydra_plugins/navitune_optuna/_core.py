@@ -111,8 +111,10 @@ class AsyncOptunaSweeperImpl:
         metric_names: Sequence[str] | None = None,
     ) -> None:
         check_settings(study_name=study_name, direction=direction, storage=storage, pruner=pruner, sampler=sampler)
-        if not isinstance(n_trials, int) or n_trials <= 0:
-            raise _invalid("n_trials", n_trials, "a whole number > 0")
+        from .validation import MAX_N_TRIALS, N_TRIALS_ALLOWED
+
+        if not isinstance(n_trials, int) or not 0 < n_trials <= MAX_N_TRIALS:
+            raise _invalid("n_trials", n_trials, N_TRIALS_ALLOWED)
         if not isinstance(n_jobs, int) or n_jobs <= 0:
             raise _invalid("n_jobs", n_jobs, "a whole number > 0")
         if not 0.0 <= float(max_failure_rate) <= 1.0:

@@ -24,6 +24,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 STUDY_NAME_ALLOWED = "null or 1-100 characters of A-Z a-z 0-9 . _ - starting with a letter or a digit"
 DIRECTIONS = ("minimize", "maximize")
+# a sweep's budget: far above any real study (the benchmarks run a few thousand trials), low enough that a typo
+# (n_trials=99999999999999999999) is refused instead of promising an ETA of 5.8e19 s
+MAX_N_TRIALS = 100_000
+N_TRIALS_ALLOWED = f"a whole number in [1, {MAX_N_TRIALS}]"
 # what the sweeper may instantiate (the same list it passes to Hydra's instantiate)
 WHITELIST = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optuna.pruners.*")
 
@@ -57,7 +61,7 @@ def check_node(sweeper: Any) -> str | None:
         check_settings(study_name=get("study_name"), direction=get("direction"), storage=get("storage"),
                        pruner=get("pruner"), sampler=get("sampler"))
         for key, ok, allowed in (
-            ("n_trials", lambda v: _whole(v) and v > 0, "a whole number > 0"),
+            ("n_trials", lambda v: _whole(v) and 0 < v <= MAX_N_TRIALS, N_TRIALS_ALLOWED),
             ("n_jobs", lambda v: _whole(v) and v > 0, "a whole number > 0"),
             ("max_retries", lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
             ("max_failure_rate", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a share in [0, 1]"),
