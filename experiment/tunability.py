@@ -32,6 +32,17 @@ SCANS: dict[str, tuple[float, ...]] = {
     "max_wait_min": (0.3, 1.0, 2.0, 4.0, 8.0, 30.0),
     "road_weights.right": (0.0, 1.0, 2.0, 4.0, 6.0, 10.0),
 }
+NAVI3 = tuple(SCANS)
+#: the road weights outside navi3, scanned around production (issue 19: none may be worth more than the
+#: talk's tuned three); relative to production's value, so the grid moves with it
+ROAD_WEIGHT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+ROAD_WEIGHTS = ("arterial", "collector", "local", "left", "straight", "uturn")
+
+
+def road_weight_scans(production: dict[str, float]) -> dict[str, tuple[float, ...]]:
+    """Scan points of every road weight outside navi3: production's value times ROAD_WEIGHT_FACTORS."""
+    return {f"road_weights.{k}": tuple(round(production[k] * f, 4) for f in ROAD_WEIGHT_FACTORS)
+            for k in ROAD_WEIGHTS}
 
 def production_params() -> NavigationParams:
     """The simulator's parameters of conf/policy/production.yaml (experiment.config.production_policy)."""
@@ -41,6 +52,7 @@ def production_params() -> NavigationParams:
 
 
 PRODUCTION = production_params()
+ALL_SCANS: dict[str, tuple[float, ...]] = SCANS | road_weight_scans(dict(production_policy()["road_weights"]))
 
 
 def short_window(n_days: int = 2, seed: int = 1) -> SimParams:
@@ -52,10 +64,17 @@ def short_window(n_days: int = 2, seed: int = 1) -> SimParams:
 
 
 def with_param(base: NavigationParams, name: str, value: float) -> NavigationParams:
-    if name == "road_weights.right":
-        turns = list(base.turn_weights)
-        turns[2] = value
-        return replace(base, turn_weights=tuple(turns))  # type: ignore[arg-type]
+    if name.startswith("road_weights."):
+        from experiment.sim.navigation import ROAD_CLASSES, TURN_TYPES
+
+        key = name.split(".", 1)[1]
+        if key in TURN_TYPES:
+            turns = list(base.turn_weights)
+            turns[TURN_TYPES.index(key)] = value
+            return replace(base, turn_weights=tuple(turns))  # type: ignore[arg-type]
+        classes = list(base.class_weights)
+        classes[ROAD_CLASSES.index(key)] = value
+        return replace(base, class_weights=tuple(classes))  # type: ignore[arg-type]
     return replace(base, **{name: value})
 
 
@@ -64,17 +83,39 @@ def _objective(params: SimParams) -> float:
 
 
 def scan(
-    names: Sequence[str] = tuple(SCANS), base: SimParams | None = None, workers: int = 2
+    names: Sequence[str] = tuple(SCANS), base: SimParams | None = None, workers: int = 2,
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, list[tuple[float, float]]]:
-    """Objective at each scan point of each parameter, others at production values."""
+    """Objective at each scan point of each parameter, others at production values (the mean over
+    ``seeds``, common random numbers across points; default: the base's seed)."""
     base = base or short_window()
-    jobs = [(n, v) for n in names for v in SCANS[n]]
-    runs = [replace(base, policy=with_param(base.policy or PRODUCTION, n, v)) for n, v in jobs]
+    seeds = list(seeds) if seeds else [base.seed]
+    jobs = [(n, v, s) for n in names for v in ALL_SCANS[n] for s in seeds]
+    runs = [replace(base, seed=s, policy=with_param(base.policy or PRODUCTION, n, v)) for n, v, s in jobs]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        values = list(pool.map(_objective, runs))
-    out: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
-    for (n, v), obj in zip(jobs, values):
-        out[n].append((v, obj))
+        values = list(pool.map(_objective, runs, chunksize=2))
+    acc: dict[tuple[str, float], list[float]] = {}
+    for (n, v, _), obj in zip(jobs, values):
+        acc.setdefault((n, v), []).append(obj)
+    return {n: [(v, float(np.mean(acc[(n, v)]))) for v in ALL_SCANS[n]] for n in names}
+
+
+def production_value(name: str) -> float:
+    """Production's value of a scanned parameter."""
+    p = production_policy()
+    if name.startswith("road_weights."):
+        return float(p["road_weights"][name.split(".", 1)[1]])
+    return float(p[name])
+
+
+def gains(scans: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    """Per parameter: the best scanned value's gain over production's (%), production being a scan point."""
+    out = {}
+    for name, pts in scans.items():
+        prod = production_value(name)
+        at_prod = [y for x, y in pts if math.isclose(x, prod, rel_tol=1e-9)]
+        ref = at_prod[0] if at_prod else float(np.interp(prod, *zip(*sorted(pts))))
+        out[name] = round(100.0 * (max(y for _, y in pts) / ref - 1.0), 2)
     return out
 
 
@@ -84,19 +125,27 @@ def plot(scans: dict[str, list[tuple[float, float]]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(scans), figsize=(4.2 * len(scans), 3.4), constrained_layout=True)
-    prod = {"gamma": PRODUCTION.gamma, "max_wait_min": PRODUCTION.max_wait_min,
-            "road_weights.right": PRODUCTION.turn_weights[2]}
-    for ax, (name, pts) in zip(axes, scans.items()):
+    n = len(scans)
+    cols = min(n, 3 if n <= 3 else 5)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.2 * rows), constrained_layout=True, squeeze=False)
+    g = gains(scans)
+    lo = min(min(y for _, y in pts) for pts in scans.values())
+    hi = max(max(y for _, y in pts) for pts in scans.values())
+    for ax, (name, pts) in zip(axes.ravel(), scans.items()):
         xs, ys = zip(*pts)
-        ax.plot(xs, ys, "o-")
-        ax.axvline(prod[name], color="grey", ls="--", label="production")
-        if name == "max_wait_min":
+        ax.plot(xs, ys, "o-", color="C0" if name in NAVI3 else "C1")
+        ax.axvline(production_value(name), color="grey", ls="--", label="production")
+        if name == "max_wait_min" or (name.startswith("road_weights.") and name not in NAVI3):
             ax.set_xscale("log")
-        ax.set_xlabel(name)
-        ax.set_ylabel("revenue per driver-day (yen)")
-        ax.legend()
-    fig.suptitle("tokyo_central, 2-day window: one parameter at a time, others at production")
+        ax.set_ylim(lo - 0.01 * hi, hi * 1.01)  # one scale: which parameters matter shows at a glance
+        ax.set_title(f"{name}: best +{g[name]:.1f} %", fontsize=9)
+        ax.set_ylabel("yen per driver-day", fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.suptitle("tokyo_central, 2-day window: one parameter at a time, others at production "
+                 "(blue: navi3, orange: the other road weights)")
     fig.savefig(path, dpi=110)
 
 
@@ -243,6 +292,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds per point (with --scenario)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", help="also write the JSON to this file")
+    ap.add_argument("--all", action="store_true",
+                    help="scan every road weight too (issue 19), and report each parameter's gain over production")
     args = ap.parse_args()
     if args.scenario:
         from experiment.config import ConfigError
@@ -265,10 +316,13 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
         print(text)
         return
-    scans = scan(base=short_window(args.days))
+    names = tuple(ALL_SCANS) if args.all else tuple(SCANS)
+    scans = scan(names, base=short_window(args.days), workers=args.workers,
+                 seeds=tuple(range(1, args.seeds + 1)))
     if args.plot:
         plot(scans, args.plot)
-    print(json.dumps(scans))
+    print(json.dumps({"scans": scans, "gain_pct": gains(scans), "n_days": args.days,
+                      "seeds": list(range(1, args.seeds + 1))} if args.all else scans))
 
 
 if __name__ == "__main__":

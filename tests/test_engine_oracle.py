@@ -65,7 +65,7 @@ def run_both(p: SimParams, **ref_kw) -> tuple[SimOutput, SimOutput]:
 CASES = {
     # region, drivers, requests/h, weekday, days, seed, policy, max_shift_h
     "ring_cruise": SimParams("ring_city", 40, 300.0, 2, 1, 3, policy=None, max_shift_h=8),
-    "ring_nav_busy": SimParams("ring_city", 40, 1500.0, 4, 1, 1, policy=NAV, max_shift_h=8),
+    "ring_nav_busy": SimParams("ring_city", 40, 1500.0, 4, 1, 2, policy=NAV, max_shift_h=8),
     "tokyo_cruise": SimParams("tokyo_central", 60, 300.0, 0, 1, 11, policy=None, max_shift_h=10),
     "tokyo_nav": SimParams("tokyo_central", 30, 120.0, 5, 1, 2, policy=NAV, max_shift_h=7),
     # full-length shifts: alternate-day drivers take all three breaks

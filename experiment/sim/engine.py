@@ -44,14 +44,10 @@ ACCUMULATORS = (
 )
 
 
-#: entries per refill of the random buffer (tests lower it to exercise refills)
-DRAW_CHUNK_MIN = 1 << 20
-
-
-def draw_chunk(n_drivers: int) -> int:
-    """Entries per refill of the random buffer: 2**20 (as always), or the fleet if larger, so one pass
-    (at most every driver moves once) always fits."""
-    return max(DRAW_CHUNK_MIN, int(n_drivers))
+def run_key(seed: int) -> int:
+    """The run's key of the counter-based choice draws (:func:`experiment.sim.kernels.choice_draw`): every
+    decision's draw is a hash of this key, the driver and the driver's own decision number."""
+    return int(np.random.default_rng([seed, 303]).integers(0, 1 << 63, dtype=np.int64))
 
 
 class SimulationStopped(Exception):
@@ -89,7 +85,12 @@ class SimOutput:
 
 
 class Engine:
-    """Runs one simulation; ``policy`` gives each slot's rounded cumulative choice counts (D-1, edges)."""
+    """Runs one simulation; ``policy`` gives each slot's rounded cumulative choice counts (D-1, edges).
+
+    Each decision of a vacant driver draws its table entry from a counter-based hash of the run's key
+    (``draw_key``, from the seed), the driver and the driver's own decision number, not from one stream that
+    all drivers consume in turn: with common random numbers, a decision that changes (a parameter moved a
+    little) changes that driver's path, not every later draw of every driver (issue 19)."""
 
     def __init__(
         self,
@@ -122,7 +123,7 @@ class Engine:
         self.policy = policy
         self.slot_min = slot_min
         self.start_hour_of_week = start_weekday * 24
-        self.rng = np.random.default_rng([seed, 303])
+        self.draw_key = run_key(seed)
         self.s = settings or EngineSettings()
         self.turn_delay_min = turn_delay_s(net.drive_side) / 60.0
         # the scenario (experiment.sim.scenario): travel time per calendar day, right turns per window
@@ -169,7 +170,7 @@ class Engine:
             "t": np.zeros(n_drivers), "t_vac": np.full(n_drivers, inf), "t_busy": np.full(n_drivers, inf),
             "cur": np.full(n_drivers, -1, dtype=i64), "shift_end": np.full(n_drivers, inf),
             "break_j": np.zeros(n_drivers, dtype=i64), "next_break": np.full(n_drivers, inf),
-            "check_at": np.full(n_drivers, inf),
+            "check_at": np.full(n_drivers, inf), "n_moves": np.zeros(n_drivers, dtype=i64),
         }
         depot_of = np.ascontiguousarray(self.driver_depot, dtype=i64)
         worst_cong = float(np.max(congestion(np.arange(168))))
@@ -185,9 +186,7 @@ class Engine:
         q_head = q_ptr[:-1].copy()
         exp_order = np.argsort(pax.expiry, kind="stable").astype(i64)
         n_k = ChoiceTable.K
-        rng = self.rng
-        chunk = draw_chunk(n_drivers)
-        draws = rng.integers(0, n_k, chunk).astype(np.int8)  # which row entry each decision takes
+        key = np.uint64(self.draw_key)
 
         horizon = int(np.ceil(np.max(sh.end))) + 24 * 60 if n_sh else 0
         bounds = np.arange(0, horizon + 2, dtype=float)
@@ -224,18 +223,11 @@ class Engine:
         while k < horizon:
             slot = k // self.slot_min
             k_to = min((slot + 1) * self.slot_min, horizon)
-            counts = np.ascontiguousarray(self.policy.slot_counts(slot), dtype=np.int8)
+            counts = np.ascontiguousarray(self.policy.slot_counts(slot), dtype=np.uint16)
             code, k_last, n = kernels.drive_span(
                 k, k_to, resume, *settings, *drv.values(), *const, *(acc[a] for a in ACCUMULATORS),
-                acc["t_end"], *pax_args, *ptrs, *net_args, counts, first_pair, draws, *log, counters, *scratch,
+                acc["t_end"], *pax_args, *ptrs, *net_args, counts, first_pair, key, *log, counters, *scratch,
             )
-            if code == kernels.NEED_DRAWS:  # refill for the whole pass, as the vectorised loop does
-                if n > chunk:  # cannot happen (chunk >= fleet): would refill forever
-                    raise RuntimeError(f"{n} drivers move in one pass but the random buffer holds {chunk}")
-                draws = rng.integers(0, n_k, chunk).astype(np.int8)
-                counters[kernels.C_POS] = 0
-                k, resume = k_last, n
-                continue
             if code == kernels.SHIFTS_OVERLAP:
                 raise AssertionError("a driver's shifts overlap")
             k1 = k_last + 1

@@ -15,15 +15,20 @@ import numpy as np
 
 from .engine import (
     ABANDONED, BREAK, OCCUPIED, OFF, PENDING, RETURNING, SERVED, VACANT, WAITING,
-    Engine, SimOutput, SimulationStopped, draw_chunk,
+    Engine, SimOutput, SimulationStopped,
 )
-from .navigation import ChoiceTable
+from .kernels import choice_draws
 from .shifts import MAX_BREAKS
 from .traffic import congestion
 
 
 class NumpyEngine(Engine):
-    """:class:`Engine` with the vectorised NumPy loop in place of the compiled one."""
+    """:class:`Engine` with the vectorised NumPy loop in place of the compiled one.
+
+    ``move_log``: set it to a list before :meth:`run` and every move is appended to it as (drivers, pairs
+    taken, times of the decisions) arrays (:mod:`experiment.sim.diagnostics`)."""
+
+    move_log: list | None = None
 
     def run(self, on_day: Callable[[int, float], bool] | None = None, n_days: int | None = None) -> SimOutput:
         net, pax, sh = self.net, self.pax, self.shifts
@@ -65,10 +70,9 @@ class NumpyEngine(Engine):
         fare, trip_min, trip_km = self.fare, self.trip_min, self.trip_km
         out_min, out_km, drop_edge = self.outside_min, self.pax.outside_km, self.dropoff_edge
         arrival, expiry = pax.arrival, pax.expiry
-        rng = self.rng
-        n_k = ChoiceTable.K
-        chunk = draw_chunk(n_drivers)
-        draws, pos = rng.integers(0, n_k, chunk), 0  # which row entry each decision takes
+        key = self.draw_key
+        n_moves = np.zeros(n_drivers, dtype=np.int64)  # each driver's decisions so far (keys its draws)
+        first_pair = net.state_ptr[:-1]
 
         # from the window start (customers who hail before the first shift are counted, and give up)
         k0 = 0
@@ -79,7 +83,8 @@ class NumpyEngine(Engine):
         exp_ptr = np.searchsorted(expiry[exp_order], bounds - 1.0)  # patience ran out before minute k
         cong_hour = congestion(self.start_hour_of_week + np.arange(horizon // 60 + 2))
         reported = 0
-        slot, table = -1, np.empty(0, dtype=np.int64)
+        slot, counts = -1, np.empty((0, 0), dtype=np.uint16)
+        move_log = self.move_log  # diagnostics: (drivers, pairs, times) of every move, when a list
 
         for i, k in enumerate(range(k0, horizon)):
             k1 = k + 1.0
@@ -134,7 +139,7 @@ class NumpyEngine(Engine):
             cong = cong_hour[k // 60]
             if k // self.slot_min != slot:
                 slot = k // self.slot_min
-                table = nav.table(slot)
+                counts = nav.slot_counts(slot)
             # --- vacant drivers drive edge by edge until they pass the end of this minute
             while True:
                 m = np.flatnonzero(t_vac < k1)
@@ -218,10 +223,11 @@ class NumpyEngine(Engine):
                         if m.size == 0:
                             continue
                 decisions += m.size
-                if pos + m.size > draws.size:
-                    draws, pos = rng.integers(0, n_k, chunk), 0
-                pair = table[e * n_k + draws[pos:pos + m.size]]
-                pos += m.size
+                j = choice_draws(key, m, n_moves[m])
+                n_moves[m] += 1
+                pair = first_pair[e] + (counts[:, e] <= j[None, :]).sum(axis=0)
+                if move_log is not None:
+                    move_log.append((m.copy(), pair.astype(np.int64), tm.copy()))
                 nxt = pair_to[pair]
                 dt = pair_time[pair] * (cong / cruise_div) + pair_delay[pair]
                 sid = cur[m]

@@ -50,17 +50,52 @@ OFF, VACANT, OCCUPIED, BREAK, RETURNING = 0, 1, 2, 3, 4
 WAITING, SERVED, ABANDONED, PENDING = 0, 1, 2, 3
 
 #: return codes of :func:`drive_span`
-SPAN_DONE, RUN_FINISHED, NEED_DRAWS, SHIFTS_OVERLAP = 0, 1, 2, 3
+SPAN_DONE, RUN_FINISHED, SHIFTS_OVERLAP = 0, 1, 3
 
-# counters shared between calls (one int64 array): draw position, trip-log length, decisions, minute
-C_POS, C_LOG, C_DECISIONS = 0, 1, 2
+# counters shared between calls (one int64 array): (unused), trip-log length, decisions
+C_LOG, C_DECISIONS = 1, 2
+
+#: the choice tables' resolution: a decision draws j uniform in 0 .. CHOICE_K - 1 and takes the action whose
+#: rounded cumulative count first exceeds j (probabilities to 1/32768; uint16 counts)
+CHOICE_BITS = 15
+CHOICE_K = 1 << CHOICE_BITS
+
+# counter-based random draws (SplitMix64's finaliser over the run's key, the driver and the driver's own
+# decision number): a decision's draw depends on who decides and how many decisions that driver made before,
+# not on how many draws other drivers consumed, so one changed decision does not reshuffle every later one
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_ODD = np.uint64(0xD1B54A32D192ED69)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_SHIFT_K = np.uint64(64 - CHOICE_BITS)
+
+
+@njit(cache=True)
+def choice_draw(key, driver, n):
+    """j in 0 .. CHOICE_K - 1 for the ``n``-th decision (from 0) of ``driver`` in the run keyed ``key``."""
+    z = np.uint64(key) + np.uint64(driver) * _GOLD + np.uint64(n) * _ODD
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    z = z ^ (z >> _S31)
+    return np.int64(z >> _SHIFT_K)
+
+
+def choice_draws(key: int, driver: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`choice_draw` vectorised with NumPy (uint64 arithmetic wraps modulo 2**64, as the compiled one)."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + np.asarray(driver).astype(np.uint64) * _GOLD + np.asarray(n).astype(np.uint64) * _ODD
+        z = (z ^ (z >> _S30)) * _M1
+        z = (z ^ (z >> _S27)) * _M2
+        z = z ^ (z >> _S31)
+    return (z >> _SHIFT_K).astype(np.int64)
 
 
 @njit(cache=True)
 def drive_span(
     k_from, k_to, resume_n, n_k, cruise_div, buffer_min, max_breaks,
     # per driver (state, mutated)
-    state, edge, t, t_vac, t_busy, cur, shift_end, break_j, next_break, check_at,
+    state, edge, t, t_vac, t_busy, cur, shift_end, break_j, next_break, check_at, n_moves,
     # per driver (constant)
     depot_of, home_max, depot_edge,
     # shifts
@@ -74,17 +109,17 @@ def drive_span(
     start_ptr, arr_ptr, exp_ptr, cong_hour,
     # network
     edge_dst, edge_len_km, pair_to, pair_time, pair_delay, depot_time, depot_len,
-    # this slot's choice counts (D-1, E), each edge's first pair, and the random buffer
-    counts, first_pair, draws,
+    # this slot's choice counts (D-1, E), each edge's first pair, and the run's random key
+    counts, first_pair, draw_key,
     # trip log (mutated), counters, scratch
     log_sid, log_pid, log_t0, counters, movers, corner, hit,
 ):
     """Simulate minutes ``k_from .. k_to - 1`` (one navigation slot at most), like ``Engine.run``.
 
     Returns ``(code, k, n)``: ``SPAN_DONE`` after minute ``k_to - 1``; ``RUN_FINISHED`` when every shift
-    has ended after minute ``k``; ``NEED_DRAWS`` when the random buffer has fewer entries than the ``n``
-    drivers about to move at minute ``k`` (they wait in ``movers[:n]``: refill ``draws`` and call again
-    with ``k_from=k, resume_n=n``); ``SHIFTS_OVERLAP`` when a shift starts for a driver still on one.
+    has ended after minute ``k``; ``SHIFTS_OVERLAP`` when a shift starts for a driver still on one. A
+    decision's random entry is :func:`choice_draw` of the run's key, the driver and the driver's decisions so
+    far (``n_moves``). ``resume_n`` is kept for callers that resume a pass (``movers[:resume_n]``).
     """
     n_drivers = state.shape[0]
     n_sh = sh_start.shape[0]
@@ -178,15 +213,12 @@ def drive_span(
                 if nm == 0:
                     continue
             counters[C_DECISIONS] += nm
-            pos = counters[C_POS]
-            if pos + nm > draws.shape[0]:
-                counters[C_DECISIONS] -= nm  # counted again when resumed
-                return NEED_DRAWS, k, nm
             speed = cong / cruise_div
             for i in range(nm):
                 d = movers[i]
                 e = edge[d]
-                j = draws[pos + i]
+                j = choice_draw(draw_key, d, n_moves[d])
+                n_moves[d] += 1
                 pair = first_pair[e]  # + how many of the rounded cumulative counts are <= j
                 for r in range(n_rows):
                     if counts[r, e] <= j:
@@ -199,7 +231,6 @@ def drive_span(
                 edge[d] = nxt
                 t[d] = t[d] + dt
                 t_vac[d] = t[d]
-            counters[C_POS] = pos + nm
         if start_ptr[k + 1] >= n_sh:
             busy = False
             for d in range(n_drivers):
@@ -313,15 +344,15 @@ def _checks(
 
 
 @njit(cache=True)
-def _edge_values(v, p, fare, gamma, disc, edge_zone, zm_ptr, zm_idx, zm_data, gravity, zm, w):
-    """W(e') of ``EdgeMDP.edge_values``: ``p (F + disc * gravity @ zone_mean @ v) + (1 - p) gamma v``."""
+def _edge_values(v, p, fare, gamma, disc, edge_zone, zm_ptr, zm_idx, zm_data, gravity, zm, vdest, w):
+    """W(e') of ``EdgeMDP.edge_values``: ``p (F + disc * gravity @ zone_mean @ v) + (1 - p) gamma v``
+    (``vdest`` receives the discounted value after a trip, per zone)."""
     n_zones = zm.shape[0]
     for z in range(n_zones):
         acc = 0.0
         for jj in range(zm_ptr[z], zm_ptr[z + 1]):
             acc += zm_data[jj] * v[zm_idx[jj]]
         zm[z] = acc
-    vdest = np.empty(n_zones)
     for z in range(n_zones):
         acc = 0.0
         for y in range(n_zones):
@@ -333,19 +364,27 @@ def _edge_values(v, p, fare, gamma, disc, edge_zone, zm_ptr, zm_idx, zm_data, gr
 
 @njit(cache=True)
 def bellman_sweeps(ptr, to, cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, p, fare, gamma,
-                   v, q, max_iter, tol):
+                   v, q, max_iter, tol, back_j, p_back):
     """Value iteration in place: ``v`` (E,) becomes V after up to ``max_iter`` Bellman backups (fewer once
     the sup-norm change is below ``tol`` > 0) and ``q`` the last backup's Q per (state, action) pair, the
     pairs of state e being ``ptr[e]:ptr[e + 1]`` (next edge ``to``, perceived ``cost``); returns the number
-    of backups (as :func:`experiment.sim.navigation.value_iteration`)."""
+    of backups (as :func:`experiment.sim.navigation.value_iteration`). Pairs ``back_j`` lead back to the
+    corner the driver has just passed (U-turns): their pick-up odds are ``p_back`` instead of the next
+    edge's."""
     n_e = v.shape[0]
     w = np.empty(n_e)
     zm = np.empty(zm_ptr.shape[0] - 1)
+    vdest = np.empty(zm.shape[0])
     it = 0
     for it in range(1, max_iter + 1):
-        _edge_values(v, p, fare, gamma, disc, edge_zone, zm_ptr, zm_idx, zm_data, gravity, zm, w)
+        _edge_values(v, p, fare, gamma, disc, edge_zone, zm_ptr, zm_idx, zm_data, gravity, zm, vdest, w)
         for j in range(to.shape[0]):
             q[j] = w[to[j]] - cost[j]
+        for i in range(back_j.shape[0]):
+            j = back_j[i]
+            e = to[j]
+            pb = p_back[i]
+            q[j] = (vdest[edge_zone[e]] + fare[e]) * pb + (1.0 - pb) * gamma * v[e] - cost[j]
         change = 0.0
         for e in range(n_e):
             best = -np.inf
@@ -362,17 +401,23 @@ def bellman_sweeps(ptr, to, cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, d
 def plan_solve(
     rate_s, vacant_s, late_s, step_min, max_wait_min, zone_fare, edge_dst, flow, passes,
     ptr, to, cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, gamma, sweeps, temperature,
-    v, q, p, fare, z,
+    v, q, p, fare, z, back_j, back_min, p_back,
 ):
     """One slot of ``Planner.plan`` up to the Boltzmann weights: pick-up odds ``p`` and fares from the
     forecast ``rate_s`` (per corner) and where the fleet's vacant taxis are (``flow``), ``sweeps``
     warm-started Bellman backups of ``v``, and ``z = (Q - max Q) / temperature`` per pair (the caller
-    takes ``np.exp(z)``: NumPy's vectorised exp is several times faster than a scalar one)."""
+    takes ``np.exp(z)``: NumPy's vectorised exp is several times faster than a scalar one). A pair of
+    ``back_j`` returns to the corner passed ``back_min`` minutes before: customers there have waited at
+    most that long (``p_back``)."""
     n_e = v.shape[0]
     passes[:] = 0.0
     for e in range(n_e):
         passes[edge_dst[e]] += flow[e]
     scale = vacant_s / step_min
+    for i in range(back_j.shape[0]):  # before passes' storage is reused
+        node = edge_dst[to[back_j[i]]]
+        waited = min(max_wait_min, back_min[i])
+        p_back[i] = -np.expm1(-(rate_s[node] / (1.0 / waited + passes[node] * scale)))
     for node in range(passes.shape[0]):  # pick-up odds per corner (reusing passes' storage)
         waiting = rate_s[node] / (1.0 / max_wait_min + passes[node] * scale)
         passes[node] = -np.expm1(-waiting)
@@ -380,7 +425,7 @@ def plan_solve(
         p[e] = passes[edge_dst[e]]
         fare[e] = zone_fare[edge_zone[e]] * late_s
     bellman_sweeps(ptr, to, cost, edge_zone, zm_ptr, zm_idx, zm_data, gravity, disc, p, fare, gamma,
-                   v, q, sweeps, 0.0)
+                   v, q, sweeps, 0.0, back_j, p_back)
     for e in range(n_e):
         top = -np.inf
         for j in range(ptr[e], ptr[e + 1]):
@@ -410,7 +455,7 @@ def plan_mix(w, compliance, cruise_prob, n_k, counts_s, ptr, to, by_action, by_a
                 w[j] = compliance * (w[j] / total) + (1.0 - compliance) * cruise_prob[j]
                 cum += w[j]
             if a < n_rows:
-                counts_s[a, e] = np.int8(cum * n_k + 0.5)
+                counts_s[a, e] = np.uint16(cum * n_k + 0.5)
     for _ in range(flow_steps):
         moved[:] = 0.0
         for i in range(by_action.shape[0]):
@@ -435,12 +480,13 @@ def warm_up_planning() -> None:
     ptr, to = np.array([0, 2, 3], i64), np.array([1, 0, 0], i64)
     mdp = (ptr, to, np.ones(3), np.zeros(2, i64), np.array([0, 2], i64), np.array([0, 1], i64),
            np.full(2, 0.5), np.ones((1, 1)), np.full(1, 0.9))
-    bellman_sweeps(*mdp, np.full(2, 0.1), np.ones(2), 0.9, np.zeros(2), np.empty(3), 2, 0.0)
+    back = np.array([1], i64)
+    bellman_sweeps(*mdp, np.full(2, 0.1), np.ones(2), 0.9, np.zeros(2), np.empty(3), 2, 0.0, back, np.full(1, 0.05))
     v, q, pp, fare, z = np.zeros(2), np.empty(3), np.empty(2), np.empty(2), np.empty(3)
     flow = np.full(2, 0.5)
     plan_solve(np.ones(2), 1.0, 1.0, 1.0, 3.0, np.ones(1), np.array([1, 0], i64), flow, np.empty(2),
-               *mdp, 0.9, 2, 200.0, v, q, pp, fare, z)
-    plan_mix(np.exp(z), 0.7, np.full(3, 0.5), 16, np.zeros((1, 2), np.int8), ptr, to, np.array([0, 2, 1], i64),
+               *mdp, 0.9, 2, 200.0, v, q, pp, fare, z, back, np.ones(1), np.empty(1))
+    plan_mix(np.exp(z), 0.7, np.full(3, 0.5), CHOICE_K, np.zeros((1, 2), np.uint16), ptr, to, np.array([0, 2, 1], i64),
              np.array([0, 1, 0], i64), pp, flow, np.full(2, 0.5), 3, np.empty(2))
 
 
@@ -502,9 +548,9 @@ def warm_up() -> float:
     state = np.zeros(1, np.int8)
     ptr = np.array([0, 1, 1, 1], i64)
     drive_span(
-        0, 2, -1, 16, 0.7, 10.0, 3,
+        0, 2, -1, CHOICE_K, 0.7, 10.0, 3,
         state, one_i.copy(), one_f.copy(), np.full(1, np.inf), np.full(1, np.inf), np.full(1, -1, i64),
-        np.full(1, np.inf), one_i.copy(), np.full(1, np.inf), np.full(1, np.inf),
+        np.full(1, np.inf), one_i.copy(), np.full(1, np.inf), np.full(1, np.inf), one_i.copy(),
         one_i, one_f, one_i,
         one_i, np.array([0.5]), np.array([1.5]), np.full((1, 3), np.inf), 60.0,
         *(np.zeros(1) for _ in range(9)), np.full(1, np.nan),
@@ -514,7 +560,7 @@ def warm_up() -> float:
         ptr, ptr, np.zeros(4, i64), np.ones(2),
         np.array([1, 0], i64), np.ones(2), np.array([1, 0], i64), np.ones(2), np.zeros(2),
         np.ones((1, 2)), np.ones((1, 2)),
-        np.zeros((1, 2), np.int8), np.zeros(2, np.int32), np.zeros(64, np.int8),
+        np.zeros((1, 2), np.uint16), np.zeros(2, np.int32), np.uint64(12345),
         np.zeros(1, i64), np.zeros(1, i64), np.zeros(1), np.zeros(3, i64), np.zeros(1, i64),
         np.zeros(1, i64), np.zeros(1, np.bool_),
     )

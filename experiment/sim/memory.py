@@ -52,7 +52,7 @@ def estimate_peak_bytes(
     paths_transient = 48 * n_dest * net.n_nodes
     paths_kept = 16 * n_dest * net.n_nodes  # fastest-path times and lengths
     demand = 24 * slots * net.n_nodes  # true rates, history, forecast, blends (float32)
-    planning = 3 * slots * net.n_edges + 192 * net.n_edges  # int8 choice counts + per-slot work arrays
+    planning = 6 * slots * net.n_edges + 192 * net.n_edges  # uint16 choice counts + per-slot work arrays
     passengers = int(250 * requests_per_hour * 24 * (n_days + 1))  # draws, prices, queues, trip log
     drivers = 100 * n_drivers + 250 * n_drivers * n_days  # engine state + shifts, accumulators, rows
     return BASE_BYTES + max(paths_transient, paths_kept + demand + planning + passengers + drivers)

@@ -27,6 +27,10 @@ from . import kernels
 from .fares import is_late_night, LATE_NIGHT_FACTOR
 from .network import LEFT, RIGHT, ROAD_CLASSES, STRAIGHT, TURN_TYPES, UTURN, Network
 
+#: minutes a U-turn itself takes, as the navigation counts the time since the driver passed the corner a
+#: U-turn leads back to (traffic.TURN_DELAY_S_LEFT_HAND's U-turn)
+BACK_TURN_MIN = 0.75
+
 #: Habitual cruising (left-hand traffic): relative odds of each turn type and of each road class.
 HABIT_TURN = np.array([0.3, 0.4, 0.3, 0.0])  # left, straight, right, U-turn
 HABIT_CLASS = np.array([1.2, 1.1, 0.9])  # arterial, collector, local
@@ -82,20 +86,33 @@ class EdgeMDP:
     def n_states(self) -> int:
         return int(self.pad_to.shape[1])
 
+    def after_trip(self, v: np.ndarray, gamma: float) -> np.ndarray:
+        """(Z,) the discounted value after a trip from each zone (gravity-weighted destination zones)."""
+        return gamma ** self.trip_steps * (self.gravity @ (self.zone_mean @ v))
+
     def edge_values(self, v: np.ndarray, p: np.ndarray, fare: np.ndarray, gamma: float) -> np.ndarray:
         """W(e'): value of committing to edge e' before paying its cost."""
-        vdest = self.gravity @ (self.zone_mean @ v)  # (Z,)
-        after_trip = (gamma ** self.trip_steps * vdest)[self.edge_zone]
+        after_trip = self.after_trip(v, gamma)[self.edge_zone]
         after_trip += fare
         after_trip *= p
         return after_trip + (1.0 - p) * gamma * v
 
     def bellman(
-        self, v: np.ndarray, p: np.ndarray, fare: np.ndarray, gamma: float
+        self, v: np.ndarray, p: np.ndarray, fare: np.ndarray, gamma: float,
+        back: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One Bellman backup: (Q per (state, k-th action), new V per state)."""
+        """One Bellman backup: (Q per (state, k-th action), new V per state). ``back`` = (positions in the
+        flattened (D, E) table, pick-up odds): actions that lead back to the corner just passed, whose odds
+        replace the next edge's."""
         q = np.take(self.edge_values(v, p, fare, gamma), self.pad_to)
         q -= self.pad_cost
+        if back is not None and back[0].size:
+            pos, pb = back
+            e = self.pad_to.ravel()[pos]
+            qb = self.after_trip(v, gamma)[self.edge_zone[e]]
+            qb += fare[e]
+            qb *= pb
+            q.ravel()[pos] = qb + (1.0 - pb) * gamma * v[e] - self.pad_cost.ravel()[pos]
         return q, q.max(axis=0)
 
     def flat_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -143,7 +160,8 @@ def value_iteration(
     args = mdp.kernel_args(gamma)
     q_flat = np.empty(args[1].size)
     it = kernels.bellman_sweeps(*args, np.ascontiguousarray(p, float), np.ascontiguousarray(fare, float),
-                                float(gamma), v, q_flat, int(max_iter), float(tol))
+                                float(gamma), v, q_flat, int(max_iter), float(tol), np.zeros(0, np.int64),
+                                np.zeros(0))
     q = np.full(mdp.pad_to.shape, -np.inf)  # padding: no action
     q.ravel()[mdp.flat_pairs()[3]] = q_flat
     return v, q, int(it)
@@ -157,14 +175,15 @@ def value_iteration_numpy(
     v0: np.ndarray | None = None,
     max_iter: int = 10_000,
     tol: float = 1e-9,
+    back: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`value_iteration` with NumPy Bellman backups (the reference the compiled one is tested
-    against)."""
+    against); ``back`` as :meth:`EdgeMDP.bellman`."""
     v = np.zeros(mdp.n_states) if v0 is None else v0.astype(float, copy=True)
     q = np.empty(0)
     it = 0
     for it in range(1, max_iter + 1):
-        q, v_new = mdp.bellman(v, p, fare, gamma)
+        q, v_new = mdp.bellman(v, p, fare, gamma, back)
         done = tol > 0 and np.max(np.abs(v_new - v)) < tol
         v = v_new
         if done:
@@ -213,6 +232,13 @@ class Planner:
             gravity=gravity,
             trip_steps=zone_trip_min / step_min,
         )
+        # U-turns lead back to the corner the driver passed a moment ago and found nobody at: only the
+        # customers who came since (about the edge's time and the turn's) can wait there (issue 19; without
+        # this the navigation believed a corner refills at once and sent taxis back and forth)
+        back = net.edge_dst[net.pair_to] == net.edge_src[net.pair_from]
+        self.back_j = np.flatnonzero(back).astype(np.int64)
+        self.back_min = (net.edge_time_min[net.pair_from[self.back_j]] + BACK_TURN_MIN).astype(float)
+        self.back_pos = self.mdp.flat_pairs()[3][self.back_j]  # their places in the (D, E) table
 
     def slot_inputs(
         self, rate: np.ndarray, slot_minute_of_day: float, rival_passes: np.ndarray | float = 0.0
@@ -228,6 +254,14 @@ class Planner:
         late = LATE_NIGHT_FACTOR if is_late_night(slot_minute_of_day) else 1.0
         return p, (self.zone_fare * late)[self.net.edge_zone]
 
+    def back_odds(self, rate: np.ndarray, rival_passes: np.ndarray | float = 0.0) -> np.ndarray:
+        """Pick-up odds of each U-turn back to the corner just passed: customers there waited at most
+        ``back_min`` (the time since the pass), not ``max_wait_min``."""
+        node = self.net.edge_dst[self.net.pair_to[self.back_j]]
+        waited = np.minimum(self.params.max_wait_min, self.back_min)
+        passes = rival_passes[node] if isinstance(rival_passes, np.ndarray) else rival_passes
+        return -np.expm1(-(rate.astype(float)[node] / (1.0 / waited + passes)))
+
     def _plan_inputs(
         self, forecast: np.ndarray, slot_min: int, vacant_taxis: np.ndarray | None, background: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray, "ChoiceTable", np.ndarray]:
@@ -239,7 +273,7 @@ class Planner:
         n_slots = forecast.shape[1]
         vacant = np.zeros(n_slots) if vacant_taxis is None else np.asarray(vacant_taxis, dtype=float)
         choices = ChoiceTable(self.net, self.params.compliance)
-        counts = np.empty((n_slots, choices.max_deg - 1, self.net.n_edges), dtype=np.int8)
+        counts = np.empty((n_slots, choices.max_deg - 1, self.net.n_edges), dtype=np.uint16)
         return forecast, vacant, choices, counts
 
     def plan(
@@ -279,13 +313,14 @@ class Planner:
         flow = np.full(n_e, 1.0 / n_e)  # where the vacant taxis are (distribution)
         v, q, z = np.zeros(n_e), np.empty(to.size), np.empty(to.size)
         p, fare, passes, moved = np.empty(n_e), np.empty(n_e), np.empty(net.n_nodes), np.empty(n_e)
+        back_j, back_min, p_back = c(self.back_j, np.int64), c(self.back_min, f8), np.empty(self.back_j.size)
         for s in range(n_slots):
             late = LATE_NIGHT_FACTOR if is_late_night((s * slot_min) % 1440) else 1.0
             sweeps = self.initial_sweeps if s == 0 else self.sweeps_per_slot
             kernels.plan_solve(
                 rate[s], float(vacant[s]), late, float(self.step_min), float(par.max_wait_min), zone_fare,
                 edge_dst, flow, passes, *mdp, float(par.gamma), int(sweeps), float(par.temperature_yen),
-                v, q, p, fare, z,
+                v, q, p, fare, z, back_j, back_min, p_back,
             )
             np.exp(z, out=z)
             kernels.plan_mix(z, float(par.compliance), cruise, int(choices.K), counts[s], ptr, to, by_action,
@@ -309,8 +344,10 @@ class Planner:
         for s in range(n_slots):
             passes = np.bincount(net.edge_dst, weights=flow, minlength=net.n_nodes) * (vacant[s] / self.step_min)
             p, fare = self.slot_inputs(forecast[:, s], (s * slot_min) % 1440, passes)
+            back = (self.back_pos, self.back_odds(forecast[:, s], passes))
             sweeps = self.initial_sweeps if v is None else self.sweeps_per_slot
-            v, q, _ = value_iteration_numpy(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0)
+            v, q, _ = value_iteration_numpy(self.mdp, p, fare, self.params.gamma, v0=v, max_iter=sweeps, tol=0.0,
+                                            back=back)
             prob = choices.mix(boltzmann(q, self.params.temperature_yen))
             counts[s] = choices.counts(prob)
             flow = self._advance_flow(flow, prob, p)
@@ -336,14 +373,16 @@ def boltzmann(q: np.ndarray, temperature: float) -> np.ndarray:
 
 
 class ChoiceTable:
-    """How vacant drivers pick the next edge: ``flat[e * K + j]`` is a pair index, j uniform in 0..K-1.
+    """How vacant drivers pick the next edge: a decision at edge e draws j uniform in 0..K-1 and takes the
+    first action whose rounded cumulative count exceeds j (action index = how many of the (D-1) counts of e
+    are <= j).
 
-    Row e holds the choice distribution at edge e rounded to multiples of 1/K (action k appears
-    round(K * cdf_k) - round(K * cdf_{k-1}) times), so one gather per decision replaces sampling from a
-    categorical distribution.
+    Counts are the choice distribution's cumulative probabilities times K = 32768, rounded (uint16): fine
+    enough that a small change of the navigation's parameters changes a decision only as rarely as the
+    probabilities themselves move (issue 19; they were sixteenths before).
     """
 
-    K = 16
+    K = kernels.CHOICE_K
 
     def __init__(self, net: Network, compliance: float) -> None:
         self.net = net
@@ -354,7 +393,6 @@ class ChoiceTable:
         valid = k < deg[None, :]
         pad_pair = np.minimum(net.state_ptr[:-1][None, :] + k, net.state_ptr[1:][None, :] - 1)
         self.first_pair = net.state_ptr[:-1].astype(np.int32)
-        self.j = np.arange(self.K, dtype=np.int8)[None, :]
         # cruising without navigation, on a driver's habits: mostly straight on, easy turns before hard
         # ones, main roads before back streets, no U-turn unless it is the only way on
         turn = net.pair_turn[pad_pair]
@@ -371,15 +409,12 @@ class ChoiceTable:
         return self.compliance * nav_prob + (1.0 - self.compliance) * self.cruise_prob
 
     def counts(self, prob: np.ndarray) -> np.ndarray:
-        """(D-1, E) int8 rounded cumulative counts: how many of the K entries go to actions <= k."""
-        return (np.cumsum(prob[:-1], axis=0) * self.K + 0.5).astype(np.int8)
+        """(D-1, E) uint16 rounded cumulative counts: how many of the K entries go to actions <= k."""
+        return (np.cumsum(prob[:-1], axis=0) * self.K + 0.5).astype(np.uint16)
 
-    def table(self, counts: np.ndarray) -> np.ndarray:
-        """Flat (E * K) pair indices from rounded cumulative counts."""
-        k = np.zeros((counts.shape[1], self.K), dtype=np.int8)
-        for row in counts:  # action index = how many cumulative counts are <= j
-            np.add(k, (row[:, None] <= self.j).view(np.int8), out=k)
-        return (self.first_pair[:, None] + k).ravel()
+    def pairs(self, counts: np.ndarray, edges: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """The pair each decision takes: at ``edges`` with draws ``j`` (vectorised over decisions)."""
+        return self.first_pair[edges] + (counts[:, edges] <= j[None, :]).sum(axis=0)
 
 
 class CruisePolicy:
@@ -387,13 +422,9 @@ class CruisePolicy:
 
     def __init__(self, choices: ChoiceTable) -> None:
         self._counts = choices.counts(choices.cruise_prob)
-        self._table = choices.table(self._counts)
-
-    def table(self, slot: int) -> np.ndarray:
-        return self._table
 
     def slot_counts(self, slot: int) -> np.ndarray:
-        """(D-1, E) int8 rounded cumulative counts the table is made of (the same every slot)."""
+        """(D-1, E) uint16 rounded cumulative counts (the same every slot)."""
         return self._counts
 
 
@@ -407,24 +438,14 @@ class NavigationPolicy:
     """
 
     def __init__(self, counts: np.ndarray, choices: ChoiceTable) -> None:
-        self.counts = counts  # (slots, D-1, E) int8, from the planner
+        self.counts = counts  # (slots, D-1, E) uint16, from the planner
         self.choices = choices
-        self._slot = -1
-        self._table = np.empty(0)
 
     @property
     def n_slots(self) -> int:
         return int(self.counts.shape[0])
 
-    def table(self, slot: int) -> np.ndarray:
-        """Flat (E * K) choice table of ``slot`` (cached while the simulation stays in the slot)."""
-        slot = min(slot, self.n_slots - 1)
-        if slot != self._slot:
-            self._table = self.choices.table(self.counts[slot])
-            self._slot = slot
-        return self._table
-
     def slot_counts(self, slot: int) -> np.ndarray:
-        """(D-1, E) int8 rounded cumulative counts of ``slot``: the compiled engine reads a decision's
-        table entry straight from them (:meth:`table` expands them for the vectorised engine)."""
+        """(D-1, E) uint16 rounded cumulative counts of ``slot``: every engine reads a decision's action
+        straight from them (:meth:`ChoiceTable.pairs`)."""
         return self.counts[min(slot, self.n_slots - 1)]

@@ -17,8 +17,8 @@ Order of operations in each one-minute bucket ``[k, k + 1)`` (as in ``Engine.run
    a. pick-ups at the corner each one just reached (whether a corner has someone waiting is read for the
       whole snapshot before the first pick-up), in driver order;
    b. for the drivers still vacant with ``t >= check_at``: the trip home, else a due break;
-   c. every driver still vacant moves one edge, taking consecutive entries of the random buffer
-      (refilled for the whole pass when it has too few entries left).
+   c. every driver still vacant moves one edge, its action drawn from a hash of the run's key, the
+      driver and the driver's own decision number (counter-based, not one stream consumed in turn).
    A driver handled in a pass is not handled again in that pass.
 6. at midnights, the progress callback.
 
@@ -46,14 +46,23 @@ from experiment.sim.engine import (
     Engine,
     SimOutput,
     SimulationStopped,
-    draw_chunk,
 )
-from experiment.sim.navigation import ChoiceTable
 from experiment.sim.shifts import MAX_BREAKS
 from experiment.sim.simulate import build_engine  # noqa: F401  (re-exported for the tests and the bench)
 from experiment.sim.traffic import congestion
 
 INF = math.inf
+MASK64 = (1 << 64) - 1
+
+
+def splitmix_draw(key: int, driver: int, n: int, bits: int = 15) -> int:
+    """The ``n``-th decision's draw of ``driver`` (as :func:`experiment.sim.kernels.choice_draw`), with Python
+    integers: SplitMix64's finaliser over ``key + driver * golden + n * odd`` modulo 2**64, top ``bits`` bits."""
+    z = (key + driver * 0x9E3779B97F4A7C15 + n * 0xD1B54A32D192ED69) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z ^= z >> 31
+    return z >> (64 - bits)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -67,7 +76,7 @@ def run_reference(
     swap_pickup_and_checks: bool = False,
     trace: list[tuple[int, int, int, int, float, int]] | None = None,
 ) -> SimOutput:
-    """Run ``engine``'s simulation with plain per-driver loops (consumes ``engine.rng`` like ``run``).
+    """Run ``engine``'s simulation with plain per-driver loops (the same keyed draws as ``run``).
 
     ``swap_pickup_and_checks=True`` deliberately does the break / trip-home checks of a pass *before* its
     pick-ups (a wrong order, used to show the oracle comparison can fail).
@@ -102,14 +111,14 @@ def run_reference(
     pair_to = [int(x) for x in net.pair_to]
     pair_turn = [int(x) for x in net.pair_turn]
     turn_delay = [float(x) for x in engine.turn_delay_min]
+    first_pair = [int(x) for x in net.state_ptr[:-1]]
     depot_of = [int(x) for x in engine.driver_depot]
     depot_edge = [int(net.in_edge_of[int(v)]) for v in engine.depots]
     depot_time = engine.depot_time  # (depots, nodes): read one element at a time
     depot_len = engine.depot_len
     cruise_div = s.cruise_speed_factor
     buffer_min = s.return_buffer_min
-    n_k = ChoiceTable.K
-    rng = engine.rng
+    key = int(engine.draw_key)
 
     worst_cong = max(float(congestion(h)) for h in range(168))
     home_max = [
@@ -150,9 +159,7 @@ def run_reference(
     log_t0: list[float] = []
     decisions = 0
 
-    chunk = draw_chunk(n_drivers)  # 2**20, or the fleet if larger
-    draws = rng.integers(0, n_k, chunk)
-    pos = 0
+    n_moves = [0] * n_drivers  # each driver's decisions so far: its draws are keyed by it
 
     if n_sh == 0:
         k0, horizon = 0, 0
@@ -301,7 +308,7 @@ def run_reference(
                 check_at[d] = min(next_break[d], shift_end[d] - home_max[d])
 
         cong = float(congestion(engine.start_hour_of_week + k // 60))
-        table = engine.policy.table(k // engine.slot_min)
+        counts = engine.policy.slot_counts(k // engine.slot_min)  # (D-1, E) rounded cumulative counts
 
         # --- 5. vacant drivers drive edge by edge until they pass the end of this minute
         while True:
@@ -314,14 +321,13 @@ def run_reference(
             for step in steps:
                 step(movers, tm, cong)
                 movers = [d for d in movers if state[d] == VACANT]
-            # moves, in driver order, each taking the next entry of the random buffer
+            # moves, in driver order, each with its own draw (keyed by the driver and its decision number)
             decisions += len(movers)
-            if pos + len(movers) > draws.size:
-                draws, pos = rng.integers(0, n_k, chunk), 0
             for d in movers:
-                j = int(draws[pos])
-                pos += 1
-                pair = int(table[edge[d] * n_k + j])
+                j = splitmix_draw(key, d, n_moves[d])
+                n_moves[d] += 1
+                e = edge[d]
+                pair = first_pair[e] + sum(1 for r in range(counts.shape[0]) if int(counts[r, e]) <= j)
                 nxt = pair_to[pair]
                 dt = edge_time[nxt] * (cong / cruise_div) + turn_delay[pair_turn[pair]]
                 sid = cur[d]
