@@ -160,7 +160,7 @@ def describe_trigger(trigger: Any) -> str:
 #: patience (hydra.launcher.api_retries, 6 by default, ~63 s and a warning per retry) is for unattended runs
 INTERACTIVE_RETRIES = 2
 INTERACTIVE_BACKOFF_S = 1.0
-INTERACTIVE_TIMEOUT_S = 30.0
+INTERACTIVE_TIMEOUT_S = 10.0
 
 
 class Session(RemoteBackend):
