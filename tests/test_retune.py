@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_registry import POOR, register_poor  # a poor champion, made as the registry tests make it
+from tests.test_registry import POOR, SMOKE_SCALE, register_poor  # a poor champion, made as the registry tests make it
 from tests.test_slack_notify import Webhook, webhook  # noqa: F401  (a local Slack webhook: the fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +213,7 @@ def test_a_full_cycle_promotes_records_notifies_and_never_promotes_twice(tmp_pat
 
     out = tmp_path / "outputs"
     uri = f"sqlite:///{out / 'mlflow.db'}"
-    assert champion_cli(tmp_path, "init", f"paths.outputs={out}").returncode == 0
+    assert champion_cli(tmp_path, "init", f"paths.outputs={out}", *SMOKE_SCALE).returncode == 0
     poor = register_poor(uri, str(out / "mlartifacts"))
     reg = Registry.at(uri, REGION)
     url = webhook.new_url()
@@ -288,7 +288,7 @@ def test_a_cycle_on_a_tracking_server_registers_a_challenger_once(tmp_path: Path
 
     server = ["tracking=server", f"tracking.uri={mlflow_server.uri}"]
     out = tmp_path / "outputs"
-    assert champion_cli(tmp_path, "init", *server).returncode == 0
+    assert champion_cli(tmp_path, "init", *server, *SMOKE_SCALE).returncode == 0
     reg = Registry.at(mlflow_server.uri, REGION)
     champion, versions = reg.champion().number, len(reg.versions())
     args = ["--as-of", "2026-07-13", f"paths.outputs={out}", *server, *SMOKE, "registry.promotion=manual",
@@ -311,7 +311,7 @@ def test_a_cycle_on_a_tracking_server_registers_a_challenger_once(tmp_path: Path
 @pytest.mark.slow
 def test_a_killed_cycle_resumes_its_study_in_the_same_directory(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
-    assert champion_cli(tmp_path, "init", f"paths.outputs={out}").returncode == 0
+    assert champion_cli(tmp_path, "init", f"paths.outputs={out}", *SMOKE_SCALE).returncode == 0
     args = ["--as-of", AS_OF, f"paths.outputs={out}", *SMOKE, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
             "hydra.launcher.n_jobs=1", "hydra.sweeper.sampler.n_startup_trials=4",
             "hydra.callbacks.report.replications=2",
@@ -346,6 +346,31 @@ def test_a_killed_cycle_resumes_its_study_in_the_same_directory(tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_sigterm_leaves_the_cycle_interrupted_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (a pod's stop, a service manager's) to a running cycle: exit 130 and the record says interrupted,
+    not "running (pid N)" (issue 18 §5)."""
+    out = tmp_path / "outputs"
+    assert champion_cli(tmp_path, "init", f"paths.outputs={out}", *SMOKE_SCALE).returncode == 0
+    args = ["--as-of", AS_OF, f"paths.outputs={out}", *SMOKE, "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=1",
+            "hydra.launcher.n_jobs=1", "hydra.callbacks.report.replications=2"]
+    study = f"navitune_{REGION}_rolling_{AS_OF}_drifting_ml"
+    with open(tmp_path / "first.log", "wb") as log:
+        first = subprocess.Popen([sys.executable, "-m", "experiment", "retune", *args], cwd=tmp_path, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for("a first finished trial", lambda: complete_trials(out, study) >= 1, first)
+            first.send_signal(signal.SIGTERM)  # the retune process only, as a pod's stop would
+            code = first.wait(timeout=120)
+        finally:
+            kill_group(first)
+    text = (tmp_path / "first.log").read_text()
+    assert code == 130, text[-3000:]
+    record = json.loads((cycle(out) / "retune.json").read_text())
+    assert record["outcome"] == "incomplete" and record["reason"] == "interrupted", record
+    assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.mark.slow
 def test_mlflow_down_at_the_decision_keeps_everything_and_the_same_command_decides(tmp_path: Path) -> None:
     from tests.fixtures.mlflow import MLflowProcess
     from tests.fixtures.services import free_port
@@ -357,7 +382,7 @@ def test_mlflow_down_at_the_decision_keeps_everything_and_the_same_command_decid
     try:
         out = tmp_path / "outputs"
         track = ["tracking=server", f"tracking.uri={server.uri}"]
-        assert champion_cli(tmp_path, "init", *track).returncode == 0
+        assert champion_cli(tmp_path, "init", *track, *SMOKE_SCALE).returncode == 0
         args = ["--as-of", AS_OF, f"paths.outputs={out}", *track, *SMOKE, "hydra.sweeper.n_trials=3",
                 "hydra.sweeper.sampler.n_startup_trials=3", "hydra.callbacks.report.replications=2"]
         sweep = cycle(out) / "sweep"

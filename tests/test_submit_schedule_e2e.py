@@ -34,7 +34,7 @@ from experiment.standins.kfp_recurring import recurring
 from tests.fixtures.mariadb import MariaDB
 from tests.fixtures.mlflow import MLflowProcess
 from tests.fixtures.services import free_port, unavailable, wait_until
-from tests.test_registry import POOR, register_poor
+from tests.test_registry import POOR, SMOKE_SCALE, register_poor
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "registry.example/acme/navitune-job:standin"
@@ -145,7 +145,7 @@ def test_a_schedule_fired_twice_runs_two_cycles_the_second_from_the_firsts_champ
     mlflow.start()
     try:
         track = ["tracking=server", f"tracking.uri={mlflow.uri}"]
-        assert champion(["init", *track]) == 0
+        assert champion(["init", *track, *SMOKE_SCALE]) == 0  # the cycles' scale
         poor = register_poor(mlflow.uri, None)
         registry = Registry()
         registry.add(job_image(IMAGE, workdir=ROOT))  # the image's WORKDIR: this checkout (outputs go elsewhere)

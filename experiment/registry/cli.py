@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,12 +24,21 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 COMMANDS = ("init", "show", "history", "promote", "rollback", "decide")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (its own are a usage block and a message)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise RegistryError(f"navitune champion: {message}; allowed: {' | '.join(COMMANDS)} "
+                            "(navitune champion --help)")
+
+
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    p = argparse.ArgumentParser(prog="navitune champion", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="navitune champion", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=COMMANDS)
     p.add_argument("target", nargs="?", help="promote: the VERSION; decide: the sweep directory")
     p.add_argument("--region", help="the region (same as the override region=NAME)")
-    p.add_argument("--promotion", choices=("auto", "manual"), help="decide: override registry.promotion")
+    p.add_argument("--promotion", choices=("auto", "manual"), default="auto",
+                   help="decide: auto (default: deciding is what was asked) or manual (register the challenger only)")
     p.add_argument("--reason", default="", help="promote/rollback: why (recorded in the version tags)")
     p.add_argument("--json", action="store_true", help="show/history/decide: one JSON object")
     p.add_argument("overrides", nargs="*", help="config overrides such as region=NAME tracking=server")
@@ -75,6 +85,7 @@ def registry(cfg: DictConfig) -> Registry:
 
 def init(cfg: DictConfig) -> str:
     """Register conf/policy/production.yaml as the first version and champion (idempotent)."""
+    from experiment import scale
     from experiment.registry.decision import scenario_of
     from experiment.registry.store import now, policy_from_yaml
     from experiment.tracking.common import git_state
@@ -90,9 +101,12 @@ def init(cfg: DictConfig) -> str:
                                 f"({now()})"])
     tags = {"study": INIT_STUDY, "decision": "init", "region": reg.region, "scenario": scenario_of(cfg) or "default",
             "reason": "the production parameters (conf/policy/production.yaml)", "git_commit": commit or "unknown"}
+    evaluated = scale.of_config(cfg)
     version = reg.register(text, tags, description="conf/policy/production.yaml (navitune champion init)")
+    reg.set_eval_scale(evaluated)
     reg.set_champion(version.number, "navitune champion init")
-    return f"{reg.name}: v{version.number} (conf/policy/production.yaml) is the champion"
+    return (f"{reg.name}: v{version.number} (conf/policy/production.yaml) is the champion, evaluated at "
+            f"{scale.describe(evaluated)}: a report at another scale never promotes automatically")
 
 
 def _summary(v: Any) -> dict[str, Any]:
@@ -148,7 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from experiment.registry.store import RegistryUnavailable
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args, overrides = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        args, overrides = parse(sys.argv[1:] if argv is None else argv)
+    except RegistryError as err:
+        print(str(err), file=sys.stderr)
+        return 2
     try:
         out = _run(args, overrides)
     except RegistryUnavailable as err:
@@ -183,16 +201,26 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> str:
     reg = registry(cfg)
     who = _user()
     if args.command == "promote":
-        if not (args.target or "").isdigit():
-            raise RegistryError(f"navitune champion promote: invalid VERSION {args.target!r}; allowed: a version "
-                                f"number (see navitune champion history region={reg.region})")
-        before = reg.champion()
-        reg.set_champion(int(args.target), f"manual promotion by {who}" + (f": {args.reason}" if args.reason else ""))
-        reg.tag(int(args.target), decision="promoted (manual)")
-        was = f" (was v{before.number})" if before is not None else ""
-        return f"{reg.name}: v{args.target} is the champion{was}"
-    old, new = reg.rollback(f"by {who}" + (f": {args.reason}" if args.reason else ""))
+        number = version_number(args.target, reg.region)
+        before = reg.champion_number()  # the compare-and-set: another command moving it meanwhile -> one line
+        reg.set_champion(number, f"manual promotion by {who}" + (f": {args.reason}" if args.reason else ""),
+                         expected=before)
+        reg.tag(number, decision="promoted (manual)")
+        was = f" (was v{before})" if before is not None else ""
+        return f"{reg.name}: v{number} is the champion{was}"
+    old, new = reg.rollback(f"by {who}" + (f": {args.reason}" if args.reason else ""), expected=reg.champion_number())
     return f"{reg.name}: champion rolled back from v{old} to v{new}"
+
+
+MAX_VERSION = 10**9  # MLflow's version numbers are 32-bit integers
+
+
+def version_number(text: str | None, region: str) -> int:
+    """A VERSION argument: ASCII digits, 1 .. MAX_VERSION (``²`` or ``١`` pass ``str.isdigit``, not this)."""
+    if text is None or not re.fullmatch(r"[0-9]{1,10}", text) or not 1 <= int(text) <= MAX_VERSION:
+        raise RegistryError(f"navitune champion promote: invalid VERSION {text!r}; allowed: a version number "
+                            f"1..{MAX_VERSION} written in ASCII digits (see navitune champion history region={region})")
+    return int(text)
 
 
 def _decide(args: argparse.Namespace, overrides: list[str]) -> str:
@@ -204,7 +232,12 @@ def _decide(args: argparse.Namespace, overrides: list[str]) -> str:
     uri = None
     if any(o.lstrip("+").startswith(("tracking", "paths.")) for o in overrides):
         uri = tracking_uri(compose(overrides))
-    decision = decide(args.target, region=args.region, uri=uri, promotion=args.promotion)
+    quiet = logging.getLogger("navitune.registry")
+    level, quiet.level = quiet.level, logging.WARNING  # the decision line is printed once, below
+    try:
+        decision = decide(args.target, region=args.region, uri=uri, promotion=args.promotion)
+    finally:
+        quiet.setLevel(level)
     if decision.outcome == "unavailable":
         from experiment.registry.store import RegistryUnavailable
 

@@ -9,10 +9,13 @@ in the sweep's study, see :mod:`experiment.registry.study_start`) and the regist
 * moves the ``champion`` alias if the rule holds, ``registry.promotion=auto`` and no guard blocks it, else sets
   ``challenger``.
 
-Guards (each blocks auto-promotion with one log line and a ``blocked.<code>`` version tag): the champion changed
-while the sweep ran, the baseline was not the champion, the sweep ended over its failure limit, the sweep ran on
-another region or scenario. A sweep is decided once: a second call finds its version (tag ``sweep_key``) and
-changes nothing. MLflow unreachable: nothing changes, one warning; ``navitune champion decide DIR`` replays.
+Guards (each blocks auto-promotion with a ``blocked.<code>`` version tag, all named in the one decision line):
+the report measured a smaller world than the champion is evaluated in (``scale``), the champion changed while the
+sweep ran, the baseline was not the champion, the sweep ended over its failure limit, the sweep ran on another
+region or scenario, ``registry.promotion=manual`` (the default of a plain sweep: only ``navitune retune`` and
+``navitune champion decide`` decide with ``auto``). A sweep is decided once: a second call finds its version (tag
+``sweep_key``) and changes nothing; a version a killed decision left ``pending`` is completed. MLflow
+unreachable: nothing changes, one warning; ``navitune champion decide DIR`` replays.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ log = logging.getLogger("navitune.registry")
 PROMOTIONS = ("auto", "manual")
 START_FILE = "registry_start.json"
 CANDIDATE = "policy_candidate.yaml"
-GUARDS = ("rule", "manual", "no_champion", "champion_unknown", "champion_changed", "baseline_not_champion",
+GUARDS = ("rule", "manual", "scale", "no_champion", "champion_unknown", "champion_changed", "baseline_not_champion",
           "failure_limit", "other_region", "other_scenario", "already_promoted")
+PENDING = "pending"  # a version's decision tag while its decision is being carried out (see _carry_out)
+DECISIONS = ("promoted", "challenger")
 
 
 @dataclass
@@ -197,10 +202,23 @@ def failures_over_limit(sweep_dir: Path, config: Any) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------- decision
+def first_champion_since(start: dict[str, Any] | None, champion: Any, history: list[int]) -> bool:
+    """The sweep started when the region had no champion (recorded as such, no error), and the champion now is
+    the region's first one, from ``navitune champion init``: the sweep's baseline was production, which is what
+    that champion is (the baseline guard checks the values)."""
+    return (start is not None and not start.get("error") and start.get("champion_version") is None
+            and champion is not None and history in ([], [champion.number])
+            and champion.tags.get("decision") == "init")
+
+
 def guards(report: dict[str, Any], start: dict[str, Any] | None, champion: Any, region: str, config: Any,
-           sweep_dir: Path, promotion: str, store: str | None = None) -> dict[str, str]:
+           sweep_dir: Path, promotion: str, store: str | None = None, eval_scale: dict[str, Any] | None = None,
+           history: list[int] | None = None) -> dict[str, str]:
     """Every reason the candidate is not promoted automatically (empty: promote). ``store``: the registry
-    deciding (masked URI); a sweep that started against another one knows nothing of this one's champion."""
+    deciding (masked URI); a sweep that started against another one knows nothing of this one's champion.
+    ``eval_scale``: the scale the champion is evaluated at (default: the region's full scale)."""
+    from experiment import scale
+
     out: dict[str, str] = {}
     if start is not None and store and start.get("store") not in (None, store):
         start = {**start, "error": f"the sweep started against another registry ({start['store']})",
@@ -216,6 +234,11 @@ def guards(report: dict[str, Any], start: dict[str, Any] | None, champion: Any, 
         if sweep_scenario and champion_scenario and sweep_scenario != champion_scenario:
             out["other_scenario"] = (f"the sweep ran on scenario {sweep_scenario}, the champion v{champion.number} "
                                      f"on {champion_scenario}")
+    short = scale.shortfall(scale.of_report(report, config), eval_scale or scale.region_default(region))
+    if short:
+        out["scale"] = short
+    if first_champion_since(start, champion, history or []):
+        start = {**(start or {}), "champion_version": champion.number, "champion_policy": champion.policy}
     if start is None or start.get("error") or (champion is not None and start.get("champion_version") is None):
         why = "not recorded" if start is None else (start.get("error") or "none")
         out["champion_unknown"] = f"the champion when the sweep started is unknown ({why})"
@@ -300,14 +323,23 @@ def decide(sweep_dir: str | Path, region: str | None = None, uri: str | None = N
 
 
 def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promotion: str) -> Decision:
+    """Register the candidate and carry out its decision, in an order that a kill at any point leaves
+    completable: the version is registered with ``decision=pending`` and its intent, the alias moves (under the
+    model's lock, compare-and-set against the champion the decision was made against), and only then the version
+    is tagged with the decision and ``registry_decision.json`` written. A replay finds the pending version (its
+    ``sweep_key``) and completes it (:func:`_complete`)."""
+    from experiment.failpoints import crash_point
+
     key = sweep_key(report.get("study"), d)
     versions = reg.versions()
     for mv in versions:
         if (mv.tags or {}).get("sweep_key") == key:
-            decision = Decision("already_decided", reg.region, str(d), report.get("study"), int(mv.version),
-                                reason=str((mv.tags or {}).get("decision")))
-            log.info(decision.line())
-            return decision
+            if (mv.tags or {}).get("decision") == PENDING:
+                return _complete(reg, mv, d, report)
+            return _already(reg, mv, d, report)
+    copied = _copied_decision(reg, d, report, versions)
+    if copied is not None:  # a decided sweep directory copied elsewhere: the same decision, not a second one
+        return _already(reg, copied, d, report)
     champion = reg.champion()
     if champion is None:  # not onboarded: nothing is registered (init registers production as version 1)
         decision = Decision("skipped", reg.region, str(d), report.get("study"),
@@ -317,32 +349,154 @@ def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promoti
         log.info(decision.line())
         return decision
     start = load_start(d, config)
-    blocked = guards(report, start, champion, reg.region, config, d, promotion, reg.settings.where)
+    blocked = guards(report, start, champion, reg.region, config, d, promotion, reg.settings.where,
+                     reg.eval_scale(), reg.history())
     promoted = [int(mv.version) for mv in versions if (mv.tags or {}).get("study") == str(report.get("study"))
                 and str((mv.tags or {}).get("decision", "")).startswith("promoted")]
     if promoted:  # the same study decided from another sweep directory (a resumed cycle): never twice
         blocked["already_promoted"] = f"study {report.get('study')} was already promoted (v{promoted[-1]})"
     for code, why in blocked.items():
         if code != "rule":
-            log.info("registry: no auto-promotion for %s: %s", d, why)
+            log.debug("registry: no auto-promotion for %s: %s", d, why)
     tags = _version_tags(report, key, d, config, reg.region, start)
-    promote = not blocked
-    reason = (str(report.get("decision_reason")) if promote else "; ".join(blocked.values()))
-    tags |= {"decision": "promoted" if promote else "challenger", "reason": reason}
+    intent = "promoted" if not blocked else "challenger"
+    reason = (str(report.get("decision_reason")) if not blocked else "; ".join(blocked.values()))
+    tags |= {"decision": PENDING, "intent": intent, "reason": reason, "champion_at_decision": str(champion.number)}
     tags |= {f"blocked.{code}": why for code, why in blocked.items()}
     text = (d / CANDIDATE).read_text()
     version = reg.register(text, tags, [d / "report.json", d / "report.md"],
                            description=f"candidate of study {report.get('study')} (sweep {d})")
-    before = champion.number if champion is not None else None
-    if promote:
-        reg.set_champion(version.number, f"auto-promotion after sweep {d}: {reason}")
-    else:
-        reg.set_challenger(version.number)
-    decision = Decision("promoted" if promote else "challenger", reg.region, str(d), report.get("study"),
-                        version.number, before, version.number if promote else before, blocked, reason)
+    crash_point("version_registered")
+    return _carry_out(reg, version.number, intent, reason, blocked, champion.number, d, report)
+
+
+def _carry_out(reg: Registry, number: int, intent: str, reason: str, blocked: dict[str, str], expected: int,
+               d: Path, report: dict[str, Any], completed: bool = False, before: int | None = None) -> Decision:
+    """Move the alias the decision names, then tag the version and write ``registry_decision.json``."""
+    from experiment.failpoints import crash_point
+    from experiment.registry.store import ChampionChanged
+
+    if intent == "promoted":
+        try:
+            reg.set_champion(number, f"auto-promotion after sweep {d}: {reason}", expected=expected)
+        except ChampionChanged:
+            now_number = reg.champion_number()
+            why = (f"the champion changed while the decision was carried out (v{expected} when decided, "
+                   f"v{now_number} now)")
+            intent, reason, blocked = "challenger", why, {**blocked, "champion_changed": why}
+            reg.tag(number, **{"blocked.champion_changed": why})
+    if intent == "challenger":
+        reg.set_challenger(number)
+    crash_point("alias_moved")
+    reg.tag(number, decision=intent, reason=reason)
+    crash_point("decision_tagged")
+    after = reg.champion_number()
+    before = expected if before is None else before
+    decision = Decision(intent, reg.region, str(d), report.get("study"), number, before, after, blocked,
+                        reason + (" (an interrupted decision, completed now)" if completed else ""))
     log.info(decision.line())
-    (d / "registry_decision.json").write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
+    write_decision_file(d, decision)
+    crash_point("decision_file_written")
     return decision
+
+
+def _complete(reg: Registry, mv: Any, d: Path, report: dict[str, Any]) -> Decision:
+    """A version left ``pending`` by a decision that was killed: carry its intent out now (the alias may already
+    have moved: the champion is then this version and only the history and tags are completed)."""
+    tags = dict(mv.tags or {})
+    number, intent = int(mv.version), tags.get("intent", "challenger")
+    blocked = {k.split(".", 1)[1]: v for k, v in tags.items() if k.startswith("blocked.")}
+    expected = int(tags["champion_at_decision"]) if str(tags.get("champion_at_decision", "")).isdigit() else None
+    before = expected
+    if intent == "promoted" and reg.champion_number() == number:
+        expected = number  # the alias moved before the kill: complete the history and the tags
+    log.info("registry: v%s of %s was left pending by an interrupted decision: completing it (%s)", number,
+             reg.name, intent)
+    return _carry_out(reg, number, intent, tags.get("reason", ""), blocked, expected if expected is not None else -1,
+                      d, report, completed=True, before=before)
+
+
+def _already(reg: Registry, mv: Any, d: Path, report: dict[str, Any]) -> Decision:
+    """A sweep decided before: what the registry says of it now (never a record's word over the registry's)."""
+    tags = dict(mv.tags or {})
+    start = tags.get("champion_at_decision") or tags.get("champion_at_start")
+    decision = Decision("already_decided", reg.region, str(d), report.get("study"), int(mv.version),
+                        int(start) if str(start).isdigit() else None, reg.champion_number(),
+                        {k.split(".", 1)[1]: v for k, v in tags.items() if k.startswith("blocked.")},
+                        reason=str(tags.get("decision")))
+    log.info(decision.line())
+    return decision
+
+
+def _copied_decision(reg: Registry, d: Path, report: dict[str, Any], versions: list[Any]) -> Any | None:
+    """The version a ``registry_decision.json`` in ``d`` names, when the registry confirms it: that version
+    exists and holds this sweep's study. A record the registry does not confirm is ignored (never trusted)."""
+    record = read_decision_file(d)
+    if record is None or record.get("version") is None:
+        return None
+    for mv in versions:
+        if int(mv.version) == record["version"] and (mv.tags or {}).get("study") == str(report.get("study")):
+            return mv
+    return None
+
+
+# ------------------------------------------------------------------------------------------- the record
+DECISION_FILE = "registry_decision.json"
+_DECISION_TYPES: dict[str, tuple[type, ...]] = {
+    "outcome": (str,), "region": (str,), "sweep_dir": (str,), "study": (str, type(None)),
+    "version": (int, type(None)), "champion_before": (int, type(None)), "champion_after": (int, type(None)),
+    "blocked": (dict,), "reason": (str,), "promoted": (bool,)}
+
+
+class BadRecord(ValueError):
+    """A record file that does not hold what its schema says (one line: which file, which key)."""
+
+
+def check_decision_record(data: Any, where: str = DECISION_FILE) -> dict[str, Any]:
+    """``registry_decision.json`` against its schema: every key of :class:`Decision`, of its type, a known
+    outcome and ``promoted`` agreeing with it; :class:`BadRecord` otherwise."""
+    if not isinstance(data, dict):
+        raise BadRecord(f"{where} is not a JSON object")
+    for key, types in _DECISION_TYPES.items():
+        if key not in data:
+            raise BadRecord(f"{where} has no {key}")
+        value = data[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise BadRecord(f"{where}: {key}={value!r} is not of the record's type")
+    if data["outcome"] not in ("promoted", "challenger", "already_decided", "skipped", "unavailable"):
+        raise BadRecord(f"{where}: outcome={data['outcome']!r} is no decision outcome")
+    if data["promoted"] != (data["outcome"] == "promoted"):
+        raise BadRecord(f"{where}: promoted={data['promoted']} contradicts outcome={data['outcome']}")
+    if data["outcome"] in DECISIONS and (data["version"] is None or data["version"] < 1):
+        raise BadRecord(f"{where}: a {data['outcome']} decision without a version")
+    return data
+
+
+def read_decision_file(d: Path) -> dict[str, Any] | None:
+    """The sweep's ``registry_decision.json`` if it is a valid record, else None (a bad one is logged once)."""
+    path = d / DECISION_FILE
+    if not path.exists():
+        return None
+    try:
+        return check_decision_record(json.loads(path.read_text()), str(path))
+    except (OSError, ValueError) as err:  # BadRecord, JSON errors, a directory in its place
+        log.warning("registry: %s is not a valid decision record (%s): the registry decides", path,
+                    str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return None
+
+
+def write_decision_file(d: Path, decision: Decision) -> None:
+    """Atomically; a full disk costs one warning (the registry holds the decision; a replay rewrites it)."""
+    import os
+
+    path = d / DECISION_FILE
+    tmp = path.with_name(f".{DECISION_FILE}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        log.warning("registry: %s not written (%s); the registry holds the decision", path, err)
 
 
 def decide_after_sweep(sweep_dir: str | Path, config: DictConfig) -> Decision | None:

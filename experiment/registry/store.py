@@ -14,9 +14,10 @@ import datetime as dt
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from omegaconf import OmegaConf
 
@@ -25,6 +26,7 @@ from experiment.tracking.common import Settings, first_line, mask
 MODEL_PREFIX = "navitune-policy-"
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "champion_history"  # registered model tag: "1,3,4", the champion versions in order
+EVAL_SCALE_TAG = "eval_scale"  # registered model tag: the scale the champion is evaluated at (JSON, see scale.py)
 REGISTRY_EXPERIMENT = "navitune-registry"
 ARTIFACT_DIR = "policy"
 POLICY_FILE = "policy.yaml"
@@ -37,6 +39,14 @@ class RegistryError(Exception):
 
 class RegistryUnavailable(RegistryError):
     """MLflow could not be reached: nothing was changed."""
+
+
+class ChampionChanged(RegistryError):
+    """The champion is not the one the command started from (another command moved it): nothing was changed."""
+
+
+#: ``expected`` of :meth:`Registry.set_champion` / :meth:`Registry.rollback` when any champion will do
+ANY = object()
 
 
 def model_name(region: str) -> str:
@@ -177,6 +187,49 @@ class Registry:
     def champion(self) -> Version | None:
         return self.alias(CHAMPION)
 
+    def champion_number(self) -> int | None:
+        """The champion's version number (no artifact download), None without one."""
+        mv = self._missing(self.client.get_model_version_by_alias, self.name, CHAMPION)
+        return None if mv is None else int(mv.version)
+
+    def eval_scale(self) -> dict[str, Any] | None:
+        """The scale the region's champion is evaluated at (set by ``navitune champion init``), None when the
+        registered model predates it."""
+        import json
+
+        model = self._missing(self.client.get_registered_model, self.name)
+        text = (model.tags or {}).get(EVAL_SCALE_TAG) if model is not None else None
+        try:
+            value = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def set_eval_scale(self, scale: dict[str, Any]) -> None:
+        import json
+
+        self._call(self.client.set_registered_model_tag, self.name, EVAL_SCALE_TAG, json.dumps(scale, sort_keys=True))
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the model's write lock (:mod:`experiment.registry.lock`): one line when another command keeps it."""
+        from experiment.registry.lock import RegistryBusy, hold
+
+        try:
+            with hold(self.settings.uri, self.name, self.client):
+                yield
+        except RegistryBusy as err:
+            raise RegistryError(f"navitune champion: {err}; nothing was changed, run the command again") from None
+
+    def _expect(self, expected: Any, what: str) -> int | None:
+        """The champion now, checked against the one the command started from (inside :meth:`locked`)."""
+        current = self.champion_number()
+        if expected is not ANY and current != expected:
+            raise ChampionChanged(f"navitune champion {what}: the champion changed while this command ran "
+                                  f"(v{expected} when it started, v{current} now: another command moved it); "
+                                  "nothing was changed; see navitune champion history")
+        return current
+
     def version(self, number: int) -> Version:
         mv = self._missing(self.client.get_model_version, self.name, str(number))
         if mv is None:
@@ -228,14 +281,26 @@ class Registry:
         for key, value in tags.items():
             self._call(self.client.set_model_version_tag, self.name, str(number), key, mask(str(value))[:4000])
 
-    def set_champion(self, number: int, reason: str) -> None:
-        """Move the ``champion`` alias to ``number`` and append it to the champion history."""
+    def set_champion(self, number: int, reason: str, expected: Any = ANY) -> None:
+        """Move the ``champion`` alias to ``number`` and append it to the champion history, under the model's
+        lock; ``expected``: the champion the caller decided against (:class:`ChampionChanged` when it moved)."""
         self.version(number)  # one line if it does not exist
+        with self.locked():
+            self._expect(expected, "promote")
+            self._move_champion(number, reason)
+
+    def _move_champion(self, number: int, reason: str) -> None:
+        """The alias first, then the history, then the tags: a kill between them leaves the alias (the truth)
+        ahead of the history, which :meth:`set_champion` of the same version completes."""
+        from experiment.failpoints import crash_point
+
         history = self.history()
         self._call(self.client.set_registered_model_alias, self.name, CHAMPION, str(number))
+        crash_point("champion_alias_set")
         if not history or history[-1] != number:
             history.append(number)
         self._call(self.client.set_registered_model_tag, self.name, HISTORY_TAG, ",".join(map(str, history)))
+        crash_point("champion_history_set")
         self.tag(number, champion_since=now(), champion_reason=reason)
         challenger = self._missing(self.client.get_model_version_by_alias, self.name, CHALLENGER)
         if challenger is not None and int(challenger.version) == number:
@@ -244,9 +309,15 @@ class Registry:
     def set_challenger(self, number: int) -> None:
         self._call(self.client.set_registered_model_alias, self.name, CHALLENGER, str(number))
 
-    def rollback(self, reason: str = "navitune champion rollback") -> tuple[int, int]:
+    def rollback(self, reason: str = "navitune champion rollback", expected: Any = ANY) -> tuple[int, int]:
         """The champion back to the previous champion; returns (from, to). The history loses its last entry and
-        both versions get a tag saying when and why."""
+        both versions get a tag saying when and why. Under the model's lock; ``expected``: the champion the
+        command saw when it started (a concurrent rollback that got there first: :class:`ChampionChanged`)."""
+        with self.locked():
+            self._expect(expected, "rollback")
+            return self._rollback(reason)
+
+    def _rollback(self, reason: str) -> tuple[int, int]:
         history = self.history()
         current = self.champion()
         if current is None:

@@ -18,6 +18,7 @@ def assemble(
     """The report.json content: four patterns, paired improvements with 95 % intervals, the decision."""
     from experiment.app import tuned_params
     from experiment.report.stats import mean_interval, paired_improvement, promote
+    from experiment.scale import days, fleet
 
     values: dict[tuple[str, str], list[dict[str, float]]] = {}
     for (s, d, _r, _p), m in zip(jobs, metrics):
@@ -60,6 +61,8 @@ def assemble(
         "windows": {
             "tuning": {k: tuning.get(k) for k in ("name", "start", "end", "seed", "drivers", "max_shift_h")},
             "test": {**{k: test_cfg.window.get(k) for k in ("name", "start", "end", "drivers", "max_shift_h")},
+                     "fleet": fleet(test_cfg.region.drivers, test_cfg.window.get("drivers")),
+                     "days": days(test_cfg.window),
                      "seeds": [int(test_cfg.window.seed) + r for r in range(settings.replications)],
                      "matched_to_tuning_scale": settings.match_scale,
                      "held_out": test_cfg.window.name != tuning.get("name")},

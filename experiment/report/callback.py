@@ -57,9 +57,9 @@ class ReportCallback(Callback):
             log.debug("no optimization_results.yaml in %s: no champion/challenger report", sweep_dir)
             return
         try:
-            if self._started is not None and not _finished_since(load_sweep(sweep_dir, config), self._started):
-                log.info("champion/challenger report: no trial finished in this sweep (the study was already "
-                         "complete); python -m experiment.report %s writes one on demand", sweep_dir)
+            sweep = load_sweep(sweep_dir, config)
+            if self._started is not None and not _finished_since(sweep, self._started):
+                nothing_ran(sweep_dir, sweep.study_name)
                 return
             build_report(sweep_dir, settings=self.settings, config=config)
         except Exception as err:
@@ -69,3 +69,42 @@ class ReportCallback(Callback):
         from experiment.registry.decision import decide_after_sweep
 
         decide_after_sweep(sweep_dir, config)  # best vs champion: move the alias or register the challenger
+
+
+#: what a sweep that ran no trial leaves in a new directory (the sweeper's results, the champion at its start)
+NO_OP_FILES = ("optimization_results.yaml", "registry_start.json")
+
+
+def nothing_ran(sweep_dir: Path, study: str | None) -> None:
+    """A rerun whose study was already complete: its new directory holds only what this rerun wrote, so it is
+    removed; the line points to the directory that holds the study's report (a hint that works), if any."""
+    removed = False
+    try:
+        entries = list(sweep_dir.iterdir())
+        if entries and all(e.is_file() and (e.name in NO_OP_FILES or e.name.startswith("best_")) for e in entries):
+            for e in entries:
+                e.unlink()
+            sweep_dir.rmdir()
+            removed = True
+    except OSError:
+        pass
+    earlier = earlier_report(sweep_dir, study) if study else None
+    where = (f"its report: {earlier / 'report.md'}" if earlier is not None
+             else f"python -m experiment.report {sweep_dir} writes its report" if not removed
+             else "no sweep directory under this one's parent holds its report")
+    log.info("nothing to run: study %s already holds its finished trials%s; %s", study,
+             " (this rerun's empty directory was removed)" if removed else "", where)
+
+
+def earlier_report(sweep_dir: Path, study: str) -> Path | None:
+    """The latest sweep directory (``<sweeps>/<date>/<time>``, or this one) whose report.json is of ``study``."""
+    import json
+
+    candidates = [sweep_dir, *sorted(sweep_dir.parent.parent.glob("*/*"), reverse=True)]
+    for d in candidates[:200]:  # bounded: the latest 200 sweeps
+        try:
+            if json.loads((d / "report.json").read_text()).get("study") == study:
+                return d
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None

@@ -9,6 +9,7 @@ another retune holds the cycle); 2 bad input (one line, nothing written); 130 in
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Sequence
 
@@ -22,8 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from experiment.retune.checks import BadInput, Unreachable, plan
     from experiment.retune.cycle import Busy, run
+    from experiment.retune.record import RecordError
 
     logging.getLogger("navitune.registry").setLevel(logging.WARNING)  # the checks' own lookups stay quiet
+    previous = signal.signal(signal.SIGTERM, _terminated)  # SIGTERM stops the cycle as Ctrl-C does: resumable
     try:
         p = plan(args)
         logging.getLogger("navitune.registry").setLevel(logging.NOTSET)
@@ -32,6 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as err:
         print(str(err), file=sys.stderr)
         return 2
-    except (Unreachable, Busy) as err:
+    except (Unreachable, Busy, RecordError) as err:
         print(str(err), file=sys.stderr)
         return 1
+    except OSError as err:  # the cycle's directory or lock could not be made (a full disk, no permission)
+        where = f" {err.filename}" if err.filename else ""
+        print(f"navitune retune: cannot write{where} ({err.strerror or type(err).__name__}); nothing was run; "
+              "fix that and run the same command again", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a pod's or service manager's stop) becomes the Ctrl-C path: the cycle records ``interrupted``
+    and exits 130; running the same command again resumes it."""
+    raise KeyboardInterrupt

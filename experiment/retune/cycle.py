@@ -63,8 +63,8 @@ def _json(path: Path) -> dict[str, Any] | None:
 def check_same_cycle(p: Plan) -> None:
     """A cycle directory belongs to one study: another demand source (or a hand-made study name) would mix two
     cycles in one directory."""
-    recorded = rec.load(p.cycle_dir)
-    if recorded is not None and recorded.get("study") not in (None, p.study):
+    recorded = _json(rec.path(p.cycle_dir))  # even a record no longer valid says whose directory this is
+    if recorded is not None and isinstance(recorded.get("study"), str) and recorded["study"] != p.study:
         raise BadInput(f"navitune retune: {p.cycle_dir} holds the cycle of study {recorded['study']}, this command's "
                        f"study is {p.study}; allowed: the same overrides as that cycle (see overrides in "
                        f"{rec.path(p.cycle_dir)}), or another paths.outputs")
@@ -125,21 +125,34 @@ def ensure_report(p: Plan) -> str | None:
 
 
 def decide(p: Plan) -> dict[str, Any]:
-    """The sweep's decision: the one the sweep recorded, else decided (or replayed) now."""
-    d = p.sweep_dir
-    recorded = _json(d / DECISION_FILE)
-    if recorded is not None and recorded.get("outcome") in ("promoted", "challenger"):
-        return recorded
+    """The sweep's decision, as the registry holds it. The registry decides (or replays: a decided sweep is
+    found by its ``sweep_key``, a decision a kill left pending is completed); the sweep's own
+    ``registry_decision.json`` only names the outcome when the registry confirms it (same version, same decision),
+    so a forged or stale file never reaches the cycle's record."""
     from experiment.registry import decide as registry_decide
+    from experiment.registry.decision import read_decision_file
     from experiment.registry.store import RegistryError
 
+    d = p.sweep_dir
     try:
-        decision = registry_decide(d, region=p.region, uri=p.uri, config=sweep_config(p)).to_dict()
+        decision = registry_decide(d, region=p.region, uri=p.uri, config=sweep_config(p),
+                                   promotion=promotion(p)).to_dict()
     except RegistryError as err:
         return {"outcome": "incomplete", "reason": str(err)}
     if decision["outcome"] == "already_decided":
+        recorded = read_decision_file(d)
+        confirmed = (recorded is not None and recorded["outcome"] in ("promoted", "challenger")
+                     and recorded["version"] == decision["version"] and recorded["outcome"] == decision["reason"])
+        if confirmed:  # decided by the sweep's own end hook in this run of the cycle
+            return recorded | {"champion_after": decision["champion_after"]}
         decision |= already_decided(p, int(decision["version"]))
     return decision
+
+
+def promotion(p: Plan) -> str:
+    """``registry.promotion`` of the cycle's sweep (``auto`` unless the user gave ``manual``)."""
+    value = OmegaConf.select(p.config, "registry.promotion", default=None)
+    return str(value) if value in ("auto", "manual") else "auto"
 
 
 def already_decided(p: Plan, version: int) -> dict[str, Any]:
@@ -149,15 +162,39 @@ def already_decided(p: Plan, version: int) -> dict[str, Any]:
     try:
         reg = Registry.at(p.uri, p.region)
         tags = reg.version(version).tags
-        champion = reg.champion()
+        champion = reg.champion_number()
     except RegistryUnavailable:
         return {}
-    start = tags.get("champion_at_start")
-    return {"promoted": str(tags.get("decision", "")).startswith("promoted"),
+    start = tags.get("champion_at_decision") or tags.get("champion_at_start")
+    return {"promoted": str(tags.get("decision", "")).startswith("promoted") and champion is not None
+            and version in reg.history(),
             "champion_before": int(start) if str(start).isdigit() else None,
-            "champion_after": None if champion is None else champion.number,
+            "champion_after": champion,
             "blocked": {k.split(".", 1)[1]: v for k, v in tags.items() if k.startswith("blocked.")},
             "reason": tags.get("reason", "")}
+
+
+def confirmed_by_registry(p: Plan, record: dict[str, Any]) -> bool:
+    """Does the registry hold what a final record says (its version decided as recorded, not left pending)?
+    MLflow unreachable: the record stands (it cannot be checked, and nothing will be changed)."""
+    from experiment.registry.store import Registry, RegistryError, RegistryUnavailable
+
+    if record.get("version") is None:
+        return True
+    try:
+        tags = Registry.at(p.uri, p.region).version(int(record["version"])).tags
+    except RegistryUnavailable:
+        return True
+    except RegistryError:  # no such version: the record is not the registry's
+        return False
+    if tags.get("study") != record.get("study"):
+        return False
+    decided = str(tags.get("decision", ""))
+    if record["outcome"] == "promoted":
+        return decided.startswith("promoted")
+    if record["outcome"] == "challenger":
+        return decided == "challenger"
+    return decided not in ("", "pending")
 
 
 # ------------------------------------------------------------------------------------------- record
@@ -255,12 +292,16 @@ def run(p: Plan) -> int:
     check_same_cycle(p)
     recorded = rec.load(p.cycle_dir)
     if recorded is not None and recorded.get("outcome") in rec.FINAL:
-        print(rec.summary_line(recorded, recorded=True))
-        return EXIT_OK
+        if recorded.get("cycle_dir") == str(p.cycle_dir) and confirmed_by_registry(p, recorded):
+            print(rec.summary_line(recorded, recorded=True))
+            return EXIT_OK
+        log.warning("retune: %s does not agree with the registry (or belongs to another directory): the cycle's "
+                    "decision is read from the registry again", rec.path(p.cycle_dir))
     p.champion = champion_version(p)  # no champion: one line, exit 2; MLflow down: one line, exit 1
     with cycle_lock(p.cycle_dir):
         recorded = rec.load(p.cycle_dir)
-        if recorded is not None and recorded.get("outcome") in rec.FINAL:  # another retune decided meanwhile
+        if (recorded is not None and recorded.get("outcome") in rec.FINAL and recorded.get("cycle_dir") == str(p.cycle_dir)
+                and confirmed_by_registry(p, recorded)):  # another retune decided meanwhile
             print(rec.summary_line(recorded, recorded=True))
             return EXIT_OK
         started = (recorded or {}).get("started") or rec.now()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("navitune.retune")
 RECORD = "retune.json"
 SCHEMA = 1
 OUTCOMES = ("promoted", "challenger", "already_decided", "unavailable", "skipped", "incomplete")
@@ -24,21 +26,75 @@ def path(cycle_dir: Path) -> Path:
     return cycle_dir / RECORD
 
 
+class RecordError(Exception):
+    """The record could not be written (a full disk, a directory in its place): one line, exit 1."""
+
+
+#: every key a record has, and the types its value may take (the contract of docs/retune.md)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "schema": (int,), "as_of": (str,), "region": (str,), "scenario": (str,), "study": (str,),
+    "cycle_dir": (str,), "sweep_dir": (str,), "record": (str,), "outcome": (str,), "reason": (str,),
+    "started": (str,)}
+_FINAL_TYPES: dict[str, tuple[type, ...]] = {
+    "promoted": (bool,), "version": (int, type(None)), "champion_before": (int, type(None)),
+    "champion_after": (int, type(None)), "improvement_pct": (dict,), "ci95_pct": (dict,), "blocked": (dict,)}
+
+
+def check(data: Any) -> str | None:
+    """Why ``data`` is not a valid record (None: it is): the schema's keys and types, a known outcome, a final
+    outcome with its version, ``promoted`` agreeing with the outcome."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    types = _TYPES | (_FINAL_TYPES if data.get("outcome") in FINAL else {})
+    for key, allowed in types.items():
+        value = data.get(key)
+        if key not in data or not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            return f"{key}={value!r} is missing or not of its type"
+    if data["schema"] != SCHEMA:
+        return f"schema={data['schema']!r}, this navitune reads schema {SCHEMA}"
+    if data["outcome"] not in OUTCOMES:
+        return f"outcome={data['outcome']!r}; allowed: {', '.join(OUTCOMES)}"
+    if data["outcome"] in ("promoted", "challenger") and (data["version"] is None or data["version"] < 1):
+        return f"a {data['outcome']} cycle without a version"
+    if data["outcome"] in ("promoted", "challenger") and data["promoted"] != (data["outcome"] == "promoted"):
+        return f"promoted={data['promoted']} contradicts outcome={data['outcome']}"
+    return None
+
+
 def load(cycle_dir: Path) -> dict[str, Any] | None:
-    """The cycle's record, None when there is none (or it cannot be read: the cycle is then run again)."""
-    try:
-        data = json.loads(path(cycle_dir).read_text())
-    except (OSError, ValueError):
+    """The cycle's record, None when there is none, or when it is no valid record (one warning: the cycle is
+    then rebuilt from its study, its report and the registry, which hold the truth)."""
+    target = path(cycle_dir)
+    if not target.exists():
         return None
-    return data if isinstance(data, dict) else None
+    try:
+        data = json.loads(target.read_text())
+    except (OSError, ValueError) as err:
+        problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    else:
+        problem = check(data)
+        if problem is None:
+            return data
+    log.warning("retune: %s is not a valid record (%s): the cycle is rebuilt from its study and the registry",
+                target, problem)
+    return None
 
 
 def write(cycle_dir: Path, record: dict[str, Any]) -> Path:
-    """Atomically (a reader never sees half a record)."""
+    """Atomically (a reader never sees half a record); a failed write leaves no temporary file behind and is
+    one line (:class:`RecordError`)."""
     target = path(cycle_dir)
     tmp = target.with_name(f".{RECORD}.{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        os.replace(tmp, target)
+    except OSError as err:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise RecordError(f"navitune retune: cannot write {target} ({err.strerror or type(err).__name__}); "
+                          "fix that and run the same command again") from None
     return target
 
 
