@@ -119,3 +119,18 @@ def test_each_tuned_parameter_has_an_interior_optimum_that_matters():
         assert 0 < best < len(values) - 1, (name, points)
         assert (max(values) - min(values)) / max(values) >= 0.03, (name, points)
         assert [x for x, _ in points] == list(SCANS[name])
+
+
+@pytest.mark.slow
+def test_production_is_what_a_navigation_team_would_deploy():
+    """Issue 19, the calibration facts of the talk: in 1-D scans from production (every road weight
+    included; 2-day window, seeds 1-2, common random numbers), no parameter outside navi3 gains more than
+    +1 %, and navi3's parameters matter most (the largest spread between best and worst scanned value)."""
+    from experiment.tunability import ALL_SCANS, NAVI3, gains
+
+    scans = scan(tuple(ALL_SCANS), seeds=(1, 2))
+    g = gains(scans)
+    outside = {k: v for k, v in g.items() if k not in NAVI3}
+    assert max(outside.values()) <= 1.0, g
+    spread = {k: (max(y for _, y in p) - min(y for _, y in p)) / max(y for _, y in p) for k, p in scans.items()}
+    assert max(spread, key=spread.get) in NAVI3, spread
