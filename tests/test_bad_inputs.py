@@ -85,7 +85,7 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str], str | None]] = [
      ["navitune schedule create: invalid --output", "a file path (not a directory)"], None),
     # --- item 4: budgets and the report
     ("n-trials-absurd", [*SM, "hydra.sweeper.n_trials=99999999999999999999"], {},
-     ["hydra.sweeper.n_trials=99999999999999999999", "allowed: a whole number in [1, 100000]"], None),
+     ["hydra.sweeper.n_trials=99999999999999999999", "allowed: a whole number > 0, at most 100000"], None),
     ("retune-replications-0", [*RETUNE, "hydra.callbacks.report.replications=0"], {},
      ["navitune retune: invalid hydra.callbacks.report.replications=0", "allowed: a whole number >= 2"], None),
     # --- item 4: an unset ${oc.env:VAR} names VAR and its key, wherever it is resolved
@@ -213,7 +213,7 @@ def test_n_trials_up_to_the_bound_is_accepted() -> None:
 
     node = lambda n: OmegaConf.create({"_target_": "hydra_plugins.navitune_optuna.x", "n_trials": n})  # noqa: E731
     assert check_node(node(MAX_N_TRIALS)) is None
-    assert "[1, 100000]" in str(check_node(node(MAX_N_TRIALS + 1)))
+    assert "at most 100000" in str(check_node(node(MAX_N_TRIALS + 1)))
 
 
 def composed(*overrides: str):

@@ -27,7 +27,7 @@ DIRECTIONS = ("minimize", "maximize")
 # a sweep's budget: far above any real study (the benchmarks run a few thousand trials), low enough that a typo
 # (n_trials=99999999999999999999) is refused instead of promising an ETA of 5.8e19 s
 MAX_N_TRIALS = 100_000
-N_TRIALS_ALLOWED = f"a whole number in [1, {MAX_N_TRIALS}]"
+N_TRIALS_ALLOWED = f"a whole number > 0, at most {MAX_N_TRIALS}"
 # what the sweeper may instantiate (the same list it passes to Hydra's instantiate)
 WHITELIST = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optuna.pruners.*")
 
