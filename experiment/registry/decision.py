@@ -420,11 +420,17 @@ def _already(reg: Registry, mv: Any, d: Path, report: dict[str, Any]) -> Decisio
     """A sweep decided before: what the registry says of it now (never a record's word over the registry's)."""
     tags = dict(mv.tags or {})
     start = tags.get("champion_at_decision") or tags.get("champion_at_start")
-    decision = Decision("already_decided", reg.region, str(d), report.get("study"), int(mv.version),
-                        int(start) if str(start).isdigit() else None, reg.champion_number(),
-                        {k.split(".", 1)[1]: v for k, v in tags.items() if k.startswith("blocked.")},
-                        reason=str(tags.get("decision")))
+    before = int(start) if str(start).isdigit() else None
+    blocked = {k.split(".", 1)[1]: v for k, v in tags.items() if k.startswith("blocked.")}
+    decision = Decision("already_decided", reg.region, str(d), report.get("study"), int(mv.version), before,
+                        reg.champion_number(), blocked, reason=str(tags.get("decision")))
     log.info(decision.line())
+    recorded = read_decision_file(d) if (d / DECISION_FILE).exists() else None
+    if tags.get("decision") in DECISIONS and (recorded is None or recorded["version"] != int(mv.version)):
+        # killed after the version's tag, before its record: the record is written back from the registry
+        write_decision_file(d, Decision(str(tags["decision"]), reg.region, str(d), report.get("study"),
+                                        int(mv.version), before, decision.champion_after, blocked,
+                                        str(tags.get("reason", ""))))
     return decision
 
 
