@@ -257,19 +257,42 @@ def refused_port() -> Iterator[int]:
         yield int(s.getsockname()[1])
 
 
-def test_schedule_pause_with_the_kfp_api_down_is_one_line_in_seconds(tmp_path: Path, refused_port: int) -> None:
+@pytest.fixture
+def silent_kfp() -> Iterator[int]:
+    """A local port that accepts connections and never answers: a hung KFP API."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)  # the kernel completes the handshakes; nobody reads
+        yield int(s.getsockname()[1])
+
+
+def schedule_command(tmp_path: Path, command: str, port: int) -> tuple[subprocess.CompletedProcess, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "experiment", "schedule", "pause", "-m",
-                           f"hydra.launcher.host=http://127.0.0.1:{refused_port}", f"hydra.launcher.image={IMAGE}"],
+    proc = subprocess.run([sys.executable, "-m", "experiment", "schedule", command, "-m",
+                           f"hydra.launcher.host=http://127.0.0.1:{port}", f"hydra.launcher.image={IMAGE}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    took = time.monotonic() - started
+    return proc, time.monotonic() - started
+
+
+def test_schedule_pause_with_the_kfp_api_down_is_one_line_in_seconds(tmp_path: Path, refused_port: int) -> None:
+    proc, took = schedule_command(tmp_path, "pause", refused_port)
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("navitune schedule pause: kfp: cannot use the KFP API"), lines
-    assert "(after 3 attempts)" in lines[0]
-    assert took < 30, took  # was 71 s: 7 attempts with a doubling backoff
+    assert "Connection refused (after 3 attempts)" in lines[0]
+    assert took < 30, took  # was 71 s and 7 lines: 7 attempts with a doubling backoff, a warning each
     assert files_under(tmp_path) == set()
+
+
+def test_schedule_list_with_a_kfp_api_that_never_answers_is_one_line_in_seconds(tmp_path: Path,
+                                                                                silent_kfp: int) -> None:
+    """kfp's client sends its requests without a timeout: the command's own probe gives up after 10 s."""
+    proc, took = schedule_command(tmp_path, "list", silent_kfp)
+    assert proc.returncode == 1, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].endswith("connect: no answer within 10 s"), lines
+    assert took < 40, took
 
 
 # ------------------------------------------------------------------------------------- MLflow on a full disk

@@ -170,14 +170,11 @@ class Session(RemoteBackend):
 
     def __init__(self, settings: LauncherSettings) -> None:  # noqa: D107 - no experiment, unlike the parent
         import dataclasses
-        import socket
 
         from .errors import KFPUnavailable, LauncherShutdown
 
         settings = dataclasses.replace(settings, api_retries=min(settings.api_retries, INTERACTIVE_RETRIES),
                                        api_backoff_s=min(settings.api_backoff_s, INTERACTIVE_BACKOFF_S))
-        if socket.getdefaulttimeout() is None:  # urllib3's default: a black-holed host would hang for minutes
-            socket.setdefaulttimeout(INTERACTIVE_TIMEOUT_S)
         self.settings = settings
         self.closing = threading.Event()
         self.pipeline_spec = None
@@ -201,6 +198,43 @@ class Session(RemoteBackend):
             return super().api(what, fn, *args, **kwargs)
         finally:
             logger.setLevel(level)
+
+    def _connect(self) -> Any:
+        """:meth:`RemoteBackend._connect` after :meth:`_probe`: kfp's client sends its requests without a timeout,
+        so a host that never answers would hold the command for minutes."""
+        self._probe()
+        return super()._connect()
+
+    def _probe(self) -> None:
+        """``GET <host>/apis/v2beta1/healthz`` with a :data:`INTERACTIVE_TIMEOUT_S` timeout: any HTTP answer (even
+        401) is a server; no connection is retried like an API call, no answer in time is not (it would not come)."""
+        import ssl
+        import time
+        import urllib.error
+        import urllib.request
+
+        s = self.settings
+        url = f"{s.host}/apis/v2beta1/healthz"
+        context = None
+        if url.startswith("https:"):
+            context = ssl.create_default_context(cafile=s.ssl_ca_cert) if s.verify_ssl else \
+                ssl._create_unverified_context()  # noqa: S323 - the user's verify_ssl=false
+        delay = s.api_backoff_s
+        for attempt in range(s.api_retries + 1):
+            try:
+                with urllib.request.urlopen(url, timeout=INTERACTIVE_TIMEOUT_S, context=context):
+                    return
+            except urllib.error.HTTPError:
+                return  # a server answered: the API calls say the rest
+            except (TimeoutError, OSError) as err:
+                reason = getattr(err, "reason", err)
+                if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+                    raise KFPApiError(f"connect: no answer within {INTERACTIVE_TIMEOUT_S:g} s") from None
+                if attempt == s.api_retries:  # no connection (refused, no route, DNS): retried as an API call
+                    raise KFPApiError(f"connect: {type(reason).__name__}: {reason} (after {attempt + 1} "
+                                      "attempts)") from None
+                time.sleep(delay)
+                delay *= 2
 
     def experiment_for(self, name: str, description: str) -> str:
         """The id of the experiment ``name`` (created if missing; the oldest of that name)."""
