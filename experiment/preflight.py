@@ -56,6 +56,7 @@ INFO_FLAGS = {"-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c", "--
 SWEEP_SYNTAX = re.compile(r"[(,]")
 
 
+COMMANDS = ("champion", "retune", "submit", "schedule")  # experiment.__main__ dispatches these
 VALUE_FLAGS = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-p", "--package",
                "--experimental-rerun", "-c", "--cfg"}
 
@@ -65,6 +66,9 @@ def check_override_syntax(argv: list[str]) -> str | None:
     message spans four lines and names the reason only on the third)."""
     from hydra_plugins.navitune_optuna.overrides import first_bad_override
 
+    if argv and re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", argv[0]):  # a word, not key=value: a command's name
+        return (f"navitune: unknown command {argv[0]!r}; allowed: {', '.join(COMMANDS)}, or config overrides "
+                "key=value (navitune --help)")
     if INFO_FLAGS & set(argv):  # --info, --cfg, -sc ... take free-form values: Hydra checks those runs
         return None
     overrides, skip = [], False

@@ -100,6 +100,15 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str], str | None]] = [
     ("env-unset-champion", ["champion", "show", "tracking=server",
                             "tracking.uri=http://navi:${oc.env:NOPE_PW}@127.0.0.1:9"], {},
      ["config tracking.uri reads environment variable NOPE_PW", ENV_ALLOWED], None),
+    # --- item 4: odd digits and unknown commands
+    ("retune-as-of-arabic-digits", ["retune", "--as-of", "٢٠٢٦-٠٦-٠٤"], {},
+     ["invalid --as-of '٢٠٢٦-٠٦-٠٤'", "allowed: a date YYYY-MM-DD"], None),
+    ("submit-retries-superscript", ["submit", "--retries", "²", "-m", *KFP], {},
+     ["argument --retries: '²' is not a whole number in 0..10"], None),
+    ("unknown-command", ["frobnicate"], {},
+     ["navitune: unknown command 'frobnicate'", "allowed: champion, retune, submit, schedule"], None),
+    ("schedule-unknown-subcommand", ["schedule", "frobnicate"], {},
+     ["invalid choice: 'frobnicate'", "'create', 'list', 'pause', 'resume', 'delete'"], None),
     # --- item 5: secrets
     ("submit-driver-host-token", ["submit", "--driver-host", f"http://ml-pipeline:8888/?token={CANARY}", "-m", *KFP],
      {}, ["navitune submit: invalid --driver-host='http://ml-pipeline:8888/?token=***'", "without credentials"],
