@@ -380,3 +380,31 @@ def test_odd_champion_arguments_are_one_line(args: list[str], words: list[str], 
     for w in words:
         assert w in out.err, out.err
     assert not (tmp_path / "outputs").exists()  # nothing written: no store was created
+
+
+# ------------------------------------------------------------------------------ a no-op rerun
+@pytest.mark.slow
+def test_a_no_op_rerun_leaves_no_empty_directory_and_a_hint_that_works(tmp_path: Path) -> None:
+    args = ["-m", "window=smoke", "tracking=off", f"paths.outputs={tmp_path / 'outputs'}", "hydra.sweeper.n_trials=2",
+            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.plots=false"]
+    first = cli(tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    d = the_sweep(tmp_path / "outputs")
+    again = cli(tmp_path, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert the_sweep(tmp_path / "outputs") == d  # the rerun's empty directory is gone
+    (line,) = [x for x in (again.stdout + again.stderr).splitlines() if "nothing to run" in x]
+    assert f"its report: {d / 'report.md'}" in line and (d / "report.md").is_file()
+    # a study whose report was never written: the rerun's directory stays, and its hint works
+    study = "navitune_noreport"
+    off = [*args, f"hydra.sweeper.study_name={study}", "hydra.callbacks.report.enabled=false"]
+    assert cli(tmp_path, *off).returncode == 0
+    rerun = cli(tmp_path, *[a for a in off if a != "hydra.callbacks.report.enabled=false"])
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (line,) = [x for x in (rerun.stdout + rerun.stderr).splitlines() if "nothing to run" in x]
+    hint = line.split("; ", 1)[1]
+    assert hint.startswith("python -m experiment.report "), line
+    made = subprocess.run([sys.executable, "-m", "experiment.report", hint.split()[3], "report.replications=2",
+                           "report.plots=false"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert (Path(hint.split()[3]) / "report.json").is_file()

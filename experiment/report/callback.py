@@ -59,7 +59,7 @@ class ReportCallback(Callback):
         try:
             sweep = load_sweep(sweep_dir, config)
             if self._started is not None and not _finished_since(sweep, self._started):
-                nothing_ran(sweep_dir, sweep.study_name)
+                nothing_ran(sweep_dir, sweep.study_name, config)
                 return
             build_report(sweep_dir, settings=self.settings, config=config)
         except Exception as err:
@@ -75,23 +75,32 @@ class ReportCallback(Callback):
 NO_OP_FILES = ("optimization_results.yaml", "registry_start.json")
 
 
-def nothing_ran(sweep_dir: Path, study: str | None) -> None:
-    """A rerun whose study was already complete: its new directory holds only what this rerun wrote, so it is
-    removed; the line points to the directory that holds the study's report (a hint that works), if any."""
-    removed = False
-    try:
-        entries = list(sweep_dir.iterdir())
-        if entries and all(e.is_file() and (e.name in NO_OP_FILES or e.name.startswith("best_")) for e in entries):
-            for e in entries:
-                e.unlink()
-            sweep_dir.rmdir()
-            removed = True
-    except OSError:
-        pass
+def nothing_ran(sweep_dir: Path, study: str | None, config: DictConfig) -> None:
+    """A rerun whose study was already complete. When another sweep directory holds the study's report, this
+    rerun's new directory (only what this rerun wrote) is removed and the line points there. Otherwise the
+    directory stays (a retune cycle's own directory, or a study whose report was never written), with the
+    sweep's config saved beside its results so that the hint it gives works."""
     earlier = earlier_report(sweep_dir, study) if study else None
-    where = (f"its report: {earlier / 'report.md'}" if earlier is not None
-             else f"python -m experiment.report {sweep_dir} writes its report" if not removed
-             else "no sweep directory under this one's parent holds its report")
+    removed = False
+    if earlier is not None and earlier != sweep_dir:
+        try:
+            entries = list(sweep_dir.iterdir())
+            if all(e.is_file() and (e.name in NO_OP_FILES or e.name.startswith("best_")) for e in entries):
+                for e in entries:
+                    e.unlink()
+                sweep_dir.rmdir()
+                removed = True
+        except OSError:
+            pass
+    if earlier is not None:
+        where = f"its report: {earlier / 'report.md'}"
+    else:
+        if not (sweep_dir / "multirun.yaml").is_file() and not any(sweep_dir.glob("*/.hydra/hydra.yaml")):
+            try:
+                OmegaConf.save(config, sweep_dir / "multirun.yaml")
+            except OSError:
+                pass
+        where = f"python -m experiment.report {sweep_dir} writes its report"
     log.info("nothing to run: study %s already holds its finished trials%s; %s", study,
              " (this rerun's empty directory was removed)" if removed else "", where)
 

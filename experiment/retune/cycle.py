@@ -134,13 +134,13 @@ def decide(p: Plan) -> dict[str, Any]:
     from experiment.registry.store import RegistryError
 
     d = p.sweep_dir
+    recorded = read_decision_file(d) if (d / "registry_decision.json").exists() else None  # before a replay rewrites it
     try:
         decision = registry_decide(d, region=p.region, uri=p.uri, config=sweep_config(p),
                                    promotion=promotion(p)).to_dict()
     except RegistryError as err:
         return {"outcome": "incomplete", "reason": str(err)}
     if decision["outcome"] == "already_decided":
-        recorded = read_decision_file(d)
         confirmed = (recorded is not None and recorded["outcome"] in ("promoted", "challenger")
                      and recorded["version"] == decision["version"] and recorded["outcome"] == decision["reason"])
         if confirmed:  # decided by the sweep's own end hook in this run of the cycle
