@@ -84,6 +84,10 @@ def region_default(region: str) -> dict[str, Any]:
     return {"fleet": None if drivers is None else int(drivers), "days": FULL_TEST_DAYS, "max_shift_h": None}
 
 
+def _cap(hours: Any) -> str:
+    return "no shift cap" if hours is None else f"shifts capped at {float(hours):g} h"
+
+
 def describe(scale: dict[str, Any]) -> str:
     cap = "" if scale.get("max_shift_h") is None else f", shifts capped at {scale['max_shift_h']:g} h"
     return f"{scale.get('fleet')} drivers, {scale.get('days')} day(s){cap}"
@@ -98,7 +102,7 @@ def shortfall(measured: dict[str, Any], required: dict[str, Any]) -> str | None:
     if required.get("days") is not None and (measured.get("days") or 0) < required["days"]:
         problems.append(f"{measured.get('days')} test day(s), fewer than {required['days']}")
     if measured.get("max_shift_h") != required.get("max_shift_h"):
-        problems.append(f"shift cap {measured.get('max_shift_h')} h, not {required.get('max_shift_h')}")
+        problems.append(f"{_cap(measured.get('max_shift_h'))} (the champion's: {_cap(required.get('max_shift_h'))})")
     if not problems:
         return None
     return (f"the report measured a smaller world than the champion is evaluated in ({'; '.join(problems)}; "

@@ -115,7 +115,7 @@ def test_the_scale_guard_on_known_cases() -> None:
     assert scale.shortfall({**full, "days": 14}, full) is None  # a longer test span is fine
     assert "120 drivers" in scale.shortfall({**full, "fleet": 120}, full)
     assert "1 test day(s), fewer than 7" in scale.shortfall({**full, "days": 1}, full)
-    assert "shift cap 8" in scale.shortfall({**full, "max_shift_h": 8.0}, full)
+    assert "shifts capped at 8 h (the champion's: no shift cap)" in scale.shortfall({**full, "max_shift_h": 8.0}, full)
     report = {"windows": {"test": {"start": "2026-06-22", "end": "2026-06-29", "drivers": None,
                                    "max_shift_h": None}}}
     assert scale.of_report(report, {"region": {"drivers": 1000}}) == full  # a report from before windows.test.fleet

@@ -125,7 +125,10 @@ def show(cfg: DictConfig, as_json: bool) -> str:
     if champion is None and not as_json:
         raise RegistryError(f"navitune champion: region {reg.region} has no champion in {reg.settings.where}; "
                             f"create it with: navitune champion init region={reg.region}")
-    data = {"model": reg.name, "uri": f"models:/{reg.name}@{CHAMPION}",
+    from experiment import scale
+
+    evaluated = reg.eval_scale()
+    data = {"model": reg.name, "uri": f"models:/{reg.name}@{CHAMPION}", "eval_scale": evaluated,
             "champion": None if champion is None else {"version": champion.number, "policy": champion.policy,
                                                         "tags": champion.tags},
             "challenger": None if challenger is None else {"version": challenger.number, "tags": challenger.tags}}
@@ -134,6 +137,8 @@ def show(cfg: DictConfig, as_json: bool) -> str:
     assert champion is not None
     lines = [f"{reg.name} @champion = v{champion.number} ({champion.tags.get('decision')}: "
              f"{champion.tags.get('reason')})"]
+    lines.append(f"  evaluated at: {scale.describe(evaluated or scale.region_default(reg.region))}"
+                 + ("" if evaluated else " (the region's full scale: this registry records none)"))
     lines += [f"  {k}: {v}" for k, v in champion.policy.items()]
     if challenger is not None:
         lines.append(f"@challenger = v{challenger.number}: {challenger.tags.get('reason')}")
