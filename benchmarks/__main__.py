@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _one_core() -> None:
@@ -34,7 +34,7 @@ def _one_core() -> None:
 def _child(case: str, env: dict[str, str] | None = None) -> dict:
     """Run one measured case in a fresh process (clean peak-memory figure)."""
     out = subprocess.run(
-        [sys.executable, "-m", "experiment.bench", "--child", case],
+        [sys.executable, "-m", "benchmarks", "--child", case],
         capture_output=True, text=True, check=True, cwd=ROOT, env=None if env is None else {**os.environ, **env},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -214,25 +214,25 @@ def bench_sim() -> dict:
 
 
 def bench_sweep() -> dict:
-    from experiment.bench.sweep import bench_sweep as run
+    from benchmarks.sweep import bench_sweep as run
 
     return run()
 
 
 def bench_kfp() -> dict:
-    from experiment.bench.kfp import bench_kfp as run
+    from benchmarks.kfp import bench_kfp as run
 
     return run()
 
 
 def bench_kfp_scale(argv: list[str]) -> dict:
-    from experiment.bench.kfp_scale import bench_kfp_scale as run
+    from benchmarks.kfp_scale import bench_kfp_scale as run
 
     return run(argv)
 
 
 def bench_retune(argv: list[str]) -> dict:
-    from experiment.bench.retune import bench_retune as run
+    from benchmarks.retune import bench_retune as run
 
     return run(argv)
 

@@ -5,7 +5,7 @@ Prints progress to stderr and one JSON object as the last stdout line:
 * ``compile_s``: compiling the job pipeline (once per sweep), median of 5, kfp already imported
   (``kfp_import_s`` is the one-off import);
 * ``submit_ms_median``: per job, from ``launcher.submit()`` to the run's create request arriving at the API
-  (against ``experiment/standins/kfp_api_server.FakeKFP``, a local stand-in for a KFP cluster): the job's config composition
+  (against ``tools/standins/kfp_api_server.FakeKFP``, a local stand-in for a KFP cluster): the job's config composition
   and YAML on the caller's thread, then the launcher's look for an existing run of that name and the create
   (``compose_ms_median`` and ``api_ms_median`` split it); 30 jobs with a trial's parameter overrides, one after
   the other (target <= 100 ms). ``submit_ms_median_group_override``: the same when the command also selects a
@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiment.bench.machine import describe
+from benchmarks.machine import describe
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SUBMIT_JOBS = 30
 SWEEP = {"n_trials": 6, "n_jobs": 2}
 
@@ -74,7 +74,7 @@ def _submit_times(tmp: Path, group_override: bool) -> dict:
     from hydra.types import HydraContext
 
     import experiment.__main__ as app
-    from experiment.standins.kfp_api_server import FakeKFP
+    from tools.standins.kfp_api_server import FakeKFP
 
     task_overrides = [f"paths.outputs={tmp / 'outputs'}"] + (["+experiment=smoke"] if group_override else [])
     with FakeKFP() as server:

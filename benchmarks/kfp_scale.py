@@ -2,9 +2,9 @@
 
 The real sweeper (``optuna_async`` with a MedianPruner) launches the real kfp launcher
 (``hydra/launcher=kfp hydra.launcher.backend=remote``) against the executing KFP stand-in
-(``experiment/standins``: every run is executed from its compiled pipeline as local processes), with the study in
+(``tools/standins``: every run is executed from its compiled pipeline as local processes), with the study in
 a throw-away MariaDB reached by every job through its pod's Cloud SQL proxy sidecar (``socat``). The job is
-``experiment/bench/apps/kfp_scale/app.py``: it sleeps a log-normal duration (CV 0.5, the spread of simulator
+``benchmarks/apps/kfp_scale/app.py``: it sleeps a log-normal duration (CV 0.5, the spread of simulator
 runs, scaled down) in 7 "days" and reports each day to the pruner.
 
 Levels: 5, 20, 50 and 100 runs in flight (``hydra.launcher.n_jobs`` = ``hydra.sweeper.n_jobs``), ``waves`` x
@@ -47,11 +47,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from experiment.bench.machine import describe
-from experiment.bench.mariadb import Server, binaries, free_port, throwaway_mariadb
+from benchmarks.machine import describe
+from benchmarks.mariadb import Server, binaries, free_port, throwaway_mariadb
 
-ROOT = Path(__file__).resolve().parents[2]
-APP_DIR = ROOT / "experiment" / "bench" / "apps" / "kfp_scale"
+ROOT = Path(__file__).resolve().parents[1]
+APP_DIR = ROOT / "benchmarks" / "apps" / "kfp_scale"
 JOB_IMAGE = "navitune-bench-job:standin"
 INSTANCE = "navitune-bench:asia-northeast1:studies"  # the app config's proxy.instance
 DB_USER, DB_NAME = "navitune", "navitune_optuna"
@@ -180,7 +180,7 @@ class _PodPorts:
 
 
 def _registry(db_port: int, db_socket: str) -> Any:
-    from experiment.standins.kfp_images import PROXY_IMAGE, Image, Registry, job_image, proxy_image
+    from tools.standins.kfp_images import PROXY_IMAGE, Image, Registry, job_image, proxy_image
 
     ports = _PodPorts()
     job, proxy = job_image(JOB_IMAGE, workdir=APP_DIR), proxy_image({INSTANCE: db_port})
@@ -345,8 +345,8 @@ def bench_kfp_scale(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, An
     opts = parse_options(overrides)
     if shutil.which("socat") is None:
         raise RuntimeError("kfp-scale needs socat (the Cloud SQL proxy stand-in): apt-get install -y socat")
-    from experiment.standins.kfp_api_server import FakeKFP
-    from experiment.standins.kfp_executor import Executor
+    from tools.standins.kfp_api_server import FakeKFP
+    from tools.standins.kfp_executor import Executor
 
     levels: list[dict[str, Any]] = []
     t_all = time.monotonic()

@@ -47,9 +47,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from experiment.bench.machine import describe
+from benchmarks.machine import describe
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 #: the reduced budget of a cycle: what the bench adds to a sweep unless the command line sets it
 CYCLE_DEFAULTS = {"hydra.sweeper.n_trials": "24", "hydra.callbacks.report.replications": "4"}

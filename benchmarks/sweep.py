@@ -1,7 +1,7 @@
 """Benchmark ``sweep``: the asynchronous sweeper and the process-pool launcher on small generic Hydra apps.
 
 ``python -m experiment.bench sweep`` prints progress to stderr and one JSON object as its last stdout line
-(registered as ``python -m experiment.bench sweep``). The app is ``experiment/bench/apps/sweep_app.py``; every
+(registered as ``python -m experiment.bench sweep``). The app is ``benchmarks/apps/sweep_app.py``; every
 sweep runs it as a subprocess (``sys.executable``) in a fresh temporary directory, and every job writes its
 own start and end times (CLOCK_MONOTONIC, one clock for all processes), so durations are measured inside
 the jobs, not taken from the requested sleeps.
@@ -34,11 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiment.bench.machine import describe
-from experiment.bench.mariadb import throwaway_mariadb
+from benchmarks.machine import describe
+from benchmarks.mariadb import throwaway_mariadb
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "experiment" / "bench" / "apps" / "sweep_app.py"
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "benchmarks" / "apps" / "sweep_app.py"
 
 SEED = 1234
 STRAGGLER = {"n_trials": 100, "n_jobs": 5, "mean_s": 0.4, "cv": 0.5}

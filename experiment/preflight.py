@@ -163,7 +163,7 @@ def check_launcher(argv: list[str], overrides: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
 
     from hydra_plugins.navitune_kfp.checks import preflight as kfp_preflight
-    from hydra_plugins.navitune_launchers.process_pool_launcher import preflight as pool_preflight
+    from hydra_plugins.navitune_process_pool.process_pool_launcher import preflight as pool_preflight
     from hydra_plugins.navitune_optuna.validation import check_node
 
     # hydra.* overrides cannot be sweeps (Hydra forbids it): keep those the task filter above left out

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from experiment.bench.retune import (EVAL_SEED_OFFSET, BenchError, Settings, parse, period_row, Cycle,
+from benchmarks.retune import (EVAL_SEED_OFFSET, BenchError, Settings, parse, period_row, Cycle,
                                      replications)
 from experiment.windows import TEST_SEED_OFFSET, cycle_seed
 

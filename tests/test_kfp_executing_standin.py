@@ -1,4 +1,4 @@
-"""The executing KFP stand-in (``experiment/standins/kfp_executor.py`` behind ``kfp_api_server.FakeKFP``).
+"""The executing KFP stand-in (``tools/standins/kfp_executor.py`` behind ``kfp_api_server.FakeKFP``).
 
 Two layers:
 
@@ -31,8 +31,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from experiment.standins.kfp_api_server import FakeKFP
-from experiment.standins.kfp_executor import (
+from tools.standins.kfp_api_server import FakeKFP
+from tools.standins.kfp_executor import (
     PROXY_IMAGE, Executor, Registry, job_image, pod_network_available, proxy_image,
 )
 from tests.fixtures.mariadb import MariaDB
@@ -405,7 +405,7 @@ def _wakeups() -> int:
 def test_waiting_pods_sleep_instead_of_polling(tmp_path: Path) -> None:
     """Pods whose task and sidecar run cost the stand-in almost no wake-ups (an exit, a cancel or a deadline
     wakes each wait; nothing polls), and a cancel still ends every pod at once."""
-    from experiment.standins.kfp_images import Image
+    from tools.standins.kfp_images import Image
 
     registry = Registry()
     registry.add(Image("sleeper:standin", lambda c, pod: c))

@@ -264,7 +264,7 @@ BAD = [
 @pytest.mark.parametrize("overrides, line", BAD, ids=[b[1].split(";")[0][-40:] for b in BAD])
 def test_bad_input_fails_with_one_line_before_anything_happens(tmp_path: Path, overrides: list, line: str) -> None:
     """Remote where possible, against a live FakeKFP: it must receive no request at all."""
-    from experiment.standins.kfp_api_server import FakeKFP
+    from tools.standins.kfp_api_server import FakeKFP
 
     with FakeKFP() as server:
         backend = [] if any("backend=" in o for o in overrides) else \

@@ -1,4 +1,4 @@
-"""``hydra/launcher=kfp`` with ``backend=remote`` against ``experiment/standins/kfp_api_server.FakeKFP``.
+"""``hydra/launcher=kfp`` with ``backend=remote`` against ``tools/standins/kfp_api_server.FakeKFP``.
 
 FakeKFP stands in for a Kubeflow Pipelines cluster (none exists here): it serves the ``/apis/v2beta1`` endpoints
 the real ``kfp.Client`` calls, runs nothing, and lets each test script the states of a run. The launcher talks
@@ -35,7 +35,7 @@ from hydra.types import HydraContext
 
 from hydra_plugins.navitune_kfp.results import ResultStore
 from tests.fixtures.mariadb import MariaDB
-from experiment.standins.kfp_api_server import FakeKFP
+from tools.standins.kfp_api_server import FakeKFP
 
 Plugins.instance()
 ROOT = Path(__file__).resolve().parent.parent

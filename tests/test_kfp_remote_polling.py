@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from experiment.standins.kfp_api_server import FakeKFP
+from tools.standins.kfp_api_server import FakeKFP
 from hydra_plugins.navitune_kfp import remote_backend
 from hydra_plugins.navitune_kfp.remote_backend import LIST_ABOVE, RemoteBackend, RunRecord, _name_filter
 from hydra_plugins.navitune_kfp.settings import check

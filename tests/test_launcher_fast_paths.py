@@ -21,11 +21,11 @@ from hydra.core.utils import JobStatus, run_job, setup_globals
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.navitune_launchers._job_runner import run_job_in_fork
+from hydra_plugins.navitune_process_pool._job_runner import run_job_in_fork
 from hydra_plugins.navitune_shared.sweep_config import SweepConfigFactory, parse_simple
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_APP = ROOT / "experiment" / "bench" / "apps"
+BENCH_APP = ROOT / "benchmarks" / "apps"
 NAVITUNE_CONF = ROOT / "conf"
 STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\]", re.M)  # log lines start with their time
 FRAMES = re.compile(r"^  .*\n", re.M)  # traceback frames differ: the runners are different functions

@@ -22,7 +22,7 @@ from hydra.test_utils.launcher_common_tests import (
     LauncherTestSuite,
 )
 
-from hydra_plugins.navitune_launchers.process_pool_launcher import ProcessPoolLauncher
+from hydra_plugins.navitune_process_pool.process_pool_launcher import ProcessPoolLauncher
 
 Plugins.instance()  # discovery before the suites run (test order otherwise breaks it)
 

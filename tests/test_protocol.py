@@ -11,7 +11,7 @@ from hydra_plugins.navitune_shared.protocol import (
 
 
 def test_the_process_pool_launcher_runs_jobs_one_by_one_and_prepares_ahead() -> None:
-    from hydra_plugins.navitune_launchers.process_pool_launcher import ProcessPoolLauncher
+    from hydra_plugins.navitune_process_pool.process_pool_launcher import ProcessPoolLauncher
 
     launcher = ProcessPoolLauncher(n_jobs=2)
     assert isinstance(launcher, AsyncLauncher) and isinstance(launcher, PreparingLauncher)

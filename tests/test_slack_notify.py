@@ -11,7 +11,7 @@ The automatic links (no ``mlflow_url`` / ``kfp_url`` configured) are checked in 
 of ``conf/config.yaml`` + ``+notify=slack``, run by Hydra's own ``Callbacks`` as a multirun does (start hooks
 in order, the launcher set up after them, end hooks in reverse order): the MLflow parent run's page from a real
 ``mlflow server`` (in the config's order and with Slack listed first), the KFP experiment's page from the kfp
-launcher against ``experiment/standins/kfp_api_server.FakeKFP``, and no link for a local store or left by an earlier sweep.
+launcher against ``tools/standins/kfp_api_server.FakeKFP``, and no link for a local store or left by an earlier sweep.
 """
 
 from __future__ import annotations
@@ -392,7 +392,7 @@ def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_pa
     from hydra.types import HydraContext
 
     import experiment.__main__ as app
-    from experiment.standins.kfp_api_server import FakeKFP
+    from tools.standins.kfp_api_server import FakeKFP
 
     os.environ["NAVITUNE_KFP_EXPERIMENT_URL"] = "http://kfp.example/#/experiments/details/an-earlier-sweep"
     launchers: list[Any] = []

@@ -5,7 +5,7 @@
   SQL proxy (native sidecar, or the process the task starts), secrets by reference and no secret value in the
   YAML, the schedule-time placeholder.
 * Refusals: one line, exit 2, no request to the API and nothing written.
-* API: against the stand-in KFP API (``experiment/standins/kfp_api_server.FakeKFP`` with its recurring runs,
+* API: against the stand-in KFP API (``tools/standins/kfp_api_server.FakeKFP`` with its recurring runs,
   ``kfp_recurring``), through the real ``kfp.Client``: the driver run and its URL, one driver per sweep, a retried
   create without a duplicate, schedules created / listed / paused / resumed / deleted, one per region and
   scenario, and a schedule fired at a time whose run's task, started as the pod would start it, runs
@@ -34,8 +34,8 @@ import yaml
 from experiment.cluster import schedule, submit
 from experiment.cluster.command import key_of
 from experiment.cluster.plan import LOOPBACK_ESCAPE
-from experiment.standins.kfp_api_server import FakeKFP
-from experiment.standins.kfp_recurring import recurring, task_command
+from tools.standins.kfp_api_server import FakeKFP
+from tools.standins.kfp_recurring import recurring, task_command
 from hydra_plugins.navitune_kfp import driver_task
 from hydra_plugins.navitune_kfp.driver import DATE_TOKEN, TASK_MODULE
 from hydra_plugins.navitune_kfp.recurring import TriggerError, normalize_cron, parse_every

@@ -1,6 +1,6 @@
 """``navitune submit`` and ``navitune schedule`` end to end, through the executing KFP stand-in.
 
-The driver pipeline is run as the backend would run it (``experiment/standins/kfp_executor.py``): its task (the
+The driver pipeline is run as the backend would run it (``tools/standins/kfp_executor.py``): its task (the
 driver task around the sweep's command) in the job image (this checkout), the DB password from the stand-in's
 secret store, the remote kfp launcher inside it submitting the trial runs to the same API, which runs them too;
 the studies in MariaDB.
@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from experiment.cluster import schedule, submit
-from experiment.standins.kfp_api_server import FakeKFP
+from tools.standins.kfp_api_server import FakeKFP
 from experiment.cluster.plan import LOOPBACK_ESCAPE
-from experiment.standins.kfp_executor import Executor, Registry, job_image
-from experiment.standins.kfp_recurring import recurring
+from tools.standins.kfp_executor import Executor, Registry, job_image
+from tools.standins.kfp_recurring import recurring
 from tests.fixtures.mariadb import MariaDB
 from tests.fixtures.mlflow import MLflowProcess
 from tests.fixtures.services import free_port, unavailable, wait_until

@@ -1,4 +1,4 @@
-"""A generic Hydra app for ``experiment/bench/sweep.py``: sleep for a duration set by ``x``, or do nothing.
+"""A generic Hydra app for ``benchmarks/sweep.py``: sleep for a duration set by ``x``, or do nothing.
 
 The job's duration is the log-normal quantile of ``x`` (with a random sampler, x ~ U(0, 1), so durations
 are log-normal with mean ``mean_s`` and coefficient of variation ``cv``); the same ``x`` gives the same

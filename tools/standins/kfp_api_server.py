@@ -78,7 +78,7 @@ Handler = Callable[[re.Match, dict[str, str], Any], tuple[int, Any]]
 
 class FakeKFP:
     """``with FakeKFP() as kfp: ...``; ``kfp.url`` is the host for ``kfp.Client``. With ``executor`` (an
-    ``experiment.standins.kfp_executor.Executor``) every created run is executed; leaving the block stops the
+    ``tools.standins.kfp_executor.Executor``) every created run is executed; leaving the block stops the
     executor (every process it started is killed and reaped) before the server."""
 
     def __init__(self, executor: Any = None) -> None:
@@ -283,8 +283,8 @@ class FakeKFP:
                 return handler(m, query, body)
         if method == "GET" and path == f"{PREFIX}/healthz":
             return 200, {"commit_sha": "fake", "tag_name": "2.5.0", "multi_user": False}
-        if path.startswith(f"{PREFIX}/recurringruns"):  # schedules: experiment/standins/kfp_recurring.py
-            from experiment.standins.kfp_recurring import route
+        if path.startswith(f"{PREFIX}/recurringruns"):  # schedules: tools/standins/kfp_recurring.py
+            from tools.standins.kfp_recurring import route
             return route(self, method, path, query, body)
         if path == f"{PREFIX}/experiments":
             if method == "POST":

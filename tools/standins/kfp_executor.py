@@ -214,7 +214,7 @@ def _duration(text: str | None, default: float = 0.0) -> float:
 
 
 class Executor:
-    """Runs the runs a :class:`~experiment.standins.kfp_api_server.FakeKFP` creates (``FakeKFP(executor=...)``).
+    """Runs the runs a :class:`~tools.standins.kfp_api_server.FakeKFP` creates (``FakeKFP(executor=...)``).
 
     ``registry``: the images there are; ``secrets``: the namespace's Secrets, ``{name: {key: value}}``;
     ``root``: where pods keep their files and logs; ``retry_backoff_scale``: multiplies the retry policy's

@@ -1,4 +1,4 @@
-"""Recurring runs (KFP schedules) for the stand-in KFP API (:class:`~experiment.standins.kfp_api_server.FakeKFP`).
+"""Recurring runs (KFP schedules) for the stand-in KFP API (:class:`~tools.standins.kfp_api_server.FakeKFP`).
 
 Serves the ``/apis/v2beta1/recurringruns`` endpoints ``kfp.Client`` calls — create, list (display-name filter,
 experiment, namespace, pages), get, ``:enable``, ``:disable``, delete — with the fields the client sends and the
@@ -25,7 +25,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from experiment.standins.kfp_api_server import FakeKFP
+    from tools.standins.kfp_api_server import FakeKFP
 
 PREFIX = "/apis/v2beta1"
 SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"  # dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER

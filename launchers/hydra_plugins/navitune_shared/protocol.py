@@ -4,7 +4,7 @@ Three parties meet in a sweep and none may import another's internals:
 
 * the sweeper (``hydra_plugins.navitune_optuna``) tells each job which trial it runs, through the environment
   variables below (set with ``hydra.job.env_set``), and keeps its bookkeeping in trial and study attributes;
-* a launcher (``navitune_launchers``, ``navitune_kfp``) runs jobs; one that can run them one by one while the
+* a launcher (``navitune_process_pool``, ``navitune_kfp``) runs jobs; one that can run them one by one while the
   sweeper keeps asking for trials is an :class:`AsyncLauncher`; the kfp launcher passes its run's id and page on;
 * a job (any task; navitune's is ``experiment.app``) reads :meth:`TrialContext.from_env`, reports to its trial,
   and tags what it records with the same names.

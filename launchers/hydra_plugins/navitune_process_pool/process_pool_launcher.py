@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 
-TARGET = "hydra_plugins.navitune_launchers.process_pool_launcher.ProcessPoolLauncher"
+TARGET = "hydra_plugins.navitune_process_pool.process_pool_launcher.ProcessPoolLauncher"
 
 
 @dataclass
