@@ -360,3 +360,38 @@ def test_a_sweep_jobs_log_line_names_the_trial_not_the_policy() -> None:
     assert _who(cfg, {"trial": None, "attempt": None}) == "production"
     assert _who(cfg, {"trial": 7, "attempt": 0, "origin_trial": 7}) == "trial 7"
     assert _who(cfg, {"trial": 9, "attempt": 1, "origin_trial": 7}) == "trial 9 (retry 1 of trial 7)"
+
+
+def test_duckdb_sink_jobs_take_turns_without_the_lock_message(tmp_path):
+    """A default sweep runs two jobs at a time: one job's start (the read-only check of the results file) met the
+    other's write and logged "locked by another writer" for a wait of milliseconds. navitune's own processes
+    now queue on an OS lock beside the file: the checking job waits for the write, silently, and then goes on."""
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from experiment.sinks.duckdb_sink import _turn, write_duckdb
+
+    db = tmp_path / "results.duckdb"
+    write_duckdb(str(db), "driver_days", {"revenue_yen": np.arange(3.0)}, {"run_id": "r"})
+    code = (
+        "import logging, sys; logging.basicConfig(stream=sys.stderr, level=logging.INFO, format='%(message)s'); "
+        "from experiment.sinks.duckdb_sink import check_duckdb; print('checking', flush=True); "
+        f"check_duckdb({str(db)!r}); print('checked', flush=True)"
+    )
+    with _turn(str(db), read_only=False):
+        holder = duckdb.connect(str(db))  # a job writing: it holds DuckDB's single-writer lock
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        try:
+            assert child.stdout.readline().strip() == "checking"
+            time.sleep(0.5)
+            assert child.poll() is None  # waits for the writer's turn
+        finally:
+            holder.close()
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.strip() == "checked"
+    assert "locked" not in err and "waiting" not in err, err

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import random
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,13 @@ def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: di
     q = lambda name: quote(name, "duckdb")  # noqa: E731
     select = [f"CAST(? AS {duckdb_type(k)}) AS {q(k)}" for k in context if k not in rows]
     select += [f"CAST({q(k)} AS {duckdb_type(k)}) AS {q(k)}" for k in rows]
-    con = _connect(path)
+    with _turn(path, read_only=False):
+        _write(_connect(path), table, rows, context, select, q)
+    return n
+
+
+def _write(con: Any, table: str, rows: dict[str, np.ndarray], context: dict[str, Any], select: list[str],
+           q: Any) -> None:
     try:
         con.register("incoming", {k: np.asarray(v) for k, v in rows.items()})
         con.execute("BEGIN")
@@ -47,7 +56,6 @@ def write_duckdb(path: str, table: str, rows: dict[str, np.ndarray], context: di
         con.execute("COMMIT")
     finally:
         con.close()
-    return n
 
 
 def check_duckdb(path: str) -> None:
@@ -60,7 +68,8 @@ def check_duckdb(path: str) -> None:
     if not Path(path).exists():
         return
     try:
-        _connect(path, read_only=True).close()
+        with _turn(path, read_only=True):
+            _connect(path, read_only=True).close()
     except duckdb.Error as err:
         raise SinkError(f"navitune: invalid sink.path={path!r}: {message_line(err)}; allowed: a DuckDB database file, or a "
                         "path where none exists yet (move the file away to start a new one)") from None
@@ -68,17 +77,59 @@ def check_duckdb(path: str) -> None:
 
 def query_duckdb(path: str, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     """Rows of a read-only query as dicts (waits for a writer like :func:`write_duckdb`)."""
-    con = _connect(path, read_only=True)
+    with _turn(path, read_only=True):
+        con = _connect(path, read_only=True)
+        try:
+            cur = con.execute(sql, params or [])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+        finally:
+            con.close()
+
+
+QUIET_WAIT_S = 5.0  # taking turns with the sweep's other jobs is normal: say so only past this
+
+
+@contextmanager
+def _turn(path: str, read_only: bool, wait_s: float = 60.0) -> Any:
+    """Take turns with the other navitune processes on ``path`` through an OS lock beside it (shared for
+    readers, exclusive for a writer), so that they queue instead of meeting DuckDB's single-writer lock.
+
+    Why: every sweep job opens the results file twice, read-only at its start (:func:`check_duckdb`) and to
+    write at its end; with two jobs at a time (the default sweep) one job's start met the other's write about
+    once in ten trials, and DuckDB's lock error made it log "locked by another writer" for a wait of
+    milliseconds. The OS lock dies with its holder (a killed job leaves nothing behind)."""
+    lock = Path(path).with_name(f".{Path(path).name}.lock")
+    if not lock.parent.is_dir():  # nothing to read yet (a writer makes the directory first)
+        yield
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        mode = fcntl.LOCK_SH if read_only else fcntl.LOCK_EX
+        start = time.monotonic()
+        delay, told = 0.005, False
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited > wait_s:
+                    raise TimeoutError(f"{path} stayed busy for {wait_s:.0f} s (another navitune process holds "
+                                       f"{lock})") from None
+                if waited > QUIET_WAIT_S and not told:
+                    told = True
+                    log.info("%s is busy with another navitune job; waiting up to %.0f s", path, wait_s)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.25)
+        yield
     finally:
-        con.close()
+        os.close(fd)  # releases the lock
 
 
 def _connect(path: str, wait_s: float = 60.0, read_only: bool = False) -> Any:
-    """Open the file; parallel jobs of a sweep take turns (DuckDB allows one writer process)."""
+    """Open the file (navitune's own processes take turns in :func:`_turn` first; this waits for another
+    program's connection, e.g. a ``duckdb`` shell: DuckDB allows one writer process)."""
     import duckdb
 
     deadline = time.monotonic() + wait_s

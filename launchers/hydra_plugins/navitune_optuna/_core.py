@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -208,17 +209,31 @@ class AsyncOptunaSweeperImpl:
                       ) -> None:
         base = self._base
         storage = sweeper_storage(self.storage_setting)
-        study = optuna.create_study(
-            study_name=base.study_name, storage=storage, sampler=sampler, pruner=self.pruner,
-            directions=directions, load_if_exists=True,
-        )
+        # Optuna's INFO "Using an existing study" would also greet a brand-new sweep: the registry's start record
+        # (experiment.registry.study_start) creates the study first. The line below says new or resumed instead.
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+        try:
+            study = optuna.create_study(
+                study_name=base.study_name, storage=storage, sampler=sampler, pruner=self.pruner,
+                directions=directions, load_if_exists=True,
+            )
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         self.study, self.space, self.fixed, self.fixed_overrides = study, space, fixed, fixed_overrides
         self.directions = directions
         if self.metric_names is not None and study.metric_names != self.metric_names:
-            study.set_metric_names(self.metric_names)
+            with warnings.catch_warnings():
+                # set_metric_names has been "experimental" since Optuna 3.2 and warns at every sweep; the names
+                # are only labels (dashboard, plots), so a change of its interface cannot change a result
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.metric_names)
         ordinal = self._claim_ordinal(study)
         study.sampler = self._own_stream(study.sampler, ordinal, space)
-        log.info(f"Study {study.study_name!r} ({describe(self.storage_setting)}), sampler "
+        done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                              optuna.trial.TrialState.PRUNED)))
+        log.info(f"{'Resuming study' if done else 'Study'} {study.study_name!r} "
+                 f"{f'({done} finished trials) ' if done else ''}({describe(self.storage_setting)}), sampler "
                  f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time"
                  f"{f', sweeper #{ordinal} on it' if ordinal else ''}")
         self._enqueue_baselines(study)
