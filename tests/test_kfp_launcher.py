@@ -27,6 +27,38 @@ Plugins.instance()  # discovery before the suites run (test order otherwise brea
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def sweep_tag_of(sweep_dir: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(str(sweep_dir.resolve()).encode()).hexdigest()[:6]
+
+
+def test_runs_and_pipeline_are_named_after_navitune_and_the_study_by_every_sweeper() -> None:
+    """Hydra names the job after the module that started it (``__main__`` for ``python -m experiment``): a KFP
+    UI of runs named ``__main__-...`` and a pipeline ``main`` says nothing. A study names them; without one,
+    navitune does; a job name the user chose (``hydra.job.name``) is kept."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.navitune_kfp import jobspec
+
+    def cfg(job_name: str, study: str | None = None, env: dict | None = None):
+        return OmegaConf.create({"hydra": {"job": {"name": job_name, "env_set": env or {}},
+                                           "sweep": {"dir": "/tmp/s"}, "sweeper": {"study_name": study}}})
+
+    for module in ("__main__", "main", ""):
+        basic = cfg(module)  # Hydra's basic sweeper, hydra-optuna-sweeper without a study name
+        assert jobspec.run_name(basic, 3) == f"navitune-{jobspec.sweep_tag(basic)}-j3"
+        assert jobspec.experiment_name(None, basic) == "navitune"
+        assert jobspec.pipeline_name(None, jobspec.experiment_name(None, basic)) == "navitune"
+    assert jobspec.run_name(cfg("nightly"), 0).startswith("nightly-")
+    study = cfg("__main__", "navitune_tokyo_central_tune_week_ml")
+    assert jobspec.experiment_name(None, study) == "navitune_tokyo_central_tune_week_ml"
+    assert jobspec.pipeline_name(None, jobspec.experiment_name(None, study)) == "navitune-tokyo-central-tune-week-ml"
+    trial = cfg("__main__", "s1", {"NAVITUNE_OPTUNA_STUDY": "s1", "NAVITUNE_OPTUNA_TRIAL": "4",
+                                   "NAVITUNE_OPTUNA_ATTEMPT": "0"})
+    assert jobspec.run_name(trial, 0) == "s1-t4-a0"
+
+
 def test_discovered_by_hydra() -> None:
     assert KFPLauncher.__name__ in [c.__name__ for c in Plugins.instance().discover(Launcher)]
 
@@ -215,6 +247,11 @@ def test_compile_only_writes_the_pipeline_and_nothing_else(tmp_path: Path) -> No
     assert k8s["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "password", "envVar": "NAVITUNE_DB_PASSWORD"}]
     (sidecar,) = k8s["initContainers"]  # proxy.mode=native: the Cloud SQL proxy as a native sidecar
     assert sidecar["restartPolicy"] == "Always" and "acme:asia-northeast1:navitune" in sidecar["args"]
+    # named after navitune, never after the module that started it (python -m experiment: job name __main__)
+    assert spec["pipelineInfo"]["name"] == "navitune", spec["pipelineInfo"]
+    assert "__main__" not in spec["pipelineInfo"]["description"], spec["pipelineInfo"]
+    assert "navitune jobs of the sweep in " in spec["pipelineInfo"]["description"], spec["pipelineInfo"]
+    assert f"job 0 (navitune-{sweep_tag_of(path.parent)}-j0) not submitted" in proc.stdout + proc.stderr
     # nothing ran: no job directory, no study, no result rows
     sweep_dir = path.parent
     assert sorted(p.name for p in sweep_dir.iterdir()) == ["multirun.yaml", "pipeline.yaml"]

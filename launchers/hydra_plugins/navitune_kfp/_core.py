@@ -93,8 +93,10 @@ class KFPLauncherCore:
         """Compile the job pipeline once per sweep (the sweeper sets its launcher up once)."""
         from .pipeline import compile_pipeline
 
-        compile_pipeline(self.settings, self.pipeline_name, f"navitune jobs of experiment {self.experiment}",
-                         self.pipeline_path, proxy=proxy)
+        study = jobspec.study_of_sweep(self.config)
+        what = f"study {study}" if study else f"the sweep in {self.sweep_dir}"
+        compile_pipeline(self.settings, self.pipeline_name, f"navitune jobs of {what} (KFP experiment "
+                         f"{self.experiment})", self.pipeline_path, proxy=proxy)
         if not self.settings.compile_only:  # compile_only says it in its own line
             log.info("kfp: compiled the job pipeline %r (image %s) into %s", self.pipeline_name,
                      self.settings.image, self.pipeline_path)

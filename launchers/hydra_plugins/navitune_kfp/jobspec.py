@@ -59,7 +59,15 @@ def run_name(config: DictConfig, idx: int) -> str:
     study, origin, attempt = env.get(ENV_STUDY), env.get(ENV_ORIGIN, env.get(ENV_TRIAL)), env.get(ENV_ATTEMPT)
     if study and origin is not None and attempt is not None:
         return safe_name(f"{study}-t{origin}-a{attempt}")
-    return safe_name(f"{config.hydra.job.name}-{sweep_tag(config)}-j{idx}")
+    return safe_name(f"{app_name(config)}-{sweep_tag(config)}-j{idx}")
+
+
+def app_name(config: DictConfig) -> str:
+    """What the runs of a sweep without a study are named after: Hydra's job name, unless it is only the name of
+    the module that started it (``python -m experiment`` makes it ``__main__``, which KFP shows as ``main``):
+    then ``navitune``."""
+    name = str(OmegaConf.select(config, "hydra.job.name", default="") or "")
+    return "navitune" if name.strip("_") in ("", "main") else name
 
 
 def study_name(config: DictConfig) -> str | None:
@@ -67,12 +75,17 @@ def study_name(config: DictConfig) -> str | None:
     return _env_set(config).get(ENV_STUDY)
 
 
+def study_of_sweep(config: DictConfig) -> str | None:
+    """The sweeper's study name (optuna_async, optuna), or None (Hydra's basic sweeper has no study)."""
+    study = OmegaConf.select(config, "hydra.sweeper.study_name", default=None)
+    return str(study) if study else None
+
+
 def experiment_name(settings_experiment: str | None, config: DictConfig) -> str:
-    """The KFP experiment of a sweep: the configured one, else the study name, else the job name."""
+    """The KFP experiment of a sweep: the configured one, else the study name, else :func:`app_name`."""
     if settings_experiment:
         return settings_experiment
-    study = OmegaConf.select(config, "hydra.sweeper.study_name", default=None)
-    return str(study) if study else str(config.hydra.job.name)
+    return study_of_sweep(config) or app_name(config)
 
 
 def pipeline_name(settings_name: str | None, experiment: str) -> str:

@@ -123,7 +123,7 @@ class KFPLauncherConf:
     backend: str = "local"  # local: kfp.local on this machine | remote: a KFP API (kfp.Client)
     host: Optional[str] = None  # remote: the KFP API URL, e.g. http://localhost:8080 after a port-forward
     namespace: Optional[str] = None  # remote, multi-user KFP: the profile namespace
-    experiment: Optional[str] = None  # KFP experiment of the sweep's runs; null: the study name (or job name)
+    experiment: Optional[str] = None  # KFP experiment of the sweep's runs; null: the study name (or navitune)
     pipeline_name: Optional[str] = None  # null: derived from the experiment (lowercase, '-')
     image: str = "navitune-job:latest"  # the job image (`make image`); remote runs need it pushed to a registry
     image_pull_policy: Optional[str] = None  # Always | IfNotPresent | Never
