@@ -73,7 +73,7 @@ def _submit_times(tmp: Path, group_override: bool) -> dict:
     from hydra.core.utils import setup_globals
     from hydra.types import HydraContext
 
-    import experiment.__main__ as app
+    import experiment.task as app
     from tools.standins.kfp_api_server import FakeKFP
 
     task_overrides = [f"paths.outputs={tmp / 'outputs'}"] + (["+experiment=smoke"] if group_override else [])

@@ -12,3 +12,8 @@ class ConfigError(CompactHydraException):
 
 class SinkError(CompactHydraException):
     """The sink could not be reached or written; Hydra prints just this one line."""
+
+
+class ReportError(Exception):
+    """Bad input to the report or a sweep reader (not a finished sweep, a bad setting): the CLI prints this one
+    line and exits with 2."""

@@ -207,7 +207,7 @@ def test_console_log_line(runs):
     assert "tokyo_central | smoke | ml demand | production" in lines[0]
     assert f"{r.summary['objective']:,.0f} yen/driver-day" in lines[0]
     (run_dir,) = r.run_dirs
-    assert "yen/driver-day" in (run_dir / "__main__.log").read_text()
+    assert "yen/driver-day" in (run_dir / "navitune.log").read_text()
 
 
 # --------------------------------------------------------------------------------- more CLI runs

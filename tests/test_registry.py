@@ -266,7 +266,7 @@ def test_decisions_replay_idempotently_and_each_guard_blocks_auto_promotion(deci
     # over the failure limit: a trial of the study failed for good (max_failure_rate=0 allows none)
     assert reg.rollback("test")[1] == 2  # the champion the sweep started from, again
     cfg = OmegaConf.load(d / "multirun.yaml") if (d / "multirun.yaml").is_file() else None
-    from experiment.report.sweep import _load_study, load_sweep
+    from experiment.study import load_study as _load_study, load_sweep
 
     study, _ = _load_study(load_sweep(d, cfg))
     done = study.trials[1]
@@ -339,7 +339,7 @@ def test_a_retried_driver_with_an_empty_sweep_directory_decides_from_the_study(t
     from experiment.registry.decision import START_FILE
     from experiment.registry.store import Registry
     from experiment.registry.study_start import STUDY_KEY
-    from experiment.report.sweep import _load_study, load_sweep
+    from experiment.study import load_study as _load_study, load_sweep
 
     uri, overrides = local_backend(tmp_path)
     assert cli(tmp_path, "champion", "init", *overrides, *SMOKE_SCALE).returncode == 0
@@ -402,7 +402,7 @@ def test_a_resumed_start_keeps_the_study_s_first_record(storage: str, tmp_path: 
     forget()  # a new process (the retried pod) looks it up again
     again = record_start(cfg, tmp_path / "again")
     assert again == first and json.loads((tmp_path / "again" / START_FILE).read_text()) == first
-    from experiment.report.sweep import _resolved_storage
+    from experiment.study import resolved_storage as _resolved_storage
     from hydra_plugins.navitune_shared.storage import make_storage
 
     study = optuna.load_study(study_name=cfg.hydra.sweeper.study_name, storage=make_storage(_resolved_storage(cfg)[0]))

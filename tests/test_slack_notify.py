@@ -323,7 +323,7 @@ def sweep_process(tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPa
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.plugins import Plugins
 
-    import experiment.__main__ as app
+    import experiment.task as app
 
     Plugins.instance()
     saved = dict(os.environ)
@@ -391,7 +391,7 @@ def test_finish_links_the_kfp_experiment_of_a_remote_sweep(sweep_process, tmp_pa
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext
 
-    import experiment.__main__ as app
+    import experiment.task as app
     from tools.standins.kfp_api_server import FakeKFP
 
     os.environ["NAVITUNE_KFP_EXPERIMENT_URL"] = "http://kfp.example/#/experiments/details/an-earlier-sweep"

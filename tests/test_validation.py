@@ -277,7 +277,7 @@ def test_a_config_error_while_hydra_sets_up_is_one_line(tmp_path):
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-c", "from experiment.__main__ import task; task()", "hydra.callbacks.report.replications=1",
+        [sys.executable, "-c", "from experiment.task import task; task()", "hydra.callbacks.report.replications=1",
          f"paths.outputs={tmp_path / 'outputs'}", "tracking=off"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},

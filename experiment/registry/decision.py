@@ -176,10 +176,10 @@ def load_start(sweep_dir: str | Path, config: Any = None) -> dict[str, Any] | No
 def failures_over_limit(sweep_dir: Path, config: Any) -> str | None:
     """Why the sweep ended over its failure limit (trials failed for good > floor(max_failure_rate *
     n_trials)), None when it did not or the study cannot be read."""
-    from experiment.report.sweep import _load_study, load_sweep
+    from experiment.study import load_study, load_sweep
 
     try:
-        study, _ = _load_study(load_sweep(sweep_dir, config))
+        study, _ = load_study(load_sweep(sweep_dir, config))
     except Exception:
         return None
     if study is None:
@@ -268,9 +268,9 @@ def _load_json(path: Path) -> dict[str, Any] | None:
 def _config(sweep_dir: Path, config: DictConfig | None) -> Any:
     if config is not None:
         return config
-    from experiment.report.sweep import _saved_config
+    from experiment.study import saved_config
 
-    return _saved_config(sweep_dir)
+    return saved_config(sweep_dir)
 
 
 def _version_tags(report: dict[str, Any], key: str, sweep_dir: Path, config: Any, region: str,

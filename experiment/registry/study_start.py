@@ -43,13 +43,13 @@ def _open(config: Any, create: bool) -> tuple[Any, Any]:
     import optuna
     from hydra_plugins.navitune_shared.storage import make_storage
 
-    from experiment.report.sweep import _resolved_storage
+    from experiment.study import resolved_storage
 
     try:
         name = OmegaConf.select(config, "hydra.sweeper.study_name", default=None)
     except Exception:
         name = None
-    setting, problem = _resolved_storage(config)
+    setting, problem = resolved_storage(config)
     if setting is None or not name:  # in memory (one process: nothing to resume) or a sweeper without a study
         return None, problem or "the sweep has no study name"
     journal = str(setting)[len("journal://"):] if str(setting).startswith("journal://") else None

@@ -29,7 +29,7 @@ from experiment.report.compose import compose_patterns
 from experiment.report.files import report_paths
 from experiment.report.settings import CANDIDATE, DEMANDS, REPORT_FILES, SETS, ReportError, ReportSettings
 from experiment.report.simulations import run_simulations
-from experiment.report.sweep import Sweep, _resolved_storage, _reusable_overrides, candidate_name, load_sweep
+from experiment.study import Sweep, candidate_name, load_sweep, resolved_storage as _resolved_storage, reusable_overrides as _reusable_overrides
 
 __all__ = [
     "CANDIDATE", "DEMANDS", "REPORT_FILES", "SETS", "ReportCallback", "ReportError", "ReportSettings", "Sweep",

@@ -5,21 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from hydra_plugins.navitune_shared.errors import message_line
-from omegaconf import DictConfig, OmegaConf
+
+from experiment.study import select
 
 
-def _select(config: Any, key: str, resolve: bool = True) -> Any:
-    """The value at ``key`` as plain Python; ``resolve=False`` keeps ``${...}`` as written (overrides)."""
-    try:
-        value = OmegaConf.select(config, key, default=None)
-    except Exception:
-        return None
-    if isinstance(value, DictConfig) or OmegaConf.is_list(value):
-        try:
-            return OmegaConf.to_container(value, resolve=resolve)
-        except Exception:
-            return OmegaConf.to_container(value, resolve=False)
-    return value
+_select = select  # the sweep reader's tolerant lookup (experiment.study.select)
 
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from experiment.report._util import _mask, _mean, _select
 from experiment.report.settings import CANDIDATE, CI_METHOD, DEMANDS, PROMOTION_RULE, SETS, ReportSettings
-from experiment.report.sweep import Sweep, candidate_name
+from experiment.study import Sweep, candidate_name
 
 
 def assemble(

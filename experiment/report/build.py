@@ -16,7 +16,7 @@ from experiment.report.compose import compose_patterns
 from experiment.report.files import write_report
 from experiment.report.settings import DEMANDS, SETS, ReportSettings
 from experiment.report.simulations import run_simulations
-from experiment.report.sweep import _baseline, _load_study, load_sweep
+from experiment.study import baseline as _baseline, load_study as _load_study, load_sweep
 
 log = logging.getLogger("navitune.report")
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiment.report._util import _first_line
 from experiment.report.build import build_report
 from experiment.report.settings import ReportError, ReportSettings
-from experiment.report.sweep import _finished_since, load_sweep
+from experiment.study import finished_since as _finished_since, load_sweep
 
 log = logging.getLogger("navitune.report")
 

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiment.report._util import _first_line, _select
 from experiment.report.settings import (AUTO_WINDOW, DEMANDS, FIXED_TEST_WINDOW, ROLLING_WINDOW, SETS, ReportError,
                                        ReportSettings, _conf_dir)
-from experiment.report.sweep import Sweep, candidate_name
+from experiment.study import Sweep, candidate_name
 
 
 def _compose(overrides: list[str]) -> DictConfig:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiment.report._util import _fmt
 from experiment.report.settings import CANDIDATE, DEMANDS, REPORT_FILES, REVENUE_PLOT, SETS, ReportSettings
-from experiment.report.sweep import Sweep, candidate_name
+from experiment.study import Sweep, candidate_name
 
 log = logging.getLogger("navitune.report")
 

@@ -18,16 +18,14 @@ REPORT_FILES = ("report.json", "report.md", CANDIDATE, REVENUE_PLOT,
 CI_METHOD = ("mean of the per-replication paired % differences 100*(tuned_r/production_r - 1), "
              "two-sided Student-t interval with n-1 degrees of freedom")
 PROMOTION_RULE = "promote only if the lower bound of the 95 % interval is above 0 for every demand source"
-# the report chooses these itself: the sweep's own values of them are not reused
-OWN_KEYS = ("window", "demand", "demand.source")
+from experiment.study import OWN_KEYS  # noqa: E402,F401  (the report chooses these itself)
 #: report.window=auto: the rolling test span of a sweep tuned on window=rolling, else FIXED_TEST_WINDOW
 AUTO_WINDOW = "auto"
 FIXED_TEST_WINDOW = "test_week"
 ROLLING_WINDOW = "rolling"
 
 
-class ReportError(Exception):
-    """Bad input (not a finished sweep, a bad setting): the CLI prints this one line and exits with 2."""
+from experiment.errors import ReportError  # noqa: E402,F401  (raised by experiment.study too)
 
 
 

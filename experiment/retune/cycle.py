@@ -77,7 +77,7 @@ def run_sweep(argv: list[str]) -> str | None:
     from experiment.registry.resolver import forget_warnings
 
     import experiment.app  # noqa: F401  (compiles the simulator here, before the launcher forks jobs)
-    from experiment.__main__ import task
+    from experiment.task import task
 
     forget_warnings()
     saved = sys.argv

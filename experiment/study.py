@@ -1,5 +1,8 @@
-"""What the report reads of a finished sweep: its directory, saved config, best parameters, study and
-baseline."""
+"""A finished sweep as its readers see it: its directory, saved config, best parameters, study and baseline.
+
+The report, the registry's decisions and ``navitune retune`` all read sweeps through this module's public names
+(it imports none of them), so none reaches into another's private helpers.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,32 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.navitune_shared.errors import message_line
 from hydra_plugins.navitune_shared.protocol import BASELINE
 
-from experiment.report._util import _first_line, _select
-from experiment.report.settings import OWN_KEYS, ReportError
+from experiment.errors import ReportError
+
+# the report chooses these itself: the sweep's own values of them are not reused
+OWN_KEYS = ("window", "demand", "demand.source")
+
+
+def select(config: Any, key: str, resolve: bool = True) -> Any:
+    """The value at ``key`` of a saved config as plain Python, None when absent or unresolvable here;
+    ``resolve=False`` keeps ``${...}`` as written (overrides). The report's lookups are this one."""
+    try:
+        value = OmegaConf.select(config, key, default=None)
+    except Exception:
+        return None
+    if isinstance(value, DictConfig) or OmegaConf.is_list(value):
+        try:
+            return OmegaConf.to_container(value, resolve=resolve)
+        except Exception:
+            return OmegaConf.to_container(value, resolve=False)
+    return value
+
+
+def _first_line(err: BaseException) -> str:
+    return message_line(err) or type(err).__name__
 
 
 @dataclass
@@ -27,7 +52,6 @@ class Sweep:
     study_name: str | None
     storage: str | None  # resolved, relative file paths made absolute; None: in memory or unresolvable
     storage_problem: str | None = None
-
 
 
 def load_sweep(sweep_dir: str | Path, config: DictConfig | None = None) -> Sweep:
@@ -51,21 +75,20 @@ def load_sweep(sweep_dir: str | Path, config: DictConfig | None = None) -> Sweep
         raise ReportError(f"navitune.report: {results_file} has no best_params (a multi-objective study has no "
                           "single champion to compare)")
     if config is None:
-        config = _saved_config(d)
+        config = saved_config(d)
     best = dict(results["best_params"])
-    searched = set(best) | set((_select(config, "hydra.sweeper.params") or {}).keys())
-    storage, problem = _resolved_storage(config)
+    searched = set(best) | set((select(config, "hydra.sweeper.params") or {}).keys())
+    storage, problem = resolved_storage(config)
     value = results.get("best_value")
     return Sweep(
         dir=d, config=config, best_params=best, best_value=None if value is None else float(value),
-        overrides=_reusable_overrides([str(o) for o in (_select(config, "hydra.overrides.task", resolve=False) or [])],
+        overrides=reusable_overrides([str(o) for o in (select(config, "hydra.overrides.task", resolve=False) or [])],
                                       searched),
-        study_name=_select(config, "hydra.sweeper.study_name"), storage=storage, storage_problem=problem,
+        study_name=select(config, "hydra.sweeper.study_name"), storage=storage, storage_problem=problem,
     )
 
 
-
-def _saved_config(d: Path) -> DictConfig:
+def saved_config(d: Path) -> DictConfig:
     """The sweep's config from ``multirun.yaml`` (Hydra's basic launcher) or a job's ``.hydra/`` files."""
     if (d / "multirun.yaml").is_file():
         return OmegaConf.load(d / "multirun.yaml")  # type: ignore[return-value]
@@ -82,8 +105,7 @@ def _saved_config(d: Path) -> DictConfig:
     return OmegaConf.merge(task, hydra)  # type: ignore[return-value]
 
 
-
-def _reusable_overrides(overrides: Sequence[str], searched: set[str]) -> list[str]:
+def reusable_overrides(overrides: Sequence[str], searched: set[str]) -> list[str]:
     """The sweep's task overrides without sweep syntax, the tuned keys (a job's overrides hold its trial's
     values) and what the report sets itself (window, demand)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -102,8 +124,7 @@ def _reusable_overrides(overrides: Sequence[str], searched: set[str]) -> list[st
     return keep
 
 
-
-def _resolved_storage(config: DictConfig) -> tuple[str | None, str | None]:
+def resolved_storage(config: DictConfig) -> tuple[str | None, str | None]:
     """The study storage with its interpolations resolved (``${paths.outputs}``, ``${oc.env:...}`` from the
     environment) and a relative file path made absolute against the sweep's working directory."""
     try:
@@ -112,7 +133,7 @@ def _resolved_storage(config: DictConfig) -> tuple[str | None, str | None]:
         return None, f"hydra.sweeper.storage cannot be resolved: {_first_line(err)}"
     if value is None or str(value) in ("", "None", "null"):
         return None, "the study was kept in memory (hydra.sweeper.storage=null)"
-    text, cwd = str(value), _select(config, "hydra.runtime.cwd")
+    text, cwd = str(value), select(config, "hydra.runtime.cwd")
     for prefix in ("journal://", "sqlite:///"):
         if text.startswith(prefix) and cwd:
             path = text[len(prefix):]
@@ -121,8 +142,7 @@ def _resolved_storage(config: DictConfig) -> tuple[str | None, str | None]:
     return text, None
 
 
-
-def _load_study(sweep: Sweep) -> tuple[Any, str | None]:
+def load_study(sweep: Sweep) -> tuple[Any, str | None]:
     """The sweep's Optuna study (for the baseline trial and the plots), or None and why not."""
     if sweep.storage is None or not sweep.study_name:
         return None, sweep.storage_problem or "the sweep has no study name"
@@ -143,8 +163,7 @@ def _load_study(sweep: Sweep) -> tuple[Any, str | None]:
         return None, f"study {sweep.study_name!r} not loaded: {type(err).__name__}: {_first_line(err)}"
 
 
-
-def _baseline(study: Any, sweep: Sweep) -> tuple[dict[str, Any] | None, str]:
+def baseline(study: Any, sweep: Sweep) -> tuple[dict[str, Any] | None, str]:
     """The production parameters the sweep compared against: its baseline trial (user attribute
     ``navitune:baseline`` == 0, enqueued from the production policy), else the sweep's policy option."""
     if study is not None:
@@ -154,22 +173,20 @@ def _baseline(study: Any, sweep: Sweep) -> tuple[dict[str, Any] | None, str]:
         trials.sort(key=lambda t: (t.state != TrialState.COMPLETE, t.number))
         if trials:
             return dict(trials[0].params), f"study baseline trial {trials[0].number}"
-    choice = _select(sweep.config, "hydra.runtime.choices.policy") or "production"
+    choice = select(sweep.config, "hydra.runtime.choices.policy") or "production"
     return None, f"conf/policy/{choice}.yaml"
 
 
-
-def _finished_since(sweep: Sweep, started: dt.datetime) -> bool:
+def finished_since(sweep: Sweep, started: dt.datetime) -> bool:
     """Did a trial of the sweep's study finish after ``started``? (A re-run of a complete study launches
     nothing, and its report would repeat the last one.) True when the study cannot be read."""
-    study, _ = _load_study(sweep)
+    study, _ = load_study(sweep)
     if study is None:
         return True
     from optuna.trial import TrialState
 
     return any(t.datetime_complete is not None and t.datetime_complete >= started
                for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
-
 
 
 def candidate_name(sweep: Sweep) -> str:
