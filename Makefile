@@ -30,7 +30,7 @@ bench: setup
 	$(BIN)/python -m experiment.bench sweep
 
 tunability: setup
-	$(BIN)/python -m experiment.tunability --plot docs/tunability.png > docs/tunability.json
+	$(BIN)/python -m experiment.tunability --all --plot docs/tunability.png > docs/tunability.json
 
 drift: setup  # each month's 1-D optima of the drifting year (docs/retune.md), ~15 min on 2 cores
 	$(BIN)/python -m experiment.tunability --scenario drifting --plot docs/drift.png --json docs/drift.json > /dev/null

@@ -52,14 +52,30 @@ def production_params() -> NavigationParams:
 
 
 PRODUCTION = production_params()
+
+
+def default_region() -> dict[str, Any]:
+    """The default region's size as conf/region/tokyo_central.yaml writes it (the one place it is written):
+    drivers, requests_per_hour and the shift mix as the simulator's (alternate-day, day, night) tuple."""
+    from omegaconf import OmegaConf
+
+    from experiment.sim.shifts import SHIFT_KINDS
+
+    y = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "region" / "tokyo_central.yaml")
+    mix = dict(y.get("fleet_mix") or {})
+    return {"n_drivers": int(y.drivers), "requests_per_hour": float(y.requests_per_hour),
+            "fleet_mix": tuple(float(mix.get(k, 0.0)) for k in SHIFT_KINDS)}
+
+
+REGION = default_region()
 ALL_SCANS: dict[str, tuple[float, ...]] = SCANS | road_weight_scans(dict(production_policy()["road_weights"]))
 
 
 def short_window(n_days: int = 2, seed: int = 1) -> SimParams:
     """The default region over a short window (the full fleet, ``n_days`` operating days)."""
     return SimParams(
-        region="tokyo_central", n_drivers=1000, requests_per_hour=1200.0, start_weekday=0,
-        n_days=n_days, seed=seed, policy=PRODUCTION,
+        region="tokyo_central", n_drivers=REGION["n_drivers"], requests_per_hour=REGION["requests_per_hour"],
+        fleet_mix=REGION["fleet_mix"], start_weekday=0, n_days=n_days, seed=seed, policy=PRODUCTION,
     )
 
 
@@ -190,8 +206,9 @@ def month_window(scenario: Scenario, year: int, month: int, n_days: int, seed: i
     """The default region in the month's typical window, the city as the scenario has it on those days."""
     start = month_start(year, month)
     return SimParams(
-        region="tokyo_central", n_drivers=kw.pop("n_drivers", 1000),
-        requests_per_hour=kw.pop("requests_per_hour", 1200.0), start_weekday=start.weekday(),
+        region="tokyo_central", n_drivers=kw.pop("n_drivers", REGION["n_drivers"]),
+        requests_per_hour=kw.pop("requests_per_hour", REGION["requests_per_hour"]),
+        fleet_mix=kw.pop("fleet_mix", REGION["fleet_mix"]), start_weekday=start.weekday(),
         n_days=n_days, seed=seed, policy=kw.pop("policy", PRODUCTION),
         scenario_days=scenario.days(start, n_days + 1), **kw,
     )

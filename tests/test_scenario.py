@@ -190,20 +190,22 @@ def test_drifting_runs_are_deterministic_and_the_city_changes():
     assert simulate(feb).metrics == simulate(feb).metrics
     flat = dataclasses.replace(feb, scenario_days=None)
     assert simulate(feb).metrics["objective"] != simulate(flat).metrics["objective"]
-    # drivers who left do not count: shifts fall with the fleet, revenue per driver-day is of active drivers
-    assert simulate(feb).metrics["shifts"] < simulate(flat).metrics["shifts"]
+    # the drifting year changes no fleet size since issue 19 dropped the January-March fleet dip (its source
+    # counts more cars in January than in April): the same shifts are worked
+    assert simulate(feb).metrics["shifts"] == simulate(flat).metrics["shifts"]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", (1, 2, 3))
 @pytest.mark.parametrize("month", range(1, 13))
-def test_every_month_inside_the_calibration_bands(month):
+def test_every_month_inside_the_calibration_bands(month, seed):
     """Production navigation, the full fleet of tokyo_central, the month's typical week (7 days from the
-    first Monday on or after the 10th): every KPI inside its band."""
+    first Monday on or after the 10th), on several seeds (issue 19): every KPI inside its band."""
     from experiment.sim.simulate import simulate
 
-    m = simulate(month_window(load_scenario("drifting"), 2026, month, 7, 1)).metrics
+    m = simulate(month_window(load_scenario("drifting"), 2026, month, 7, seed)).metrics
     for key, (lo, hi) in BANDS.items():
-        assert lo <= m[key] <= hi, f"month {month}: {key}={m[key]:.3f} outside [{lo}, {hi}]"
+        assert lo <= m[key] <= hi, f"month {month}, seed {seed}: {key}={m[key]:.3f} outside [{lo}, {hi}]"
 
 
 @pytest.mark.slow

@@ -189,11 +189,11 @@ def test_the_config_check_uses_the_simulators_memory_estimate():
     from experiment.sim.memory import estimate_peak_bytes
 
     size = job_size(composed("window=tune_week"))
-    assert (size.region, size.drivers, size.days, size.requests_per_hour) == ("tokyo_central", 1000, 7, 1200.0)
-    assert size.mib == estimate_peak_bytes("tokyo_central", 1000, 7, 1200.0) / 2**20
+    assert (size.region, size.drivers, size.days, size.requests_per_hour) == ("tokyo_central", 1000, 7, 1000.0)
+    assert size.mib == estimate_peak_bytes("tokyo_central", 1000, 7, 1000.0) / 2**20
     capped = job_size(composed("window=smoke"))  # 120 of 1,000 drivers: 12 % of the demand
-    assert capped.requests_per_hour == pytest.approx(1200.0 * 120 / 1000)
-    assert capped.mib == estimate_peak_bytes("tokyo_central", 120, 1, 144.0) / 2**20
+    assert capped.requests_per_hour == pytest.approx(1000.0 * 120 / 1000)
+    assert capped.mib == estimate_peak_bytes("tokyo_central", 120, 1, 120.0) / 2**20
 
 
 @pytest.mark.slow

@@ -71,7 +71,7 @@ def region_paths(name: str, network_seed: int, dest_key: bytes, gravity_key: byt
     n_in = dest.size - region.gateways.size  # destination candidates inside zones (gateways last)
     kt, kl = net.shortest_paths_to(region.depots)
     # expected fare and trip time from each origin zone (typical daytime traffic)
-    fares = tokyo_fare(dl[:n_in], dt[:n_in] * 1.2 * 60.0 * 0.12)
+    fares = tokyo_fare(dl[:n_in], dt[:n_in] * 1.2 * 60.0 * 0.26)  # daytime: traffic._SLOW_SHARE
     onehot = np.zeros((net.n_nodes, net.n_zones))
     onehot[np.arange(net.n_nodes), net.node_zone] = 1.0
     per_zone = onehot / np.maximum(onehot.sum(axis=0), 1.0)
