@@ -26,7 +26,7 @@ def test_the_helpers_of_config_sweeper_and_launchers_share_the_line() -> None:
     """Each module's helper only binds its exception type and prefix: same shape, all returned."""
     from experiment.config import ConfigError, _invalid as config_invalid
     from hydra_plugins.navitune_kfp.settings import fail as kfp_fail
-    from hydra_plugins.navitune_optuna._core import SweeperConfigError, _invalid as sweeper_invalid
+    from hydra_plugins.navitune_optuna.validation import SweeperConfigError, invalid_setting as sweeper_invalid
 
     assert isinstance(config_invalid("policy.gamma", 2, "0 <= gamma < 1"), ConfigError)
     assert str(config_invalid("policy.gamma", 2, "0 <= gamma < 1")) == \

@@ -18,6 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from hydra_plugins.navitune_shared.optuna_internals import study_system_attrs
 from omegaconf import ListConfig, OmegaConf
 
 log = logging.getLogger("navitune.registry")
@@ -122,5 +123,5 @@ def recorded(config: Any) -> dict[str, Any] | None:
 
 
 def _read(study: Any) -> dict[str, Any] | None:
-    value = study._storage.get_study_system_attrs(study._study_id).get(STUDY_KEY)
+    value = study_system_attrs(study).get(STUDY_KEY)
     return value if isinstance(value, dict) else None

@@ -43,8 +43,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-from hydra_plugins.navitune_shared.errors import error_line, invalid, message_line
+from hydra_plugins.navitune_shared.errors import error_line, message_line
+from hydra_plugins.navitune_shared.optuna_internals import (
+    optuna_sweeper_impl, set_study_system_attr, set_trial_user_attr, study_system_attrs,
+)
 from hydra_plugins.navitune_shared.protocol import (
     ALIVE, ATTEMPT, BASELINE, BASELINE_CLAIM, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, HEARTBEAT, LAST_ERROR,
     LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
@@ -54,11 +56,11 @@ from hydra_plugins.navitune_shared.storage import DiskReserve, alive, claim, des
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from .failures import disk_full, objective_values, quiet_full_disk_logging, signature
+from .failures import Outcome, disk_full, objective_values, quiet_full_disk_logging, signature
 from .interrupts import HeldInterrupt
 from .progress import Progress, best_value
 from .results_files import write_results
-from .validation import check_settings, quote
+from .validation import SweeperConfigError, check_budget, check_settings, invalid_setting, quote
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +78,12 @@ class _Slot:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-class SweeperConfigError(CompactHydraException):
-    """Bad sweeper input, reported on one line before any trial is created."""
-
-
 class SweepStopped(CompactHydraException):
     """The sweep stopped early (too many failures, a full disk), reported on one line."""
 
 
 class _DiskFull(SweepStopped):
     """A job ran out of disk space: its trial and those in flight run again on the next run."""
-
-
-def _invalid(key: str, value: Any, allowed: str) -> SweeperConfigError:
-    return invalid(SweeperConfigError, "optuna_async", f"hydra.sweeper.{key}", value, allowed)
 
 
 class AsyncOptunaSweeperImpl:
@@ -112,29 +106,22 @@ class AsyncOptunaSweeperImpl:
         metric_names: Sequence[str] | None = None,
     ) -> None:
         check_settings(study_name=study_name, direction=direction, storage=storage, pruner=pruner, sampler=sampler)
-        from .validation import MAX_N_TRIALS, N_TRIALS_ALLOWED
-
-        if not isinstance(n_trials, int) or not 0 < n_trials <= MAX_N_TRIALS:
-            raise _invalid("n_trials", n_trials, N_TRIALS_ALLOWED)
-        if not isinstance(n_jobs, int) or n_jobs <= 0:
-            raise _invalid("n_jobs", n_jobs, "a whole number > 0")
-        if not 0.0 <= float(max_failure_rate) <= 1.0:
-            raise _invalid("max_failure_rate", max_failure_rate, "a share in [0, 1]")
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise _invalid("max_retries", max_retries, "a whole number >= 0")
-        if not float(stale_after_s) > 0:
-            raise _invalid("stale_after_s", stale_after_s, "seconds > 0")
+        n_directions = len(direction) if OmegaConf.is_list(direction) or isinstance(direction, (list, tuple)) else 1
+        check_budget(n_trials=n_trials, n_jobs=n_jobs, max_failure_rate=max_failure_rate, max_retries=max_retries,
+                     stale_after_s=stale_after_s, n_directions=n_directions,
+                     metric_names=None if metric_names is None else [str(n) for n in metric_names])
         whitelist = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optuna.pruners.*")
         sampler_conf = sampler
         try:
             sampler = instantiate(sampler, _execution_whitelist_=whitelist)
         except Exception as err:
-            raise _invalid("sampler", OmegaConf.select(sampler, "_target_") if sampler else sampler,
+            raise invalid_setting("sampler", OmegaConf.select(sampler, "_target_") if sampler else sampler,
                         f"one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid ({err})")
         self._sampler_conf, self._whitelist = sampler_conf, whitelist
         self.pruner = instantiate(pruner, _execution_whitelist_=whitelist) if pruner else None
         # hydra-optuna-sweeper's own implementation does the parameter parsing and grid handling
-        self._base = OptunaSweeperImpl(
+        impl, _ = optuna_sweeper_impl()
+        self._base = impl(
             sampler, direction, storage, study_name, n_trials, n_jobs, float(max_failure_rate),
             custom_search_space, params,
         )
@@ -147,9 +134,6 @@ class AsyncOptunaSweeperImpl:
         self.heartbeat_every = min(self.stale_after_s / 3, 30.0)  # several heartbeats per stale_after_s
         self.progress = progress
         self.metric_names = None if metric_names is None else [str(n) for n in metric_names]
-        n_directions = len(direction) if OmegaConf.is_list(direction) or isinstance(direction, (list, tuple)) else 1
-        if self.metric_names is not None and len(self.metric_names) != n_directions:
-            raise _invalid("metric_names", self.metric_names, f"null or {n_directions} name(s), one per direction")
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._first_failure: str | None = None  # "trial N: why", for the line a stopped sweep ends with
 
@@ -172,7 +156,7 @@ class AsyncOptunaSweeperImpl:
         base._process_searchspace_config()
         params_conf = base._parse_sweeper_params_config() + list(arguments)
         try:
-            space, fixed, fixed_overrides = create_params_from_overrides(params_conf)
+            space, fixed, fixed_overrides = optuna_sweeper_impl()[1](params_conf)
         except Exception as err:
             raise SweeperConfigError(f"optuna_async: invalid search space: {_explain(params_conf, err)}") from None
         for name in fixed:
@@ -329,7 +313,7 @@ class AsyncOptunaSweeperImpl:
             why = self._stale(t, now, host, alive_at)
             if why is None:
                 continue
-            if not _tell(study, t.number, state=TrialState.FAIL):
+            if not tell_unless_finished(study, t.number, state=TrialState.FAIL):
                 continue  # another sweeper recovered it first
             log.warning(f"Trial {t.number} was left RUNNING ({why}): failing it and running it again")
             self._enqueue_again(study, t.number, t.params, t.user_attrs, same_attempt=True)
@@ -351,7 +335,7 @@ class AsyncOptunaSweeperImpl:
     def _claim_ordinal(self, study: optuna.Study) -> int:
         """This sweeper's ordinal in the study: the first free ``navitune:sweeper:<k>``, claimed atomically.
         A study with trials but no claim was run before ordinals existed, with ordinal 0's stream: skip it."""
-        attrs = study._storage.get_study_system_attrs(study._study_id)
+        attrs = study_system_attrs(study)
         taken = [int(k[len(SWEEPER_CLAIM):]) for k in attrs
                  if k.startswith(SWEEPER_CLAIM) and k[len(SWEEPER_CLAIM):].isdigit()]
         ordinal = max(taken) + 1 if taken else (1 if study.get_trials(deepcopy=False) else 0)
@@ -402,10 +386,10 @@ class AsyncOptunaSweeperImpl:
     def _prepare(self, study: optuna.Study, trial: optuna.Trial) -> _Slot | None:
         """A trial just asked for, with its owner recorded and its job's overrides; None if over budget."""
         if not self._in_budget(study, trial.number):
-            study._storage.set_trial_user_attr(trial._trial_id, OVER_BUDGET, True)
-            _tell(study, trial, state=TrialState.FAIL)
+            set_trial_user_attr(study, trial, OVER_BUDGET, True)
+            tell_unless_finished(study, trial, state=TrialState.FAIL)
             return None
-        study._storage.set_trial_user_attr(trial._trial_id, OWNER, self.owner)
+        set_trial_user_attr(study, trial, OWNER, self.owner)
         attrs = dict(trial.user_attrs)
         attempt, origin = int(attrs.get(ATTEMPT, 0)), int(attrs.get(RETRY_OF, trial.number))
         overrides = list(self._base._configure_trials([trial], self.space, self.fixed, self.fixed_overrides)[0])
@@ -486,7 +470,7 @@ class AsyncOptunaSweeperImpl:
                     except BaseException:
                         in_flight[told] = slot  # stopped with the trials in flight (a full disk: run again)
                         raise
-                    if outcome == "failed":
+                    if outcome is Outcome.FAILED:
                         final_failures += 1
                         if final_failures > allowed_failures:
                             raise SweepStopped(self._too_many_failures(study, final_failures, allowed_failures))
@@ -499,16 +483,16 @@ class AsyncOptunaSweeperImpl:
         failed = {t.number for t in trials if t.state == TrialState.FAIL}
         return sum(1 for slot in self._telling.values() if slot.trial.number in failed)
 
-    def _record(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> "Future[str]":
-        """Tell a job's result (:meth:`_tell`): here and now with a few trials in flight (the sampler sees each
+    def _record(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> "Future[Outcome]":
+        """Tell a job's result (:meth:`_outcome`): here and now with a few trials in flight (the sampler sees each
         result before the next ask, as in a sequential sweep), by the bookkeeping threads with more than
         TELL_BEHIND_ABOVE, so the sweeper's thread refills slots meanwhile (each tell is a few round trips to
         the study's database; one after the other they were the sweeper's limit at 100 in flight)."""
         if self._tellers is not None:
-            return self._tellers.submit(self._tell, study, slot, ret)
-        told: Future[str] = Future()
+            return self._tellers.submit(self._outcome, study, slot, ret)
+        told: Future[Outcome] = Future()
         try:
-            told.set_result(self._tell(study, slot, ret))
+            told.set_result(self._outcome(study, slot, ret))
         except Exception as err:  # _DiskFull, a storage error: raised by the loop, as before
             told.set_exception(err)
         return told
@@ -559,10 +543,10 @@ class AsyncOptunaSweeperImpl:
         written (a full disk) leaves it RUNNING for the next sweep to recover, said in one line."""
         try:
             try:
-                study._storage.set_trial_user_attr(slot.trial._trial_id, STOPPED, True)
+                set_trial_user_attr(study, slot.trial, STOPPED, True)
             except optuna.exceptions.UpdateFinishedTrialError:
                 return  # finished meanwhile (told by a sweeper that judged it stale)
-            if _tell(study, slot.trial, state=TrialState.FAIL) and requeue:
+            if tell_unless_finished(study, slot.trial, state=TrialState.FAIL) and requeue:
                 self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
         except OSError as err:
             log.error(f"Trial {slot.trial.number}: cannot record that it stopped ({error_line(err)}); the next "
@@ -572,9 +556,9 @@ class AsyncOptunaSweeperImpl:
         if isinstance(self.launcher, AsyncLauncher):
             self.launcher.shutdown()
 
-    def _tell(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> str:
-        """Record a job's result; returns 'complete', 'pruned', 'retried', 'failed' or 'lost' (another
-        sweeper had already failed the trial as stale and runs it again). Raises _DiskFull for a job that
+    def _outcome(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> Outcome:
+        """Record a job's result and say what that did (:class:`Outcome`; ``LOST``: another sweeper had
+        already failed the trial as stale and runs it again). Raises _DiskFull for a job that
         ran out of disk space (the trial is failed as stopped and enqueued again)."""
         trial, attrs = slot.trial, slot.attrs
         attempt = int(attrs.get(ATTEMPT, 0))
@@ -583,10 +567,10 @@ class AsyncOptunaSweeperImpl:
                 values = objective_values(ret.return_value, len(self.directions))
             except ValueError as err:  # it ran to its end: it would return the same again, no retry
                 return self._failed_for_good(study, trial, f"the job {err}")
-            return "complete" if _tell(study, trial, values=values) else "lost"
+            return Outcome.COMPLETE if tell_unless_finished(study, trial, values=values) else Outcome.LOST
         error = ret._return_value
         if type(error).__name__ == "TrialPruned":
-            return "pruned" if _tell(study, trial, state=TrialState.PRUNED) else "lost"
+            return Outcome.PRUNED if tell_unless_finished(study, trial, state=TrialState.PRUNED) else Outcome.LOST
         text = error_line(error)
         if disk_full(error):
             log.warning(f"Trial {trial.number} (attempt {attempt + 1}) stopped: {text}")
@@ -596,24 +580,24 @@ class AsyncOptunaSweeperImpl:
         if attrs.get(LAST_ERROR) == sig:
             return self._failed_for_good(study, trial, f"failed the same way twice: {text}", attempt)
         log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed: {text}")
-        if not _tell(study, trial, state=TrialState.FAIL):
-            return "lost"
+        if not tell_unless_finished(study, trial, state=TrialState.FAIL):
+            return Outcome.LOST
         if self._enqueue_again(study, trial.number, trial.params, attrs, error=sig):
-            return "retried"
+            return Outcome.RETRIED
         self._first_failure = self._first_failure or f"trial {trial.number}: {text}"
-        return "failed"
+        return Outcome.FAILED
 
-    def _failed_for_good(self, study: optuna.Study, trial: optuna.Trial, why: str, attempt: int = 0) -> str:
+    def _failed_for_good(self, study: optuna.Study, trial: optuna.Trial, why: str, attempt: int = 0) -> Outcome:
         log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed for good: {why}")
         self._first_failure = self._first_failure or f"trial {trial.number}: {why}"
-        return "failed" if _tell(study, trial, state=TrialState.FAIL) else "lost"
+        return Outcome.FAILED if tell_unless_finished(study, trial, state=TrialState.FAIL) else Outcome.LOST
 
     def _heartbeat(self, study: optuna.Study) -> None:
         """This sweeper's sign of life: one study attribute per sweeper, whatever the number of trials in
         flight (a write per trial was 100 writes every 30 s at 100 in flight, a third of the sweeper's
         time on the study database: ``bench kfp-scale``, docs/performance.md)."""
         try:
-            study._storage.set_study_system_attr(study._study_id, ALIVE + self.owner, time.time())
+            set_study_system_attr(study, ALIVE + self.owner, time.time())
         except Exception as err:  # noqa: BLE001 - the next heartbeat tries again; stale_after_s allows a few
             log.debug("heartbeat not written: %s", error_line(err))
 
@@ -621,7 +605,7 @@ class AsyncOptunaSweeperImpl:
 # --------------------------------------------------------------------------------------- helpers
 def _heartbeats(study: optuna.Study) -> dict[str, float]:
     """Each sweeper's last heartbeat in the study (owner -> epoch seconds)."""
-    attrs = study._storage.get_study_system_attrs(study._study_id)
+    attrs = study_system_attrs(study)
     return {k[len(ALIVE):]: float(v) for k, v in attrs.items()
             if k.startswith(ALIVE) and isinstance(v, (int, float))}
 
@@ -636,7 +620,7 @@ def _explain(overrides: list[str], err: BaseException) -> str:
     return f"{overrides}: {message_line(err) or type(err).__name__}"
 
 
-def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:
+def tell_unless_finished(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:
     """``study.tell`` that returns False when the trial was already finished (by a sweeper that judged it
     stale) and ignores the ``Study.stop`` that GridSampler calls outside ``optimize`` once the grid is
     done (the trial's state is stored before it)."""

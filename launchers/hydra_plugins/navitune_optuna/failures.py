@@ -3,6 +3,8 @@ signature (the same error twice ends the retries), and a full disk."""
 
 from __future__ import annotations
 
+from enum import Enum
+
 import hashlib
 import logging
 import math
@@ -70,3 +72,13 @@ def quiet_full_disk_logging() -> None:
 
     handle_error._navitune = True  # type: ignore[attr-defined]
     logging.Handler.handleError = handle_error  # type: ignore[method-assign]
+
+
+class Outcome(Enum):
+    """What recording a job's result did to its trial."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    RETRIED = "retried"  # failed, and the same parameters are queued again
+    FAILED = "failed"  # failed for good: counts against max_failure_rate
+    LOST = "lost"  # another sweeper had already failed the trial as stale and runs it again

@@ -46,6 +46,7 @@ def current_trial() -> TrialReporter | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from hydra_plugins.navitune_shared.optuna_internals import trial_by_number
     from hydra_plugins.navitune_shared.storage import shared_storage
 
     sweeper = HydraConfig.get().sweeper
@@ -55,5 +56,4 @@ def current_trial() -> TrialReporter | None:
         storage=shared_storage(sweeper.get("storage")),  # shared with the result the job publishes
         pruner=instantiate(pruner, _execution_whitelist_=("optuna.pruners.*",)) if pruner else None,
     )
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number))
-    return TrialReporter(study, optuna.trial.Trial(study, trial_id))
+    return TrialReporter(study, trial_by_number(study, int(number)))

@@ -19,6 +19,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import CompactHydraException
+from hydra_plugins.navitune_shared.errors import invalid
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -32,13 +34,38 @@ N_TRIALS_ALLOWED = f"a whole number > 0, at most {MAX_N_TRIALS}"
 WHITELIST = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*", "optuna.pruners.*")
 
 
+class SweeperConfigError(CompactHydraException):
+    """Bad sweeper input, reported on one line before any trial is created."""
+
+
+def invalid_setting(key: str, value: Any, allowed: str) -> SweeperConfigError:
+    """The one-line error for ``hydra.sweeper.<key>=<value>`` (returned for the caller to raise)."""
+    return invalid(SweeperConfigError, "optuna_async", f"hydra.sweeper.{key}", value, allowed)
+
+
+def check_budget(*, n_trials: Any, n_jobs: Any, max_failure_rate: Any, max_retries: Any, stale_after_s: Any,
+                 metric_names: Any = None, n_directions: int = 1) -> None:
+    """The sweep's numbers: budget, parallelism, failure share, retries, staleness, one metric name per
+    direction."""
+    if not isinstance(n_trials, int) or not 0 < n_trials <= MAX_N_TRIALS:
+        raise invalid_setting("n_trials", n_trials, N_TRIALS_ALLOWED)
+    if not isinstance(n_jobs, int) or n_jobs <= 0:
+        raise invalid_setting("n_jobs", n_jobs, "a whole number > 0")
+    if not 0.0 <= float(max_failure_rate) <= 1.0:
+        raise invalid_setting("max_failure_rate", max_failure_rate, "a share in [0, 1]")
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise invalid_setting("max_retries", max_retries, "a whole number >= 0")
+    if not float(stale_after_s) > 0:
+        raise invalid_setting("stale_after_s", stale_after_s, "seconds > 0")
+    if metric_names is not None and len(metric_names) != n_directions:
+        raise invalid_setting("metric_names", metric_names, f"null or {n_directions} name(s), one per direction")
+
+
 def check_settings(*, study_name: Any = None, direction: Any = None, storage: Any = None, pruner: Any = None,
                    sampler: Any = None) -> None:
     """Raise the sweeper's one-line error for the first setting it cannot run with."""
-    from ._core import _invalid
-
     if study_name is not None and not STUDY_NAME.fullmatch(str(study_name)):
-        raise _invalid("study_name", study_name, STUDY_NAME_ALLOWED)
+        raise invalid_setting("study_name", study_name, STUDY_NAME_ALLOWED)
     _check_direction(direction)
     _check_storage(storage)
     for key, node in (("pruner", pruner), ("sampler", sampler)):
@@ -46,13 +73,11 @@ def check_settings(*, study_name: Any = None, direction: Any = None, storage: An
         if target is not None and not any(fnmatch.fnmatchcase(target, p) for p in WHITELIST):
             allowed = "optuna.pruners.*, e.g. optuna.pruners.MedianPruner" if key == "pruner" else \
                 "one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid"
-            raise _invalid(f"{key}._target_", target, allowed)
+            raise invalid_setting(f"{key}._target_", target, allowed)
 
 
 def check_node(sweeper: Any) -> str | None:
     """The one-line problem of a composed ``hydra.sweeper`` node of optuna_async, else None (an app's preflight)."""
-    from ._core import SweeperConfigError, _invalid
-
     if sweeper is None or not str(OmegaConf.select(sweeper, "_target_", default="")).startswith(
             "hydra_plugins.navitune_optuna."):
         return None
@@ -68,7 +93,7 @@ def check_node(sweeper: Any) -> str | None:
             ("stale_after_s", lambda v: isinstance(v, (int, float)) and v > 0, "seconds > 0"),
         ):
             if key in sweeper and not ok(get(key)):
-                raise _invalid(key, get(key), allowed)
+                raise invalid_setting(key, get(key), allowed)
     except SweeperConfigError as err:
         return str(err)
     return None
@@ -94,22 +119,18 @@ def _target(node: Any) -> str | None:
 
 
 def _check_direction(direction: Any) -> None:
-    from ._core import _invalid
-
     if direction is None:
         return
     values = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
     names = [v.name if isinstance(v, Enum) else str(v) for v in values]
     if not names or any(n not in DIRECTIONS for n in names):
         shown = names[0] if len(names) == 1 else names
-        raise _invalid("direction", shown, "minimize, maximize, or a list of them (one per objective)")
+        raise invalid_setting("direction", shown, "minimize, maximize, or a list of them (one per objective)")
 
 
 def _check_storage(storage: Any) -> None:
     """A journal file must be a file in a directory that exists or can be created (RDB URLs are checked when
     the sweeper connects, and never printed here: they may hold a password)."""
-    from ._core import _invalid
-
     text = "" if storage is None else str(storage)
     if not text.startswith("journal://"):
         return
@@ -118,5 +139,5 @@ def _check_storage(storage: Any) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not text[len("journal://"):] or path.is_dir() or not parent.is_dir():
-        raise _invalid("storage", text, "journal:///PATH of a journal file (not a directory, in a directory that exists "
+        raise invalid_setting("storage", text, "journal:///PATH of a journal file (not a directory, in a directory that exists "
                                      "or can be created), an RDB URL, or null")

@@ -14,7 +14,6 @@ Two things Optuna's storages lack, which several sweepers sharing a study need:
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from hydra.errors import CompactHydraException
 from optuna.storages.journal import JournalFileBackend
 
 from .errors import message_line
+from .optuna_internals import set_study_system_attr, storage_of, study_id, study_system_attrs, waiting_query_cache
 
 log = logging.getLogger(__name__)
 
@@ -59,37 +59,8 @@ def sweeper_storage(setting: Any) -> Any:
     from optuna.storages import RDBStorage
 
     if isinstance(storage, RDBStorage):
-        return _waiting_query_cache(storage)
+        return waiting_query_cache(storage)
     return storage
-
-
-def _waiting_query_cache(backend: Any) -> Any:
-    """Optuna's RDB cache, except that a query for WAITING trials only goes to the database directly. It
-    subclasses Optuna's private ``_CachedStorage`` (Optuna is pinned; the class is made on first use, so a
-    change there breaks the sweeper's start, not every job, and
-    ``tests/test_sweeper_hardening.py::test_the_sweepers_ask_finds_waiting_trials_*`` fails)."""
-    global _WAITING_QUERY_CACHE
-    if _WAITING_QUERY_CACHE is None:
-        from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
-        from optuna.trial import TrialState
-
-        class WaitingQueryCache(_CachedStorage):
-            def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list:
-                if states is None or tuple(states) != (TrialState.WAITING,):
-                    return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
-                waiting = self._backend.get_all_trials(study_id, deepcopy=False, states=states)
-                with self._lock:  # known to the cache as its own reload leaves them (a popped one is written to)
-                    if study_id not in self._studies:
-                        self._studies[study_id] = _StudyInfo()
-                    self._add_trials_to_cache(study_id, waiting)
-                    self._studies[study_id].unfinished_trial_ids.update(t._trial_id for t in waiting)
-                return copy.deepcopy(waiting) if deepcopy else waiting
-
-        _WAITING_QUERY_CACHE = WaitingQueryCache
-    return _WAITING_QUERY_CACHE(backend)
-
-
-_WAITING_QUERY_CACHE: Any = None
 
 
 _SHARED: dict[str, Any] = {}
@@ -122,10 +93,10 @@ def claim(study: Any, key: str, value: Any, then: Callable[[], None] | None = No
     (for the journal, still under its lock, so the claim and what it guards land together)."""
     from optuna.storages import InMemoryStorage, JournalStorage, RDBStorage
 
-    storage = study._storage
+    storage = storage_of(study)
     storage = getattr(storage, "_backend", storage) if not isinstance(storage, JournalStorage) else storage
     if isinstance(storage, RDBStorage):
-        won = _rdb_claim(storage, study._study_id, key, value)
+        won = _rdb_claim(storage, study_id(study), key, value)
         if won and then is not None:
             then()
         return won
@@ -138,9 +109,9 @@ def claim(study: Any, key: str, value: Any, then: Callable[[], None] | None = No
 
 
 def _check_and_set(study: Any, key: str, value: Any, then: Callable[[], None] | None) -> bool:
-    if key in study._storage.get_study_system_attrs(study._study_id):
+    if key in study_system_attrs(study):
         return False
-    study._storage.set_study_system_attr(study._study_id, key, value)
+    set_study_system_attr(study, key, value)
     if then is not None:
         then()
     return True
