@@ -22,6 +22,7 @@ from experiment.registry.store import CHALLENGER, CHAMPION, INIT_STUDY, Registry
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 COMMANDS = ("init", "show", "history", "promote", "rollback", "decide")
+TAKES_TARGET = ("promote", "decide")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,12 +42,24 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                    help="decide: auto (default: deciding is what was asked) or manual (register the challenger only)")
     p.add_argument("--reason", default="", help="promote/rollback: why (recorded in the version tags)")
     p.add_argument("--json", action="store_true", help="show/history/decide: one JSON object")
+    p.add_argument("--from", dest="expected", metavar="VERSION",
+                   help="rollback: only if VERSION is still the champion (two rollbacks at once: one moves it)")
     p.add_argument("overrides", nargs="*", help="config overrides such as region=NAME tracking=server")
-    args = p.parse_intermixed_args(list(argv))  # options, the target and overrides in any order
+    argv = list(argv)
+    if argv and "=" in argv[0] and not argv[0].startswith("-"):
+        raise RegistryError(f"navitune champion: missing command before {argv[0]!r}; allowed: "
+                            f"{' | '.join(COMMANDS)} (navitune champion --help)")
+    args = p.parse_intermixed_args(argv)  # options, the target and overrides in any order
     overrides = list(args.overrides)
     if args.target is not None and "=" in args.target:  # an override where no target was given
         overrides.insert(0, args.target)
         args.target = None
+    if args.target is not None and args.command not in TAKES_TARGET:
+        raise RegistryError(f"navitune champion {args.command}: takes no argument {args.target!r}; allowed: "
+                            "navitune champion promote VERSION, navitune champion decide SWEEP_DIR, navitune "
+                            "champion rollback [--from VERSION]")
+    if args.expected is not None and args.command != "rollback":
+        raise RegistryError(f"navitune champion {args.command}: --from is for rollback only")
     if args.region:
         overrides.append(f"region={args.region}")
     return args, overrides
@@ -59,7 +72,7 @@ def compose(overrides: list[str]) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     from experiment.preflight import check_group_choices
-    from experiment.config import register_configs
+    from experiment.registration import register_configs
 
     problem = check_group_choices(overrides)
     if problem:
@@ -193,8 +206,10 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> str:
     cfg = compose(overrides)
     try:
         from experiment.config import validate
+        from experiment.service_checks import check_services
 
         validate(cfg)
+        check_services(cfg)
     except ConfigError as err:
         raise RegistryError(str(err)) from None
     if args.command == "init":
@@ -213,17 +228,19 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> str:
         reg.tag(number, decision="promoted (manual)")
         was = f" (was v{before})" if before is not None else ""
         return f"{reg.name}: v{number} is the champion{was}"
-    old, new = reg.rollback(f"by {who}" + (f": {args.reason}" if args.reason else ""), expected=reg.champion_number())
+    # the compare-and-set: --from VERSION (what the user saw), else the champion as this command found it
+    expected = version_number(args.expected, reg.region, "rollback --from") if args.expected else reg.champion_number()
+    old, new = reg.rollback(f"by {who}" + (f": {args.reason}" if args.reason else ""), expected=expected)
     return f"{reg.name}: champion rolled back from v{old} to v{new}"
 
 
 MAX_VERSION = 10**9  # MLflow's version numbers are 32-bit integers
 
 
-def version_number(text: str | None, region: str) -> int:
+def version_number(text: str | None, region: str, what: str = "promote") -> int:
     """A VERSION argument: ASCII digits, 1 .. MAX_VERSION (``²`` or ``١`` pass ``str.isdigit``, not this)."""
     if text is None or not re.fullmatch(r"[0-9]{1,10}", text) or not 1 <= int(text) <= MAX_VERSION:
-        raise RegistryError(f"navitune champion promote: invalid VERSION {text!r}; allowed: a version number "
+        raise RegistryError(f"navitune champion {what}: invalid VERSION {text!r}; allowed: a version number "
                             f"1..{MAX_VERSION} written in ASCII digits (see navitune champion history region={region})")
     return int(text)
 

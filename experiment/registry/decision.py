@@ -34,7 +34,7 @@ from experiment.registry.store import (CHAMPION, Registry, RegistryError, Regist
                                        same_policy)
 
 log = logging.getLogger("navitune.registry")
-PROMOTIONS = ("auto", "manual")
+from experiment.config import PROMOTIONS  # noqa: E402  (the schema's allowed values)
 START_FILE = "registry_start.json"
 CANDIDATE = "policy_candidate.yaml"
 GUARDS = ("rule", "manual", "scale", "no_champion", "champion_unknown", "champion_changed", "baseline_not_champion",
@@ -70,7 +70,8 @@ class Decision:
             return (f"registry: {where} v{self.version} registered as challenger, champion stays "
                     f"v{self.champion_before}: {self.reason}")
         if self.outcome == "already_decided":
-            return f"registry: sweep {self.sweep_dir} was already decided ({where} v{self.version}): nothing changed"
+            return (f"registry: sweep {self.sweep_dir} was already decided ({where} v{self.version}, {self.reason}; "
+                    f"champion v{self.champion_after}): nothing changed")
         return f"registry: nothing promoted: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,8 +249,10 @@ def guards(report: dict[str, Any], start: dict[str, Any] | None, champion: Any, 
     baseline = (report.get("baseline") or {}).get("params") or {}
     reference = (start or {}).get("champion_policy") or (champion.policy if champion is not None else None)
     if reference is not None and not same_policy(baseline, flat_policy(reference)):
+        ref = flat_policy(reference)
+        keys = sorted(k for k in set(baseline) & set(ref) if not same_policy({k: baseline[k]}, {k: ref[k]}))
         out["baseline_not_champion"] = (f"the sweep's baseline ({(report.get('baseline') or {}).get('source')}) "
-                                        "was not the champion's parameters")
+                                        f"was not the champion's parameters (differs in {', '.join(keys)})")
     over = failures_over_limit(sweep_dir, config)
     if over:
         out["failure_limit"] = over
@@ -290,6 +293,37 @@ def _version_tags(report: dict[str, Any], key: str, sweep_dir: Path, config: Any
     return tags
 
 
+def launch_dir(d: Path, config: Any) -> Path:
+    """The directory the sweep was started in: its relative paths (``paths.outputs``, a local store) are relative
+    to it. ``hydra.sweep.dir`` relative and ``d`` ending with it: ``d`` minus that tail; else the current one."""
+    rel = _select(config, "hydra.sweep.dir")
+    if rel is None or Path(str(rel)).is_absolute():
+        return Path.cwd()
+    tail, full = Path(str(rel)).parts, d.resolve().parts
+    if len(full) > len(tail) and full[-len(tail):] == tail:
+        return Path(*full[:-len(tail)])
+    return Path.cwd()
+
+
+def sweep_registry(d: Path, config: Any) -> str | None:
+    """The sweep's own registry (its ``tracking.uri``), a relative local store taken relative to the directory
+    the sweep ran in, not to where this command runs; a local store that does not exist is one line (a decision
+    never creates a second, empty registry)."""
+    import urllib.parse
+
+    uri = tracking_uri(config)
+    if uri is None or not uri.startswith("sqlite:///"):
+        return uri
+    path = Path(urllib.parse.unquote(uri.removeprefix("sqlite:///")))
+    if not path.is_absolute():
+        path = launch_dir(d, config) / path
+        uri = f"sqlite:///{path}"
+    if not path.is_file():
+        raise RegistryError(f"navitune champion decide: the sweep's registry {path} does not exist; allowed: run "
+                            f"it where the sweep ran, or name the registry with tracking.uri=sqlite:///PATH")
+    return uri
+
+
 def decide(sweep_dir: str | Path, region: str | None = None, uri: str | None = None,
            promotion: str | None = None, config: DictConfig | None = None) -> Decision:
     """Decide (or replay the decision for) the finished sweep in ``sweep_dir``. ``region``, ``uri`` and
@@ -302,7 +336,7 @@ def decide(sweep_dir: str | Path, region: str | None = None, uri: str | None = N
                             f"with: python -m experiment.report {d})")
     config = _config(d, config)
     region = region or str(report.get("region") or _select(config, "region.name"))
-    uri = uri or tracking_uri(config)
+    uri = uri or sweep_registry(d, config)
     promotion = promotion or str(_select(config, "registry.promotion") or "auto")
     if promotion not in PROMOTIONS:
         raise RegistryError(f"navitune: invalid config registry.promotion={promotion!r}; allowed: "
@@ -328,6 +362,11 @@ def _decide(reg: Registry, d: Path, report: dict[str, Any], config: Any, promoti
     model's lock, compare-and-set against the champion the decision was made against), and only then the version
     is tagged with the decision and ``registry_decision.json`` written. A replay finds the pending version (its
     ``sweep_key``) and completes it (:func:`_complete`)."""
+    with reg.locked():  # two decisions of one sweep at once: the second finds the first's version
+        return _decide_locked(reg, d, report, config, promotion)
+
+
+def _decide_locked(reg: Registry, d: Path, report: dict[str, Any], config: Any, promotion: str) -> Decision:
     from experiment.failpoints import crash_point
 
     key = sweep_key(report.get("study"), d)
@@ -408,7 +447,12 @@ def _complete(reg: Registry, mv: Any, d: Path, report: dict[str, Any]) -> Decisi
     blocked = {k.split(".", 1)[1]: v for k, v in tags.items() if k.startswith("blocked.")}
     expected = int(tags["champion_at_decision"]) if str(tags.get("champion_at_decision", "")).isdigit() else None
     before = expected
-    if intent == "promoted" and reg.champion_number() == number:
+    if intent == "promoted" and tags.get("rolled_back"):  # its alias move was undone by hand: never redo it
+        why = f"rolled back before its decision was completed ({tags['rolled_back']})"
+        intent, blocked = "challenger", {**blocked, "rolled_back": why}
+        reg.tag(number, **{"blocked.rolled_back": why})
+        tags["reason"] = why
+    elif intent == "promoted" and reg.champion_number() == number:
         expected = number  # the alias moved before the kill: complete the history and the tags
     log.info("registry: v%s of %s was left pending by an interrupted decision: completing it (%s)", number,
              reg.name, intent)
@@ -426,7 +470,8 @@ def _already(reg: Registry, mv: Any, d: Path, report: dict[str, Any]) -> Decisio
                         reg.champion_number(), blocked, reason=str(tags.get("decision")))
     log.info(decision.line())
     recorded = read_decision_file(d) if (d / DECISION_FILE).exists() else None
-    if tags.get("decision") in DECISIONS and (recorded is None or recorded["version"] != int(mv.version)):
+    if tags.get("decision") in DECISIONS and (recorded is None or recorded["version"] != int(mv.version)
+                                              or recorded["outcome"] != tags["decision"]):
         # killed after the version's tag, before its record: the record is written back from the registry
         write_decision_file(d, Decision(str(tags["decision"]), reg.region, str(d), report.get("study"),
                                         int(mv.version), before, decision.champion_after, blocked,

@@ -1,5 +1,5 @@
 """``policy=champion`` and the sweep's baseline, as OmegaConf resolvers (registered by
-``experiment.config.register_configs``):
+``experiment.registration.register_configs``):
 
 * ``${navitune_champion:REGION,TRACKING_URI,KEY}``: KEY of the region's champion policy
   (``models:/navitune-policy-<region>@champion``); ``name`` gives ``champion_v<N>``, so every run records which
@@ -19,23 +19,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from experiment.errors import ConfigError, keep_resolver_error, take_resolver_error
 from experiment.registry.store import Registry, RegistryUnavailable, Version
 
 log = logging.getLogger("navitune.registry")
 _CACHE: dict[tuple[str, str], Version | None] = {}
 _WARNED: set[tuple[str, str]] = set()
-_LAST_ERROR: list[str] = []  # OmegaConf re-raises a resolver's error "from None": its one line is kept here
-
-
-def take_error() -> str | None:
-    """The one-line error of the last failed ``navitune_champion`` lookup (and forget it)."""
-    return _LAST_ERROR.pop() if _LAST_ERROR else None
+# OmegaConf re-raises a resolver's error "from None": its one line is kept in experiment.errors for the check
+take_error = take_resolver_error  # the one-line error of the last failed navitune_champion lookup (and forget it)
 
 
 def _fail(text: str) -> Exception:
-    from experiment.config import ConfigError
-
-    _LAST_ERROR[:] = [text]
+    keep_resolver_error(text)
     return ConfigError(text)
 
 

@@ -124,6 +124,7 @@ class Registry:
         self.region = region
         self.name = model_name(region)
         self._client: Any = None
+        self._lock_depth = 0  # :meth:`locked` is re-entrant within one Registry object
 
     @classmethod
     def at(cls, uri: str, region: str, artifact_location: str | None = None, timeout_s: float = 5.0) -> "Registry":
@@ -215,9 +216,20 @@ class Registry:
         """Hold the model's write lock (:mod:`experiment.registry.lock`): one line when another command keeps it."""
         from experiment.registry.lock import RegistryBusy, hold
 
+        if self._lock_depth:  # already held by this registry object (a decision's promotion inside the decision)
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         try:
             with hold(self.settings.uri, self.name, self.client):
-                yield
+                self._lock_depth = 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth = 0
         except RegistryBusy as err:
             raise RegistryError(f"navitune champion: {err}; nothing was changed, run the command again") from None
 

@@ -135,11 +135,15 @@ def decide(p: Plan) -> dict[str, Any]:
 
     d = p.sweep_dir
     recorded = read_decision_file(d) if (d / "registry_decision.json").exists() else None  # before a replay rewrites it
+    quiet = logging.getLogger("navitune.registry")
+    level, quiet.level = quiet.level, logging.WARNING  # the cycle's one summary line says what was decided
     try:
         decision = registry_decide(d, region=p.region, uri=p.uri, config=sweep_config(p),
                                    promotion=promotion(p)).to_dict()
     except RegistryError as err:
         return {"outcome": "incomplete", "reason": str(err)}
+    finally:
+        quiet.setLevel(level)
     if decision["outcome"] == "already_decided":
         confirmed = (recorded is not None and recorded["outcome"] in ("promoted", "challenger")
                      and recorded["version"] == decision["version"] and recorded["outcome"] == decision["reason"])
@@ -166,8 +170,7 @@ def already_decided(p: Plan, version: int) -> dict[str, Any]:
     except RegistryUnavailable:
         return {}
     start = tags.get("champion_at_decision") or tags.get("champion_at_start")
-    return {"promoted": str(tags.get("decision", "")).startswith("promoted") and champion is not None
-            and version in reg.history(),
+    return {"promoted": str(tags.get("decision", "")).startswith("promoted"),  # by this cycle (a later rollback aside)
             "champion_before": int(start) if str(start).isdigit() else None,
             "champion_after": champion,
             "blocked": {k.split(".", 1)[1]: v for k, v in tags.items() if k.startswith("blocked.")},
@@ -190,11 +193,21 @@ def confirmed_by_registry(p: Plan, record: dict[str, Any]) -> bool:
     if tags.get("study") != record.get("study"):
         return False
     decided = str(tags.get("decision", ""))
-    if record["outcome"] == "promoted":
-        return decided.startswith("promoted")
-    if record["outcome"] == "challenger":
-        return decided == "challenger"
-    return decided not in ("", "pending")
+    if decided in ("", "pending") or record.get("promoted") != decided.startswith("promoted"):
+        return False
+    if record["outcome"] in ("promoted", "challenger") and not decided.startswith(record["outcome"]):
+        return False
+    start = tags.get("champion_at_decision") or tags.get("champion_at_start")
+    if str(start).isdigit() and record.get("champion_before") != int(start):
+        return False
+    for demand, value in (record.get("improvement_pct") or {}).items():  # the figures the version was tagged with
+        tagged = tags.get(f"improvement_pct.{demand}")
+        try:
+            if tagged is None or abs(float(tagged) - float(value)) > 5e-4:
+                return False
+        except (TypeError, ValueError):
+            return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------- record
