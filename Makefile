@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # the job image of hydra/launcher=kfp (hydra.launcher.image); `make image IMAGE=<registry>/navitune-job:<tag>`
 IMAGE  ?= navitune-job:latest
 
-.PHONY: setup run test test-fast bench tunability drift image clean
+.PHONY: setup run test test-fast lint-imports bench tunability drift image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,14 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/python -m experiment -m
 
-test: setup
+test: setup lint-imports
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: setup lint-imports
 	$(BIN)/python -m pytest -m "not slow"
+
+lint-imports: setup  # the import rules of docs/architecture.md (.importlinter): no cycle, no upward import
+	$(BIN)/lint-imports --no-logo
 
 bench: setup
 	$(BIN)/python -m experiment.bench sim

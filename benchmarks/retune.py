@@ -250,7 +250,7 @@ def compose_city(overrides: Sequence[str], as_of: dt.date) -> Any:
     """The composed config of the bench's city (region, scenario, demand, fleet caps): simulated directly."""
     from hydra import compose, initialize_config_dir
 
-    from experiment.config import register_configs
+    from experiment.registration import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf")):

@@ -57,7 +57,7 @@ def main() -> None:
 
         raise SystemExit((submit if argv[0] == "submit" else schedule).main(argv[1:]))
     if argv[:1] == ["champion"]:  # navitune champion init|show|history|promote|rollback|decide
-        from experiment.registry.cli import main as champion
+        from experiment.champion import main as champion
 
         raise SystemExit(champion(argv[1:]))
     if argv[:1] == ["retune"]:  # navitune retune [--as-of DATE] [overrides]: one re-tuning cycle

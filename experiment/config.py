@@ -21,7 +21,7 @@ from hydra_plugins.navitune_shared.errors import invalid
 from hydra_plugins.navitune_shared.proxy_settings import DEFAULT_IMAGE as DEFAULT_PROXY_IMAGE
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiment.errors import ConfigError  # noqa: F401  (re-exported: raised by validate())
+from experiment.errors import ConfigError, take_resolver_error  # noqa: F401  (ConfigError: raised by validate())
 from experiment.sim.network import ROAD_CLASSES, TURN_TYPES
 from experiment.sim.regions import REGIONS
 from experiment.sim.scenario import Change, NewHotspot, Scenario
@@ -33,6 +33,7 @@ register_resolver()  # window=rolling computes its dates with it: any reader of 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the config groups (a source checkout or -e install)
 DEMAND_SOURCES = ("ml", "stats")
 SINKS = ("duckdb", "bigquery")
+PROMOTIONS = ("auto", "manual")  # registry.promotion: decide and carry out, or decide and wait for a person
 # a Google Cloud project id, optionally domain-scoped (example.com:my-project)
 GCP_PROJECT = re.compile(r"([a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
 BQ_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
@@ -253,26 +254,6 @@ def schema_field(group: str, name: str) -> Any:
     return next((f for f in fields(schema) if f.name == name), None)
 
 
-def register_configs() -> None:
-    """Register the schema: the primary config extends ``navitune_schema``, each group its own.
-
-    Idempotent: registering twice would make Hydra warn about overwritten entries."""
-    from experiment.registry.resolver import register_resolvers
-
-    register_resolvers()  # policy=champion, the sweep's baseline (cheap: no mlflow import)
-    cs = ConfigStore.instance()
-    if "navitune_schema.yaml" in cs.repo:
-        return
-    cs.store(name="navitune_schema", node=NavituneConfig)
-    for group, node in (
-        ("region", RegionConfig), ("demand", DemandConfig), ("window", WindowConfig),
-        ("policy", PolicyConfig), ("sink", SinkConfig), ("proxy", ProxyConfig),
-        ("tracking", TrackingConfig), ("scenario", ScenarioConfig),
-    ):
-        cs.store(group=group, name=f"{group}_schema", node=node)
-    cs.store(group="window", name="rolling_window_schema", node=RollingWindowConfig)
-
-
 def _invalid(key: str, value: Any, allowed: str) -> ConfigError:
     return invalid(ConfigError, "navitune", f"config {key}", value, allowed)
 
@@ -408,8 +389,25 @@ def validate(cfg: DictConfig | NavituneConfig) -> None:
     _check_outputs(cfg)
     _check_sink(s)
     _check_scenario(cfg)
-    _check_proxy(cfg)
-    _check_tracking(cfg)
+
+
+def _check_registry(cfg: Any) -> None:
+    """``registry.promotion``, and ``policy=champion`` resolved now: no champion, tracking off or MLflow down
+    is one line before anything runs (the resolver raises ConfigError; OmegaConf wraps it)."""
+    registry = cfg.get("registry") if hasattr(cfg, "get") else getattr(cfg, "registry", None)
+    if registry is not None and registry.promotion not in PROMOTIONS:
+        raise _invalid("registry.promotion", registry.promotion, ", ".join(PROMOTIONS))
+    if not isinstance(cfg, DictConfig):
+        return
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        OmegaConf.to_container(cfg.policy, resolve=True)
+    except InterpolationResolutionError:
+        problem = take_resolver_error()
+        if problem:
+            raise ConfigError(problem) from None
+        raise
 
 
 def _check_rolling(w: Any) -> None:
@@ -448,29 +446,6 @@ def _check_sink(s: Any) -> None:
         raise _invalid("sink.location", s.location, "null or a BigQuery location such as US, EU, asia-northeast1")
     if s.api_endpoint is not None and not HTTP_URL.fullmatch(str(s.api_endpoint)):
         raise _invalid("sink.api_endpoint", s.api_endpoint, "null (BigQuery itself) or http(s)://host[:port] of an emulator")
-
-
-def _check_registry(cfg: Any) -> None:
-    """``registry.promotion``, and ``policy=champion`` resolved now: no champion, tracking off or MLflow down
-    is one line before anything runs (the resolver raises ConfigError; OmegaConf wraps it)."""
-    from experiment.registry.decision import PROMOTIONS
-
-    registry = cfg.get("registry") if hasattr(cfg, "get") else getattr(cfg, "registry", None)
-    if registry is not None and registry.promotion not in PROMOTIONS:
-        raise _invalid("registry.promotion", registry.promotion, ", ".join(PROMOTIONS))
-    if not isinstance(cfg, DictConfig):
-        return
-    from omegaconf.errors import InterpolationResolutionError
-
-    try:
-        OmegaConf.to_container(cfg.policy, resolve=True)
-    except InterpolationResolutionError:
-        from experiment.registry.resolver import take_error
-
-        problem = take_error()
-        if problem:
-            raise ConfigError(problem) from None
-        raise
 
 
 def _check_scenario(cfg: Any) -> None:
@@ -590,31 +565,6 @@ def scenario_from_config(node: Any) -> Scenario:
     )
 
 
-def _check_tracking(cfg: Any) -> None:
-    """The tracking rules live beside the tracking code (the sweep callback checks them again)."""
-    from experiment.tracking.common import check_tracking
-
-    tracking = cfg.get("tracking") if hasattr(cfg, "get") else getattr(cfg, "tracking", None)
-    if tracking is not None:
-        check_tracking(tracking)
-        uri = str(tracking.uri or "")
-        if tracking.kind == "local" and uri.startswith("sqlite:///"):
-            path = uri[len("sqlite:///"):]
-            if path in ("", ":memory:") or path.startswith(":memory:") or not _file_path_ok(path):
-                raise _invalid("tracking.uri", uri, "sqlite:///PATH of a store file (not :memory:, which would keep "
-                                           "nothing, nor a directory)")
-
-
-def _check_proxy(cfg: Any) -> None:
-    """The proxy rules live beside the code that runs the proxy (the remote job checks them again)."""
-    from hydra_plugins.navitune_shared.proxy_settings import proxy_settings
-
-    try:
-        proxy_settings(cfg)
-    except ValueError as err:
-        raise ConfigError(f"navitune: {err}") from None
-
-
 def _check_outputs(cfg: Any) -> None:
     """``paths.outputs`` holds every store and job directory: empty would mean ``/`` (``${paths.outputs}/x``),
     a file (``/dev/null``) cannot hold anything."""
@@ -643,98 +593,3 @@ def _file_path_ok(text: str) -> bool:
     """A file (or a new one) whose directory is, or can be created as, a directory."""
     path = Path(text).expanduser().absolute()
     return not path.is_dir() and _dir_path_ok(str(path.parent))
-
-
-# ------------------------------------------------------------------------------------------------ memory
-# One estimate of a simulation's peak memory, the simulator's own (experiment.sim.memory, measured against the
-# compiled engine by tests/test_sim_memory.py), checked against what this machine has before anything runs.
-MEMORY_LIMIT_ENV = "NAVITUNE_MEMORY_LIMIT_MIB"  # the memory budget of this machine's jobs, instead of what is free
-
-
-@dataclass(frozen=True)
-class JobSize:
-    """What one simulation job holds, and its estimated peak memory."""
-
-    region: str
-    drivers: int
-    days: int
-    requests_per_hour: float  # after scaling to window.drivers and by the scenario's busiest day
-    mib: float
-    demand_factor: float = 1.0  # the scenario's highest daily demand factor in the window (in requests_per_hour)
-
-
-def job_size(cfg: Any) -> JobSize:
-    """The estimated peak memory of one simulation of a validated config. The scenario's busiest day counts: its
-    demand factor scales the requests (the passengers' arrays); its fleet factor does not (a day's working drivers
-    are a share of the fleet, never more)."""
-    from experiment.sim.memory import REGION_SIZES, estimate_peak_bytes
-
-    r, w = cfg.region, cfg.window
-    days = (parse_day("window.end", w.end) - parse_day("window.start", w.start)).days
-    drivers = min(int(w.drivers), int(r.drivers)) if w.drivers is not None else int(r.drivers)
-    factor = 1.0
-    node = cfg.get("scenario") if hasattr(cfg, "get") else getattr(cfg, "scenario", None)
-    if node is not None:
-        start = parse_day("window.start", w.start)
-        factor = max(1.0, demand_factors(scenario_from_config(node), start, days + 1)[2])
-    rph = float(r.requests_per_hour) * drivers / int(r.drivers) * factor  # a capped fleet: same demand per driver
-    network = str(r.name) if str(r.name) in REGION_SIZES else max(REGION_SIZES.values(), key=lambda n: n.n_nodes)
-    mib = estimate_peak_bytes(network, drivers, days, rph) / 2**20
-    return JobSize(str(r.name), drivers, days, rph, mib, factor)
-
-
-def available_mib() -> float:
-    """Memory the jobs may use: ``NAVITUNE_MEMORY_LIMIT_MIB`` if set, else what the machine (and its cgroup)
-    has available now."""
-    text = os.environ.get(MEMORY_LIMIT_ENV)
-    if text:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"navitune: invalid {MEMORY_LIMIT_ENV}={text!r}; allowed: MiB > 0, or unset (the "
-                              "machine's available memory)")
-        return value
-    have = [_meminfo_available_mib(), _cgroup_available_mib()]
-    known = [h for h in have if h is not None]
-    return min(known) if known else float("inf")
-
-
-def _meminfo_available_mib() -> float | None:
-    try:
-        for line in open("/proc/meminfo", encoding="ascii"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _cgroup_available_mib() -> float | None:
-    """cgroup v2 limit minus usage (a container's memory limit), or None without a limit."""
-    try:
-        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
-        used = open("/sys/fs/cgroup/memory.current", encoding="ascii").read().strip()
-    except OSError:
-        return None
-    if not limit.isdigit() or not used.isdigit():
-        return None
-    return (int(limit) - int(used)) / 2**20
-
-
-def check_memory(cfg: Any, jobs: int = 1, key: str = "hydra.launcher.n_jobs") -> None:
-    """Refuse, in one line, a run (or ``jobs`` runs at once on this machine) over the available memory."""
-    size, have = job_size(cfg), available_mib()
-    if jobs * size.mib <= have:
-        return
-    busiest = f" (the scenario's busiest day: {size.demand_factor:.3g} x demand)" if size.demand_factor > 1 else ""
-    what = (f"region={size.region} with {size.drivers} drivers and {size.requests_per_hour:g} requests/h{busiest} "
-            f"over {size.days} days needs ~{size.mib:,.0f} MiB (estimate)")
-    budget = f"{have:,.0f} MiB available ({MEMORY_LIMIT_ENV} sets another budget)"
-    most = int(have // size.mib)
-    if most >= 1:
-        raise ConfigError(f"navitune: invalid {key}={jobs}: {jobs} jobs at once, each {what}, need ~"
-                          f"{jobs * size.mib:,.0f} MiB, {budget}; allowed: at most {most} jobs at once")
-    raise ConfigError(f"navitune: run too large: {what}, {budget}; allowed: a run of at most {have:,.0f} MiB "
-                      "(fewer region.drivers or window.drivers, a lower region.requests_per_hour, a shorter window)")

@@ -17,3 +17,17 @@ class SinkError(CompactHydraException):
 class ReportError(Exception):
     """Bad input to the report or a sweep reader (not a finished sweep, a bad setting): the CLI prints this one
     line and exits with 2."""
+
+
+# OmegaConf re-raises a resolver's error "from None" (policy=champion's lookup): its one line is kept here for
+# the check that resolves the policy (experiment.config.validate) to report
+_RESOLVER_ERRORS: list[str] = []
+
+
+def keep_resolver_error(text: str) -> None:
+    _RESOLVER_ERRORS[:] = [text]
+
+
+def take_resolver_error() -> str | None:
+    """The last resolver error's line, once (None if none since)."""
+    return _RESOLVER_ERRORS.pop() if _RESOLVER_ERRORS else None

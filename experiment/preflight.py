@@ -11,7 +11,10 @@ from typing import Any
 from hydra_plugins.navitune_shared.errors import invalid_text
 from omegaconf import DictConfig, OmegaConf
 
-from experiment.config import CONF_DIR as _CONF_DIR, ConfigError, check_env_set, check_memory, register_configs
+from experiment.config import CONF_DIR as _CONF_DIR, ConfigError, check_env_set
+from experiment.memory_budget import check_memory
+from experiment.registration import register_configs
+from experiment.service_checks import check_services
 from experiment.errors import SinkError
 
 CONF_DIR = str(_CONF_DIR)
@@ -104,6 +107,7 @@ def preflight(argv: list[str]) -> str | None:
         return composition_error(err, argv)
     try:
         validate(cfg)
+        check_services(cfg)
         check_memory(cfg)
         check_sink(cfg)
     except (ConfigError, SinkError) as err:

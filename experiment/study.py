@@ -17,6 +17,11 @@ from hydra_plugins.navitune_shared.protocol import BASELINE
 
 from experiment.errors import ReportError
 
+REVENUE_PLOT = "revenue_by_pattern.png"
+CANDIDATE = "policy_candidate.yaml"
+#: every file the report may write into the sweep directory (plots only when they could be drawn)
+REPORT_FILES = ("report.json", "report.md", CANDIDATE, REVENUE_PLOT,
+                "optimization_history.png", "param_importances.png", "parallel_coordinate.png")
 # the report chooses these itself: the sweep's own values of them are not reused
 OWN_KEYS = ("window", "demand", "demand.source")
 
@@ -191,3 +196,10 @@ def finished_since(sweep: Sweep, started: dt.datetime) -> bool:
 
 def candidate_name(sweep: Sweep) -> str:
     return f"tuned_{sweep.study_name or sweep.dir.name}"
+
+
+def report_paths(sweep_dir: str | Path) -> list[Path]:
+    """The report files present in ``sweep_dir`` (report.json, report.md, the candidate, the PNGs), e.g. for
+    attaching them to the sweep's MLflow parent run. Cheap: no simulation, no heavy import."""
+    d = Path(sweep_dir)
+    return [d / name for name in REPORT_FILES if (d / name).is_file()]

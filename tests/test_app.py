@@ -24,7 +24,8 @@ from hydra.core.config_store import ConfigStore
 
 import experiment.__main__  # noqa: F401  (registers the schema exactly as the CLI does)
 from experiment.app import run
-from experiment.config import ConfigError, production_policy, register_configs
+from experiment.config import ConfigError, production_policy
+from experiment.registration import register_configs
 
 if "navitune_schema.yaml" not in ConfigStore.instance().repo:
     register_configs()

@@ -246,7 +246,7 @@ def test_dates_whose_demand_stays_in_range_are_accepted_and_the_range_is_the_one
 
 
 def test_the_memory_estimate_includes_the_scenarios_busiest_day() -> None:
-    from experiment.config import job_size
+    from experiment.memory_budget import job_size
     from experiment.sim.memory import estimate_peak_bytes
 
     june = job_size(composed("window=rolling", "window.as_of=2026-06-15"))

@@ -26,7 +26,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 import experiment.__main__  # noqa: F401  (registers the schema exactly as the CLI does)
-from experiment.config import register_configs
+from experiment.registration import register_configs
 from experiment.sinks import summary, write_rows
 from experiment.sinks.bigquery_sink import merge_sql, prepare_bigquery
 from experiment.sinks.duckdb_sink import write_duckdb

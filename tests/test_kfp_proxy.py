@@ -462,7 +462,7 @@ def test_process_mode_and_none_in_the_pipeline(compiled):
 def test_settings_from_config():
     from hydra import compose, initialize_config_dir
 
-    from experiment.config import register_configs
+    from experiment.registration import register_configs
 
     register_configs()  # as the CLI does (idempotent)
     with initialize_config_dir(config_dir=str(ROOT / "conf")):

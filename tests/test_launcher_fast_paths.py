@@ -80,7 +80,7 @@ def test_sweep_config_factory_equals_load_sweep_config(
     config_dir: Path, master_overrides: list[str], job_overrides: list[str]
 ) -> None:
     if config_dir == NAVITUNE_CONF:
-        from experiment.config import register_configs
+        from experiment.registration import register_configs
 
         register_configs()
     with initialize_config_dir(config_dir=str(config_dir), ):

@@ -44,7 +44,7 @@ def cli(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProc
 
 def champion(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """``navitune champion ARGS`` in this process (the console script's own entry point)."""
-    from experiment.registry.cli import main
+    from experiment.champion import main
 
     code = main(args)
     out = capsys.readouterr()
@@ -378,7 +378,7 @@ def test_a_resumed_start_keeps_the_study_s_first_record(storage: str, tmp_path: 
     import optuna
     from hydra import compose, initialize_config_dir
 
-    from experiment.config import register_configs
+    from experiment.registration import register_configs
     from experiment.registry.decision import START_FILE, record_start
     from experiment.registry.resolver import forget
     from experiment.registry.study_start import STUDY_KEY
@@ -435,7 +435,7 @@ def test_the_sweep_baseline_is_the_champion_when_there_is_one(tmp_path: Path,
     with tracking=off, production without any lookup."""
     from hydra import compose, initialize_config_dir
 
-    from experiment.config import register_configs
+    from experiment.registration import register_configs
     from experiment.registry.resolver import forget
 
     register_configs()
@@ -487,7 +487,7 @@ def test_a_decision_on_a_tracking_server(decided: dict[str, Any], mlflow_server:
 
 def test_the_cli_reads_options_target_and_overrides_in_any_order() -> None:
     """A ``--reason`` holding '=' is the reason, not an override; overrides may come anywhere."""
-    from experiment.registry.cli import parse
+    from experiment.champion import parse
 
     args, overrides = parse(["promote", "3", "--reason", "gamma=0.95 tested in QA", "region=ring_city"])
     assert (args.command, args.target, args.reason) == ("promote", "3", "gamma=0.95 tested in QA")

@@ -224,7 +224,7 @@ def test_the_cli_on_a_small_sweep_writes_every_file_and_a_usable_candidate(smoke
     from hydra import compose, initialize_config_dir
 
     from experiment.app import tuned_params
-    from experiment.config import register_configs
+    from experiment.registration import register_configs
 
     register_configs()  # the structured schemas the conf/ files extend
     conf = tmp_path / "conf"

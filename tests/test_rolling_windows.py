@@ -178,7 +178,7 @@ def test_today_is_the_utc_date_whatever_the_local_time_zone() -> None:
     utc_hour = dt.datetime.now(dt.timezone.utc).hour
     tz = "Etc/GMT+12" if utc_hour < 12 else "Etc/GMT-12"  # local date: the day before / after UTC's
     code = ("import datetime as dt, json\n"
-            "from experiment.config import register_configs\n"
+            "from experiment.registration import register_configs\n"
             "from experiment.preflight import pin_as_of\n"
 
             "from experiment.windows import utc_today\n"

@@ -372,7 +372,7 @@ def test_a_decided_sweep_copied_elsewhere_is_not_decided_again(poor_sweep: Path,
 ])
 def test_odd_champion_arguments_are_one_line(args: list[str], words: list[str], tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from experiment.registry.cli import main
+    from experiment.champion import main
 
     code = main([*args, f"paths.outputs={tmp_path / 'outputs'}"])
     out = capsys.readouterr()
@@ -486,7 +486,7 @@ def test_decide_from_another_directory_uses_the_sweeps_own_registry(tmp_path: Pa
 
 def test_rollback_from_refuses_when_the_champion_moved_and_takes_no_version(tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from experiment.registry.cli import main
+    from experiment.champion import main
     from experiment.registry.store import Registry, policy_yaml
 
     uri, overrides = local_backend(tmp_path)

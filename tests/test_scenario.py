@@ -19,7 +19,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 
-from experiment.config import ConfigError, register_configs, validate
+from experiment.config import ConfigError, validate
+from experiment.registration import register_configs
 from experiment.sim.demand import SLOTS_PER_DAY, DemandModel, DemandSettings
 from experiment.sim.regions import build_region
 from experiment.sim.scenario import Change, DayState, NewHotspot, Scenario, ScenarioDays, fleet_mask

@@ -136,7 +136,7 @@ def start_in_study(db: MariaDB, study: str) -> dict[str, Any]:
 @pytest.mark.slow
 def test_a_schedule_fired_twice_runs_two_cycles_the_second_from_the_firsts_champion(
         tmp_path: Path, mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from experiment.registry.cli import main as champion
+    from experiment.champion import main as champion
     from experiment.registry.store import Registry as ModelRegistry
 
     needs_socat()

@@ -19,7 +19,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from experiment.preflight import check_group_choices, preflight  # registers the schema, as the CLI does
-from experiment.config import ConfigError, NavituneConfig, production_policy, register_configs, validate
+from experiment.config import ConfigError, NavituneConfig, production_policy, validate
+from experiment.registration import register_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -211,7 +212,7 @@ def test_every_group_has_presets():
 def test_every_preset_validates(group, option, tmp_path):
     extra = []
     if (group, option) == ("policy", "champion"):  # read from the Model Registry: a store with a champion
-        from experiment.registry.cli import main
+        from experiment.champion import main
         from experiment.registry.resolver import forget
 
         forget()
@@ -331,3 +332,17 @@ def test_preflight_in_process():
     assert check_group_choices(["-m", "region=ring_city,osaka"]) == (
         "navitune: unknown region 'osaka'; allowed: coquimbo, ring_city, tokyo_central"
     )
+
+
+@pytest.mark.parametrize("override, line", [
+    ("polcy.gamma=0.9", "navitune: unknown config key polcy.gamma (did you mean policy.gamma?); allowed: "),
+    ("policy.gamm=0.9", "navitune: unknown config key policy.gamm (did you mean policy.gamma?); allowed: name, "),
+    ("region.drivrs=3", "navitune: unknown config key region.drivrs (did you mean region.drivers?); allowed: "),
+    ("policy.road_weights.rigth=3", "navitune: unknown config key policy.road_weights.rigth (did you mean "
+                                    "policy.road_weights.right?); allowed: arterial, "),
+    ("policy.zzz=1", "navitune: unknown config key policy.zzz; allowed: name, "),  # nothing close: no guess
+])
+def test_a_typo_of_a_key_gets_did_you_mean(override: str, line: str) -> None:
+    problem = preflight([override])
+    assert problem is not None and problem.startswith(line), problem
+    assert "\n" not in problem

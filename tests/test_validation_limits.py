@@ -19,7 +19,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from experiment.preflight import CONF_DIR, jobs_at_once, preflight
-from experiment.config import MAX_DRIVERS, MAX_SEED, job_size
+from experiment.config import MAX_DRIVERS, MAX_SEED
+from experiment.memory_budget import job_size
 from hydra_plugins.navitune_optuna.validation import STUDY_NAME, quote
 
 ROOT = Path(__file__).resolve().parent.parent

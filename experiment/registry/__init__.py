@@ -9,7 +9,7 @@ For the next tools (``navitune retune``, the retune bench):
 * :class:`Registry` ``.at(uri, region)``: champion(), alias(), versions(), history(), register(), set_champion(),
   set_challenger(), rollback().
 * :func:`record_start` ``(config, sweep_dir)``: the champion at a sweep's start (the report callback calls it).
-* ``experiment.registry.cli.init(cfg)``: ``navitune champion init`` for a composed config.
+* ``experiment.champion.init(cfg)``: ``navitune champion init`` for a composed config.
 """
 
 from experiment.registry.decision import PROMOTIONS, Decision, decide, record_start

@@ -25,7 +25,7 @@ def _compose(overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from experiment.config import register_configs
+    from experiment.registration import register_configs
 
     register_configs()
     try:

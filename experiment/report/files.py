@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiment.report._util import _fmt
+from experiment.report._util import _fmt, _yen
 from experiment.report.settings import CANDIDATE, DEMANDS, REPORT_FILES, REVENUE_PLOT, SETS, ReportSettings
-from experiment.study import Sweep, candidate_name
+from experiment.study import Sweep, candidate_name, report_paths
 
 log = logging.getLogger("navitune.report")
 
 
-def report_paths(sweep_dir: str | Path) -> list[Path]:
-    """The report files present in ``sweep_dir`` (report.json, report.md, the candidate, the PNGs), e.g. for
-    attaching them to the sweep's MLflow parent run. Cheap: no simulation, no heavy import."""
-    d = Path(sweep_dir)
-    return [d / name for name in REPORT_FILES if (d / name).is_file()]
 
 
 
@@ -66,6 +62,7 @@ def _write_candidate(sweep: Sweep, result: dict[str, Any], cfg: DictConfig) -> P
         *(f"#   {d} demand: {imp[d]:+.2f} % (95 % CI {ci[d][0]:+.2f} .. {ci[d][1]:+.2f})" for d in DEMANDS),
         f"# Decision: {result['decision']} ({result['decision_reason']}).",
         f"# Use: cp {sweep.dir / CANDIDATE} conf/policy/{name}.yaml && python -m experiment policy={name}",
+        "# (best_policy.yaml holds the same values as a diff against the sweep's policy option: copy this one.)",
     ]
     path = sweep.dir / CANDIDATE
     path.write_text("\n".join(lines) + "\n" + body)
@@ -73,15 +70,52 @@ def _write_candidate(sweep: Sweep, result: dict[str, Any], cfg: DictConfig) -> P
 
 
 
+REGISTRY_LINE = "Registry: "  # the line of report.md that says what the registry did (note_registry)
+
+
+def baseline_label(sweep_dir: Path, r: dict[str, Any]) -> str:
+    """What the tuned parameters were compared with, as people call it: ``the champion v3`` when the sweep
+    started from the region's champion (``registry_start.json``), else the baseline policy's name."""
+    import json
+
+    try:
+        version = json.loads((sweep_dir / "registry_start.json").read_text()).get("champion_version")
+    except (OSError, ValueError, AttributeError):
+        version = None
+    if version is not None:
+        return f"the champion v{version}"
+    base = next((p["policy"] for p in r["patterns"] if p["set"] == "production"), "production")
+    match = re.fullmatch(r"champion_v(\d+)", str(base))
+    return f"the champion v{match.group(1)}" if match else str(base)
+
+
+def note_registry(sweep_dir: Path, line: str) -> None:
+    """Put what the registry did (``Decision.line()``) in report.md, which is written before the decision."""
+    path = Path(sweep_dir) / "report.md"
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return
+    lines = [f"{REGISTRY_LINE}{line.removeprefix('registry: ')}" if x.startswith(REGISTRY_LINE) else x for x in lines]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _markdown(r: dict[str, Any], sweep: Sweep) -> str:
     """A human summary: the four patterns, the paired improvements and the decision."""
     test, tuning = r["windows"]["test"], r["windows"]["tuning"]
     pats = {(p["set"], p["demand"]): p for p in r["patterns"]}
+    base_name = baseline_label(sweep.dir, r)
+    rule = (f"**The promotion rule holds: the tuned parameters beat {base_name}**" if r["promote"] else
+            f"**The promotion rule does not hold: keep {base_name}**")
     out = [
         f"# Champion/challenger report: {r['study']}",
         "",
-        f"**Decision: {'PROMOTE the tuned parameters' if r['promote'] else 'keep production'}** "
-        f"({r['decision_reason']}).",
+        f"{rule} ({r['decision_reason']}).",
+        "",
+        f"{REGISTRY_LINE}not decided yet (the end of the sweep decides; `navitune champion history` shows the "
+        "outcome). The report's rule is one condition of a promotion: the registry also needs the champion's "
+        "evaluation scale and, for a plain sweep, an explicit `navitune champion decide` (docs/retune.md, "
+        "\"Who promotes\").",
         "",
         f"Region `{r['region']}`; tuned on `{tuning.get('name')}` ({tuning.get('start')} .. {tuning.get('end')}, "
         f"seed {tuning.get('seed')}); evaluated on the held-out `{test['name']}` ({test['start']} .. {test['end']}), "
@@ -91,14 +125,16 @@ def _markdown(r: dict[str, Any], sweep: Sweep) -> str:
         "| parameters | demand | revenue / driver-day (yen) | 95 % CI (yen) | trips / shift | occupancy |",
         "|---|---|---:|---:|---:|---:|",
     ]
+    names = {"production": base_name.removeprefix("the "), "tuned": "tuned"}
     for s in SETS:
         for d in DEMANDS:
             p = pats[(s, d)]
             lo, hi = p["ci95_yen"]
-            out.append(f"| {s} (`{p['policy']}`) | {d} | {p['revenue_per_driver_day_yen']:,.0f} | "
+            out.append(f"| {names.get(s, s)} (`{p['policy']}`) | {d} | {p['revenue_per_driver_day_yen']:,.0f} | "
                        f"{lo:,.0f} .. {hi:,.0f} | {p['trips_per_driver_shift']:.2f} | "
                        f"{100 * p['occupancy_distance']:.1f} % |")
-    out += ["", "| demand | tuned vs production | 95 % CI | per replication |", "|---|---:|---:|---|"]
+    out += ["", f"| demand | tuned vs {base_name.removeprefix('the ')} | 95 % CI | per replication |",
+            "|---|---:|---:|---|"]
     for d in DEMANDS:
         lo, hi = r["ci95_pct"][d]
         reps = ", ".join(f"{x:+.2f}" for x in r["paired_diff_pct"][d])
@@ -109,8 +145,9 @@ def _markdown(r: dict[str, Any], sweep: Sweep) -> str:
         "",
         f"Interval: {r['ci_method']}. Rule: {r['promotion_rule']}.",
         "",
-        f"Tuned parameters (best trial, {_fmt(r['best_value_tuning'])} yen/driver-day on the tuning window): {params}.",
-        f"Production parameters: {base['source']} ("
+        f"Tuned parameters (best trial, {_yen(r['best_value_tuning'])} yen/driver-day on the tuning window): "
+        f"{params}.",
+        f"Parameters of {base_name}: {base['source']} ("
         + ", ".join(f"`{k}` = {_fmt(base['params'].get(k.removeprefix('policy.')))}" for k in r["best_params"])
         + ").",
         "",

@@ -10,11 +10,7 @@ from hydra_plugins.navitune_shared.errors import invalid
 
 DEMANDS = ("ml", "stats")
 SETS = ("production", "tuned")
-REVENUE_PLOT = "revenue_by_pattern.png"
-CANDIDATE = "policy_candidate.yaml"
-#: every file the report may write into the sweep directory (plots only when they could be drawn)
-REPORT_FILES = ("report.json", "report.md", CANDIDATE, REVENUE_PLOT,
-                "optimization_history.png", "param_importances.png", "parallel_coordinate.png")
+from experiment.study import CANDIDATE, REPORT_FILES, REVENUE_PLOT  # noqa: E402,F401  (what a sweep holds)
 CI_METHOD = ("mean of the per-replication paired % differences 100*(tuned_r/production_r - 1), "
              "two-sided Student-t interval with n-1 degrees of freedom")
 PROMOTION_RULE = "promote only if the lower bound of the 95 % interval is above 0 for every demand source"

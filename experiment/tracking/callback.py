@@ -287,7 +287,7 @@ def result_files(sweep_dir: Path) -> list[tuple[Path, str | None]]:
     files: list[tuple[Path, str | None]] = [(p, None) for p in [sweep_dir / "optimization_results.yaml",
                                                                   *sorted(sweep_dir.glob("best_*.yaml"))]]
     try:
-        from experiment.report import report_paths
+        from experiment.study import report_paths
     except ImportError:  # no report module: its usual files, if any
         report = [sweep_dir / "report.md", sweep_dir / "report.json", *sorted(sweep_dir.glob("*.png"))]
     else:
