@@ -71,6 +71,7 @@ def _bad(text: str) -> BadInput:
 def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
     """(as_of, overrides): ``--as-of DATE`` / ``--as-of=DATE`` (default ``today``) and ``key=value``
     overrides; any other flag (``-m``, ``--cfg``, ...) is refused."""
+    from experiment.preflight import is_sweep
     from experiment.windows import AS_OF_FORMAT, MAX_AS_OF, MIN_AS_OF, parse_as_of
 
     as_of: str | None = None
@@ -105,7 +106,7 @@ def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
     for o in overrides:
         key, _, value = o.partition("=")
         key = key.lstrip("+~")
-        if key.split(".", 1)[0] in ONE_VALUE_GROUPS and is_sweep(o):
+        if key.split(".", 1)[0] in ONE_VALUE_GROUPS and is_sweep(o):  # experiment.preflight.is_sweep
             raise _bad(f"invalid {key}={value}: a sweep, and a cycle tunes one region, scenario, demand and "
                        "window; allowed: one value for region, scenario, demand and window.* (sweep policy.* only; "
                        "one cycle, or schedule, per region and scenario)")
@@ -129,18 +130,6 @@ def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
                        f"directory); allowed: --as-of and the other overrides")
         kept.append(o)
     return as_of or today.isoformat(), kept
-
-
-def is_sweep(override: str) -> bool:
-    """Is ``override`` a sweep for Hydra (``a,b``, ``range(...)``, ``choice(...)``, ``interval(...)``,
-    ``glob(...)``)? Hydra's own parser decides, so a quoted ``'a,b'`` is one value; what it cannot parse is left
-    to the syntax check."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        return bool(OverridesParser.create().parse_overrides([override])[0].is_sweep_override())
-    except Exception:  # noqa: BLE001 - a syntax error: check_override_syntax names it
-        return False
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -187,7 +176,7 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     """The command line checked, nothing written (BadInput, exit 2). The champion is checked by
     :func:`champion_version` once the cycle is known not to be decided already (a decided cycle needs no
     registry to print its record)."""
-    from experiment.preflight import SWEEP_SYNTAX, check_group_choices, check_override_syntax, preflight
+    from experiment.preflight import check_group_choices, check_override_syntax, is_sweep, preflight
 
     from experiment.windows import utc_today
 
@@ -195,7 +184,7 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
     problem = check_override_syntax(overrides) or check_group_choices(overrides)
     if problem:
         raise BadInput(problem)
-    task = [o for o in overrides if not SWEEP_SYNTAX.search(o.split("=", 1)[-1])]
+    task = [o for o in overrides if not is_sweep(o)]
     base = ["window=rolling", f"window.as_of={as_of}"]
     try:
         cfg = _compose([*task, *base])
