@@ -37,7 +37,8 @@ SECRET_DATA_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # env names that say they hold a secret: a literal value there would be compiled into the pipeline, its runs and
 # their descriptions in clear (the value itself need not look like one: a token is just letters)
-SECRET_ENV_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY", re.IGNORECASE)
+#: variable names that say "secret" (PASS covers PASSWORD/PASSWD/PASSPHRASE, PWD, AUTH, CREDENTIAL(S), ...)
+SECRET_ENV_NAME = re.compile(r"TOKEN|PASS|PWD|SECRET|KEY|AUTH|CREDENTIAL|COOKIE|SESSION", re.IGNORECASE)
 PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 CPU_ALLOWED = "a CPU quantity such as 500m, 0.5 or 2"
 MEMORY_ALLOWED = ("a memory quantity: a whole number with an optional suffix K, Ki, M, Mi, G, Gi, T, Ti, P, Pi, "
@@ -344,8 +345,8 @@ def _env(value: Any, secrets: tuple[SecretEnv, ...]) -> dict[str, str]:
         if not isinstance(v, str):
             raise fail(f"env.{k}", v, allowed)
         if v and SECRET_ENV_NAME.search(k):
-            raise fail(f"env.{k}", "***", "no value for a variable named like a secret (*TOKEN*, *PASSWORD*, "
-                       "*SECRET*, *KEY*): env is written in clear into the compiled pipeline and its runs; pass it "
+            raise fail(f"env.{k}", "***", "no value for a variable named like a secret (*TOKEN*, *PASS*, "
+                       "*PWD*, *SECRET*, *KEY*, *AUTH*, *CREDENTIAL*, *COOKIE*, *SESSION*): env is written in clear into the compiled pipeline and its runs; pass it "
                        f"with hydra.launcher.secrets=[{{secret_name: <Kubernetes Secret>, secret_key_to_env: "
                        f"{{<key in the Secret>: {k}}}}}]")
         out[k] = v
