@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from hydra_plugins.navitune_shared.errors import error_line, invalid
+from hydra_plugins.navitune_shared.protocol import (
+    ENV_MLFLOW_EXPERIMENT_ID, ENV_MLFLOW_PARENT_RUN_ID, ENV_MLFLOW_PARENT_RUN_URL,
+)
 from hydra_plugins.navitune_shared.redact import redact, without_userinfo
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,14 +33,14 @@ T = TypeVar("T")
 # Set by the sweep callback before the launcher starts jobs (forked and local jobs inherit them): the parent
 # run's id, or UNAVAILABLE when MLflow could not be reached at the start of the sweep (jobs then stay quiet:
 # the sweep already warned once).
-ENV_PARENT = "NAVITUNE_MLFLOW_PARENT_RUN_ID"
-ENV_EXPERIMENT = "NAVITUNE_MLFLOW_EXPERIMENT_ID"
+ENV_PARENT = ENV_MLFLOW_PARENT_RUN_ID
+ENV_EXPERIMENT = ENV_MLFLOW_EXPERIMENT_ID
 UNAVAILABLE = "unavailable"
 # Also set by the sweep callback (tracking=server only): the parent run's page in the MLflow UI, without
 # credentials, for other callbacks of the sweep process (the Slack finish message). Unlike the two above it is
 # left in place when the sweep ends (a callback listed before the tracking one ends after it) and replaced or
 # removed when the next sweep starts.
-ENV_PARENT_URL = "NAVITUNE_MLFLOW_PARENT_RUN_URL"
+ENV_PARENT_URL = ENV_MLFLOW_PARENT_RUN_URL
 
 KINDS = ("local", "server", "off")
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"

@@ -14,6 +14,8 @@ import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from hydra_plugins.navitune_shared.protocol import default_prepare_ahead
+
 from hydra.errors import CompactHydraException
 from hydra_plugins.navitune_shared.errors import invalid
 from hydra_plugins.navitune_shared.redact import without_userinfo
@@ -204,7 +206,7 @@ def _prepare_ahead(value: Any, n_jobs: int) -> int:
     """Jobs composed ahead of a free slot: null is 1 + n_jobs // 4 (the more runs in flight, the more often one
     ends while the sweeper is busy recording another), at most n_jobs."""
     if value is None:
-        return 1 + n_jobs // 4
+        return default_prepare_ahead(n_jobs)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= n_jobs:
         raise fail("prepare_ahead", value, f"null (1 + n_jobs // 4) or a whole number 0..n_jobs={n_jobs}")
     return value

@@ -6,10 +6,9 @@ job's own Hydra config (so credentials are read from the job's environment, neve
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from hydra_plugins.navitune_shared.protocol import ENV_STUDY, ENV_TRIAL
+from hydra_plugins.navitune_shared.protocol import TrialContext
 
 
 class TrialReporter:
@@ -38,8 +37,8 @@ class TrialReporter:
 
 def current_trial() -> TrialReporter | None:
     """The trial of this job, or None when the job was not launched by ``optuna_async``."""
-    number = os.environ.get(ENV_TRIAL)
-    study_name = os.environ.get(ENV_STUDY)
+    context = TrialContext.from_env()
+    number, study_name = context.trial, context.study
     if number is None or study_name is None:
         return None
     import optuna

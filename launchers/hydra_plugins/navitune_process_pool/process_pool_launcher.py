@@ -19,6 +19,7 @@ from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.navitune_shared.protocol import default_prepare_ahead
 from hydra_plugins.navitune_shared.errors import invalid
 from omegaconf import DictConfig, OmegaConf
 
@@ -95,7 +96,7 @@ class ProcessPoolLauncher(Launcher):
         check_settings(n_jobs, timeout_s, prepare_ahead)
         self.n_jobs = int(n_jobs)
         self.timeout_s = None if timeout_s is None else float(timeout_s)
-        self.prepare_ahead = 1 + self.n_jobs // 4 if prepare_ahead is None else prepare_ahead
+        self.prepare_ahead = default_prepare_ahead(self.n_jobs) if prepare_ahead is None else prepare_ahead
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None

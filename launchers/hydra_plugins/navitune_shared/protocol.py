@@ -33,6 +33,17 @@ ENV_KFP_RUN_URL = "NAVITUNE_KFP_RUN_URL"
 ENV_KFP_EXPERIMENT_URL = "NAVITUNE_KFP_EXPERIMENT_URL"
 #: where a KFP job writes its result for the component to return
 ENV_KFP_RESULT_FILE = "NAVITUNE_KFP_RESULT_FILE"
+#: set by the app's MLflow sweep callback (navitune's tracking) for the jobs and callbacks of the sweep: the parent
+#: run's id (or "unavailable": MLflow was down at the start), its experiment, its page (tracking=server)
+ENV_MLFLOW_PARENT_RUN_ID = "NAVITUNE_MLFLOW_PARENT_RUN_ID"
+ENV_MLFLOW_EXPERIMENT_ID = "NAVITUNE_MLFLOW_EXPERIMENT_ID"
+ENV_MLFLOW_PARENT_RUN_URL = "NAVITUNE_MLFLOW_PARENT_RUN_URL"
+
+
+def default_prepare_ahead(n_jobs: int) -> int:
+    """A launcher's ``prepare_ahead`` when left null: the more jobs in flight, the more often one ends while the
+    next is still being set up (process_pool and kfp share this default)."""
+    return 1 + n_jobs // 4
 
 # ------------------------------------------------------------------------------- trial attributes
 OWNER = "navitune:owner"  # host:pid of the sweeper running the trial
