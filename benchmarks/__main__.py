@@ -237,10 +237,23 @@ def bench_retune(argv: list[str]) -> dict:
     return run(argv)
 
 
+def bench_oracle(argv: list[str]) -> dict:
+    from benchmarks.oracle import bench_oracle as run
+
+    return run(argv)
+
+
+def bench_accuracy(argv: list[str]) -> dict:
+    from benchmarks.accuracy import bench_accuracy as run
+
+    return run(argv)
+
+
 BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "kfp-scale": bench_kfp_scale,
-           "retune": bench_retune}
-#: the benches that take arguments: retune [overrides] [--json FILE] [--plot FILE]; kfp-scale [key=value ...]
-TAKES_ARGS = {"retune", "kfp-scale"}
+           "retune": bench_retune, "oracle": bench_oracle, "accuracy": bench_accuracy}
+#: the benches that take arguments: retune [overrides] [--json FILE] [--plot FILE]; kfp-scale [key=value ...];
+#: oracle [overrides] [--points N] [--workers W] [--smoke --out FILE]; accuracy [--budgets ...] [--configs ...]
+TAKES_ARGS = {"retune", "kfp-scale", "oracle", "accuracy"}
 
 
 def main() -> None:

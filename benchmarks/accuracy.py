@@ -1,0 +1,298 @@
+"""Benchmark ``accuracy``: how much of the attainable gain does a sweep capture? (issue 21)
+
+``python -m experiment.bench accuracy [--budgets 15,30,60] [--repeats 5] [--configs default,tpe,...]
+[--oracle docs/oracle-navi3.json] [--workers 2] [--smoke] [--keep DIR]``:
+
+* each configuration runs ``repeats`` independent sweeps through the real command path (``python -m experiment -m
+  ...`` as a subprocess: process_pool with 2 workers, ``hydra.sweeper.sampler.seed=1..repeats``, ``tracking=off``,
+  its own ``paths.outputs``), the end-of-sweep report included;
+* each sweep's chosen candidate is taken as the report and the registry take it (``policy_candidate.yaml``, else
+  ``optimization_results.yaml``'s best parameters on production) and simulated on the oracle's test window and
+  *reporting* seeds (``bench oracle``), against which the oracle and production were measured;
+* **captured share** = (candidate - production) / (oracle - production), mean revenues on the same seeds.
+
+The oracle must come from this simulator (its fingerprint); otherwise one line says how to recompute it.
+The last stdout line is one JSON object (``oracle``, ``configs``, ``default``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from benchmarks.oracle import ROOT, OracleError, fingerprint, policy_with, production_point, windows
+
+PROG = "navitune bench accuracy"
+
+
+class AccuracyError(Exception):
+    """Bad input or an unusable oracle: one line, exit code 2."""
+
+
+# --------------------------------------------------------------------------------------------- the measure
+def captured_share(candidate: Sequence[float], production: Sequence[float], oracle: Sequence[float]) -> float:
+    """(candidate - production) / (oracle - production) of the mean revenues, all on the same seeds (paired, so
+    the seeds' common noise cancels). 1: the sweep found all the attainable gain; 0: none; negative: it lost
+    revenue against production (kept: a sweep that makes things worse must show). Raises ValueError when the
+    three differ in length or the oracle holds no gain over production (the share is then undefined)."""
+    if not (len(candidate) == len(production) == len(oracle)) or not candidate:
+        raise ValueError(f"captured share needs the same seeds for all three: {len(candidate)}, {len(production)}, "
+                         f"{len(oracle)} values")
+    c, p, o = (statistics.fmean(map(float, xs)) for xs in (candidate, production, oracle))
+    if not o > p:
+        raise ValueError(f"the oracle ({o:,.2f}) is no better than production ({p:,.2f}): there is no attainable gain "
+                         "to capture; recompute the oracle")
+    return (c - p) / (o - p)
+
+
+# --------------------------------------------------------------------------------------------- configurations
+@dataclass(frozen=True)
+class Config:
+    """One way to tune: the sweep's overrides (besides budget, seed, outputs)."""
+
+    name: str
+    sampler: str
+    search_space: str
+    overrides: tuple[str, ...] = ()
+    optuna_async: bool = True  # navitune's own sweeper (keys such as hydra.sweeper.progress exist)
+
+
+#: what ``make run`` runs: ``python -m experiment -m`` with the config's defaults
+DEFAULT = "default"
+CONFIGS: dict[str, Config] = {
+    DEFAULT: Config(DEFAULT, "tpe", "navi3"),
+    **{s: Config(s, s, "navi3", (f"hydra/sweeper/sampler={s}",)) for s in ("tpe", "gp", "cmaes", "qmc", "random")},
+    "navi6": Config("navi6", "tpe", "navi6", ("search_space=navi6",)),
+    # hydra-optuna-sweeper with its defaults (TPE, batches of n_jobs), navi3's ranges; it enqueues no baseline
+    "hydra-optuna": Config("hydra-optuna", "tpe", "navi3", ("~search_space", "hydra/sweeper=optuna",
+                                                             "hydra.sweeper.direction=maximize"), optuna_async=False),
+}
+#: peers named by the issue, not built yet (they would live in the optional ``bench`` extra)
+NOT_YET = ("ax", "smac")
+
+
+def sweep_command(config: Config, budget: int, seed: int, outputs: Path, space: Mapping[str, str],
+                  smoke: bool) -> list[str]:
+    """The sweep's command line: the real CLI, 2 trials at a time in process_pool, its own outputs."""
+    cmd = [sys.executable, "-m", "experiment", "-m", *config.overrides, f"hydra.sweeper.n_trials={budget}",
+           f"hydra.sweeper.sampler.seed={seed}", "hydra.sweeper.n_jobs=2", "hydra/launcher=process_pool",
+           "hydra.launcher.n_jobs=2", "tracking=off", f"paths.outputs={outputs}", f"hydra.sweep.dir={outputs}/sweep"]
+    if not config.optuna_async:  # hydra-optuna-sweeper: the search space as overrides
+        cmd += [f"{k}={v}" for k, v in space.items()]
+    else:
+        cmd += ["hydra.sweeper.progress=false"]
+    if smoke:
+        cmd += ["window=smoke", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.plots=false"]
+    return cmd
+
+
+def run_sweep(cmd: list[str], log_path: Path) -> float:
+    """Run one sweep; its CPU seconds (this process's waited-for children: the sweep, its jobs, report workers)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(log_path, "w") as fh:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, timeout=6 * 3600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        tail = log_path.read_text()[-1200:]
+        raise RuntimeError(f"sweep failed (exit {proc.returncode}; log {log_path}):\n{tail}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def sweep_simulations(sweep_dir: Path) -> int:
+    """Every simulation a sweep spent: its jobs (trials, baseline, retries, pruned ones counted whole) and the
+    report's replications."""
+    jobs = sum(1 for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    report = sweep_dir / "report.json"
+    reps = 0
+    if report.is_file():
+        reps = sum(int(p.get("replications", 0)) for p in json.loads(report.read_text()).get("patterns", []))
+    return jobs + reps
+
+
+def candidate_policy(sweep_dir: Path, production: Any, names: Sequence[str]) -> tuple[Any, dict[str, float], str]:
+    """The sweep's candidate as the report and the registry take it: (NavigationParams, its tuned values, source)."""
+    from omegaconf import OmegaConf
+
+    from experiment.sim.navigation import NavigationParams
+
+    path = sweep_dir / "policy_candidate.yaml"
+    if path.is_file():
+        p = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        nav = NavigationParams.from_road_weights(float(p["gamma"]), float(p["max_wait_min"]), dict(p["road_weights"]),
+                                                 compliance=float(p["compliance"]))
+        return nav, production_point(nav, names), path.name
+    results = sweep_dir / "optimization_results.yaml"
+    if not results.is_file():
+        raise RuntimeError(f"{sweep_dir} holds neither policy_candidate.yaml nor optimization_results.yaml")
+    best = {str(k): float(v) for k, v in OmegaConf.to_container(OmegaConf.load(results))["best_params"].items()}
+    return policy_with(production, best), best, results.name
+
+
+# --------------------------------------------------------------------------------------------- the oracle
+def load_oracle(path: Path, smoke: bool) -> dict[str, Any]:
+    """The oracle file, refused in one line if it is missing, of another simulator or of the other size."""
+    if not path.is_file():
+        raise AccuracyError(f"{PROG}: no oracle at {path}; compute it with: python -m experiment.bench oracle "
+                            "search_space=navi3" + (" --smoke --out FILE" if smoke else ""))
+    try:
+        oracle = json.loads(path.read_text())
+        space = oracle["search_space"]
+        oracle["fingerprint"], oracle["seeds"]["reporting"], oracle["revenue_per_seed"]  # noqa: B018
+    except (ValueError, KeyError, TypeError):
+        raise AccuracyError(f"{PROG}: {path} is not an oracle file (bench oracle writes one)") from None
+    if oracle["fingerprint"] != fingerprint():
+        raise AccuracyError(f"{PROG}: {path} was computed on another simulator (fingerprint {oracle['fingerprint'][:12]},"
+                            f" now {fingerprint()[:12]}); recompute it: python -m experiment.bench oracle "
+                            f"search_space={space}" + (" --smoke --out FILE" if smoke else ""))
+    if bool(oracle.get("settings", {}).get("smoke")) != smoke:
+        raise AccuracyError(f"{PROG}: {path} is a {'smoke' if not smoke else 'full'}-sized oracle; allowed: "
+                            + ("a --smoke oracle with --smoke" if smoke else "a full oracle (without --smoke)"))
+    return oracle
+
+
+# --------------------------------------------------------------------------------------------- command line
+@dataclass
+class Options:
+    budgets: list[int]
+    repeats: int
+    configs: list[str]
+    oracle: Path
+    workers: int
+    smoke: bool
+    keep: Path | None
+
+
+def parse(argv: Sequence[str]) -> Options:
+    """The options; AccuracyError (one line naming the option and what it allows) on bad input."""
+    ap = argparse.ArgumentParser(prog="python -m experiment.bench accuracy", add_help=False)
+    ap.add_argument("--budgets", default=None)
+    ap.add_argument("--repeats", default=None)
+    ap.add_argument("--configs", default=None)
+    ap.add_argument("--oracle", default=str(ROOT / "docs" / "oracle-navi3.json"))
+    ap.add_argument("--workers", default="2")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--keep", default=None)
+    args, rest = ap.parse_known_args(list(argv))
+    if rest:
+        raise AccuracyError(f"{PROG}: unknown option {rest[0]!r}; allowed: --budgets, --repeats, --configs, --oracle, "
+                            "--workers, --smoke, --keep")
+    names = sorted(CONFIGS) + list(NOT_YET)
+
+    def whole(option: str, raw: str, lo: int, hi: int) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = lo - 1
+        if not lo <= value <= hi:
+            raise AccuracyError(f"{PROG}: invalid {option} {raw!r}; allowed: a whole number in [{lo}, {hi}]")
+        return value
+
+    budgets_raw = args.budgets or ("3" if args.smoke else "15,30,60")
+    budgets = [whole("--budgets", b.strip(), 3, 10000) for b in budgets_raw.split(",")]
+    if len(set(budgets)) != len(budgets):
+        raise AccuracyError(f"{PROG}: invalid --budgets {budgets_raw!r}; allowed: distinct whole numbers in [3, 10000], "
+                            "comma-separated")
+    repeats = whole("--repeats", args.repeats or ("1" if args.smoke else "5"), 1, 50)
+    configs = [c.strip() for c in (args.configs or (DEFAULT if args.smoke else ",".join(CONFIGS))).split(",")]
+    for c in configs:
+        if c in NOT_YET:
+            raise AccuracyError(f"{PROG}: --configs {c}: not implemented yet (issue 21; the peer would live in the "
+                                f"optional bench extra); allowed: {', '.join(CONFIGS)}")
+        if c not in CONFIGS:
+            raise AccuracyError(f"{PROG}: invalid --configs {c!r}; allowed: {', '.join(names)} (comma-separated)")
+    workers = whole("--workers", args.workers, 1, 64)
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None and not keep.parent.is_dir():
+        raise AccuracyError(f"{PROG}: invalid --keep {args.keep!r}; allowed: a directory whose parent exists")
+    return Options(budgets, repeats, configs, Path(args.oracle), workers, bool(args.smoke), keep)
+
+
+# --------------------------------------------------------------------------------------------- the bench
+def evaluate(test: Any, policies: Sequence[Any], seeds: Sequence[int], workers: int) -> list[list[float]]:
+    """Per policy, its revenue on each seed (test window, common random numbers)."""
+    from dataclasses import replace
+
+    from benchmarks.oracle import _simulate
+
+    params = [replace(test, seed=int(s), policy=p) for p in policies for s in seeds]
+    if workers <= 1 or len(params) <= 1:
+        values = [_simulate(x)[0] for x in params]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            values = [v for v, _ in pool.map(_simulate, params)]
+    n = len(seeds)
+    return [values[i * n:(i + 1) * n] for i in range(len(policies))]
+
+
+def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
+    oracle = load_oracle(opts.oracle, opts.smoke)
+    seeds = [int(s) for s in oracle["seeds"]["reporting"]]
+    try:
+        win = windows(list(oracle.get("settings", {}).get("overrides", [])), opts.smoke)
+    except OracleError as err:
+        raise AccuracyError(str(err)) from None
+    space = {k: str(v) for k, v in win.describe["_space"].items()}
+    production = win.test.policy
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="navitune-accuracy-") as tmp:
+        root = opts.keep or Path(tmp)
+        for name in opts.configs:
+            config = CONFIGS[name]
+            for budget in opts.budgets:
+                shares, sims, cpus, rows = [], [], [], []
+                for seed in range(1, opts.repeats + 1):
+                    out = root / f"{name}-b{budget}-s{seed}"
+                    out.mkdir(parents=True, exist_ok=True)
+                    t0 = time.perf_counter()
+                    log(f"accuracy: {name}, budget {budget}, sampler seed {seed}: sweeping ...")
+                    cpu = run_sweep(sweep_command(config, budget, seed, out, space, opts.smoke), out / "sweep.log")
+                    nav, tuned, source = candidate_policy(out / "sweep", production, list(space))
+                    cand = evaluate(win.test, [nav], seeds, opts.workers)[0]
+                    share = captured_share(cand, oracle["production_per_seed"], oracle["revenue_per_seed"])
+                    n_sims = sweep_simulations(out / "sweep")
+                    log(f"accuracy: {name}, budget {budget}, seed {seed}: captured share {share:.3f} "
+                        f"({n_sims} simulations, {cpu:.0f} cpu s, {time.perf_counter() - t0:.0f} s; candidate from "
+                        f"{source})")
+                    shares.append(share)
+                    sims.append(n_sims)
+                    cpus.append(cpu)
+                    rows.append({"seed": seed, "captured_share": round(share, 4), "simulations": n_sims,
+                                 "cpu_s": round(cpu, 1), "revenue": round(statistics.fmean(cand), 2),
+                                 "candidate_source": source,
+                                 "params": {k: round(v, 6) for k, v in tuned.items()}})
+                entries.append({
+                    "name": name, "sampler": config.sampler, "search_space": config.search_space, "budget": budget,
+                    "repeats": opts.repeats, "captured_share_median": round(statistics.median(shares), 4),
+                    "captured_share_min": round(min(shares), 4), "simulations_median": statistics.median(sims),
+                    "cpu_s": round(statistics.median(cpus), 1), "runs": rows,
+                })
+    return {
+        "bench": "accuracy",
+        "oracle": {k: oracle[k] for k in ("params", "revenue", "production_revenue", "gain_pct", "gain_ci95_pct")}
+        | {"search_space": oracle["search_space"], "path": str(opts.oracle)},
+        "configs": entries,
+        "default": DEFAULT,
+        "evaluation": {"window": oracle["windows"]["test"], "seeds": seeds},
+        "smoke": opts.smoke,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def bench_accuracy(argv: Sequence[str]) -> dict[str, Any]:
+    try:
+        return run_accuracy(parse(argv))
+    except (AccuracyError, ValueError) as err:
+        print(str(err).splitlines()[0] if str(err).startswith("navitune") else f"{PROG}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

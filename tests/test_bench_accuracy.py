@@ -1,0 +1,247 @@
+"""``bench oracle`` and ``bench accuracy`` (issue 21): the captured-share arithmetic, the oracle's search-space
+parsing, the simulator fingerprint, the resume cache, bad input, and both benches' small modes end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.accuracy import AccuracyError, captured_share, load_oracle, parse as parse_accuracy
+from benchmarks.oracle import FINGERPRINT_GLOBS, Cache, Dim, OracleError, fingerprint, job_key, parse_space
+from benchmarks.oracle import parse as parse_oracle
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------------- captured share
+def test_captured_share_known_cases() -> None:
+    prod, oracle = [100.0, 110.0, 90.0], [104.0, 114.0, 94.0]  # oracle +4 on every seed
+    assert captured_share(oracle, prod, oracle) == pytest.approx(1.0)
+    assert captured_share(prod, prod, oracle) == pytest.approx(0.0)
+    assert captured_share([102.0, 112.0, 92.0], prod, oracle) == pytest.approx(0.5)
+    # means over the seeds, not per-seed ratios: +6 on one seed and 0 on the others is +2 on average
+    assert captured_share([106.0, 110.0, 90.0], prod, oracle) == pytest.approx(0.5)
+    assert captured_share([105.0, 115.0, 95.0], prod, oracle) == pytest.approx(1.25)  # beats the oracle: kept
+
+
+def test_captured_share_keeps_negative_shares() -> None:
+    assert captured_share([98.0, 108.0, 88.0], [100.0, 110.0, 90.0], [104.0, 114.0, 94.0]) == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("oracle", [[100.0, 110.0], [99.0, 109.0]])
+def test_captured_share_refuses_an_oracle_without_gain(oracle: list[float]) -> None:
+    with pytest.raises(ValueError) as err:
+        captured_share([101.0, 111.0], [100.0, 110.0], oracle)
+    assert "no better than production" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_captured_share_needs_the_same_seeds() -> None:
+    with pytest.raises(ValueError, match="same seeds"):
+        captured_share([1.0, 2.0], [1.0], [3.0, 4.0])
+
+
+# --------------------------------------------------------------------------------------------- search space
+def test_parse_space_navi3_forms() -> None:
+    dims, fixed = parse_space({"policy.gamma": "interval(0.6, 0.995)",
+                               "policy.max_wait_min": "tag(log, interval(0.3, 30.0))",
+                               "policy.road_weights.uturn": "tag(log, int(interval(5, 100)))",
+                               "policy.compliance": 0.7})
+    by = {d.name: d for d in dims}
+    assert by["policy.gamma"] == Dim("policy.gamma", 0.6, 0.995, False, False)
+    assert by["policy.max_wait_min"].log and not by["policy.max_wait_min"].integer
+    assert by["policy.road_weights.uturn"].log and by["policy.road_weights.uturn"].integer
+    assert fixed == {"policy.compliance": 0.7}
+    g, w, u = by["policy.gamma"], by["policy.max_wait_min"], by["policy.road_weights.uturn"]
+    assert (g.value(0.0), g.value(1.0)) == (0.6, 0.995) and g.value(0.5) == pytest.approx(0.7975)
+    assert w.value(0.5) == pytest.approx(math.sqrt(0.3 * 30.0))  # log scale: the geometric midpoint
+    assert u.value(0.37) == round(u.value(0.37)) and 5 <= u.value(0.37) <= 100
+
+
+def test_parse_space_reads_the_repos_search_spaces() -> None:
+    from omegaconf import OmegaConf
+
+    for name, n in (("navi3", 3), ("navi6", 5)):
+        params = OmegaConf.load(ROOT / "conf" / "search_space" / f"{name}.yaml").hydra.sweeper.params
+        dims, _ = parse_space(dict(params))
+        assert len(dims) == n
+
+
+@pytest.mark.parametrize("params, names", [
+    ({"policy.gamma": "choice(0.9, 0.95)"}, "policy.gamma"),
+    ({"policy.gamma": "range(1, 5)"}, "policy.gamma"),
+    ({"region.drivers": "interval(100, 200)"}, "region.drivers"),
+    ({"policy.max_wait_min": "tag(log, interval(0.0, 3.0))"}, "policy.max_wait_min"),
+    ({"policy.compliance": 0.7}, "no range"),
+])
+def test_parse_space_refuses_what_it_cannot_search_in_one_line(params: dict, names: str) -> None:
+    with pytest.raises(OracleError) as err:
+        parse_space(params)
+    assert names in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------- fingerprint
+def test_fingerprint_follows_the_simulators_bytes(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "experiment" / "sim", tmp_path / "experiment" / "sim",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    before = fingerprint(tmp_path)
+    assert before == fingerprint(ROOT) and before == fingerprint(tmp_path)
+    (tmp_path / "conf" / "tracking" / "off.yaml").write_text("# not the city\n")  # outside the fingerprint
+    assert fingerprint(tmp_path) == before
+    fares = tmp_path / "experiment" / "sim" / "fares.py"
+    fares.write_bytes(fares.read_bytes() + b"\n")
+    changed = fingerprint(tmp_path)
+    assert changed != before
+    (tmp_path / "conf" / "policy" / "production.yaml").write_text("gamma: 0.5\n")
+    assert fingerprint(tmp_path) not in (before, changed)
+    assert "experiment/sim/**/*.py" in FINGERPRINT_GLOBS
+
+
+# --------------------------------------------------------------------------------------------- resume cache
+def test_cache_ignores_a_torn_last_line_and_appends_on_a_fresh_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    a, b, c = (job_key("tune", {"policy.gamma": g}, 1) for g in (0.9, 0.95, 0.99))
+    cache = Cache(path)
+    cache.add(a, 100.0, 0.5)
+    cache.add(b, 101.0, 0.5)
+    with open(path, "a") as fh:
+        fh.write('{"k": "[\\"tune\\", [[\\"policy.ga')  # a stop in the middle of a write
+    again = Cache(path)
+    assert again.values == {a: (100.0, 0.5), b: (101.0, 0.5)} and again.torn == 1
+    again.add(c, 102.0, 0.25)
+    third = Cache(path)
+    assert set(third.values) == {a, b, c} and third.values[c] == (102.0, 0.25) and third.torn == 1
+
+
+def test_job_key_distinguishes_window_point_and_seed() -> None:
+    keys = {job_key("tune", {"policy.gamma": 0.9}, 1), job_key("test", {"policy.gamma": 0.9}, 1),
+            job_key("tune", {"policy.gamma": 0.9000001}, 1), job_key("tune", {"policy.gamma": 0.9}, 2)}
+    assert len(keys) == 4
+    assert job_key("t", {"b": 1.0, "a": 2.0}, 1) == job_key("t", {"a": 2.0, "b": 1.0}, 1)
+
+
+# --------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("argv, words", [
+    (["--points", "7"], "--points"), (["--points", "x"], "--points"), (["--workers", "0"], "--workers"),
+    (["--smoke"], "--out"), (["--frobnicate"], "allowed"), (["window=test_week"], "window"),
+    (["window.seed=3"], "window.seed"), (["--smoke", "--out", str(ROOT / "docs" / "x.json")], "docs/"),
+])
+def test_oracle_bad_options_are_one_line(argv: list[str], words: str) -> None:
+    with pytest.raises(OracleError) as err:
+        parse_oracle(argv)
+    text = str(err.value)
+    assert words in text and ("allowed" in text or "needs" in text) and "\n" not in text
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--budgets", "2"], "--budgets"), (["--budgets", "15,15"], "--budgets"), (["--repeats", "0"], "--repeats"),
+    (["--configs", "frob"], "--configs"), (["--configs", "default,ax"], "not implemented yet"),
+    (["--configs", "smac"], "not implemented yet"), (["--workers", "-1"], "--workers"), (["--bogus"], "--bogus"),
+])
+def test_accuracy_bad_options_are_one_line(argv: list[str], words: str) -> None:
+    with pytest.raises(AccuracyError) as err:
+        parse_accuracy(argv)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_accuracy_defaults() -> None:
+    opts = parse_accuracy([])
+    assert opts.budgets == [15, 30, 60] and opts.repeats == 5 and "default" in opts.configs
+    assert "hydra-optuna" in opts.configs and "navi6" in opts.configs
+
+
+def test_accuracy_refuses_an_oracle_of_another_simulator(tmp_path: Path) -> None:
+    oracle = {"search_space": "navi3", "fingerprint": "0" * 64, "seeds": {"reporting": [1]},
+              "revenue_per_seed": [1.0], "settings": {"smoke": False}}
+    path = tmp_path / "oracle.json"
+    path.write_text(json.dumps(oracle))
+    with pytest.raises(AccuracyError) as err:
+        load_oracle(path, smoke=False)
+    assert "python -m experiment.bench oracle search_space=navi3" in str(err.value) and "\n" not in str(err.value)
+    path.write_text(json.dumps(oracle | {"fingerprint": fingerprint()}))
+    assert load_oracle(path, smoke=False)["search_space"] == "navi3"
+    with pytest.raises(AccuracyError, match="smoke"):
+        load_oracle(path, smoke=True)
+    with pytest.raises(AccuracyError, match="no oracle"):
+        load_oracle(tmp_path / "missing.json", smoke=False)
+
+
+def test_bad_input_through_the_cli_exits_2_in_one_line() -> None:
+    for argv in (["oracle", "--points", "12"], ["accuracy", "--configs", "ax"]):
+        proc = subprocess.run([sys.executable, "-m", "experiment.bench", *argv], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and argv[1] in lines[0] and ("allowed" in lines[0] or "not implemented" in lines[0])
+
+
+# --------------------------------------------------------------------------------------------- small modes
+def _bench(argv: list[str], timeout: int = 600) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "experiment.bench", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def smoke_oracle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    d = tmp_path_factory.mktemp("oracle")
+    out, cache = d / "oracle.json", d / "cache"
+    line = _bench(["oracle", "--smoke", "--out", str(out), "--cache-dir", str(cache), "--workers", "2"])
+    return out, cache, line
+
+
+@pytest.mark.slow
+def test_smoke_oracle_writes_its_file(smoke_oracle: tuple[Path, Path, dict]) -> None:
+    out, _, line = smoke_oracle
+    doc = json.loads(out.read_text())
+    assert line["path"] == str(out) and line["simulations"] == doc["simulations"] == line["simulations_this_run"]
+    assert 20 <= doc["simulations"] <= 80  # a few dozen tiny simulations
+    assert doc["fingerprint"] == fingerprint() and doc["settings"]["smoke"] is True
+    assert set(doc["params"]) == {"policy.gamma", "policy.max_wait_min", "policy.road_weights.right"}
+    assert doc["windows"]["tuning"]["name"] == "smoke" and doc["windows"]["test"]["name"] == "test_week"
+    assert doc["windows"]["test"]["days"] == 1 and doc["windows"]["test"]["drivers"] == 120
+    sel, rep = doc["seeds"]["selection"], doc["seeds"]["reporting"]
+    assert len(rep) == len(doc["revenue_per_seed"]) == len(doc["production_per_seed"]) and not set(sel) & set(rep)
+    assert doc["revenue"] == pytest.approx(sum(doc["revenue_per_seed"]) / len(rep), abs=0.01)
+    lo, hi = doc["gain_ci95_pct"]
+    assert lo <= doc["gain_pct"] <= hi and doc["cpu_s"] > 0 and doc["method"]
+
+
+@pytest.mark.slow
+def test_smoke_oracle_resumes_from_its_cache(smoke_oracle: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    out, cache, first = smoke_oracle
+    (cache_file,) = cache.glob("*.jsonl")
+    with open(cache_file, "a") as fh:
+        fh.write('{"k": "[\\"te')  # a torn last line, as a stop leaves it
+    again = _bench(["oracle", "--smoke", "--out", str(tmp_path / "again.json"), "--cache-dir", str(cache)])
+    assert again["simulations_this_run"] == 0 and again["simulations"] == first["simulations"]
+    assert json.loads((tmp_path / "again.json").read_text())["revenue_per_seed"] == \
+        json.loads(out.read_text())["revenue_per_seed"]
+
+
+@pytest.mark.slow
+def test_smoke_accuracy_run(smoke_oracle: tuple[Path, Path, dict]) -> None:
+    out, _, _ = smoke_oracle
+    line = _bench(["accuracy", "--smoke", "--oracle", str(out), "--configs", "default", "--repeats", "1",
+                   "--budgets", "3"])
+    oracle = json.loads(out.read_text())
+    assert line["default"] == "default"
+    assert line["oracle"]["revenue"] == oracle["revenue"] and line["oracle"]["gain_pct"] == oracle["gain_pct"]
+    (entry,) = line["configs"]
+    assert {k: entry[k] for k in ("name", "sampler", "search_space", "budget", "repeats")} == \
+        {"name": "default", "sampler": "tpe", "search_space": "navi3", "budget": 3, "repeats": 1}
+    (run,) = entry["runs"]
+    assert entry["captured_share_median"] == entry["captured_share_min"] == run["captured_share"]
+    # 3 trials and the report's 2 replications x 4 patterns
+    assert entry["simulations_median"] == run["simulations"] == 3 + 2 * 4 and entry["cpu_s"] > 0
+    # the share recomputed from the candidate's revenue and the oracle's per-seed figures
+    n = len(oracle["revenue_per_seed"])
+    p, o = sum(oracle["production_per_seed"]) / n, sum(oracle["revenue_per_seed"]) / n
+    assert run["captured_share"] == pytest.approx((run["revenue"] - p) / (o - p), abs=2e-3)
