@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from experiment.registry.store import CHALLENGER, CHAMPION, INIT_STUDY, Registry, RegistryError, policy_yaml
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 COMMANDS = ("init", "show", "history", "promote", "rollback", "decide")
 TAKES_TARGET = ("promote", "decide")
 

@@ -418,3 +418,20 @@ def test_mlflow_down_at_the_decision_keeps_everything_and_the_same_command_decid
         assert (sweep / "registry_decision.json").is_file()
     finally:
         server.stop()
+
+
+def test_a_cycle_tunes_from_the_whole_champion_and_sweeps_only_the_policy(capsys: pytest.CaptureFixture[str],
+                                                                          tmp_path: Path) -> None:
+    """The cycle's sweep runs policy=champion (its untuned keys are the champion's, not today's production.yaml:
+    the baseline is the champion); a sweep over anything but policy.* is refused (it would become a parameter of
+    the cycle's study and its report could never be written)."""
+    from experiment.retune.checks import sweep_argv
+
+    assert "policy=champion" in sweep_argv("2026-03-02", "drifting", [])
+    assert "policy=champion" not in sweep_argv("2026-03-02", "drifting", ["policy=production"])
+    out = tmp_path / "outputs"
+    for sweep in ("tracking=local,off", "registry.promotion=auto,manual", "sink=duckdb,bigquery",
+                  "policy=production,random_cruise"):
+        code, _, err = in_process(["--as-of", AS_OF, sweep, f"paths.outputs={out}"], capsys)
+        assert code == 2 and err.count("\n") == 0 and "sweep policy.* only" in err, (sweep, err)
+    assert not out.exists()

@@ -23,6 +23,9 @@ ALLOWED_WINDOW = "window=rolling (or leave it out) with window.tune_days, window
                  "window.max_shift_h"
 #: groups (and their keys) that fix WHAT a cycle tunes: one value each; a sweep there would tune them as parameters
 ONE_VALUE_GROUPS = ("region", "scenario", "demand", "window")
+#: the only keys a cycle's sweep may sweep: the policy it tunes (a sweep over tracking, sink, registry ... would
+#: become a parameter of the cycle's study, and the cycle could never finish its report)
+SWEEPABLE = ("policy.", "hydra.sweeper.params.")
 
 
 class BadInput(Exception):
@@ -106,10 +109,10 @@ def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
     for o in overrides:
         key, _, value = o.partition("=")
         key = key.lstrip("+~")
-        if key.split(".", 1)[0] in ONE_VALUE_GROUPS and is_sweep(o):  # experiment.preflight.is_sweep
-            raise _bad(f"invalid {key}={value}: a sweep, and a cycle tunes one region, scenario, demand and "
-                       "window; allowed: one value for region, scenario, demand and window.* (sweep policy.* only; "
-                       "one cycle, or schedule, per region and scenario)")
+        if not key.startswith(SWEEPABLE) and is_sweep(o):  # experiment.preflight.is_sweep
+            raise _bad(f"invalid {key}={value}: a sweep, and a cycle tunes the policy of one region, scenario, "
+                       "demand, window and setting; allowed: one value for region, scenario, demand and window.* "
+                       "and every other key (sweep policy.* only; one cycle, or schedule, per region and scenario)")
         if key == "window":
             if value != "rolling":
                 raise _bad(f"invalid override {o}: a cycle tunes and tests on its rolling windows; allowed: "
@@ -142,8 +145,17 @@ def sweep_argv(as_of: str, scenario: str, overrides: list[str]) -> list[str]:
     """The cycle's sweep: rolling windows at as_of, its own study (the scenario in its name: two scenarios'
     cycles at one as_of are two studies) and directory, job directories named by trial number (a resumed
     cycle adds to them instead of overwriting the first run's), and the sampler's seed of this cycle."""
-    return ["-m", *overrides, *own_overrides(as_of, scenario), *sampler_seed(as_of, overrides),
-            *auto_promotion(overrides)]
+    return ["-m", *overrides, *champion_base(overrides), *own_overrides(as_of, scenario),
+            *sampler_seed(as_of, overrides), *auto_promotion(overrides)]
+
+
+def champion_base(overrides: list[str]) -> list[str]:
+    """A cycle tunes from the champion as a whole (``policy=champion``): its untuned keys too, not today's
+    conf/policy/production.yaml's, so the baseline is the champion and the candidate differs from it only in
+    what the search space tunes. A ``policy=...`` the user gives wins."""
+    if any(o.lstrip("+~").split("=", 1)[0] == "policy" for o in overrides):
+        return []
+    return ["policy=champion"]
 
 
 def auto_promotion(overrides: list[str]) -> list[str]:
@@ -202,7 +214,9 @@ def plan(argv: Sequence[str], today: dt.date | None = None) -> Plan:
                        "MLflow's Model Registry; allowed: tracking=local or tracking=server")
     scenario, region = str(cfg.scenario.name), str(cfg.region.name)
     argv_sweep = sweep_argv(as_of, scenario, overrides)
-    problem = preflight(argv_sweep)
+    # checked without policy=champion: the champion is looked up once the cycle is known not to be decided
+    # (champion_version), so a decided cycle prints its record without MLflow
+    problem = preflight([a for a in argv_sweep if a not in champion_base(overrides)])
     if problem:
         raise BadInput(problem.replace("navitune:", "navitune retune:", 1))
     full = _compose([*task, *own_overrides(as_of, scenario)])
