@@ -75,10 +75,14 @@ def scenario_days(cfg: DictConfig, start: dt.date, n_days: int):
     return scenario_from_config(node).days(start, n_days + 1)
 
 
-def tuned_params(cfg: DictConfig) -> dict[str, Any]:
-    """The navigation parameters of this run, flat (what a sweep tunes)."""
+def tuned_params(cfg: DictConfig, trial: int | None = None) -> dict[str, Any]:
+    """The navigation parameters of this run, flat (what a sweep tunes). A sweep's trial runs a policy of its
+    own, tuned from the composed one: ``policy`` is ``trial-<n>`` and ``policy_base`` the composed policy's
+    name (e.g. production)."""
     p = cfg.policy
     out: dict[str, Any] = {"policy": p.name, "navigation": bool(p.navigation)}
+    if trial is not None:
+        out = {"policy": f"trial-{trial}", "policy_base": p.name, "navigation": bool(p.navigation)}
     if p.navigation:
         out |= {"gamma": float(p.gamma), "max_wait_min": float(p.max_wait_min), "compliance": float(p.compliance)}
         out |= {f"road_weights.{k}": float(v) for k, v in p.road_weights.items()}
@@ -101,7 +105,7 @@ def _who(cfg: DictConfig, context: dict[str, Any]) -> str:
     return f"trial {context['trial']}{retry}"
 
 
-def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
+def summarize(cfg: DictConfig, result: SimResult, trial: int | None = None) -> dict[str, Any]:
     """The ``summary.json`` contract (docs/architecture.md, "Output contracts") plus context useful to people."""
     m = result.metrics
     return {
@@ -111,7 +115,7 @@ def summarize(cfg: DictConfig, result: SimResult) -> dict[str, Any]:
         "occupancy_distance": m["occupancy_distance"],
         "trips_per_driver_shift": m["trips_per_driver_shift"],
         "mean_fare_yen": m["mean_fare_yen"],
-        "params": tuned_params(cfg),
+        "params": tuned_params(cfg, trial),
         "region": cfg.region.name,
         "scenario": str(cfg.scenario.name) if cfg.get("scenario") is not None else "stationary",
         "window": {"name": cfg.window.name, "start": cfg.window.start, "end": cfg.window.end},
@@ -143,7 +147,8 @@ def run(
     job_dir = Path(job_dir) if job_dir is not None else Path.cwd()
     t0 = time.perf_counter()
     result = simulate(params, on_day=on_day)
-    summary = summarize(cfg, result)
+    trial = sweep_context().get("trial")
+    summary = summarize(cfg, result, trial)
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -155,7 +160,7 @@ def run(
         "window_start": str(cfg.window.start),
         "demand_source": str(cfg.demand.source),
         "policy": str(cfg.policy.name),
-        "params": json.dumps(tuned_params(cfg), sort_keys=True),
+        "params": json.dumps(tuned_params(cfg, trial), sort_keys=True),
         "seed": int(cfg.window.seed),
     }
     rows = dict(result.driver_days)

@@ -299,6 +299,21 @@ def rejected(task: DictConfig, key: str, value: Any, jobs: int = 1, jobs_key: st
     return None
 
 
+def did_you_mean(key: str, allowed: str) -> str:
+    """`` (did you mean policy.gamma?)`` for a typo of a known key (``polcy.gamma``, ``policy.gamm``), else ''."""
+    import difflib
+
+    from experiment.config import GROUP_SCHEMAS
+
+    parent, _, leaf = key.rpartition(".")
+    if parent and "." not in parent and parent not in GROUP_SCHEMAS:  # the group is the typo (polcy.gamma)
+        group = difflib.get_close_matches(parent, sorted(GROUP_SCHEMAS), n=1, cutoff=0.6)
+        return f" (did you mean {group[0]}.{leaf}?)" if group else ""
+    names = [a.strip() for a in allowed.split(",")] if allowed != "see --cfg job" else []
+    best = difflib.get_close_matches(leaf, names, n=1, cutoff=0.6)
+    return f" (did you mean {parent}.{best[0]}?)" if parent and best else ""
+
+
 def composition_error(err: Exception, argv: list[str]) -> str | None:
     """One line for a wrong type or an unknown key (Hydra's message spans several lines); None leaves
     the error to Hydra."""
@@ -331,7 +346,11 @@ def composition_error(err: Exception, argv: list[str]) -> str | None:
             allowed = ", ".join(f.name for f in fields(node)) if node is not None else "see --cfg job"
         else:
             allowed = "see --cfg job"
-        return f"navitune: unknown config key {key}; allowed: {allowed}"
+        if "." not in key:  # a misspelt group (polcy.gamma): name the key as typed, suggest the group's
+            typed = next((o.lstrip("+~").split("=", 1)[0] for o in argv
+                          if o.lstrip("+~").split("=", 1)[0].startswith(f"{key}.")), key)
+            return f"navitune: unknown config key {typed}{did_you_mean(typed, allowed)}; allowed: {allowed}"
+        return f"navitune: unknown config key {key}{did_you_mean(key, allowed)}; allowed: {allowed}"
     return None
 
 

@@ -79,8 +79,46 @@ def check_report(d: Path, replications: int) -> dict:
     for key, value in r["best_params"].items():
         assert tuned_ml["params"][key.removeprefix("policy.")] == pytest.approx(value)
     md = (d / "report.md").read_text()
-    assert "| production" in md and "| tuned" in md and "Decision" in md
+    assert "| production" in md and "| tuned" in md
+    assert ("The promotion rule holds" in md) == r["promote"] and "PROMOTE" not in md  # the rule, not a decision
+    assert "\nRegistry: " in md and "e+0" not in md
     return r
+
+
+def test_report_md_says_what_the_rule_says_and_what_the_registry_did(tmp_path: Path) -> None:
+    """report.md is written before the registry decides: its headline is the promotion rule's verdict, a line says
+    what the registry did (filled in after the decision), amounts of yen have thousands separators, and a sweep that
+    started from the champion calls its baseline the champion v<N>, not production."""
+    from types import SimpleNamespace
+
+    from experiment.report.files import _markdown, note_registry
+
+    def pattern(s: str, d: str) -> dict:
+        return {"set": s, "demand": d, "policy": "production" if s == "production" else "tuned_x",
+                "revenue_per_driver_day_yen": 29_180.4, "ci95_yen": [28_000.0, 30_000.0],
+                "trips_per_driver_shift": 20.0, "occupancy_distance": 0.5}
+
+    r = {"study": "s", "promote": True, "decision_reason": "the lower bound ... is above 0", "region": "tokyo_central",
+         "windows": {"test": {"name": "test_week", "start": "a", "end": "b", "seeds": [1, 2]},
+                     "tuning": {"name": "tune_week"}},
+         "replications": 2, "patterns": [pattern(s, d) for s in ("production", "tuned") for d in ("ml", "stats")],
+         "ci95_pct": {"ml": [0.1, 0.3], "stats": [0.1, 0.3]}, "improvement_pct": {"ml": 0.2, "stats": 0.2},
+         "paired_diff_pct": {"ml": [0.2, 0.2], "stats": [0.2, 0.2]}, "ci_method": "t", "promotion_rule": "rule",
+         "best_params": {"policy.gamma": 0.95}, "best_value_tuning": 29_180.4,
+         "baseline": {"source": "study baseline trial 0", "params": {"gamma": 0.93}},
+         "candidate": {"name": "tuned_x"}}
+    md = _markdown(r, SimpleNamespace(dir=tmp_path))
+    assert "**The promotion rule holds: the tuned parameters beat production**" in md
+    assert "PROMOTE" not in md and "29,180 yen/driver-day" in md and "e+0" not in md
+    (tmp_path / "report.md").write_text(md)
+    note_registry(tmp_path, "registry: nothing promoted: region tokyo_central has no champion")
+    assert "\nRegistry: nothing promoted: region tokyo_central has no champion\n" in (tmp_path / "report.md").read_text()
+    (tmp_path / "registry_start.json").write_text(json.dumps({"champion_version": 3}))
+    r["promote"] = False
+    md = _markdown(r, SimpleNamespace(dir=tmp_path))
+    assert "**The promotion rule does not hold: keep the champion v3**" in md
+    assert "| champion v3 (`production`) | ml |" in md and "tuned vs champion v3" in md
+    assert "Parameters of the champion v3:" in md and "Production parameters" not in md
 
 
 # -------------------------------------------------------------------------------------------- the maths
@@ -285,3 +323,32 @@ def test_the_report_on_the_default_week_shows_known_good_parameters_beating_prod
         assert r["ci95_pct"][demand][0] > 0, r["ci95_pct"]
     assert r["promote"] is True
     print(json.dumps({k: r[k] for k in ("improvement_pct", "ci95_pct", "promote", "best_params")}, indent=1))
+
+
+def test_study_plots_name_the_objective_once_and_label_every_axis(tmp_path: Path) -> None:
+    """One name for the objective (the study's metric name, not Optuna's "Objective Value"), full parameter
+    names on the parallel plot (Optuna cuts them at 20 characters) and readable ticks on a log axis."""
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    from experiment.report.plots import _readable_parallel_axes, study_plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_metric_names(["Revenue per driver-day in yen"])
+    study.optimize(lambda t: t.suggest_float("policy.max_wait_min", 0.3, 30.0, log=True)
+                   + t.suggest_float("policy.road_weights.right", 0.0, 10.0), n_trials=12)
+    written, skipped = study_plots(study, tmp_path)
+    assert {p.name for p in written} == {"optimization_history.png", "param_importances.png",
+                                         "parallel_coordinate.png"}, skipped
+    ax = ovm.plot_parallel_coordinate(study, target_name="Revenue per driver-day in yen")
+    _readable_parallel_axes(ax, "Revenue per driver-day in yen", ["policy.max_wait_min", "policy.road_weights.right"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "Revenue per driver-day in yen", "policy.max_wait_min", "policy.road_weights.right"]
+    (log_axis,) = [a for a in ax.figure.axes if a.get_yscale() == "log"]
+    lo, hi = log_axis.get_ylim()
+    ticks = [v for v in log_axis.get_yticks() if lo <= v <= hi]
+    assert len(ticks) >= 3, ticks  # 1-2-5 steps, not only the powers of ten
+    assert all(t.get_text() and "^" not in t.get_text() for t in log_axis.get_yticklabels() if lo <= t.get_position()[1] <= hi)
+    history = ovm.plot_optimization_history(study, target_name="Revenue per driver-day in yen")
+    assert history.get_ylabel() == "Revenue per driver-day in yen"

@@ -28,6 +28,7 @@ import pytest
 from optuna.trial import TrialState
 
 from experiment.config import production_policy
+from experiment.tracking.common import OBJECTIVE_METRIC
 from tests.fixtures.mlflow import Chromium, MLflowServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ def no_report() -> list[str]:
 def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, preflight: bool = True) -> subprocess.CompletedProcess:
     """``python -m experiment``; ``preflight=False`` runs the Hydra task without the CLI's up-front checks (the
     CLI refuses the out-of-range baseline of ENQUEUE before the first trial; the jobs still fail it)."""
-    entry = ["-m", "experiment"] if preflight else ["-c", "from experiment.__main__ import task; task()"]
+    entry = ["-m", "experiment"] if preflight else ["-c", "from experiment.task import task; task()"]
     full_env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR" and not k.startswith("MLFLOW_")}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     full_env |= env or {}
@@ -102,6 +103,7 @@ class Sweeps:
     trials_after_first: list[optuna.trial.FrozenTrial]
     trials_after_second: list[optuna.trial.FrozenTrial]
     best_after_first: float
+    second_ms: int  # how long the second sweep's process ran (it starts a few seconds after the first ended)
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +124,13 @@ def sweeps(mlflow_server: MLflowServer, tmp_path_factory: pytest.TempPathFactory
     runs_first = all_runs(client, exp.experiment_id)
     study = load_study(cwd, STUDY)
     trials_first, best_first = launched(study), study.best_value
+    time.sleep(3)  # a gap between the sweep and its resumption, which the parent's duration must not count
+    t0 = time.time()
     second = ok(cli(cwd, "-m", *common, "hydra.sweeper.n_trials=6", env=env, preflight=False))  # with the report
+    second_ms = int((time.time() - t0) * 1000)
     return Sweeps(mlflow_server, cwd, secret, first, second, exp.experiment_id, runs_first,
-                  all_runs(client, exp.experiment_id), trials_first, launched(load_study(cwd, STUDY)), best_first)
+                  all_runs(client, exp.experiment_id), trials_first, launched(load_study(cwd, STUDY)), best_first,
+                  second_ms)
 
 
 def parents(runs: list[Any]) -> list[Any]:
@@ -164,20 +170,28 @@ def test_child_runs_hold_trial_params_metrics_daily_steps_and_state(sweeps: Swee
         assert int(tags["navitune.attempt"]) == trial.user_attrs.get("navitune:attempt", 0)
         assert int(tags["navitune.origin_trial"]) == trial.user_attrs.get("navitune:retry_of", trial.number)
         assert run.info.run_name == f"trial-{trial.number}" + (
-            f"-retry-{tags['navitune.attempt']}" if tags["navitune.attempt"] != "0" else "")
+            f"-retry-{tags['navitune.attempt']}" if tags["navitune.attempt"] != "0" else "") + (
+            "-pruned" if trial.state == TrialState.PRUNED else "")  # visibly pruned in the runs table
         for name, value in trial.params.items():  # the trial's parameters under Optuna's names
             assert float(params[name]) == pytest.approx(value, rel=1e-12), name
         for key, value in {"region.name": "tokyo_central", "window.name": "smoke", "window.end": "2026-06-06",
-                           "demand.source": "ml", "policy.name": "production", "window.drivers": "120"}.items():
+                           "demand.source": "ml", "window.drivers": "120"}.items():
             assert params[key] == value, key
+        # the trial's policy is its own, tuned from production (not "production" with other values)
+        assert (params["policy.name"], params["policy.base"]) == (f"trial-{trial.number}", "production")
         # what the trial reported to Optuna after each day, step for step
         so_far = client.get_metric_history(run.info.run_id, "revenue_per_driver_day_so_far_yen")
         assert {m.step: m.value for m in so_far} == pytest.approx(trial.intermediate_values)
         if trial.state == TrialState.COMPLETE:
             assert run.info.status == "FINISHED"
-            assert metrics["objective"] == pytest.approx(trial.value)
-            for key in ("revenue_per_driver_day_yen", "occupancy_distance", "trips_per_driver_shift"):
+            assert metrics[OBJECTIVE_METRIC] == pytest.approx(trial.value)
+            # one name for the objective: no "objective" or "revenue_per_driver_day_yen" twin
+            assert "objective" not in metrics and "revenue_per_driver_day_yen" not in metrics
+            for key in ("occupancy_distance", "trips_per_driver_shift"):
                 assert key in metrics, key
+            # MLflow lists metrics in the order they were first logged: the objective first, not the pruner's
+            first = client.search_runs([sweeps.exp_id], filter_string=f"attributes.run_id = '{run.info.run_id}'")
+            assert next(iter(first[0].data.metrics)) == OBJECTIVE_METRIC, list(first[0].data.metrics)
             assert 0 < metrics["occupancy_distance"] < 1
             daily = sorted(client.get_metric_history(run.info.run_id, "daily_revenue_per_driver_yen"),
                            key=lambda m: m.step)
@@ -186,12 +200,12 @@ def test_child_runs_hold_trial_params_metrics_daily_steps_and_state(sweeps: Swee
             assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"summary.json", "config.yaml"}
         elif trial.state == TrialState.PRUNED:
             assert run.info.status == "FINISHED"
-            assert "objective" not in metrics
+            assert OBJECTIVE_METRIC not in metrics
         else:
             assert trial.params["policy.gamma"] == 1.5
             assert run.info.status == "FAILED"
             assert "policy.gamma=1.5" in tags["navitune.error"]
-            assert "objective" not in metrics
+            assert OBJECTIVE_METRIC not in metrics
 
 
 @pytest.mark.slow
@@ -214,7 +228,8 @@ def test_parent_run_holds_the_study_settings_config_and_best(sweeps: Sweeps, tmp
     if commit.returncode == 0:
         assert tags["navitune.git_commit"] == commit.stdout.strip()
         assert tags["navitune.git_dirty"] in ("true", "false")
-    assert metrics["best_value"] == pytest.approx(sweeps.best_after_first)
+    assert metrics[OBJECTIVE_METRIC] == pytest.approx(sweeps.best_after_first)  # the headline: the best trial's
+    assert "best_value" not in metrics
     assert metrics["trials_finished"] == 4
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"config.yaml", "optimization_results.yaml", "best_policy.yaml", "invocations"} <= artifacts
@@ -238,7 +253,10 @@ def test_resumed_sweep_adds_children_to_the_same_parent(sweeps: Sweeps) -> None:
     assert sorted(int(r.data.tags["navitune.trial"]) for r in kids) == sorted(t.number for t in trials)
     assert len(kids) > len(children(before, parent.info.run_id))
     study = load_study(sweeps.cwd, STUDY)
-    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert parent.data.metrics[OBJECTIVE_METRIC] == pytest.approx(study.best_value)
+    # its duration is the time its two starts ran, not the time from the first start to the second's end
+    first_end = parents(before)[0].info.end_time
+    assert parent.info.end_time - parent.info.start_time <= first_end - parent.info.start_time + sweeps.second_ms
     assert parent.data.metrics["trials_finished"] == 6
     # every result file of the resumed sweep's directory is attached (the report's under report/)
     from experiment.tracking.callback import result_files
@@ -273,45 +291,38 @@ def test_no_secret_reaches_mlflow_or_the_logs(sweeps: Sweeps, tmp_path: Path) ->
     assert secret not in sweeps.server.log.read_text(errors="replace")
 
 
-SCREENSHOT_COLUMNS = ("Dataset", "Source", "Models",  # attributes to hide, then metrics, params, tags to show
-                      "objective", "best_value", "occupancy_distance", "trips_per_driver_shift", "policy.gamma",
-                      "policy.max_wait_min", "policy.road_weights.right", "navitune.state")
-
-
-def tidy_runs_table(browser: Chromium) -> None:
-    """For a readable screenshot: close the assistant panel, fold the sidebar, and pick the table's columns
-    (the objective, the tuned parameters, the trial state). The assertions do not depend on it."""
-    browser.evaluate("document.querySelector('button[aria-label=\"Close\"]')?.click()")
-    browser.evaluate("document.querySelector('button[aria-label=\"Toggle sidebar\"]')?.click()")
-    browser.evaluate("[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Columns')?.click()")
-    browser.wait_for("document.body.innerText.includes('Metrics (')", what="the column chooser")
-    for column in SCREENSHOT_COLUMNS:
-        browser.evaluate(f"""(() => {{
-            const items = [...document.querySelectorAll('[role=menu] *, [role=dialog] *, [class*=popover] *')]
-                .filter(e => e.children.length === 0 && e.textContent.trim() === {column!r});
-            items.at(-1)?.click();
-        }})()""")
-    for kind in ("keyDown", "keyUp"):  # close the chooser
-        browser.call("Input.dispatchKeyEvent", {"type": kind, "key": "Escape", "code": "Escape",
-                                                "windowsVirtualKeyCode": 27}, page=True)
-    browser.wait_for("!!document.querySelector('[col-id*=objective]')", what="the objective column")
+def printed_runs_url(proc: subprocess.CompletedProcess) -> str:
+    """The MLflow page a sweep prints ("MLflow: new|resumed parent run ... of experiment ...: <url>")."""
+    match = re.search(r"MLflow: (?:new|resumed) parent run \S+ of experiment \S+: (http\S+)", proc.stdout + proc.stderr)
+    assert match, f"no MLflow link in the sweep's log:\n{(proc.stdout + proc.stderr)[-3000:]}"
+    return match.group(1)
 
 
 @pytest.mark.slow
 def test_mlflow_ui_in_chromium_shows_the_parent_with_its_children(sweeps: Sweeps, chromium: Chromium,
                                                                     tmp_path: Path) -> None:
-    """The MLflow 3 runs page of the study's experiment: the parent row renders; expanded, every child does."""
+    """The page the sweep prints, in MLflow 3's UI: the "Model training" workspace (not the GenAI one), the
+    objective as the first metric column (MLflow 3.17 shows none unless a view chooses them), the tuned
+    parameters; the parent row renders with its best value; expanded, every child does."""
     (parent,) = parents(sweeps.runs_after_second)
     names = sorted(r.info.run_name for r in children(sweeps.runs_after_second, parent.info.run_id))
-    chromium.open(f"{sweeps.server.uri}/#/experiments/{sweeps.exp_id}/runs")
+    url = printed_runs_url(sweeps.second)
+    assert url.startswith(f"{sweeps.server.uri}/#/experiments/{sweeps.exp_id}/runs?"), url
+    chromium.open(url)
     name = parent.info.run_name
     link = f"[...document.querySelectorAll('a')].find(a => a.textContent.trim() === {name!r})"
     chromium.wait_for(f"!!{link}", what=f"the parent run {name!r} in the runs table")
-    try:
-        tidy_runs_table(chromium)
-    except AssertionError as err:  # cosmetic only: the assertions below do not need the chosen columns
-        print(f"screenshot columns not chosen: {str(err).splitlines()[0]}")
-    chromium.wait_for(f"!!{link}", what=f"the parent run {name!r} after choosing columns")
+    chromium.evaluate("document.querySelector('button[aria-label=\"Close\"]')?.click()")  # the assistant panel
+    metric_columns = chromium.wait_for(
+        "(() => { const c = [...document.querySelectorAll('.ag-header-cell[col-id^=\"metrics.\"]')]"
+        ".map(e => e.getAttribute('col-id')); return c.length ? c : null; })()", what="a metric column")
+    assert metric_columns[0] == f"metrics.`{OBJECTIVE_METRIC}`", metric_columns
+    params = chromium.evaluate("[...document.querySelectorAll('.ag-header-cell[col-id^=\"params.\"]')]"
+                               ".map(e => e.getAttribute('col-id'))")
+    assert "params.`policy.gamma`" in params, params
+    text = chromium.evaluate("document.body.innerText")
+    assert "Model registry" in text and "Judges" not in text, "not the Model training workspace:\n" + text[:1500]
+    assert str(int(parent.data.metrics[OBJECTIVE_METRIC])) in text  # the parent's row shows the best value
     assert not chromium.evaluate(f"{names!r}.some(n => document.body.innerText.includes(n))"), \
         "children shown before the parent is expanded: are they really nested under it?"
     clicked = chromium.evaluate(f"""(() => {{
@@ -378,7 +389,7 @@ def test_a_single_run_is_a_standalone_run(mlflow_server: MLflowServer, tmp_path:
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "tokyo_central-production-smoke"
     (summary_path,) = (tmp_path / "outputs" / "runs").glob("*/*/summary.json")
-    assert run.data.metrics["objective"] == pytest.approx(json.loads(summary_path.read_text())["objective"])
+    assert run.data.metrics[OBJECTIVE_METRIC] == pytest.approx(json.loads(summary_path.read_text())["objective"])
     # the log names the run's page, without credentials
     assert f"{mlflow_server.uri}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}" in proc.stdout + proc.stderr
     config = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path / "artifacts"))).read_text()
@@ -399,7 +410,7 @@ def test_default_local_store_under_outputs(tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
     exp = client.get_experiment_by_name("navitune_tokyo_central_smoke_ml")
     (run,) = all_runs(client, exp.experiment_id)
-    assert run.info.status == "FINISHED" and run.data.metrics["objective"] > 0
+    assert run.info.status == "FINISHED" and run.data.metrics[OBJECTIVE_METRIC] > 0
     assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(outputs / "mlartifacts")
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"config.yaml", "summary.json"}
 
@@ -456,7 +467,7 @@ def test_trials_that_ran_untracked_get_child_runs_from_the_study(mlflow_server: 
     for number, run in added.items():
         t = trials[number]
         assert run.data.tags["navitune.state"] == t.state.name and run.info.status == "FINISHED"
-        assert run.data.metrics["objective"] == pytest.approx(t.value)
+        assert run.data.metrics[OBJECTIVE_METRIC] == pytest.approx(t.value)
         for key, value in t.params.items():
             assert float(run.data.params[key]) == pytest.approx(value)
         assert run.data.params["region.name"] == "tokyo_central"
@@ -490,7 +501,8 @@ def test_a_hung_server_costs_seconds_not_minutes(silent_port: int, tmp_path: Pat
     (["tracking.kind=remote"], "navitune: invalid config tracking.kind='remote'; allowed: local, server, off"),
     (["tracking.timeout_s=0"], "navitune: invalid config tracking.timeout_s=0.0; allowed: seconds in (0, 600]"),
     (["tracking=cloud"], "navitune: unknown tracking 'cloud'; allowed: local, off, server"),
-    (["tracking.url=x"], "navitune: unknown config key tracking.url; allowed: kind, uri, experiment"),
+    (["tracking.url=x"], "navitune: unknown config key tracking.url (did you mean tracking.uri?); allowed: kind, uri, "
+                         "experiment"),
 ])
 def test_bad_tracking_config_fails_with_one_line(args: list[str], message: str) -> None:
     from experiment.preflight import preflight

@@ -35,6 +35,7 @@ from optuna.trial import TrialState
 from tests.fixtures.mlflow import MLflowProcess
 from tests.fixtures.services import free_port
 from tests.test_slack_notify import run_sweep, webhook  # noqa: F401  (fixture)
+from experiment.tracking.common import OBJECTIVE_METRIC
 from tests.test_tracking_mlflow import all_runs, children, launched, load_study, no_report, parents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -287,7 +288,7 @@ def check_killed_sweep(server: MLflowProcess, cwd: Path, victim: int, output: st
     for run in kids:
         t = trials[int(run.data.tags["navitune.trial"])]
         assert run.data.tags["navitune.state"] == "COMPLETE"
-        assert run.data.metrics["objective"] == pytest.approx(t.value), run.info.run_name
+        assert run.data.metrics[OBJECTIVE_METRIC] == pytest.approx(t.value), run.info.run_name
         history = client.get_metric_history(run.info.run_id, SO_FAR)
         assert sorted(m.step for m in history) == sorted(t.intermediate_values), run.info.run_name  # none twice
         assert {m.step: m.value for m in history} == pytest.approx(dict(t.intermediate_values))
@@ -353,13 +354,14 @@ def test_backfill_ends_each_unfinished_run_as_its_trial_ended(tmp_path: Path) ->
         assert run.data.tags["navitune.completed_from_study"] == "true"
         history = client.get_metric_history(run.info.run_id, SO_FAR)
         assert sorted((m.step, m.value) for m in history) == [(0, 100.0), (1, 110.0)]  # day 0 not twice
-        assert ("objective" in run.data.metrics) == (state == "COMPLETE")
+        assert (OBJECTIVE_METRIC in run.data.metrics) == (state == "COMPLETE")
+        assert run.info.run_name == f"trial-{number}" + ("-pruned" if state == "PRUNED" else "")  # visibly pruned
         assert run.info.end_time == int(trials[number].datetime_complete.timestamp() * 1000)
-    assert runs[next(iter(expected))].data.metrics["objective"] == 105.0
+    assert runs[next(iter(expected))].data.metrics[OBJECTIVE_METRIC] == 105.0
     assert runs[still_running].info.status == "RUNNING"  # not finished in the study: not this sweep's to end
     added = runs[without_run]
     assert added.data.tags["navitune.backfilled"] == "true" and added.info.status == "FINISHED"
-    assert added.data.metrics["objective"] == 105.0
+    assert added.data.metrics[OBJECTIVE_METRIC] == 105.0
     assert backfill(client, exp, parent, study, config) == (0, 0)  # nothing left to do the second time
 
 # ------------------------------------------------------------------------------------ compile_only

@@ -23,6 +23,11 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _yen(value: Any) -> str:
+    """An amount of yen with thousands separators (``34,627``), not ``3.463e+04``."""
+    return f"{value:,.0f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 
 def _mask(storage: str | None) -> str | None:
     """A storage URL without its secrets (report files are shared)."""

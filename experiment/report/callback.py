@@ -68,7 +68,11 @@ class ReportCallback(Callback):
             return
         from experiment.registry.decision import decide_after_sweep
 
-        decide_after_sweep(sweep_dir, config)  # best vs champion: move the alias or register the challenger
+        decision = decide_after_sweep(sweep_dir, config)  # best vs champion: move the alias or register the challenger
+        if decision is not None:  # report.md was written before: it says what the registry did
+            from experiment.report.files import note_registry
+
+            note_registry(sweep_dir, decision.line())
 
 
 #: what a sweep that ran no trial leaves in a new directory (the sweeper's results, the champion at its start)

@@ -42,13 +42,17 @@ def study_plots(study: Any, out_dir: Path) -> tuple[list[Path], list[str]]:
     from optuna.visualization import matplotlib as ovm
 
     written, skipped = [], []
+    # one name for the objective in every plot: the study's metric name (Optuna's default is "Objective Value")
+    target_name = (study.metric_names or [None])[0] or "Objective Value"
     for name, func in STUDY_PLOTS.items():
         plot: Callable[..., Any] = getattr(ovm, func)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 warnings.simplefilter("ignore", UserWarning)
-                ax = plot(study)
+                ax = plot(study, target_name=target_name)
+            if func == "plot_parallel_coordinate":
+                _readable_parallel_axes(ax, target_name, sorted(_param_names(study)))
             _save(ax, out_dir / name)
             written.append(out_dir / name)
         except Exception as err:  # too few trials, one parameter, ...: the report goes on
@@ -56,6 +60,26 @@ def study_plots(study: Any, out_dir: Path) -> tuple[list[Path], list[str]]:
             text = str(err).strip()
             skipped.append(f"{name}: {type(err).__name__}: {text.splitlines()[0][:160] if text else ''}")
     return written, skipped
+
+
+def _param_names(study: Any) -> set[str]:
+    return {k for t in study.get_trials(deepcopy=False) for k in t.params}
+
+
+def _readable_parallel_axes(ax: Any, target_name: str, params: list[str]) -> None:
+    """Optuna's parallel plot cuts names of 20 characters or more (``policy.road_weigh...``) and gives a log axis
+    (``policy.max_wait_min``) ticks at powers of ten only, i.e. often one: full names, and 1-2-5 ticks written
+    as plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    if len(labels) == len(params) + 1:
+        ax.set_xticks(range(len(labels)), [target_name, *params], rotation=330, ha="left")
+    for other in ax.figure.axes:
+        if other.get_yscale() == "log":
+            other.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            other.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            other.yaxis.set_minor_formatter(NullFormatter())
 
 
 def revenue_plot(patterns: Sequence[dict[str, Any]], improvements: dict[str, dict[str, Any]], path: Path) -> Path:

@@ -63,9 +63,8 @@ def backfill(client: Any, exp_id: str, parent: str, study: Any, config: DictConf
         swept = [str(k) for k in (OmegaConf.select(config, "hydra.sweeper.params") or {})]
         from experiment.tracking.job import job_params
 
-        base = job_params(config, swept)
         for t in missing:
-            add_run(client, exp_id, parent, study.study_name, t, base, swept)
+            add_run(client, exp_id, parent, study.study_name, t, job_params(config, swept, t.number), swept)
         log.info("MLflow: %d trial(s) without a child run (tracking off or unavailable when they ran) "
                  "added from the study", len(missing))
     for t, run in unfinished:
@@ -84,7 +83,7 @@ def _objective(trial: Any) -> list[tuple[str, float, int]]:
     from optuna.trial import TrialState
 
     if trial.state == TrialState.COMPLETE and trial.values is not None and len(trial.values) == 1:
-        return [("objective", float(trial.values[0]), 0)]
+        return [(common.OBJECTIVE_METRIC, float(trial.values[0]), 0)]
     return []
 
 
@@ -99,7 +98,7 @@ def add_run(client: Any, exp_id: str, parent: str, study: str, t: Any, base: dic
     tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "navitune.state": state, "navitune.backfilled": "true",
             **common.trial_tags(study, t.number, attempt, origin)}
     run = client.create_run(exp_id, start_time=_millis(t.datetime_start),
-                            run_name=common.trial_run_name(t.number, attempt),
+                            run_name=common.trial_run_name(t.number, attempt, state),
                             tags={k: common.mask(v) for k, v in tags.items() if v is not None})
     # hydra-optuna-sweeper keeps the values of the search space's fixed keys as user attributes
     fixed = {k: t.user_attrs[k] for k in swept if k in t.user_attrs}
@@ -125,8 +124,10 @@ def complete_run(client: Any, run: Any, t: Any) -> None:
         summary_path = _summary(run, state)
         if summary_path is not None:
             from_job = summary_metrics(json.loads(summary_path.read_text()))  # incl. the daily revenue
-            metrics += [m for m in from_job if m[0] not in logged and m[0] != "objective"]
+            metrics += [m for m in from_job if m[0] not in logged and m[0] != common.OBJECTIVE_METRIC]
         common.log_batch(client, run_id, tags={"navitune.state": state, COMPLETED_TAG: "true"}, metrics=metrics)
+        if state == "PRUNED":
+            client.update_run(run_id, name=common.trial_run_name(t.number, int(t.user_attrs.get(ATTEMPT, 0)), state))
         if summary_path is not None:
             client.log_artifact(run_id, str(summary_path))
     finally:  # never a run left RUNNING

@@ -33,7 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from experiment.tracking import common
-from experiment.tracking.common import (ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, ROLE_TAG,
+from experiment.tracking.common import (ENV_EXPERIMENT, ENV_PARENT, ENV_PARENT_URL, OBJECTIVE_METRIC, ROLE_TAG,
                                        UNAVAILABLE, Guard)
 
 log = logging.getLogger("navitune.tracking")
@@ -106,6 +106,9 @@ class MLflowSweepCallback(Callback):
         self.client: Any = None
         self.run_id: str | None = None
         self.exp_id: str | None = None
+        self._prior_ms = 0  # the parent's active time in earlier starts (its duration must not count the gaps)
+        self._started_ms = 0
+        self._earlier_dir: str | None = None  # the sweep directory an earlier start recorded
 
     # ------------------------------------------------------------------------------------ start
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -162,12 +165,17 @@ class MLflowSweepCallback(Callback):
         c = self.client
         name = common.default_experiment(config, study, s)
         exp_tags = {"navitune.study": study} if study else {}
-        self.exp_id = exp_id = common.experiment_id(c, name, s, exp_tags)
+        swept = [str(k) for k in (_select(config, "hydra.sweeper.params") or {})]
+        self.exp_id = exp_id = common.experiment_id(c, name, s, exp_tags, swept or common.DEFAULT_VIEW_PARAMS)
         keys = common.sweep_keys(study, info["storage"], info["dir"])
         key = keys[common.SWEEP_KEY_TAG]
         found = common.find_parents(c, exp_id, common.SWEEP_KEY_TAG, key)
+        self._started_ms, self._prior_ms, self._earlier_dir = _now_ms(), 0, None
         if found:
             run = found[0]
+            if run.info.end_time and run.info.start_time:
+                self._prior_ms = max(int(run.info.end_time) - int(run.info.start_time), 0)
+            self._earlier_dir = run.data.tags.get("navitune.sweep_dir")
             c.update_run(run.info.run_id, status="RUNNING")
         else:
             leaf = Path(info["dir"]).name
@@ -211,7 +219,8 @@ class MLflowSweepCallback(Callback):
     def _note(info: dict[str, Any], study: str | None) -> str:
         what = f"Optuna study `{study}`" if study else "a Hydra multirun"
         return (f"navitune sweep of {what}: one child run per trial attempt (tags `navitune.trial`, "
-                f"`navitune.state`, `navitune.attempt`). Latest sweep directory: `{info['dir']}`.")
+                f"`navitune.state`, `navitune.attempt`); `{OBJECTIVE_METRIC}` is the best trial's. "
+                f"Latest sweep directory: `{info['dir']}`.")
 
     # -------------------------------------------------------------------------------------- end
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -220,7 +229,11 @@ class MLflowSweepCallback(Callback):
             if self.run_id is not None and self.guard is not None:
                 status = "FINISHED" if error is None else "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
                 self.guard("logging the sweep's results", self._results, config)
-                self.guard("ending the sweep's parent run", self.client.set_terminated, self.run_id, status)
+                # its duration is the time its starts were active, not the days between a sweep and its rerun
+                end = self._started_ms and _run_start_ms(self.client, self.run_id)
+                end_ms = end + self._prior_ms + (_now_ms() - self._started_ms) if end else None
+                self.guard("ending the sweep's parent run", self.client.set_terminated, self.run_id, status,
+                           end_time=end_ms)
         except Exception as err:  # never let tracking turn a finished sweep into a failed one
             log.warning("MLflow: the sweep's results were not logged (%s)", common.first_line(err))
         finally:
@@ -244,7 +257,7 @@ class MLflowSweepCallback(Callback):
         if results_file.is_file():
             results = OmegaConf.to_container(OmegaConf.load(results_file))
             if isinstance(results, dict) and "best_value" in results:
-                metrics.append(("best_value", float(results["best_value"]), step))
+                metrics.append((OBJECTIVE_METRIC, float(results["best_value"]), step))  # the headline
                 best = results.get("best_params") or {}
                 metrics += [(f"best.{k}", float(v), step) for k, v in best.items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -255,13 +268,18 @@ class MLflowSweepCallback(Callback):
                     metrics.append((key, study[key], step))
             if study.get("best_trial") is not None:
                 tags["navitune.best_trial"] = study["best_trial"]
+        if not _holds_trials(sweep_dir) and self._earlier_dir and self._earlier_dir != str(sweep_dir):
+            # a rerun that ran nothing (its empty directory is removed): point back to the trials' directory
+            info = {**sweep_info(config), "dir": self._earlier_dir}
+            tags |= {"navitune.sweep_dir": self._earlier_dir, "mlflow.note.content": self._note(info, info["study"])}
+        metrics.sort(key=lambda m: m[0] != OBJECTIVE_METRIC)  # MLflow lists metrics in the order first logged
         common.log_batch(c, run_id, tags=tags, metrics=metrics)
         for path, folder in result_files(sweep_dir):
             c.log_artifact(run_id, str(path), folder)
         assert self.guard is not None
         self.guard("making child runs whole from the study", self._backfill, config)
         if metrics:
-            best = next((v for k, v, _ in metrics if k == "best_value"), None)
+            best = next((v for k, v, _ in metrics if k == OBJECTIVE_METRIC), None)
             log.info("MLflow: sweep results logged to parent run %s%s", run_id,
                      "" if best is None else f" (best value {best:,.1f})")
 
@@ -278,6 +296,25 @@ class MLflowSweepCallback(Callback):
             from experiment.tracking.backfill import backfill
 
             backfill(self.client, str(self.exp_id), str(self.run_id), study, config)
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def _run_start_ms(client: Any, run_id: str) -> int | None:
+    start = client.get_run(run_id).info.start_time
+    return int(start) if start else None
+
+
+def _holds_trials(sweep_dir: Path) -> bool:
+    """Whether the sweep directory holds trial directories (a rerun that ran nothing holds none, or is gone)."""
+    try:
+        return any(p.is_dir() and p.name.isdigit() for p in sweep_dir.iterdir())
+    except OSError:
+        return False
 
 
 def result_files(sweep_dir: Path) -> list[tuple[Path, str | None]]:

@@ -46,6 +46,26 @@ KINDS = ("local", "server", "off")
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3 opens a "training runs" table, not the GenAI overview
 PARENT_TAG = "mlflow.parentRunId"
+# The objective's one name: the trials' metric (their objective), the parent's headline (the best trial's value)
+# and the study's metric name (conf/search_space/_optuna_async.yaml: optuna-dashboard, the report's plots).
+# MLflow's runs table and compare view list metrics sorted by name, capitals first: this one leads.
+OBJECTIVE_METRIC = "Revenue per driver-day in yen"
+# MLflow 3.17's runs table shows no metric or param column until one is chosen. An experiment tag
+# mlflow.sharedViewState.<key> holds a view (MLflow's "share view" writes the same), which a link's
+# ?viewStateShareKey=<key> opens: navitune's links open this one (the objective, the tuned parameters, the
+# trial state), in the "Model training" workspace (?workflowType=; the experimentKind tag alone does not pick
+# the workspace in 3.17).
+VIEW_KEY = "navitune"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+DEFAULT_VIEW_PARAMS = ("policy.gamma", "policy.max_wait_min", "policy.road_weights.right")
+
+
+def runs_view(params: Iterable[str] = DEFAULT_VIEW_PARAMS) -> str:
+    """The shared view's JSON: the objective as the first metric column, then the parameters and the state."""
+    import json
+
+    columns = [f"metrics.`{OBJECTIVE_METRIC}`", *(f"params.`{p}`" for p in params), "tags.`navitune.state`"]
+    return json.dumps({"selectedColumns": columns}, separators=(",", ":"))
 ROLE_TAG = "navitune.role"  # sweep (parent) | trial (child) | run (standalone)
 SWEEP_KEY_TAG = "navitune.sweep_key"  # hash of study + storage: finds the parent when a sweep resumes
 STUDY_KEY_TAG = "navitune.study_key"  # hash of the study name alone (remote jobs whose storage URL differs)
@@ -118,7 +138,9 @@ class Settings:
     def ui_url(self, experiment_id: str, run_id: str | None = None) -> str:
         """Where to look: the MLflow UI page of the experiment's runs (or of one run) on a server; for a local
         store, the command that opens the UI on it, and the page to go to."""
-        page = f"#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
+        page = f"#/experiments/{experiment_id}/runs" + (f"/{run_id}?" if run_id else
+                                                         f"?viewStateShareKey={VIEW_KEY}&")
+        page += "workflowType=machine_learning"
         if self.kind == "server":
             base = without_userinfo(self.uri).rstrip("/")  # a link without credentials
             return f"{base}/{page}"
@@ -170,9 +192,11 @@ def client(s: Settings) -> Any:
     return open_client(s.uri)
 
 
-def experiment_id(mlflow_client: Any, name: str, s: Settings, tags: dict[str, str] | None = None) -> str:
+def experiment_id(mlflow_client: Any, name: str, s: Settings, tags: dict[str, str] | None = None,
+                  view_params: Iterable[str] = DEFAULT_VIEW_PARAMS) -> str:
     """The id of experiment ``name``, created (or restored from the trash) if needed, with the tag that makes
-    MLflow 3 show its runs table."""
+    MLflow 3 show its runs table and navitune's view of it (:func:`runs_view` of ``view_params``)."""
+    view = runs_view(view_params)
     from mlflow.exceptions import MlflowException
 
     exp = mlflow_client.get_experiment_by_name(name)
@@ -183,7 +207,7 @@ def experiment_id(mlflow_client: Any, name: str, s: Settings, tags: dict[str, st
             if "://" not in location and not location.startswith("file:"):
                 location = Path(location).resolve().as_uri()
             location = f"{location.rstrip('/')}/{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"
-        all_tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, **(tags or {})}
+        all_tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, VIEW_TAG: view, **(tags or {})}
         try:
             return str(mlflow_client.create_experiment(name, artifact_location=location, tags=all_tags))
         except MlflowException as err:  # created meanwhile by a parallel job or sweeper
@@ -192,8 +216,9 @@ def experiment_id(mlflow_client: Any, name: str, s: Settings, tags: dict[str, st
                 raise err from None
     if exp.lifecycle_stage == "deleted":
         mlflow_client.restore_experiment(exp.experiment_id)
-    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-        mlflow_client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    for key, value in ((EXPERIMENT_KIND_TAG, EXPERIMENT_KIND), (VIEW_TAG, view)):
+        if exp.tags.get(key) != value:
+            mlflow_client.set_experiment_tag(exp.experiment_id, key, value)
     return str(exp.experiment_id)
 
 
@@ -239,9 +264,11 @@ def find_parents(mlflow_client: Any, exp_id: str, key_tag: str, key: str) -> lis
     return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
 
-def trial_run_name(trial: int, attempt: int | None) -> str:
-    """The name of a trial attempt's child run: ``trial-12``, ``trial-15-retry-1``."""
-    return f"trial-{trial}" + (f"-retry-{attempt}" if attempt else "")
+def trial_run_name(trial: int, attempt: int | None, state: str | None = None) -> str:
+    """The name of a trial attempt's child run: ``trial-12``, ``trial-15-retry-1``; a pruned one ends in
+    ``-pruned`` (``trial-6-pruned``), so the runs table shows it at a glance (its status stays FINISHED: the
+    run ended as planned; KILLED is a trial stopped by Ctrl-C)."""
+    return f"trial-{trial}" + (f"-retry-{attempt}" if attempt else "") + ("-pruned" if state == "PRUNED" else "")
 
 
 def trial_tags(study: str, trial: int | None, attempt: int | None, origin_trial: int | None) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The run of one job: a child run under the sweep's parent (one per trial attempt), or a standalone run.
 
 The task wraps :func:`experiment.app.run` in :func:`track_job`. The run is created before the simulation
-(so a running or crashed trial is visible), the revenue reported to the Optuna trial after each day is
-logged as it comes (``revenue_per_driver_day_so_far_yen``, step = day), and at the end the summary's metrics,
+(so a running or crashed trial is visible); at the end come the objective first (MLflow lists metrics in the
+order they were first logged), the summary's other metrics, the revenue reported to the Optuna trial after
+each day (``revenue_per_driver_day_so_far_yen``, step = day; a killed job's is completed from the study),
 the daily revenue (``daily_revenue_per_driver_yen``, step = day), the trial's state (COMPLETE, PRUNED or
 FAIL) and the job's config are logged. Every MLflow call goes through a :class:`~.common.Guard`, so tracking
 never changes what the job returns or raises.
@@ -28,8 +29,9 @@ log = logging.getLogger("navitune.tracking")
 
 SO_FAR = "revenue_per_driver_day_so_far_yen"  # what the trial reports to Optuna after each day
 DAILY = "daily_revenue_per_driver_yen"
+# the objective (summary.json's objective = revenue_per_driver_day_yen) is logged once, as OBJECTIVE_METRIC
 SUMMARY_METRICS = (
-    "objective", "revenue_per_driver_day_yen", "revenue_per_driver_shift_yen", "occupancy_distance",
+    "revenue_per_driver_shift_yen", "occupancy_distance",
     "trips_per_driver_shift", "mean_fare_yen", "km_per_shift", "km_per_trip", "service_rate", "requests",
     "served", "abandoned",
 )
@@ -40,9 +42,10 @@ FIXED_KEYS = (
 )
 
 
-def job_params(cfg: DictConfig, swept: list[str]) -> dict[str, Any]:
+def job_params(cfg: DictConfig, swept: list[str], trial: int | None = None) -> dict[str, Any]:
     """The trial's parameters (the keys the sweep tunes) and the settings that make a run comparable, under
-    their config keys (``policy.gamma`` is the same name in Optuna, Hydra and MLflow)."""
+    their config keys (``policy.gamma`` is the same name in Optuna, Hydra and MLflow). A trial's policy is its
+    own (``policy.name=trial-<n>``), tuned from the composed one (``policy.base``, e.g. production)."""
     keys = list(FIXED_KEYS)
     road_weights = OmegaConf.select(cfg, "policy.road_weights")
     if road_weights is not None:
@@ -55,13 +58,18 @@ def job_params(cfg: DictConfig, swept: list[str]) -> dict[str, Any]:
             continue
         if value is not None:
             out[key] = value
+    if trial is not None and "policy.name" in out:
+        out["policy.base"] = out["policy.name"]
+        out["policy.name"] = f"trial-{trial}"
     return out
 
 
 def summary_metrics(summary: dict[str, Any]) -> list[tuple[str, float, int]]:
     """A job's ``summary.json`` as (key, value, step) metrics: the results, the daily revenue (step = day) and
     the timings (also used to complete a run the job could not end, from the sweep process)."""
-    metrics = [(k, summary[k], 0) for k in SUMMARY_METRICS if isinstance(summary.get(k), (int, float))]
+    metrics = [(common.OBJECTIVE_METRIC, summary["objective"], 0)] if isinstance(summary.get("objective"),
+                                                                                  (int, float)) else []
+    metrics += [(k, summary[k], 0) for k in SUMMARY_METRICS if isinstance(summary.get(k), (int, float))]
     metrics += [(DAILY, v, day) for day, v in enumerate(summary.get("daily_revenue_per_driver_yen") or [])]
     metrics += [(f"timing.{k}", v, 0) for k, v in (summary.get("timings_s") or {}).items()]
     return metrics
@@ -88,6 +96,9 @@ class JobTracker:
         self.exp_id: str | None = None
         self._t0 = time.monotonic()
         self._last_day: int | None = None
+        self._name: str | None = None
+        self._trial: dict[str, Any] = {}
+        self._so_far: list[tuple[str, float, int]] = []  # what the trial reported to the pruner, day by day
 
     # ------------------------------------------------------------------------------------ start
     def start(self) -> None:
@@ -162,7 +173,9 @@ class JobTracker:
         if run is None:
             return
         self.run_id = run.info.run_id
-        g("logging params", common.log_batch, self.client, self.run_id, params=job_params(self.cfg, swept))
+        self._name, self._trial = name, ctx
+        g("logging params", common.log_batch, self.client, self.run_id,
+          params=job_params(self.cfg, swept, ctx["trial"] if study is not None else None))
 
     def _find_parent(self, hc: Any, study: str | None) -> str | None:
         """A job that did not inherit the parent's id (a remote job): look the parent up by the sweep's key."""
@@ -184,9 +197,7 @@ class JobTracker:
 
         def on_day(day: int, value: float) -> bool:
             self._last_day = day
-            assert self.guard is not None
-            self.guard("logging the daily revenue", self.client.log_metric, self.run_id, SO_FAR, float(value),
-                       step=int(day))
+            self._so_far.append((SO_FAR, float(value), int(day)))  # logged at the end, after the objective
             return inner(day, value) if inner is not None else False
 
         return on_day
@@ -203,21 +214,28 @@ class JobTracker:
         else:
             state, status = "FAIL", "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
         tags: dict[str, Any] = {"navitune.state": state}
-        metrics: list[tuple[str, float, int]] = [("job_seconds", time.monotonic() - self._t0, 0)]
-        if error is not None and state != "PRUNED":
-            tags["navitune.error"] = common.first_line(error, 500)
-        if state == "PRUNED" and self._last_day is not None:
-            metrics.append(("pruned_after_days", self._last_day + 1, 0))
+        # MLflow lists a run's metrics in the order they were first logged: the objective first, the pruner's
+        # series (buffered by on_day) and the bookkeeping after the results
+        metrics: list[tuple[str, float, int]] = []
         summary_path = self.job_dir / "summary.json"
         summary: dict[str, Any] | None = None
         if error is None and summary_path.is_file():
             summary = json.loads(summary_path.read_text())
             metrics += summary_metrics(summary)
+        metrics += self._so_far
+        metrics.append(("job_seconds", time.monotonic() - self._t0, 0))
+        if error is not None and state != "PRUNED":
+            tags["navitune.error"] = common.first_line(error, 500)
+        if state == "PRUNED" and self._last_day is not None:
+            metrics.append(("pruned_after_days", self._last_day + 1, 0))
         g("logging the results", common.log_batch, self.client, self.run_id, tags=tags, metrics=metrics)
         g("logging the config", self.client.log_text, self.run_id, common.config_yaml(self.cfg), "config.yaml")
         if summary is not None:
             g("logging summary.json", self.client.log_artifact, self.run_id, str(summary_path))
         g("ending the run", self.client.set_terminated, self.run_id, status)
+        if state == "PRUNED" and self._trial.get("trial") is not None:  # visible in the runs table
+            g("naming the pruned run", self.client.update_run, self.run_id,
+              name=common.trial_run_name(self._trial["trial"], self._trial["attempt"], state))
         if self.role == "run" and not g.off:
             assert self.settings is not None
             log.info("MLflow run: %s", self.settings.ui_url(str(self.exp_id), self.run_id))

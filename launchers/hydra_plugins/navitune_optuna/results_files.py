@@ -40,10 +40,21 @@ def write_best_groups(study: optuna.Study, config: DictConfig, sweep_dir: Path, 
         head, _, rest = name.partition(".")
         if rest and head in choices:
             groups.setdefault(head, {})[rest] = value
+    best = study.best_trial
     for group, values in groups.items():
         node = OmegaConf.create({"defaults": [str(choices[group]), "_self_"]})
         for key, value in values.items():
             OmegaConf.update(node, key, value, force_add=True)
         if "name" not in values:
             OmegaConf.update(node, "name", f"tuned_{study.study_name}", force_add=True)
-        OmegaConf.save(node, sweep_dir / f"best_{group}.yaml")
+        name, path = str(node.name), sweep_dir / f"best_{group}.yaml"
+        # the same destination and command as the report's candidate (policy_candidate.yaml), which is the one
+        # to copy when there is a report: complete (not a diff against an option that may change) and tested
+        header = [
+            f"# Best trial {best.number} of study {study.study_name} ({best.value:,.6g}): the {group} option "
+            f"{choices[group]!r} with the tuned values (the sweeper's result, as a diff against that option).",
+            f"# Use: cp {path} conf/{group}/{name}.yaml, then {group}={name}",
+            f"# A sweep with a champion/challenger report also writes {group}_candidate.yaml: the same values as a "
+            "complete option, with their test results; copy that one (to the same name) instead.",
+        ]
+        path.write_text("\n".join(header) + "\n" + OmegaConf.to_yaml(node))
