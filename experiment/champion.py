@@ -13,14 +13,13 @@ import json
 import logging
 import re
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig
 
 from experiment.registry.store import CHALLENGER, CHAMPION, INIT_STUDY, Registry, RegistryError, policy_yaml
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from experiment.config import CONF_DIR  # noqa: E402  (conf/ beside the package: one definition)
 COMMANDS = ("init", "show", "history", "promote", "rollback", "decide")
 TAKES_TARGET = ("promote", "decide")
 

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 from . import kfp_paging
 from .kfp_paging import BadRequest
+from .kfp_recurring import route
 
 PREFIX = "/apis/v2beta1"
 JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"  # kfp.dsl.PIPELINE_JOB_ID_PLACEHOLDER: the run's id
@@ -284,7 +285,6 @@ class FakeKFP:
         if method == "GET" and path == f"{PREFIX}/healthz":
             return 200, {"commit_sha": "fake", "tag_name": "2.5.0", "multi_user": False}
         if path.startswith(f"{PREFIX}/recurringruns"):  # schedules: tools/standins/kfp_recurring.py
-            from tools.standins.kfp_recurring import route
             return route(self, method, path, query, body)
         if path == f"{PREFIX}/experiments":
             if method == "POST":

@@ -22,10 +22,7 @@ import datetime as dt
 import itertools
 import json
 import re
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from tools.standins.kfp_api_server import FakeKFP
+from typing import Any
 
 PREFIX = "/apis/v2beta1"
 SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"  # dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
@@ -47,7 +44,7 @@ def _bad(message: str) -> tuple[int, dict]:
 class RecurringRuns:
     """The recurring runs of one FakeKFP (``fake.recurring``)."""
 
-    def __init__(self, fake: "FakeKFP") -> None:
+    def __init__(self, fake: Any) -> None:  # the FakeKFP it serves (not imported: it imports this module)
         self.fake = fake
         self.items: dict[str, dict] = {}
         self._ids = itertools.count(1)
@@ -149,20 +146,20 @@ class RecurringRuns:
         return 404, {"code": 5, "message": f"no route {method} {path}"}
 
 
-def recurring(fake: "FakeKFP") -> RecurringRuns:
+def recurring(fake: Any) -> RecurringRuns:
     """The recurring runs of ``fake`` (created on first use)."""
     if getattr(fake, "recurring", None) is None:
         fake.recurring = RecurringRuns(fake)  # type: ignore[attr-defined]
     return fake.recurring  # type: ignore[attr-defined]
 
 
-def route(fake: "FakeKFP", method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+def route(fake: Any, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
     """FakeKFP's router hands every ``/recurringruns`` request here (under its lock)."""
     return recurring(fake).route(method, path, query, body)
 
 
 # ------------------------------------------------------------------------------- a run's task, resolved
-def task_inputs(fake: "FakeKFP", run: dict, task: str | None = None) -> dict[str, Any]:
+def task_inputs(fake: Any, run: dict, task: str | None = None) -> dict[str, Any]:
     """FakeKFP's ``task_inputs`` plus the run's scheduled time in place of
     ``{{$.pipeline_job_schedule_time_utc}}`` (a run no schedule started: its creation time)."""
     when = run.get("scheduled_at") or run.get("created_at", "")
@@ -170,7 +167,7 @@ def task_inputs(fake: "FakeKFP", run: dict, task: str | None = None) -> dict[str
             for k, v in fake.task_inputs(run, task).items()}
 
 
-def task_command(fake: "FakeKFP", run: dict, task: str | None = None) -> list[str]:
+def task_command(fake: Any, run: dict, task: str | None = None) -> list[str]:
     """The container command and args of the run's task (the only one unless named) with its input parameters
     filled in, as the pod would start them."""
     spec = run["pipeline_spec"]
