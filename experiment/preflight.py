@@ -56,7 +56,22 @@ def check_group_choices(argv: list[str]) -> str | None:
 
 
 INFO_FLAGS = {"-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
-SWEEP_SYNTAX = re.compile(r"[(,]")
+SWEEP_SYNTAX = re.compile(r"[(,]")  # may be a sweep: is_sweep asks Hydra's parser
+
+
+def is_sweep(override: str) -> bool:
+    """Is ``override`` a sweep for Hydra (``a,b``, ``range(...)``, ``choice(...)``, ``interval(...)``,
+    ``glob(...)``)? Hydra's own parser decides, so a list ``[a,b]``, a dict or a quoted ``'a,b'`` is one value (the
+    checks compose and validate it; left out, ``scenario.changes=[{...}]`` reached the job unchecked); what it cannot
+    parse is left to :func:`check_override_syntax`."""
+    if not SWEEP_SYNTAX.search(override.split("=", 1)[-1]):
+        return False
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return bool(OverridesParser.create().parse_overrides([override])[0].is_sweep_override())
+    except Exception:  # noqa: BLE001 - a syntax error: check_override_syntax names it
+        return True
 
 
 COMMANDS = ("champion", "retune", "submit", "schedule")  # experiment.__main__ dispatches these
@@ -99,7 +114,7 @@ def preflight(argv: list[str]) -> str | None:
 
     from experiment.config import validate
 
-    overrides = [a for a in argv if not a.startswith("-") and not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
+    overrides = [a for a in argv if not a.startswith("-") and not is_sweep(a)]
     try:
         with initialize_config_dir(config_dir=CONF_DIR):
             cfg = compose(config_name="config", overrides=overrides)
@@ -239,7 +254,7 @@ def check_search_space(cfg: DictConfig, argv: list[str], jobs: int = 1, jobs_key
         key, eq, value = arg.partition("=")
         key = key.lstrip("+")
         is_group = key in GROUPS or "/" in key or (Path(CONF_DIR) / key).is_dir()  # a sweep over group options
-        if eq and not arg.startswith("-") and SWEEP_SYNTAX.search(value) and not key.startswith("hydra") \
+        if eq and not arg.startswith("-") and is_sweep(arg) and not key.startswith("hydra") \
                 and not is_group:
             params[key] = value
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
@@ -361,7 +376,7 @@ def compose_without_sweeps(argv: Any, hydra: bool = False) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
     args = [a for a in argv if not a.startswith("-")]
-    overrides = [a for a in args if a.lstrip("+~").startswith("hydra.") or not SWEEP_SYNTAX.search(a.split("=", 1)[-1])]
+    overrides = [a for a in args if a.lstrip("+~").startswith("hydra.") or not is_sweep(a)]
     with initialize_config_dir(config_dir=CONF_DIR):
         return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 

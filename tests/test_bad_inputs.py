@@ -63,8 +63,9 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str], str | None]] = [
      ["scenario.trend_pct_per_year=-200.0", "allowed: percent a year in [-50, 50]"], None),
     ("retune-trend-100000", [*RETUNE, "scenario.trend_pct_per_year=100000"], {},
      ["scenario.trend_pct_per_year=100000.0", "allowed: percent a year in [-50, 50]"], None),
-    ("hotspot-weight", ["window=smoke", "scenario.changes.4.hotspot.weight=1e9"], {},
-     ["scenario.changes[4].hotspot.weight", "allowed: a weight in (0, 10]"], None),
+    ("hotspot-weight", ["window=smoke", "scenario=stationary", "scenario.changes=[{label: district, start: "
+                        "'2026-01-01', hotspot: {name: d, kind: office, x: 0.0, y: 0.0, sigma_m: 300.0, weight: 1e9}}]"],
+     {}, ["scenario.changes[0].hotspot.weight=1000000000.0", "allowed: a weight in (0, 10]"], None),
     ("memory-counts-the-scenario", ["window=rolling", "window.as_of=2100-06-04"],
      {"NAVITUNE_MEMORY_LIMIT_MIB": "450"}, ["the scenario's busiest day: 4.32 x demand", "allowed: a run of at most"],
      None),
@@ -249,11 +250,13 @@ def test_the_memory_estimate_includes_the_scenarios_busiest_day() -> None:
     from experiment.memory_budget import job_size
     from experiment.sim.memory import estimate_peak_bytes
 
-    june = job_size(composed("window=rolling", "window.as_of=2026-06-15"))
-    assert june.demand_factor == 1.0 and june.requests_per_hour == 1200.0
+    cfg = composed("window=rolling", "window.as_of=2026-06-15")
+    rph, drivers = float(cfg.region.requests_per_hour), int(cfg.region.drivers)
+    june = job_size(cfg)
+    assert june.demand_factor == 1.0 and june.requests_per_hour == rph
     far = job_size(composed("window=rolling", "window.as_of=2100-06-15"))
     assert far.demand_factor == pytest.approx(1.02 ** 74, rel=0.01)  # 74 years of +2 %, June's factor 1
-    assert far.mib == estimate_peak_bytes("tokyo_central", 1000, 7, 1200.0 * far.demand_factor) / 2**20
+    assert far.mib == estimate_peak_bytes("tokyo_central", drivers, 7, rph * far.demand_factor) / 2**20
     assert far.mib > june.mib
 
 
