@@ -249,7 +249,8 @@ def check_rolling_report(sweep: Path, as_of: str) -> None:
                                       "seed": tune.seed, "drivers": 120, "max_shift_h": 8.0}
     assert r["windows"]["test"] == {"name": test.name, "start": "2028-02-29", "end": as_of, "drivers": 120,
                                     "max_shift_h": 8.0, "seeds": [test.seed, test.seed + 1],
-                                    "matched_to_tuning_scale": True, "held_out": True}
+                                    "matched_to_tuning_scale": True, "held_out": True,
+                                    "fleet": 120, "days": 1}  # the scale it measured (the registry's scale guard)
     for p in r["patterns"]:
         assert p["seeds"] == [test.seed, test.seed + 1]
     job = OmegaConf.load(sweep / "0" / ".hydra" / "config.yaml")
