@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import random
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,12 +100,15 @@ def _turn(path: str, read_only: bool, wait_s: float = 60.0) -> Any:
     Why: every sweep job opens the results file twice, read-only at its start (:func:`check_duckdb`) and to
     write at its end; with two jobs at a time (the default sweep) one job's start met the other's write about
     once in ten trials, and DuckDB's lock error made it log "locked by another writer" for a wait of
-    milliseconds. The OS lock dies with its holder (a killed job leaves nothing behind)."""
-    lock = Path(path).with_name(f".{Path(path).name}.lock")
-    if not lock.parent.is_dir():  # nothing to read yet (a writer makes the directory first)
+    milliseconds. The OS lock dies with its holder (a killed job leaves nothing locked); its file lives in the
+    temp directory, named by a hash of the results file's path."""
+    if not Path(path).parent.is_dir():  # nothing to read yet (a writer makes the directory first)
         yield
         return
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    # in the temp directory, as the MLflow store's lock (experiment.tracking.store): outputs/ stays the results
+    key = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"navitune-duckdb-{key}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         mode = fcntl.LOCK_SH if read_only else fcntl.LOCK_EX
         start = time.monotonic()

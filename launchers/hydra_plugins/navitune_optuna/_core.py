@@ -225,7 +225,7 @@ class AsyncOptunaSweeperImpl:
         self._telling: dict[Future, _Slot] = {}  # results being recorded (their jobs have ended)
         self._tellers = ThreadPoolExecutor(TELLERS, thread_name_prefix="optuna-tell") \
             if self.n_jobs > TELL_BEHIND_ABOVE else None
-        display = Progress(self.n_trials, self.progress)
+        display = Progress(self.n_trials, self.progress, (self.metric_names or [None])[0])
         try:
             self._run(study, display)
         except BaseException as err:
@@ -417,8 +417,9 @@ class AsyncOptunaSweeperImpl:
                     trials = study.get_trials(deepcopy=False)
                 counts = self._count(trials)
                 waiting = self.launcher.prepared if isinstance(self.launcher, PreparingLauncher) else 0  # set up ahead
-                display.update(dict(counts, running=max(0, counts["running"] - waiting)),
-                               best_value(trials, self.directions), display.elapsed())
+                shown_running = max(0, counts["running"] - waiting)
+                display.update(dict(counts, running=shown_running), best_value(trials, self.directions),
+                               display.elapsed())
                 room = self.n_trials - counts["finished"] - counts["running"] - self._retry_pending(trials)
                 batch: list[_Slot] = []
                 while room > 0 and len(in_flight) + len(batch) < self.n_jobs + ahead:
@@ -442,6 +443,8 @@ class AsyncOptunaSweeperImpl:
                 elif batch:  # a launcher without submit(): one batch at a time (launched below)
                     pending = [Future() for _ in batch]
                     in_flight.update(zip(pending, batch))
+                # what the table says before the first result (jobs composed ahead wait for a slot: not running)
+                display.launched(max(0, min(len(batch), self.n_jobs - shown_running)))
             if pending:  # interruptible: the batch is in flight, so a stop fails its trials
                 rets = self.launcher.launch([s.overrides for s in batch], initial_job_idx=job_idx)
                 job_idx += len(rets)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
+import weakref
 from typing import Any, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
@@ -23,16 +26,20 @@ def best_value(trials: Sequence[FrozenTrial], directions: list[Any]) -> float | 
 
 
 class Progress:
-    """A live rich table on a terminal (finished with a bar, running, failed, pruned, best, ETA); one log
-    line per change elsewhere (logs, CI). The ETA counts only trials finished by this run."""
+    """A live rich table on a terminal (finished with a bar, running, failed, pruned, best, elapsed, ETA, and
+    what is happening while no trial has finished); one log line per change elsewhere (logs, CI). The ETA
+    counts only trials finished by this run. ``metric_name`` (the study's, e.g. "Revenue per driver-day in
+    yen") says what ``best`` is."""
 
-    def __init__(self, n_trials: int, enabled: bool) -> None:
+    def __init__(self, n_trials: int, enabled: bool, metric_name: str | None = None) -> None:
         self.n_trials = n_trials
         self.enabled = enabled
+        self.metric_name = metric_name
         self.live = None
         self.last: str | None = None
         self.done_at_start: int | None = None
         self.started = time.monotonic()
+        self._state: tuple[dict[str, int], str, str] | None = None  # counts, best, ETA of the last update
         if enabled:
             from rich.console import Console
 
@@ -40,8 +47,22 @@ class Progress:
             if console.is_terminal:
                 from rich.live import Live
 
-                self.live = Live(console=console, refresh_per_second=4, transient=False)
+                # rendered at each refresh (get_renderable), so elapsed time runs between two results
+                self.live = Live(console=console, refresh_per_second=4, transient=False,
+                                 get_renderable=self._render)
                 self.live.start()
+                in_child = weakref.WeakMethod(self._in_child)  # a finished sweep's display may go
+                os.register_at_fork(after_in_child=lambda: (in_child() or (lambda: None))())
+
+    def _in_child(self) -> None:
+        """A job forked from the sweep (process_pool) must not draw the table: Live routes sys.stdout/stderr
+        through itself, and a job's log line would redraw the sweep's table as it was at the fork."""
+        if self.live is None:
+            return
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            setattr(sys, name, getattr(stream, "rich_proxied_file", stream))
+        self.live = None
 
     def elapsed(self) -> float:
         """Seconds since the display started (the sweep's run in this process)."""
@@ -55,21 +76,49 @@ class Progress:
             self.done_at_start = done
         new = done - self.done_at_start
         eta = f"{elapsed / new * (self.n_trials - done):.0f} s" if new > 0 else "-"
-        best_text = "-" if best is None else f"{best:.6g}"
+        best_text = "-" if best is None else f"{best:,.6g}"
+        of = f" ({self.metric_name})" if self.metric_name and best is not None else ""
         line = (f"finished {done}/{self.n_trials} (pruned {counts['pruned']}), running {counts['running']}, "
-                f"failed {counts['failed']}, best {best_text}, ETA {eta}")
+                f"failed {counts['failed']}, best {best_text}{of}, ETA {eta}")
+        self._state = (dict(counts), best_text, eta)
         if self.live is not None:
-            self.live.update(self._table(counts, best_text, elapsed, eta))
+            self.live.refresh()
         elif line != self.last:
             log.info(line)
         self.last = line
+
+    def launched(self, n: int) -> None:
+        """``n`` jobs were just started: the table says so before their first result."""
+        if self._state is not None and n > 0:
+            counts, best_text, eta = self._state
+            self._state = (dict(counts, running=counts["running"] + n), best_text, eta)
+            if self.live is not None:
+                self.live.refresh()
+
+    def status(self, counts: dict[str, int]) -> str:
+        """What is happening while nothing has finished yet (the table would otherwise sit at 0)."""
+        if counts["finished"] > 0:
+            return ""
+        if counts["running"] == 0:
+            return "starting jobs"
+        return f"{counts['running']} trial(s) running: the first result comes when one has simulated its window"
+
+    def _render(self) -> Any:
+        from rich.text import Text
+
+        if self._state is None:
+            return Text("optuna_async: opening the study", style="dim")
+        counts, best_text, eta = self._state
+        return self._table(counts, best_text, self.elapsed(), eta)
 
     def _table(self, counts: dict[str, int], best: str, elapsed: float, eta: str) -> Any:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
-        table = Table(title="optuna_async", title_justify="left", expand=False)
-        for column in ("finished", "", "running", "failed", "pruned", "best", "elapsed", "ETA"):
+        table = Table(title="optuna_async", title_justify="left", expand=False, caption=self.status(counts) or None,
+                      caption_justify="left")
+        best_column = f"best ({self.metric_name})" if self.metric_name else "best"
+        for column in ("finished", "", "running", "failed", "pruned", best_column, "elapsed", "ETA"):
             table.add_column(column, justify="right")
         table.add_row(
             f"{counts['finished']}/{self.n_trials}",
