@@ -299,6 +299,55 @@ def plot_drift(result: dict[str, Any], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+KPIS = ("occupancy_distance", "trips_per_driver_shift", "mean_fare_yen", "revenue_per_driver_shift_yen", "objective")
+
+
+def _month_kpis(job: tuple[str, int, int, int]) -> tuple[int, int, dict[str, float]]:
+    from experiment.sim.simulate import simulate
+
+    name, year, month, seed = job
+    m = simulate(month_window(load_scenario(name), year, month, 7, seed)).metrics
+    return month, seed, {k: float(m[k]) for k in KPIS}
+
+
+def kpi_table(scenario: str, months: Sequence[int], year: int, seeds: Sequence[int], workers: int = 2) -> str:
+    """docs/retune.md's "Every month stays realistic": production, the full fleet, each month's typical week
+    (7 days from the first Monday on or after the 10th); the mean over ``seeds`` and the range of occupancy."""
+    jobs = [(scenario, year, m, s) for m in months for s in seeds]
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(_month_kpis, jobs))
+    rows = ["| month | occupancy (range over seeds) | rides / shift | mean fare | revenue / shift | revenue / driver-day |",
+            "|---|---|---|---|---|---|", "| band | 0.40–0.55 | 18–32 | 1,800–3,500 | 45,000–75,000 | |"]
+    for m in months:
+        got = [k for mm, _, k in results if mm == m]
+        mean = {k: sum(g[k] for g in got) / len(got) for k in KPIS}
+        occ = [g["occupancy_distance"] for g in got]
+        rows.append(f"| {MONTHS[m - 1]} | {mean['occupancy_distance']:.3f} ({min(occ):.3f}–{max(occ):.3f}) | "
+                    f"{mean['trips_per_driver_shift']:.1f} | {mean['mean_fare_yen']:,.0f} | "
+                    f"{mean['revenue_per_driver_shift_yen']:,.0f} | {mean['objective']:,.0f} |")
+    return "\n".join(rows)
+
+
+def drift_table(result: dict[str, Any]) -> str:
+    """docs/retune.md's "Does the optimum move?" table, from ``--scenario ... --json``'s result."""
+    names = ("gamma", "max_wait_min", "road_weights.right")
+    rows = ["| month | window | " + " | ".join(names) + " |", "|---|---|---|---|---|"]
+    for key in sorted(result["months"], key=int):
+        month = result["months"][key]
+        rows.append(f"| {MONTHS[int(key) - 1]} | {month['window_start']} | "
+                    + " | ".join(f"{month[n]['optimum']:.3f}" if n == "gamma" else f"{month[n]['optimum']:.2f}"
+                                 for n in names) + " |")
+    moves = result.get("moves") or {}
+    cells = []
+    for n in names:
+        mv = moves.get(n) or {}
+        share = mv.get("share", mv.get("share_of_range"))
+        cells.append(f"**{share:.0%}**" if isinstance(share, (int, float)) else str(mv or "-"))
+    rows.append("| **move** (share of the search range) | | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--plot", help="write a PNG of the curves")
@@ -311,7 +360,17 @@ def main() -> None:
     ap.add_argument("--json", help="also write the JSON to this file")
     ap.add_argument("--all", action="store_true",
                     help="scan every road weight too (issue 19), and report each parameter's gain over production")
+    ap.add_argument("--kpi-table", action="store_true",
+                    help="with --scenario: print the monthly KPI table of docs/retune.md (7-day weeks, --seeds seeds)")
+    ap.add_argument("--drift-table", metavar="JSON", help="print the optima table of docs/retune.md from this JSON")
     args = ap.parse_args()
+    if args.drift_table:
+        print(drift_table(json.loads(Path(args.drift_table).read_text())))
+        return
+    if args.scenario and args.kpi_table:
+        months = [int(m) for m in args.months.split(",")]
+        print(kpi_table(args.scenario, months, args.year, tuple(range(1, args.seeds + 1)), args.workers))
+        return
     if args.scenario:
         from experiment.config import ConfigError
 
