@@ -50,6 +50,20 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def load_simulator() -> None:
+    """Import the simulator here, before a launcher forks jobs. After an install (or a change of experiment/sim)
+    Numba compiles it first, ~8 s of silence: on a terminal, one line says what is happening, and goes."""
+    tty = sys.stderr.isatty()
+    if tty:
+        print("navitune: loading the simulator (the first run after an install compiles it, ~8 s)...",
+              end="", file=sys.stderr, flush=True)
+    try:
+        import experiment.app  # noqa: F401
+    finally:
+        if tty:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)  # the line goes: the run's own output follows
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] in (["submit"], ["schedule"]):  # the sweep on the cluster (docs/runbook.md)
@@ -77,7 +91,7 @@ def main() -> None:
 
     forget_warnings()  # the checks above resolved the sweep's baseline before Hydra set logging up
     if not INFO_FLAGS & set(sys.argv[1:]):
-        import experiment.app  # noqa: F401  (compiles the simulator here, before a launcher forks jobs)
+        load_simulator()
     from experiment.task import task
 
     task()
