@@ -198,7 +198,8 @@ def test_a_sweep_runs_the_champion_and_registers_its_candidate(decided: dict[str
     start = json.loads((d / "registry_start.json").read_text())
     assert start["champion_version"] == decided["poor"] == 2
     trial0 = json.loads((d / "0" / "summary.json").read_text())
-    assert trial0["params"]["policy"] == "champion_v2"  # which version ran
+    assert trial0["params"]["policy_base"] == "champion_v2"  # which version ran (the trial's own policy: trial-0)
+    assert trial0["params"]["policy"] == "trial-0"
     assert trial0["params"]["gamma"] == POOR["gamma"] and trial0["params"]["road_weights.right"] == POOR["right"]
     report = json.loads((d / "report.json").read_text())
     assert report["promote"] is True, report["ci95_pct"]  # known-good beats the poor champion on the test window

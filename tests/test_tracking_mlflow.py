@@ -104,6 +104,9 @@ class Sweeps:
     trials_after_second: list[optuna.trial.FrozenTrial]
     best_after_first: float
     second_ms: int  # how long the second sweep's process ran (it starts a few seconds after the first ended)
+    noop: subprocess.CompletedProcess  # a third start, with nothing left to run
+    noop_ms: int
+    parent_after_noop: Any
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +131,15 @@ def sweeps(mlflow_server: MLflowServer, tmp_path_factory: pytest.TempPathFactory
     t0 = time.time()
     second = ok(cli(cwd, "-m", *common, "hydra.sweeper.n_trials=6", env=env, preflight=False))  # with the report
     second_ms = int((time.time() - t0) * 1000)
-    return Sweeps(mlflow_server, cwd, secret, first, second, exp.experiment_id, runs_first,
-                  all_runs(client, exp.experiment_id), trials_first, launched(load_study(cwd, STUDY)), best_first,
-                  second_ms)
+    runs_second = all_runs(client, exp.experiment_id)
+    time.sleep(3)
+    t0 = time.time()
+    noop = ok(cli(cwd, "-m", *common, "hydra.sweeper.n_trials=6", env=env, preflight=False))  # nothing to run
+    noop_ms = int((time.time() - t0) * 1000)
+    (parent_after_noop,) = parents(all_runs(client, exp.experiment_id))
+    return Sweeps(mlflow_server, cwd, secret, first, second, exp.experiment_id, runs_first, runs_second,
+                  trials_first, launched(load_study(cwd, STUDY)), best_first, second_ms, noop, noop_ms,
+                  parent_after_noop)
 
 
 def parents(runs: list[Any]) -> list[Any]:
@@ -272,6 +281,23 @@ def test_resumed_sweep_adds_children_to_the_same_parent(sweeps: Sweeps) -> None:
 
 
 @pytest.mark.slow
+def test_a_rerun_with_nothing_to_run_leaves_the_parent_on_the_trials_directory(sweeps: Sweeps) -> None:
+    """A rerun of a complete study removes its own empty sweep directory: the parent's description and
+    ``navitune.sweep_dir`` keep naming the directory that holds the trials, and its duration grows by the
+    rerun's few seconds, not by the time since the last sweep."""
+    (before,) = parents(sweeps.runs_after_second)
+    after = sweeps.parent_after_noop
+    assert "nothing to run" in sweeps.noop.stdout + sweeps.noop.stderr
+    assert after.data.tags["navitune.invocations"] == "3"
+    trials_dir = Path(before.data.tags["navitune.sweep_dir"])
+    assert any(p.is_dir() and p.name.isdigit() for p in trials_dir.iterdir())  # the second sweep's trials
+    assert after.data.tags["navitune.sweep_dir"] == str(trials_dir)
+    assert f"Latest sweep directory: `{trials_dir}`" in after.data.tags["mlflow.note.content"]
+    grew = (after.info.end_time - after.info.start_time) - (before.info.end_time - before.info.start_time)
+    assert 0 <= grew <= sweeps.noop_ms, (grew, sweeps.noop_ms)  # the 3 s before the rerun are not counted
+
+
+@pytest.mark.slow
 def test_no_secret_reaches_mlflow_or_the_logs(sweeps: Sweeps, tmp_path: Path) -> None:
     client = sweeps.server.client()
     secret = sweeps.secret
@@ -286,7 +312,7 @@ def test_no_secret_reaches_mlflow_or_the_logs(sweeps: Sweeps, tmp_path: Path) ->
         assert files, f"run {run.info.run_name} has no artifacts"
         for path in files:
             assert secret not in path.read_text(errors="replace"), f"artifact {path.name} of {run.info.run_name}"
-    for proc in (sweeps.first, sweeps.second):
+    for proc in (sweeps.first, sweeps.second, sweeps.noop):
         assert secret not in proc.stdout + proc.stderr
     assert secret not in sweeps.server.log.read_text(errors="replace")
 
