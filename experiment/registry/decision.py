@@ -295,13 +295,16 @@ def _version_tags(report: dict[str, Any], key: str, sweep_dir: Path, config: Any
 
 def launch_dir(d: Path, config: Any) -> Path:
     """The directory the sweep was started in: its relative paths (``paths.outputs``, a local store) are relative
-    to it. ``hydra.sweep.dir`` relative and ``d`` ending with it: ``d`` minus that tail; else the current one."""
-    rel = _select(config, "hydra.sweep.dir")
+    to it. The nearest ancestor ``a`` of ``d`` with ``d`` under ``a / paths.outputs``; else the current one.
+    (``hydra.sweep.dir`` is no help: read back, its ``${now:...}`` gives today's time.)"""
+    rel = _select(config, "paths.outputs")
     if rel is None or Path(str(rel)).is_absolute():
         return Path.cwd()
-    tail, full = Path(str(rel)).parts, d.resolve().parts
-    if len(full) > len(tail) and full[-len(tail):] == tail:
-        return Path(*full[:-len(tail)])
+    full = d.resolve()
+    for a in full.parents:
+        outputs = (a / str(rel)).resolve()
+        if outputs == full or outputs in full.parents:
+            return a
     return Path.cwd()
 
 
