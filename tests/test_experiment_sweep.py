@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def sweep(tmp_path: Path, *overrides: str, preflight: bool = True) -> subprocess.CompletedProcess:
     """``python -m experiment -m ...``; ``preflight=False`` runs the Hydra task without the CLI's checks, as a
     sweep started by other tooling would (the jobs still check their own config)."""
-    entry = ["-m", "experiment"] if preflight else ["-c", "from experiment.__main__ import task; task()"]
+    entry = ["-m", "experiment"] if preflight else ["-c", "from experiment.task import task; task()"]
     cmd = [sys.executable, *entry, "-m", f"paths.outputs={tmp_path / 'outputs'}", *overrides]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
 

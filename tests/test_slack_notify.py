@@ -110,7 +110,7 @@ class Sweep:
 
 def run_sweep(cwd: Path, url: str, overrides: list[str], preflight: bool = True) -> Sweep:
     """``python -m experiment -m ...``; ``preflight=False`` runs the Hydra task without the CLI's up-front checks."""
-    entry = ["-m", "experiment"] if preflight else ["-c", "from experiment.__main__ import task; task()"]
+    entry = ["-m", "experiment"] if preflight else ["-c", "from experiment.task import task; task()"]
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR" and not k.startswith("NAVITUNE_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env[ENV] = url

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from experiment.file_lock import acquire
+
 LEASE_TAG = "navitune.lock"
 LEASE_S = 60.0  # a holder that died keeps the lease this long at most
 WAIT_S = 30.0  # how long a second writer waits for the first before refusing
@@ -51,15 +53,10 @@ def _owner() -> str:
 def _file_lock(path: Path, wait_s: float) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RegistryBusy(f"another navitune command held {path} for over {wait_s:.0f} s") from None
-                time.sleep(0.05)
+        try:
+            acquire(f.fileno(), True, wait_s, f"another navitune command held {path} for over {wait_s:.0f} s")
+        except TimeoutError as err:
+            raise RegistryBusy(str(err)) from None
         try:
             yield
         finally:

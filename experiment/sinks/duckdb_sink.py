@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -15,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from hydra_plugins.navitune_shared.errors import message_line
+
+from experiment.file_lock import acquire
 
 from .schema import COLUMNS, KEY, check_columns, duckdb_type, key_predicate, quote
 
@@ -110,23 +111,15 @@ def _turn(path: str, read_only: bool, wait_s: float = 60.0) -> Any:
     lock = Path(tempfile.gettempdir()) / f"navitune-duckdb-{key}.lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        mode = fcntl.LOCK_SH if read_only else fcntl.LOCK_EX
-        start = time.monotonic()
-        delay, told = 0.005, False
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if waited > wait_s:
-                    raise TimeoutError(f"{path} stayed busy for {wait_s:.0f} s (another navitune process holds "
-                                       f"{lock})") from None
-                if waited > QUIET_WAIT_S and not told:
-                    told = True
-                    log.info("%s is busy with another navitune job; waiting up to %.0f s", path, wait_s)
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.25)
+        told: list[bool] = []
+
+        def waiting(waited: float) -> None:  # one line, and only for a wait a user would notice
+            if waited > QUIET_WAIT_S and not told:
+                told.append(True)
+                log.info("%s is busy with another navitune job; waiting up to %.0f s", path, wait_s)
+
+        acquire(fd, not read_only, wait_s, f"{path} stayed busy for {wait_s:.0f} s (another navitune process "
+                                           f"holds {lock})", waiting)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -19,9 +19,10 @@ import fcntl
 import hashlib
 import os
 import tempfile
-import time
 import urllib.parse
 from contextlib import contextmanager
+
+from experiment.file_lock import acquire
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -50,16 +51,8 @@ def locked(db: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     db.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path(db), os.O_RDONLY | os.O_CREAT, 0o644)  # read-only: another user's lock file opens too
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the MLflow store's lock {lock_path(db)} was held for over "
-                                       f"{timeout_s:g} s by another process") from None
-                time.sleep(0.05)
+        acquire(fd, True, timeout_s, f"the MLflow store's lock {lock_path(db)} was held for over {timeout_s:g} s by "
+                                     "another process")
         try:
             yield
         finally:
