@@ -246,7 +246,7 @@ def test_the_end_of_sweep_hook_writes_the_report(smoke_sweep: Path) -> None:
     # the test window has the smoke tuning window's scale (1 day, 120 drivers, 8 h shifts)
     assert r["windows"]["test"] | {"seeds": None} == {
         "name": "test_week", "start": "2026-06-22", "end": "2026-06-23", "drivers": 120, "max_shift_h": 8.0,
-        "seeds": None, "matched_to_tuning_scale": True, "held_out": True}
+        "seeds": None, "matched_to_tuning_scale": True, "held_out": True, "fleet": 120, "days": 1}
     assert sorted(p.name for p in report_paths(smoke_sweep)) == sorted(REPORT_FILES)
 
 
@@ -288,7 +288,7 @@ def test_the_report_hook_can_be_switched_off_and_skips_a_sweep_that_ran_nothing(
     again = cli(tmp_path, "-m", "experiment", "-m", "+experiment=smoke", f"paths.outputs={tmp_path / 'outputs'}",
                 "hydra.sweeper.n_trials=2", "tracking=off", "hydra.sweep.dir=" + str(tmp_path / "again"))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "no trial finished in this sweep" in again.stdout + again.stderr
+    assert "nothing to run" in again.stdout + again.stderr
     assert report_paths(tmp_path / "again") == []
 
 
@@ -296,6 +296,9 @@ def test_the_report_hook_can_be_switched_off_and_skips_a_sweep_that_ran_nothing(
 # Tuned values found by the default sweep (docs: "Production parameters and what tuning can gain"); the test
 # runs them as a fixed trial, so its outcome does not depend on the path of an asynchronous TPE sweep.
 KNOWN_GOOD = {"policy.gamma": 0.96, "policy.max_wait_min": 7.5, "policy.road_weights.right": 4.3}
+#: the default sweep's best on the 2025 city (issue 19; make run, 7 Dec 2026): about +1 % (ml) and +0.6 % (stats)
+#: over production, so 10 paired replications are needed for both lower bounds to clear 0
+KNOWN_GOOD_WEEK = {"policy.gamma": 0.949, "policy.max_wait_min": 25.2, "policy.road_weights.right": 9.8}
 
 
 @pytest.mark.slow
@@ -304,18 +307,19 @@ def test_the_report_on_the_default_week_shows_known_good_parameters_beating_prod
 ) -> None:
     """A sweep of the default 7-day tuning week with a fixed, seeded set of trials (the enqueued production
     baseline and the known-good parameters; nothing sampled), then the report its end-of-sweep hook wrote: four
-    patterns on the held-out test week, 5 paired replications. Every simulation is deterministic by seed, so
+    patterns on the held-out test week, 10 paired replications. Every simulation is deterministic by seed, so
     what is asserted is what the code computes, not a lucky sampler path: the known-good parameters beat
     production for ml AND stats demand (the lower 95 % bound above 0) and the report promotes them."""
-    good = ", ".join(f"{k}: {v}" for k, v in KNOWN_GOOD.items())
+    good = ", ".join(f"{k}: {v}" for k, v in KNOWN_GOOD_WEEK.items())
     base = "policy.gamma: ${policy.gamma}, policy.max_wait_min: ${policy.max_wait_min}, " \
            "policy.road_weights.right: ${policy.road_weights.right}"
     proc = cli(tmp_path, "-m", "experiment", "-m", f"paths.outputs={tmp_path / 'outputs'}",
-               "hydra.sweeper.n_trials=2", f"hydra.sweeper.enqueue=[{{{base}}}, {{{good}}}]", timeout=1800)
+               "hydra.sweeper.n_trials=2", f"hydra.sweeper.enqueue=[{{{base}}}, {{{good}}}]",
+               "hydra.callbacks.report.replications=10", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     d = sweep_dir_of(tmp_path / "outputs")
-    r = check_report(d, replications=5)
-    assert r["best_params"] == pytest.approx(KNOWN_GOOD)  # the fixed trial won on the tuning week
+    r = check_report(d, replications=10)
+    assert r["best_params"] == pytest.approx(KNOWN_GOOD_WEEK)  # the fixed trial won on the tuning week
     assert r["windows"]["test"]["start"] == "2026-06-22" and r["windows"]["test"]["end"] == "2026-06-29"
     assert r["windows"]["test"]["drivers"] is None  # the full fleet, the whole week
     for demand in ("ml", "stats"):

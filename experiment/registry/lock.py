@@ -5,7 +5,7 @@ move it can both succeed on what they read (two rollbacks: one says v3→v2, the
 lost). Every write that moves the ``champion`` alias therefore holds this lock, re-reads the champion inside it
 and refuses (one line) when it is not the one the command started from.
 
-* A local store (``sqlite:///path``, a file store): an ``fcntl`` lock on ``<store>.<model>.lock`` beside it, held
+* A local store (``sqlite:///path``, a file store): an ``fcntl`` lock on a file in the temp directory, held
   by the process (released by the kernel when it dies, ``kill -9`` included).
 * A tracking server: a lease, the registered model's tag :data:`LEASE_TAG` (``<owner> <expiry>``), written and
   read back; a lease of a dead holder expires after :data:`LEASE_S`. MLflow offers nothing stronger, so the lease
@@ -15,8 +15,10 @@ and refuses (one line) when it is not the one the command started from.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import socket
+import tempfile
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -35,14 +37,16 @@ class RegistryBusy(Exception):
 
 
 def local_lock_path(uri: str, model: str) -> Path | None:
-    """The lock file of a local store, None for a tracking server."""
+    """The lock file of a local store (in the temp directory, named by a hash of the store's path and the model,
+    as the MLflow store's own lock: outputs/ holds results only), None for a tracking server."""
     if uri.startswith(("http://", "https://", "databricks")):
         return None
     if uri.startswith("sqlite:"):
         path = Path(urllib.parse.unquote(uri.removeprefix("sqlite:///")))
     else:
         path = Path(urllib.parse.unquote(uri.removeprefix("file://").removeprefix("file:")))
-    return path.with_name(f"{path.name}.{model}.lock")
+    digest = hashlib.sha1(f"{path.resolve()}|{model}".encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"navitune-registry-{digest}.lock"
 
 
 def _owner() -> str:
