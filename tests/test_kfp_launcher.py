@@ -483,3 +483,18 @@ def test_the_settings_take_their_defaults_from_the_one_schema() -> None:
             continue
         assert getattr(settings, f.name) == getattr(conf, f.name), f.name
     assert settings.cpu_request == "1" and settings.memory_limit == "2Gi"
+
+
+def test_the_task_of_an_editable_install_is_importable_by_name_from_any_directory(tmp_path: Path) -> None:
+    """``pip install -e .`` puts navitune behind its own import finder, not on sys.path: a remote job must still
+    get ``experiment.task:task`` (not a file path outside the working directory, refused for backend=remote)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path[:] = [p for p in sys.path if p not in ('', %r)]\n"
+            "from experiment.task import task\n"
+            "from hydra_plugins.navitune_kfp.jobspec import remote_reference, task_reference\n"
+            "print(remote_reference(task_reference(task), task))" % str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "experiment.task:task"

@@ -175,11 +175,22 @@ def task_reference(task_function: Any) -> str | None:
 
 
 def _importable(module_name: str) -> bool:
-    """Can another process import this module by name (found on sys.path, not only present in sys.modules)?"""
-    import importlib.machinery
-
+    """Can another process import this module by name (found by an import finder, not only present in
+    sys.modules)? Every finder of ``sys.meta_path`` is asked, not only the ``sys.path`` one: an editable install
+    (``pip install -e .``) is found by its own finder, from any working directory."""
     top = module_name.split(".")[0]
-    return top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top) is not None
+    if top in sys.builtin_module_names:
+        return True
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            if find_spec(top, None) is not None:
+                return True
+        except Exception:  # noqa: BLE001 - a finder that cannot answer: ask the next one
+            continue
+    return False
 
 
 def remote_reference(ref: str | None, task_function: Any) -> str:
