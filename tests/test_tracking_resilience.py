@@ -167,7 +167,7 @@ def test_two_sweepers_started_together_on_a_fresh_local_store_both_track(tmp_pat
         assert sorted(int(r.data.tags["navitune.trial"]) for r in kids) == sorted(t.number for t in trials)
         # tracked by the jobs themselves, not added afterwards from the study
         assert all(r.data.tags.get("navitune.backfilled") is None for r in kids)
-        assert all(r.info.status == "FINISHED" and "objective" in r.data.metrics for r in kids)
+        assert all(r.info.status == "FINISHED" and OBJECTIVE_METRIC in r.data.metrics for r in kids)
 
 
 
