@@ -26,6 +26,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.fixtures.tmpfs import tmpfs
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 180
 CANARY = "cnry" + uuid.uuid4().hex[:16]
@@ -311,21 +313,10 @@ def test_schedule_list_with_a_kfp_api_that_never_answers_is_one_line_in_seconds(
 @pytest.fixture
 def two_mib_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs: room for the MLflow store and the first trials, not for a whole sweep (root may mount one)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True,
-                             text=True)
-    if mounted.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a tmpfs on CI: {mounted.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "2m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-@pytest.mark.slow
 def test_mlflow_is_quiet_when_the_disk_fills_mid_sweep(tmp_path: Path, two_mib_disk: Path) -> None:
     """The sweep's outputs (journal, MLflow store, results) on a small disk: the disk fills mid-sweep. MLflow's
     own logger printed a 50-line SQLAlchemy traceback per failed write around the sweeper's one-line stop; now

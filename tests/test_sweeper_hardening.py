@@ -14,13 +14,14 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from tests.fixtures.mariadb import MariaDB
+from tests.fixtures.tmpfs import tmpfs
 from tests.test_optuna_async_sweeper import (
     MYSQL_STORAGE,
     OVER_BUDGET,
@@ -363,20 +364,10 @@ def test_corrupt_journal_record_is_one_line_naming_file_and_line_and_changes_not
 
 # ================================================================================== a full disk
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Path:
+def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs (root may mount one; CI runs as root)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a tmpfs on CI: {mounted.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_full_disk_while_jobs_are_set_up_ahead_is_one_line_per_job_and_no_traceback(
