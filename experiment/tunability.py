@@ -80,18 +80,9 @@ def short_window(n_days: int = 2, seed: int = 1) -> SimParams:
 
 
 def with_param(base: NavigationParams, name: str, value: float) -> NavigationParams:
-    if name.startswith("road_weights."):
-        from experiment.sim.navigation import ROAD_CLASSES, TURN_TYPES
+    from experiment.sim.navigation import with_setting
 
-        key = name.split(".", 1)[1]
-        if key in TURN_TYPES:
-            turns = list(base.turn_weights)
-            turns[TURN_TYPES.index(key)] = value
-            return replace(base, turn_weights=tuple(turns))  # type: ignore[arg-type]
-        classes = list(base.class_weights)
-        classes[ROAD_CLASSES.index(key)] = value
-        return replace(base, class_weights=tuple(classes))  # type: ignore[arg-type]
-    return replace(base, **{name: value})
+    return with_setting(base, name, value)
 
 
 def _objective(params: SimParams) -> float:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .navigation import NavigationParams
+from .navigation import NavigationParams, setting, with_setting
 from .network import UTURN
 from .simulate import SimParams, build_engine, simulate
 
@@ -31,31 +31,14 @@ def _test_week() -> dict:
     return dict(region="tokyo_central", **REGION, start_weekday=0, n_days=7, seed=1001)
 
 
-
-TURNS = ("left", "straight", "right", "uturn")
-CLASSES = ("arterial", "collector", "local")
-
-
 def value_of(policy: NavigationParams, name: str) -> float:
     """A parameter by its short name: gamma, max_wait_min, a turn type or a road class."""
-    if name in ("gamma", "max_wait_min"):
-        return float(getattr(policy, name))
-    if name in TURNS:
-        return float(policy.turn_weights[TURNS.index(name)])
-    return float(policy.class_weights[CLASSES.index(name)])
+    return setting(policy, name)
 
 
 def with_value(policy: NavigationParams, name: str, value: float) -> NavigationParams:
     """``policy`` with parameter ``name`` (as :func:`value_of`) set to ``value``."""
-    if name in ("gamma", "max_wait_min"):
-        return replace(policy, **{name: value})
-    if name in TURNS:
-        turns = list(policy.turn_weights)
-        turns[TURNS.index(name)] = value
-        return replace(policy, turn_weights=tuple(turns))  # type: ignore[arg-type]
-    classes = list(policy.class_weights)
-    classes[CLASSES.index(name)] = value
-    return replace(policy, class_weights=tuple(classes))  # type: ignore[arg-type]
+    return with_setting(policy, name, value)
 
 
 def perturbed(policy: NavigationParams, name: str, rel: float) -> NavigationParams:

@@ -18,7 +18,7 @@ slot's forecast, warm-started from the previous slot's values with a fixed budge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -64,6 +64,35 @@ class NavigationParams:
             turn_weights=tuple(float(w[t]) for t in TURN_TYPES),
             **kw,
         )
+
+
+def _weight_slot(name: str) -> tuple[str, int] | None:
+    """(``turn_weights`` or ``class_weights``, index) of a road weight named ``left`` / ``road_weights.left``."""
+    key = name.removeprefix("road_weights.")
+    if key in TURN_TYPES:
+        return "turn_weights", TURN_TYPES.index(key)
+    if key in ROAD_CLASSES:
+        return "class_weights", ROAD_CLASSES.index(key)
+    return None
+
+
+def setting(params: NavigationParams, name: str) -> float:
+    """One setting by name: a field (``gamma``, ``max_wait_min``, ...) or a road weight (``right`` or
+    ``road_weights.right``): the one lookup the 1-D scans and the diagnostics share."""
+    slot = _weight_slot(name)
+    if slot is None:
+        return float(getattr(params, name))
+    return float(getattr(params, slot[0])[slot[1]])
+
+
+def with_setting(params: NavigationParams, name: str, value: float) -> NavigationParams:
+    """``params`` with one setting (named as :func:`setting`) changed."""
+    slot = _weight_slot(name)
+    if slot is None:
+        return replace(params, **{name: value})
+    weights = list(getattr(params, slot[0]))
+    weights[slot[1]] = value
+    return replace(params, **{slot[0]: tuple(weights)})
 
 
 @dataclass
