@@ -27,6 +27,7 @@ from typing import Iterator
 import pytest
 
 from tests.fixtures.tmpfs import tmpfs
+from tests.test_validation_limits import files_under, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 180
@@ -130,24 +131,13 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str], str | None]] = [
 ]
 
 
-def files_under(path: Path) -> set[str]:
-    return {str(p.relative_to(path)) for p in path.rglob("*")}
-
-
 def run_case(tmp: Path, args: list[str], env_extra: dict[str, str]) -> tuple[subprocess.CompletedProcess, set, set]:
     """Run ``python -m experiment <args>`` in ``tmp``; (process, files before, files after)."""
     out = tmp / "outputs"
     args = [a.replace("{tmp}", str(tmp)).replace("{out}", str(out)) for a in args]
     if args[0] not in ("submit", "schedule", "champion"):
         args.append(f"paths.outputs={out}")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HYDRA_FULL_ERROR", "NAVITUNE_MEMORY_LIMIT_MIB", "MLFLOW_TRACKING_URI", "NOPE_PW")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(env_extra)
-    before = files_under(tmp)
-    proc = subprocess.run([sys.executable, "-m", "experiment", *args], cwd=tmp, env=env, capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT_S)
-    return proc, before, files_under(tmp)
+    return run_cli(tmp, args, env_extra, drop=("MLFLOW_TRACKING_URI", "NOPE_PW"), timeout_s=CLI_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

@@ -118,12 +118,19 @@ def run_case(tmp: Path, case_id: str, overrides: list[str], env_extra: dict[str,
     args = [o.replace("{tmp}", str(tmp)).replace("{out}", str(out)) for o in overrides]
     if not any(a.startswith("paths.outputs=") for a in args):
         args.append(f"paths.outputs={out}")
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NAVITUNE_MEMORY_LIMIT_MIB")}
+    return run_cli(tmp, args, env_extra)
+
+
+def run_cli(tmp: Path, args: list[str], env_extra: dict[str, str], drop: tuple[str, ...] = (),
+            timeout_s: float = CLI_TIMEOUT_S) -> tuple[subprocess.CompletedProcess, set, set]:
+    """``python -m experiment <args>`` in ``tmp`` without the variables that would change its answer (and
+    ``drop``), with ``env_extra``; returns (completed process, files before, files after)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NAVITUNE_MEMORY_LIMIT_MIB", *drop)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(env_extra)
     before = files_under(tmp)
     proc = subprocess.run([sys.executable, "-m", "experiment", *args], cwd=tmp, env=env, capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT_S)
+                          text=True, timeout=timeout_s)
     return proc, before, files_under(tmp)
 
 
