@@ -472,7 +472,7 @@ def _already(reg: Registry, mv: Any, d: Path, report: dict[str, Any]) -> Decisio
     decision = Decision("already_decided", reg.region, str(d), report.get("study"), int(mv.version), before,
                         reg.champion_number(), blocked, reason=str(tags.get("decision")))
     log.info(decision.line())
-    recorded = read_decision_file(d) if (d / DECISION_FILE).exists() else None
+    recorded = read_decision_file(d)
     if tags.get("decision") in DECISIONS and (recorded is None or recorded["version"] != int(mv.version)
                                               or recorded["outcome"] != tags["decision"]):
         # killed after the version's tag, before its record: the record is written back from the registry

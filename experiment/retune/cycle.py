@@ -27,7 +27,6 @@ from experiment.retune import record as rec
 from experiment.retune.checks import BadInput, Plan, champion_version
 
 log = logging.getLogger("navitune.retune")
-DECISION_FILE = "registry_decision.json"
 LOCK = ".retune.lock"
 EXIT_OK, EXIT_NOT_DECIDED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -134,7 +133,7 @@ def decide(p: Plan) -> dict[str, Any]:
     from experiment.registry.store import RegistryError
 
     d = p.sweep_dir
-    recorded = read_decision_file(d) if (d / "registry_decision.json").exists() else None  # before a replay rewrites it
+    recorded = read_decision_file(d)  # read before a replay rewrites it
     quiet = logging.getLogger("navitune.registry")
     level, quiet.level = quiet.level, logging.WARNING  # the cycle's one summary line says what was decided
     try:
