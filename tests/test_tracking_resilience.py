@@ -5,7 +5,9 @@
   ``experiment.tracking.common.prepare``), so both find no tables; both must track their sweep (MLflow used to
   create and migrate the tables in both, and one lost tracking).
 * **MLflow killed mid-sweep and restarted** (``tracking=server``): the server is killed (SIGKILL to its process
-  group) while a tracked trial is half-way through its days, kept down until a trial that started after the
+  group) while a tracked trial is half-way through its days (its job, and any other job that reaches its first
+  day meanwhile, is held there at a file gate by a ``sitecustomize`` until the kill, so a loaded machine cannot
+  let the sweep run past the moment), kept down until a trial that started after the
   kill has finished, then restarted on the same port and backend store while the sweep is held (SIGSTOP to its
   process group, so the sweep cannot end before the server is back). When the sweep ends, no child run is left
   RUNNING and every run agrees with the study: state, objective, daily values.
@@ -197,8 +199,36 @@ def test_the_store_lock_is_exclusive_times_out_and_dies_with_its_holder(tmp_path
 
 # --------------------------------------------------------------------- MLflow killed mid-sweep, restarted
 DAYS = 4
-N_TRIALS = 16  # room for trials created after the kill: a smoke trial takes well under a second
+N_TRIALS = 16  # room for trials created after the kill
 KILLED_STUDY = "killed_it"
+VICTIM = 2  # trials 0 and 1 run freely, so one has finished (and was tracked whole) before the kill
+
+GATE_SITECUSTOMIZE = '''
+"""Test hook: a job of trial >= $NAVITUNE_TEST_GATE_FROM that reports its first day before the file "go" exists
+in $NAVITUNE_TEST_GATE_DIR marks its arrival ("arrived-<trial>") and waits there for "go"."""
+import os, time
+from pathlib import Path
+
+_dir, _from = os.environ.get("NAVITUNE_TEST_GATE_DIR"), os.environ.get("NAVITUNE_TEST_GATE_FROM")
+if _dir and _from:
+    import hydra_plugins.navitune_optuna.reporting as _reporting
+
+    _report = _reporting.TrialReporter.report
+
+    def _report_then_wait(self, step, value):
+        stop = _report(self, step, value)
+        go = Path(_dir, "go")
+        if self.number >= int(_from) and not go.exists():
+            Path(_dir, f"arrived-{self.number}").touch()
+            deadline = time.monotonic() + 300
+            while not go.exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gate: the test never opened it")
+                time.sleep(0.01)
+        return stop
+
+    _reporting.TrialReporter.report = _report_then_wait
+'''
 
 
 def study_or_none(cwd: Path, name: str) -> optuna.Study | None:
@@ -221,25 +251,28 @@ def test_mlflow_killed_mid_sweep_and_restarted_leaves_no_run_running(tmp_path: P
         server.start()
     except RuntimeError as err:
         pytest.fail(f"mlflow server did not start: {err}")
+    hook, gate = tmp_path / "hook", tmp_path / "gate"
+    hook.mkdir()
+    gate.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent(GATE_SITECUSTOMIZE))
     sweep = start_sweep(cwd, [
         "+experiment=smoke", f"window.end=2026-06-{3 + DAYS:02d}", "tracking=server", f"tracking.uri={server.uri}",
         "tracking.timeout_s=2", "tracking.max_retries=0", f"hydra.sweeper.study_name={KILLED_STUDY}",
         f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.n_startup_trials=1000",  # no pruning: every trial COMPLETEs
         "hydra.sweeper.progress=false", f"paths.outputs={cwd / 'outputs'}", *no_report(),
-    ], env_for(), "sweep")
+    ], env_for(hook, NAVITUNE_TEST_GATE_DIR=str(gate), NAVITUNE_TEST_GATE_FROM=str(VICTIM)), "sweep")
     try:
-        # 1. kill the server once a trial has finished and another is part-way through its days (its job made
-        #    its run at its start, with the server up: that run can no longer be ended by its job)
-        def mid_trial() -> tuple[int, int] | None:
-            study = study_or_none(cwd, KILLED_STUDY)
-            if study is None or not finished(study):
-                return None
-            halfway = [t for t in study.get_trials(deepcopy=False)
-                       if t.state == TrialState.RUNNING and 1 <= len(t.intermediate_values) <= DAYS // 2]
-            return (halfway[0].number, max(t.number for t in study.get_trials(deepcopy=False))) if halfway else None
-
-        victim, last_before_kill = wait_until("a finished trial and a trial half-way", mid_trial, [sweep])
+        # 1. kill the server once a trial has finished and the victim is held at the gate after its first day
+        #    (its job made its run at its start, with the server up: that run can no longer be ended by its job)
+        victim = VICTIM
+        wait_until(f"trial {victim} held after its first day, and a finished trial", lambda: (
+            (gate / f"arrived-{victim}").exists() and (study := study_or_none(cwd, KILLED_STUDY)) is not None
+            and finished(study)), [sweep])
         server.kill()
+        # read after the kill: a trial numbered above this was created with the server down
+        last_before_kill = max(t.number for t in load_study(cwd, KILLED_STUDY).get_trials(deepcopy=False))
+        assert last_before_kill < N_TRIALS - 2, f"the gate let the sweep run on to trial {last_before_kill}"
+        (gate / "go").touch()
         print(time.strftime("%H:%M:%S"), "killed; victim", victim, "last", last_before_kill, flush=True)
         # 2. keep it down until a trial created after the kill is part-way through its days: its job found no
         #    server at its start, so it runs untracked (two more trials are left to run after it)
