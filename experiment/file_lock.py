@@ -8,9 +8,12 @@ included. Used by the MLflow store's creation lock, the registry's write lock an
 from __future__ import annotations
 
 import fcntl
-import random
 import time
 from typing import Callable, Optional
+
+from hydra_plugins.navitune_shared.retry import Backoff
+
+POLL_BACKOFF = Backoff(first_s=0.0075, factor=2.0, max_s=0.25, jitter=0.33)  # 5 ms .. 250 ms between tries
 
 
 def acquire(fd: int, exclusive: bool, timeout_s: float, busy: str,
@@ -19,7 +22,7 @@ def acquire(fd: int, exclusive: bool, timeout_s: float, busy: str,
     between tries grows from 5 ms to 250 ms with jitter (two waiters do not retry in step); ``waiting(seconds)``
     is called after each failed try (e.g. to say once that it waits)."""
     mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-    start, delay = time.monotonic(), 0.005
+    start, pauses = time.monotonic(), POLL_BACKOFF.pauses()
     while True:
         try:
             fcntl.flock(fd, mode)
@@ -30,5 +33,4 @@ def acquire(fd: int, exclusive: bool, timeout_s: float, busy: str,
                 raise TimeoutError(busy) from None
             if waiting is not None:
                 waiting(waited)
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 0.25)
+            time.sleep(next(pauses))

@@ -21,13 +21,12 @@ import datetime as dt
 import io
 import json
 import logging
-import random
-import time
 import uuid
 from typing import Any, Iterator
 
 import numpy as np
 from hydra_plugins.navitune_shared.errors import error_line
+from hydra_plugins.navitune_shared.retry import Backoff, call_with_retries
 
 from experiment.errors import SinkError
 from .schema import CLUSTER_BY, COLUMN_TYPES, COLUMNS, KEY, PARTITION_BY, check_columns, key_predicate, quote
@@ -37,6 +36,7 @@ REQUEST_DEADLINE_S = 120.0  # how long transient API errors are retried
 JOB_TIMEOUT_S = 900.0
 STAGING_TTL = dt.timedelta(hours=6)  # a staging table a crashed job left behind expires by itself
 CONFLICT_RETRIES = 8  # concurrent MERGEs into the same partitions may conflict; MERGE is safe to repeat
+CONFLICT_BACKOFF = Backoff(first_s=1.0, factor=2.0, max_s=30.0)
 
 
 def make_client(sink: Any) -> Any:
@@ -183,15 +183,13 @@ def _merge(client: Any, table: str, staging: str, context: dict[str, Any]) -> No
     params += [bigquery.ScalarQueryParameter(k, COLUMN_TYPES[k], context.get(k)) for k in KEY]
     config = bigquery.QueryJobConfig(query_parameters=params)
     sql = merge_sql(table, staging)
-    for i in range(CONFLICT_RETRIES):
-        try:
-            client.query(sql, job_config=config).result(timeout=JOB_TIMEOUT_S)
-            return
-        except (BadRequest, Conflict) as err:
-            text = str(err).lower()
-            if i == CONFLICT_RETRIES - 1 or not ("concurrent update" in text or "serialize access" in text):
-                raise
-            time.sleep(min(2.0 ** i, 30.0) * (0.5 + random.random()))
+
+    def concurrent_update(err: BaseException) -> bool:
+        text = str(err).lower()
+        return isinstance(err, (BadRequest, Conflict)) and ("concurrent update" in text or "serialize access" in text)
+
+    call_with_retries(lambda: client.query(sql, job_config=config).result(timeout=JOB_TIMEOUT_S),
+                      attempts=CONFLICT_RETRIES, retry_on=concurrent_update, backoff=CONFLICT_BACKOFF)
 
 
 def ndjson(rows: dict[str, np.ndarray], context: dict[str, Any]) -> bytes:

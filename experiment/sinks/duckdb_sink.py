@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 import tempfile
 import time
 from contextlib import contextmanager
@@ -14,10 +13,13 @@ from typing import Any
 
 import numpy as np
 from hydra_plugins.navitune_shared.errors import message_line
+from hydra_plugins.navitune_shared.retry import Backoff
 
 from experiment.file_lock import acquire
 
 from .schema import COLUMNS, KEY, check_columns, duckdb_type, key_predicate, quote
+
+CONNECT_BACKOFF = Backoff(first_s=0.03, factor=2.0, max_s=1.0, jitter=0.33)  # waiting out another program's writer
 
 log = logging.getLogger("navitune.sinks")
 
@@ -130,15 +132,14 @@ def _connect(path: str, wait_s: float = 60.0, read_only: bool = False) -> Any:
     program's connection, e.g. a ``duckdb`` shell: DuckDB allows one writer process)."""
     import duckdb
 
-    deadline = time.monotonic() + wait_s
-    delay = 0.02
+    deadline, pauses, said = time.monotonic() + wait_s, CONNECT_BACKOFF.pauses(), False
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as err:
             if "lock" not in str(err).lower() or time.monotonic() > deadline:
                 raise
-            if delay == 0.02:  # once per open: a job that waits says why
+            if not said:  # once per open: a job that waits says why
                 log.info("%s is locked by another writer; waiting up to %.0f s", path, wait_s)
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 1.0)
+                said = True
+            time.sleep(next(pauses))

@@ -13,8 +13,10 @@ import re
 import threading
 from typing import Any, Iterator
 
+from hydra_plugins.navitune_shared.retry import Backoff, call_with_retries
+
 from .errors import KFPApiError
-from .remote_backend import RemoteBackend, _name_filter
+from .remote_backend import MAX_BACKOFF_S, RemoteBackend, _name_filter
 from .settings import LauncherSettings
 
 # robfig/cron's fields, seconds first, with their ranges and names
@@ -34,6 +36,10 @@ MIN_PERIOD_S = 3600
 MAX_INTERVAL_S = 366 * 86400
 PAGE = 100
 MAX_PAGES = 50  # every listing is bounded: at most 5,000 items
+
+
+class _NoConnection(OSError):
+    """The health probe found no server to talk to (worth another try, as an API call's is)."""
 
 
 class TriggerError(ValueError):
@@ -209,7 +215,6 @@ class Session(RemoteBackend):
         """``GET <host>/apis/v2beta1/healthz`` with a :data:`INTERACTIVE_TIMEOUT_S` timeout: any HTTP answer (even
         401) is a server; no connection is retried like an API call, no answer in time is not (it would not come)."""
         import ssl
-        import time
         import urllib.error
         import urllib.request
 
@@ -219,8 +224,9 @@ class Session(RemoteBackend):
         if url.startswith("https:"):
             context = ssl.create_default_context(cafile=s.ssl_ca_cert) if s.verify_ssl else \
                 ssl._create_unverified_context()  # noqa: S323 - the user's verify_ssl=false
-        delay = s.api_backoff_s
-        for attempt in range(s.api_retries + 1):
+        tries = s.api_retries + 1
+
+        def get() -> None:
             try:
                 with urllib.request.urlopen(url, timeout=INTERACTIVE_TIMEOUT_S, context=context):
                     return
@@ -230,11 +236,13 @@ class Session(RemoteBackend):
                 reason = getattr(err, "reason", err)
                 if isinstance(reason, TimeoutError) or "timed out" in str(reason):
                     raise KFPApiError(f"connect: no answer within {INTERACTIVE_TIMEOUT_S:g} s") from None
-                if attempt == s.api_retries:  # no connection (refused, no route, DNS): retried as an API call
-                    raise KFPApiError(f"connect: {type(reason).__name__}: {reason} (after {attempt + 1} "
-                                      "attempts)") from None
-                time.sleep(delay)
-                delay *= 2
+                raise _NoConnection(f"connect: {type(reason).__name__}: {reason}") from None
+
+        try:  # no connection (refused, no route, DNS) is retried as an API call is
+            call_with_retries(get, attempts=tries, retry_on=lambda err: isinstance(err, _NoConnection),
+                              backoff=Backoff(s.api_backoff_s, max_s=MAX_BACKOFF_S))
+        except _NoConnection as err:
+            raise KFPApiError(f"{err} (after {tries} attempts)") from None
 
     def experiment_for(self, name: str, description: str) -> str:
         """The id of the experiment ``name`` (created if missing; the oldest of that name)."""

@@ -164,22 +164,28 @@ class RemoteBackend:
 
     # ------------------------------------------------------------------------------- API plumbing
     def api(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call the API; retry transient failures (HTTP 5xx, 429, no connection) with exponential backoff."""
-        delay = self.settings.api_backoff_s
-        retries = self.settings.api_retries
-        for attempt in range(retries + 1):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as err:  # noqa: BLE001 - classified below
-                if not _transient(err):
-                    raise KFPApiError(f"{what}: {_describe(err)}", _status(err)) from None
-                if attempt == retries:
-                    raise KFPApiError(f"{what}: {_describe(err)} (after {retries + 1} attempts)", _status(err)) from None
-                log.warning("KFP API: %s: %s; retry %d/%d in %.3g s", what, _describe(err), attempt + 1, retries, delay)
-                if self.closing.wait(delay):
-                    raise LauncherShutdown(f"{what}: the launcher shut down") from None
-                delay = min(delay * 2, MAX_BACKOFF_S)
-        raise AssertionError("unreachable")
+        """Call the API; retry transient failures (HTTP 5xx, 429, no connection) with the shared back-off
+        (:mod:`hydra_plugins.navitune_shared.retry`), ended early when the launcher shuts down."""
+        from hydra_plugins.navitune_shared.retry import Backoff, call_with_retries
+
+        tries = self.settings.api_retries + 1
+
+        def pause(seconds: float) -> None:
+            if self.closing.wait(seconds):
+                raise LauncherShutdown(f"{what}: the launcher shut down")
+
+        def warn(err: BaseException, retry: int, seconds: float) -> None:
+            log.warning("KFP API: %s: %s; retry %d/%d in %.3g s", what, _describe(err), retry, tries - 1, seconds)
+
+        try:
+            return call_with_retries(lambda: fn(*args, **kwargs), attempts=tries, retry_on=_transient,
+                                     backoff=Backoff(self.settings.api_backoff_s, max_s=MAX_BACKOFF_S),
+                                     sleep=pause, on_retry=warn)
+        except LauncherShutdown:
+            raise
+        except Exception as err:  # noqa: BLE001 - the last try's error, or one not worth retrying
+            after = f" (after {tries} attempts)" if _transient(err) else ""
+            raise KFPApiError(f"{what}: {_describe(err)}{after}", _status(err)) from None
 
     def _connect(self) -> Any:
         import kfp

@@ -27,6 +27,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from .errors import message_line
 from .optuna_internals import set_study_system_attr, storage_of, study_id, study_system_attrs, waiting_query_cache
+from .retry import Backoff, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def sweeper_storage(setting: Any) -> Any:
 
 _SHARED: dict[str, Any] = {}
 _SHARED_LOCK = threading.Lock()
+LOCK_CONFLICT_BACKOFF = Backoff(first_s=0.03, factor=1.5, max_s=0.25, jitter=0.8)  # a deadlock victim's next try
+OPEN_BACKOFF = Backoff(first_s=0.3, factor=1.0, max_s=0.3, jitter=0.65)  # a schema race at the storage's creation
 
 
 def shared_storage(setting: Any) -> Any:
@@ -121,13 +124,10 @@ def _rdb_claim(storage: Any, study_id: int, key: str, value: Any, attempts: int 
     """INSERT (never the find-then-update of ``set_study_system_attr``): the unique (study_id, key) constraint
     lets exactly one of several concurrent inserts commit. Inserts waiting on the same key may deadlock
     (InnoDB picks a victim): the victim tries again, and then wins or finds the key taken."""
-    import random
-    import time
-
     from optuna.storages._rdb import models
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    for attempt in range(attempts):
+    def insert() -> bool:
         session = storage.scoped_session()
         try:
             session.add(models.StudySystemAttributeModel(study_id=study_id, key=key, value_json=json.dumps(value)))
@@ -136,14 +136,15 @@ def _rdb_claim(storage: Any, study_id: int, key: str, value: Any, attempts: int 
         except IntegrityError:
             session.rollback()
             return False
-        except OperationalError as err:  # deadlock or lock wait timeout: judged by the driver's code
+        except OperationalError:
             session.rollback()
-            if attempt == attempts - 1 or not _lock_conflict(err):
-                raise
-            time.sleep(0.01 + 0.05 * random.random())
+            raise
         finally:
             storage.scoped_session.remove()
-    raise AssertionError("unreachable")
+
+    # deadlock or lock wait timeout (judged by the driver's code): try again soon, out of step with the others
+    return call_with_retries(insert, attempts=attempts, backoff=LOCK_CONFLICT_BACKOFF,
+                             retry_on=lambda err: isinstance(err, OperationalError) and _lock_conflict(err))
 
 
 # ------------------------------------------------------------------------------------------ journal
@@ -330,24 +331,20 @@ def _rdb_storage(url: str, attempts: int = 5, existing: bool = False) -> Any:
     server is not (it fails at once with one line). ``existing``: no table creation nor schema check (Optuna
     still reads its version row at start, on the one connection the storage then keeps: an unreachable server
     fails here all the same)."""
-    import random
-    import time
-
     import optuna
 
-    for attempt in range(attempts):
-        try:
-            skips = {"skip_table_creation": True, "skip_compatibility_check": True} if existing else {}
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **skips)
-        except Exception as caught:  # SQLAlchemy / driver errors of many kinds
-            err = _underlying(caught)
-            reason = message_line(err, 200)
-            unreachable = _is_connection_error(err)
-            if unreachable or attempt == attempts - 1:
-                what = "cannot reach" if unreachable else "cannot open"
-                raise StorageError(f"optuna_async: {what} hydra.sweeper.storage={describe(url)}: {reason}") from None
-            time.sleep(0.1 + 0.4 * random.random())
-    raise AssertionError("unreachable")
+    def open_storage() -> Any:
+        skips = {"skip_table_creation": True, "skip_compatibility_check": True} if existing else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **skips)
+
+    try:  # a server that cannot be reached fails at once; other errors (a table race) are tried again
+        return call_with_retries(open_storage, attempts=attempts, backoff=OPEN_BACKOFF,
+                                 retry_on=lambda err: not _is_connection_error(_underlying(err)))
+    except Exception as caught:  # SQLAlchemy / driver errors of many kinds
+        err = _underlying(caught)
+        what = "cannot reach" if _is_connection_error(err) else "cannot open"
+        raise StorageError(f"optuna_async: {what} hydra.sweeper.storage={describe(url)}: "
+                           f"{message_line(err, 200)}") from None
 
 
 # MySQL client/server error codes of a server that cannot be reached or refuses us: can't connect (2002, 2003),
