@@ -4,10 +4,11 @@ directory and the sweep's own command line."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -71,40 +72,38 @@ def _bad(text: str) -> BadInput:
     return BadInput(f"navitune retune: {text}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one :class:`BadInput` line instead of a usage screen and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _bad(f"{message}; allowed: {ALLOWED_ARGS} (usage: {USAGE})")
+
+
 def split_args(argv: Sequence[str], today: dt.date) -> tuple[str, list[str]]:
     """(as_of, overrides): ``--as-of DATE`` / ``--as-of=DATE`` (default ``today``) and ``key=value``
     overrides; any other flag (``-m``, ``--cfg``, ...) is refused."""
     from experiment.preflight import is_sweep
     from experiment.windows import AS_OF_FORMAT, MAX_AS_OF, MIN_AS_OF, parse_as_of
 
-    as_of: str | None = None
-    overrides: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--as-of" or arg.startswith("--as-of="):
-            if arg == "--as-of":
-                if i + 1 >= len(args):
-                    raise _bad(f"--as-of needs a value; allowed: {AS_OF_FORMAT} between {MIN_AS_OF} and "
-                               f"{MAX_AS_OF}")
-                value, i = args[i + 1], i + 1
-            else:
-                value = arg.split("=", 1)[1]
-            try:
-                as_of = parse_as_of(value).isoformat()
-            except ValueError:
-                raise _bad(f"invalid --as-of {value!r}; allowed: {AS_OF_FORMAT} between {MIN_AS_OF} and "
-                           f"{MAX_AS_OF} (default: today)") from None
-        elif arg in ("-m", "--multirun"):
+    def as_of_date(value: str) -> str:
+        try:
+            return parse_as_of(value).isoformat()
+        except ValueError:
+            raise _bad(f"invalid --as-of {value!r}; allowed: {AS_OF_FORMAT} between {MIN_AS_OF} and {MAX_AS_OF} "
+                       "(default: today)") from None
+
+    parser = _Parser(prog="navitune retune", usage=USAGE, add_help=False, allow_abbrev=False)
+    parser.add_argument("--as-of", type=as_of_date, default=None, metavar="YYYY-MM-DD")
+    known, rest = parser.parse_known_args(list(argv))  # the overrides are what is left, in their order
+    for arg in rest:
+        if arg in ("-m", "--multirun"):
             raise _bad(f"invalid argument {arg}: retune always runs its cycle's sweep; allowed: {ALLOWED_ARGS}")
-        elif arg.startswith("-"):
+        if arg.startswith("-"):
             raise _bad(f"invalid argument {arg}; allowed: {ALLOWED_ARGS} (usage: {USAGE})")
-        elif "=" not in arg:
+        if "=" not in arg:
             raise _bad(f"invalid argument {arg!r}: not an override; allowed: {ALLOWED_ARGS} (usage: {USAGE})")
-        else:
-            overrides.append(arg)
-        i += 1
+    as_of: str | None = known.as_of
+    overrides: list[str] = rest
     kept: list[str] = []
     for o in overrides:
         key, _, value = o.partition("=")
