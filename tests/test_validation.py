@@ -346,3 +346,25 @@ def test_a_typo_of_a_key_gets_did_you_mean(override: str, line: str) -> None:
     problem = preflight([override])
     assert problem is not None and problem.startswith(line), problem
     assert "\n" not in problem
+
+
+def test_a_sampler_whose_dependency_is_missing_is_refused_before_any_trial(monkeypatch) -> None:
+    """Optuna imports a sampler's own dependency (GPSampler: PyTorch) only at its first model-based sample, after
+    the start-up trials: without the check a sweep failed at trial 11 with a traceback."""
+    import importlib.util
+
+    from hydra_plugins.navitune_optuna import validation
+
+    gp = {"_target_": "optuna.samplers.GPSampler", "seed": 0}
+    if importlib.util.find_spec("torch") is None:  # navitune's install: PyTorch is not a dependency
+        with pytest.raises(validation.SweeperConfigError) as err:
+            validation.check_settings(sampler=gp)
+        assert str(err.value).startswith("optuna_async: invalid hydra.sweeper.sampler._target_="
+                                         "'optuna.samplers.GPSampler'; allowed: ")
+        assert "needs PyTorch (pip install torch)" in str(err.value) and "\n" not in str(err.value)
+    else:
+        validation.check_settings(sampler=gp)
+    monkeypatch.setitem(validation.SAMPLER_NEEDS, "optuna.samplers.TPESampler", ("no_such_module_x", "X"))
+    with pytest.raises(validation.SweeperConfigError, match="TPESampler needs X"):
+        validation.check_settings(sampler={"_target_": "optuna.samplers.TPESampler"})
+    validation.check_settings(sampler={"_target_": "optuna.samplers.RandomSampler"})

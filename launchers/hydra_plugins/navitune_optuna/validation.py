@@ -74,6 +74,22 @@ def check_settings(*, study_name: Any = None, direction: Any = None, storage: An
             allowed = "optuna.pruners.*, e.g. optuna.pruners.MedianPruner" if key == "pruner" else \
                 "one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid"
             raise invalid_setting(f"{key}._target_", target, allowed)
+    _check_sampler_dependencies(_target(sampler))
+
+
+#: samplers whose own dependencies navitune does not install (Optuna imports them at the first relative sample,
+#: after the start-up trials: without this check a sweep fails at trial 11 with a traceback)
+SAMPLER_NEEDS = {"optuna.samplers.GPSampler": ("torch", "PyTorch (pip install torch)")}
+
+
+def _check_sampler_dependencies(target: str | None) -> None:
+    import importlib.util
+
+    module, what = SAMPLER_NEEDS.get(target or "", (None, ""))
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise invalid_setting("sampler._target_", target, f"a sampler whose dependencies are installed: {target} "
+                              f"needs {what}; or one of hydra/sweeper/sampler: tpe, random, cmaes, qmc, nsgaii, "
+                              "nsgaiii, grid")
 
 
 def check_node(sweeper: Any) -> str | None:
