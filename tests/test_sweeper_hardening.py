@@ -310,7 +310,7 @@ def test_each_sweeper_on_a_study_has_its_own_reproducible_stream(tmp_path: Path)
 
 
 def test_stream_seeds_are_distinct_and_the_first_is_the_seed() -> None:
-    from hydra_plugins.navitune_optuna._core import _stream_seed
+    from hydra_plugins.navitune_optuna.cooperation import stream_seed as _stream_seed
 
     seeds = [_stream_seed(0, k) for k in range(50)]
     assert seeds[0] == 0 and len(set(seeds)) == 50

@@ -22,12 +22,15 @@
   failed and retried when a sweeper starts.
 * **Pruning**: the job reports intermediate values to its trial through the study's storage
   (see ``reporting``); a pruned trial counts as finished.
+
+This module is the loop (set-up, asking, submitting, telling, the budget); the cooperation between sweepers on
+one study (ordinals, baselines, heartbeats, stale trials) is ``cooperation``, the retries and failures
+``retries``, what a job's value or error means ``failures``.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import socket
@@ -39,27 +42,25 @@ from typing import Any, Sequence
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException
+from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.navitune_shared.errors import error_line, message_line
-from hydra_plugins.navitune_shared.optuna_internals import (
-    optuna_sweeper_impl, set_study_system_attr, set_trial_user_attr, study_system_attrs,
-)
+from hydra_plugins.navitune_shared.optuna_internals import optuna_sweeper_impl, set_trial_user_attr
 from hydra_plugins.navitune_shared.protocol import (
-    ALIVE, ATTEMPT, BASELINE, BASELINE_CLAIM, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, HEARTBEAT, LAST_ERROR,
-    LEGACY_BASELINES, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, SWEEPER_CLAIM, AsyncLauncher, CompilingLauncher,
-    PreparingLauncher,
+    ATTEMPT, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, AsyncLauncher,
+    CompilingLauncher, PreparingLauncher,
 )
-from hydra_plugins.navitune_shared.storage import DiskReserve, alive, claim, describe, sweeper_storage
+from hydra_plugins.navitune_shared.storage import DiskReserve, describe, sweeper_storage
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from .failures import Outcome, disk_full, objective_values, quiet_full_disk_logging, signature
+from .cooperation import Cooperation, own_stream
+from .failures import Outcome, disk_full, quiet_full_disk_logging
 from .interrupts import HeldInterrupt
 from .progress import Progress, best_value
 from .results_files import write_results
+from .retries import DiskFull, RetryPolicy, SweepStopped, tell_unless_finished
 from .validation import SweeperConfigError, check_budget, check_settings, invalid_setting, quote
 
 log = logging.getLogger(__name__)
@@ -76,14 +77,6 @@ class _Slot:
     trial: optuna.Trial
     overrides: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
-
-
-class SweepStopped(CompactHydraException):
-    """The sweep stopped early (too many failures, a full disk), reported on one line."""
-
-
-class _DiskFull(SweepStopped):
-    """A job ran out of disk space: its trial and those in flight run again on the next run."""
 
 
 class AsyncOptunaSweeperImpl:
@@ -131,11 +124,11 @@ class AsyncOptunaSweeperImpl:
         self.max_retries = max_retries
         self.enqueue = [dict(e) for e in (enqueue or [])]
         self.stale_after_s = float(stale_after_s)
-        self.heartbeat_every = min(self.stale_after_s / 3, 30.0)  # several heartbeats per stale_after_s
         self.progress = progress
         self.metric_names = None if metric_names is None else [str(n) for n in metric_names]
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self._first_failure: str | None = None  # "trial N: why", for the line a stopped sweep ends with
+        self._cooperation = Cooperation(self.owner, self.stale_after_s)  # claims, heartbeats, stale trials
+        self._retries = RetryPolicy(max_retries, self.max_failure_rate)  # enqueue again, fail for good
 
     # ------------------------------------------------------------------------------------ setup
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -184,8 +177,8 @@ class AsyncOptunaSweeperImpl:
         except OSError as err:  # the study's storage itself could not be written
             if not disk_full(err):
                 raise
-            raise _DiskFull(f"optuna_async: the disk is full: cannot write the study "
-                            f"({describe(self.storage_setting)}): {error_line(err)}") from None
+            raise DiskFull(f"optuna_async: the disk is full: cannot write the study "
+                           f"({describe(self.storage_setting)}): {error_line(err)}") from None
         finally:
             self._reserve.release()
 
@@ -212,15 +205,16 @@ class AsyncOptunaSweeperImpl:
                 # are only labels (dashboard, plots), so a change of its interface cannot change a result
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(self.metric_names)
-        ordinal = self._claim_ordinal(study)
-        study.sampler = self._own_stream(study.sampler, ordinal, space)
+        ordinal = self._cooperation.claim_ordinal(study)
+        study.sampler = own_stream(study.sampler, self._sampler_conf, self._whitelist, ordinal,
+                                   lambda: {n: base._to_grid_sampler_choices(d) for n, d in space.items()})
         done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                               optuna.trial.TrialState.PRUNED)))
         log.info(f"{'Resuming study' if done else 'Study'} {study.study_name!r} "
                  f"{f'({done} finished trials) ' if done else ''}({describe(self.storage_setting)}), sampler "
                  f"{type(sampler).__name__}, {self.n_trials} finished trials wanted, {self.n_jobs} at a time"
                  f"{f', sweeper #{ordinal} on it' if ordinal else ''}")
-        self._enqueue_baselines(study)
+        self._cooperation.enqueue_baselines(study, self.enqueue)
         self._in_flight: dict[Future, _Slot] = {}
         self._telling: dict[Future, _Slot] = {}  # results being recorded (their jobs have ended)
         self._tellers = ThreadPoolExecutor(TELLERS, thread_name_prefix="optuna-tell") \
@@ -229,7 +223,7 @@ class AsyncOptunaSweeperImpl:
         try:
             self._run(study, display)
         except BaseException as err:
-            full = isinstance(err, _DiskFull) or (isinstance(err, OSError) and disk_full(err))
+            full = isinstance(err, DiskFull) or (isinstance(err, OSError) and disk_full(err))
             if full:
                 self._reserve.release()  # room for the bookkeeping below
             self._stop_in_flight(study, requeue=full or isinstance(err, KeyboardInterrupt))
@@ -280,98 +274,6 @@ class AsyncOptunaSweeperImpl:
         )
         return ahead < self.n_trials
 
-    def _stale(self, t: FrozenTrial, now: float, host: str, alive_at: dict[str, float]) -> str | None:
-        """Why a RUNNING trial of another sweeper (never this one's: the caller skips those) is stale (its
-        process is gone, or it has been silent for stale_after_s), or None. A trial without a heartbeat yet is
-        judged by its start time, so a peer that has just asked for it is left alone, and a trial nobody owns
-        is not waited for forever. ``alive_at``: each sweeper's last heartbeat (``navitune:alive:<owner>``); a
-        trial's own heartbeat attribute is what sweepers wrote before those existed."""
-        owner = str(t.user_attrs.get(OWNER, ""))
-        owner_host, _, pid = owner.partition(":")
-        if owner_host == host and pid.isdigit() and not alive(int(pid)):
-            return f"its sweeper {owner} is gone"
-        started = t.datetime_start.timestamp() if t.datetime_start is not None else 0.0
-        last_sign = max(float(t.user_attrs.get(HEARTBEAT, 0.0)), alive_at.get(owner, 0.0), started)
-        if now - last_sign > self.stale_after_s:
-            return f"{'its sweeper ' + owner if owner else 'it has no owner and'} has been silent " \
-                   f"for {now - last_sign:.0f} s"
-        return None
-
-    def _recover_stale(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> int:
-        """Fail RUNNING trials left by a dead (or silent) sweeper and enqueue them again as the SAME
-        attempt: the sweeper died, not the job, so no retry is used up, and a launcher that can re-attach
-        to the job (e.g. a Kubeflow run named after the trial and attempt) does so. The study's heartbeats
-        are read only when another sweeper's trial is RUNNING (never, for a sweep alone on its study)."""
-        now, host = time.time(), socket.gethostname()
-        recovered = 0
-        alive_at: dict[str, float] | None = None
-        for t in trials:
-            if t.state != TrialState.RUNNING or not self._live(t) or t.user_attrs.get(OWNER) == self.owner:
-                continue
-            if alive_at is None:
-                alive_at = _heartbeats(study)
-            why = self._stale(t, now, host, alive_at)
-            if why is None:
-                continue
-            if not tell_unless_finished(study, t.number, state=TrialState.FAIL):
-                continue  # another sweeper recovered it first
-            log.warning(f"Trial {t.number} was left RUNNING ({why}): failing it and running it again")
-            self._enqueue_again(study, t.number, t.params, t.user_attrs, same_attempt=True)
-            recovered += 1
-        return recovered
-
-    def _enqueue_baselines(self, study: optuna.Study) -> None:
-        """Enqueue each baseline once per study, whatever the number of sweepers: enqueueing is claimed
-        atomically in the storage (for the journal, the claim and the enqueue land together)."""
-        legacy = set(study.user_attrs.get(LEGACY_BASELINES, []))  # studies from before the claims
-        for i, params in enumerate(self.enqueue):
-            key = repr(sorted(params.items()))
-            if key in legacy:
-                continue
-            digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-            claim(study, f"{BASELINE_CLAIM}{digest}", self.owner,
-                  then=functools.partial(study.enqueue_trial, params, user_attrs={BASELINE: i}))
-
-    def _claim_ordinal(self, study: optuna.Study) -> int:
-        """This sweeper's ordinal in the study: the first free ``navitune:sweeper:<k>``, claimed atomically.
-        A study with trials but no claim was run before ordinals existed, with ordinal 0's stream: skip it."""
-        attrs = study_system_attrs(study)
-        taken = [int(k[len(SWEEPER_CLAIM):]) for k in attrs
-                 if k.startswith(SWEEPER_CLAIM) and k[len(SWEEPER_CLAIM):].isdigit()]
-        ordinal = max(taken) + 1 if taken else (1 if study.get_trials(deepcopy=False) else 0)
-        while not claim(study, f"{SWEEPER_CLAIM}{ordinal}", self.owner):
-            ordinal += 1
-        return ordinal
-
-    def _own_stream(self, sampler: Any, ordinal: int, space: dict[str, Any]) -> Any:
-        """The sampler, seeded for this sweeper's ordinal (unchanged for ordinal 0 or without a seed)."""
-        seed = OmegaConf.select(self._sampler_conf, "seed") if self._sampler_conf is not None else None
-        if seed is None or ordinal == 0:
-            return sampler
-        conf = OmegaConf.merge(self._sampler_conf, {"seed": _stream_seed(int(seed), ordinal)})
-        seeded = instantiate(conf, _execution_whitelist_=self._whitelist)
-        if isinstance(seeded, functools.partial) and seeded.func is optuna.samplers.GridSampler:
-            seeded = seeded({n: self._base._to_grid_sampler_choices(d) for n, d in space.items()})
-        return seeded
-
-    def _enqueue_again(self, study: optuna.Study, number: int, params: dict, attrs: dict,
-                       same_attempt: bool = False, error: str | None = None) -> bool:
-        """Enqueue a trial's parameters again: as its next attempt (a retry, up to max_retries, remembering
-        the signature of the ``error`` it failed with) or, after a lost sweeper, as the same attempt."""
-        attempt = int(attrs.get(ATTEMPT, 0))
-        if not same_attempt:
-            if attempt >= self.max_retries:
-                return False
-            attempt += 1
-        extra = {k: v for k, v in attrs.items() if k in (BASELINE, LAST_ERROR)}
-        if error is not None:
-            extra[LAST_ERROR] = error
-        study.enqueue_trial(
-            params, user_attrs={ATTEMPT: attempt, RETRY_OF: int(attrs.get(RETRY_OF, number))} | extra,
-            skip_if_exists=False,
-        )
-        return True
-
     # --------------------------------------------------------------------------------- the loop
     def _next_trial(self, study: optuna.Study) -> _Slot | None:
         trial = study.ask()
@@ -404,16 +306,17 @@ class AsyncOptunaSweeperImpl:
         ahead = self._ahead() if submit is not None else 0
         in_flight = self._in_flight
         final_failures = 0
-        allowed_failures = int(self.max_failure_rate * self.n_trials)
+        allowed_failures = self._retries.allowed_failures(self.n_trials)
         job_idx = 0
-        next_heartbeat = time.monotonic() + self.heartbeat_every
+        cooperation = self._cooperation
+        next_heartbeat = time.monotonic() + cooperation.heartbeat_every
         hold = HeldInterrupt()
         while True:
             # bookkeeping with Ctrl-C held back: an interrupt between asking a trial and recording it in
             # flight (or between taking a result and telling it) would leave that trial RUNNING
             with hold:
                 trials = study.get_trials(deepcopy=False)
-                if self._recover_stale(study, trials):
+                if cooperation.recover_stale(study, trials, self._live, self._retries.enqueue_again):
                     trials = study.get_trials(deepcopy=False)
                 counts = self._count(trials)
                 waiting = self.launcher.prepared if isinstance(self.launcher, PreparingLauncher) else 0  # set up ahead
@@ -460,8 +363,8 @@ class AsyncOptunaSweeperImpl:
             finished, _ = wait([*in_flight, *telling], timeout=timeout, return_when=FIRST_COMPLETED)
             with hold:
                 if time.monotonic() >= next_heartbeat:
-                    self._heartbeat(study)
-                    next_heartbeat = time.monotonic() + self.heartbeat_every
+                    cooperation.heartbeat(study)
+                    next_heartbeat = time.monotonic() + cooperation.heartbeat_every
                 for fut in finished:
                     if fut in in_flight:  # a job ended: its slot is free once its result is being recorded
                         slot = in_flight.pop(fut)
@@ -487,16 +390,17 @@ class AsyncOptunaSweeperImpl:
         return sum(1 for slot in self._telling.values() if slot.trial.number in failed)
 
     def _record(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> "Future[Outcome]":
-        """Tell a job's result (:meth:`_outcome`): here and now with a few trials in flight (the sampler sees each
-        result before the next ask, as in a sequential sweep), by the bookkeeping threads with more than
-        TELL_BEHIND_ABOVE, so the sweeper's thread refills slots meanwhile (each tell is a few round trips to
-        the study's database; one after the other they were the sweeper's limit at 100 in flight)."""
+        """Tell a job's result (:meth:`_outcome`, ``RetryPolicy.outcome``): here and now with a few trials in
+        flight (the sampler sees each result before the next ask, as in a sequential sweep), by the bookkeeping
+        threads with more than TELL_BEHIND_ABOVE, so the sweeper's thread refills slots meanwhile (each tell is
+        a few round trips to the study's database; one after the other they were the sweeper's limit at 100 in
+        flight)."""
         if self._tellers is not None:
             return self._tellers.submit(self._outcome, study, slot, ret)
         told: Future[Outcome] = Future()
         try:
             told.set_result(self._outcome(study, slot, ret))
-        except Exception as err:  # _DiskFull, a storage error: raised by the loop, as before
+        except Exception as err:  # DiskFull, a storage error: raised by the loop, as before
             told.set_exception(err)
         return told
 
@@ -512,16 +416,9 @@ class AsyncOptunaSweeperImpl:
         return ahead
 
     def _too_many_failures(self, study: optuna.Study, failures: int, allowed: int) -> str:
-        """The one line a sweep stopped by failures ends with. Failures a sweep tolerates (every one, at
-        max_failure_rate=1.0) are not its error: then it says only that nothing completed."""
+        """The one line a sweep stopped by failures ends with (``RetryPolicy.too_many_failures``)."""
         complete = self._count(study.get_trials(deepcopy=False))["complete"]
-        if complete == 0 and self.max_failure_rate >= 1.0:
-            return (f"optuna_async: no trial completed: {failures} trials failed for good, and a sweep stops "
-                    f"after floor(max_failure_rate * n_trials) + 1 = {allowed + 1} of them (their errors are "
-                    f"logged above)")
-        return (f"optuna_async: {failures} trial(s) failed for good, more than max_failure_rate="
-                f"{self.max_failure_rate} allows ({allowed} of n_trials={self.n_trials}): stopping the sweep "
-                f"({complete} trial(s) completed); the first: {self._first_failure}")
+        return self._retries.too_many_failures(failures, allowed, complete, self.n_trials)
 
     def _stop_in_flight(self, study: optuna.Study, requeue: bool) -> None:
         """After the sweep stopped early: shut the launcher down (its jobs are killed) and fail the trials
@@ -550,7 +447,8 @@ class AsyncOptunaSweeperImpl:
             except optuna.exceptions.UpdateFinishedTrialError:
                 return  # finished meanwhile (told by a sweeper that judged it stale)
             if tell_unless_finished(study, slot.trial, state=TrialState.FAIL) and requeue:
-                self._enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs, same_attempt=True)
+                self._retries.enqueue_again(study, slot.trial.number, slot.trial.params, slot.attrs,
+                                            same_attempt=True)
         except OSError as err:
             log.error(f"Trial {slot.trial.number}: cannot record that it stopped ({error_line(err)}); the next "
                       f"sweep on this study fails it and runs it again")
@@ -560,59 +458,12 @@ class AsyncOptunaSweeperImpl:
             self.launcher.shutdown()
 
     def _outcome(self, study: optuna.Study, slot: _Slot, ret: JobReturn) -> Outcome:
-        """Record a job's result and say what that did (:class:`Outcome`; ``LOST``: another sweeper had
-        already failed the trial as stale and runs it again). Raises _DiskFull for a job that
-        ran out of disk space (the trial is failed as stopped and enqueued again)."""
-        trial, attrs = slot.trial, slot.attrs
-        attempt = int(attrs.get(ATTEMPT, 0))
-        if ret.status == JobStatus.COMPLETED:
-            try:
-                values = objective_values(ret.return_value, len(self.directions))
-            except ValueError as err:  # it ran to its end: it would return the same again, no retry
-                return self._failed_for_good(study, trial, f"the job {err}")
-            return Outcome.COMPLETE if tell_unless_finished(study, trial, values=values) else Outcome.LOST
-        error = ret._return_value
-        if type(error).__name__ == "TrialPruned":
-            return Outcome.PRUNED if tell_unless_finished(study, trial, state=TrialState.PRUNED) else Outcome.LOST
-        text = error_line(error)
-        if disk_full(error):
-            log.warning(f"Trial {trial.number} (attempt {attempt + 1}) stopped: {text}")
-            raise _DiskFull(f"optuna_async: the disk is full (trial {trial.number}: {text}): stopping the sweep; "
-                            f"its trials in flight run again when the same command runs with room on the disk")
-        sig = signature(error)
-        if attrs.get(LAST_ERROR) == sig:
-            return self._failed_for_good(study, trial, f"failed the same way twice: {text}", attempt)
-        log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed: {text}")
-        if not tell_unless_finished(study, trial, state=TrialState.FAIL):
-            return Outcome.LOST
-        if self._enqueue_again(study, trial.number, trial.params, attrs, error=sig):
-            return Outcome.RETRIED
-        self._first_failure = self._first_failure or f"trial {trial.number}: {text}"
-        return Outcome.FAILED
+        """Record a job's result and say what that did (``RetryPolicy.outcome``; raises DiskFull for a job
+        that ran out of disk space)."""
+        return self._retries.outcome(study, slot.trial, slot.attrs, ret, len(self.directions))
 
-    def _failed_for_good(self, study: optuna.Study, trial: optuna.Trial, why: str, attempt: int = 0) -> Outcome:
-        log.warning(f"Trial {trial.number} (attempt {attempt + 1}) failed for good: {why}")
-        self._first_failure = self._first_failure or f"trial {trial.number}: {why}"
-        return Outcome.FAILED if tell_unless_finished(study, trial, state=TrialState.FAIL) else Outcome.LOST
 
-    def _heartbeat(self, study: optuna.Study) -> None:
-        """This sweeper's sign of life: one study attribute per sweeper, whatever the number of trials in
-        flight (a write per trial was 100 writes every 30 s at 100 in flight, a third of the sweeper's
-        time on the study database: ``bench kfp-scale``, docs/performance.md)."""
-        try:
-            set_study_system_attr(study, ALIVE + self.owner, time.time())
-        except Exception as err:  # noqa: BLE001 - the next heartbeat tries again; stale_after_s allows a few
-            log.debug("heartbeat not written: %s", error_line(err))
-
-    # ------------------------------------------------------------------------------- results
 # --------------------------------------------------------------------------------------- helpers
-def _heartbeats(study: optuna.Study) -> dict[str, float]:
-    """Each sweeper's last heartbeat in the study (owner -> epoch seconds)."""
-    attrs = study_system_attrs(study)
-    return {k[len(ALIVE):]: float(v) for k, v in attrs.items()
-            if k.startswith(ALIVE) and isinstance(v, (int, float))}
-
-
 def _explain(overrides: list[str], err: BaseException) -> str:
     """One line naming the bad override and why."""
     from .overrides import first_bad_override
@@ -621,33 +472,4 @@ def _explain(overrides: list[str], err: BaseException) -> str:
     if bad is not None:
         return f"{bad[0]!r}: {bad[1]}"
     return f"{overrides}: {message_line(err) or type(err).__name__}"
-
-
-def tell_unless_finished(study: optuna.Study, trial: Any, **kwargs: Any) -> bool:
-    """``study.tell`` that returns False when the trial was already finished (by a sweeper that judged it
-    stale) and ignores the ``Study.stop`` that GridSampler calls outside ``optimize`` once the grid is
-    done (the trial's state is stored before it)."""
-    try:
-        study.tell(trial, **kwargs)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
-    except ValueError as err:
-        if "Cannot tell a" in str(err):
-            return False
-        raise
-    except RuntimeError as err:
-        if "Study.stop" not in str(err):
-            raise
-    return True
-
-
-def _stream_seed(seed: int, ordinal: int) -> int:
-    """The sampler seed of the ``ordinal``-th sweeper on a study: ``seed`` itself for the first, then
-    independent streams derived from it (NumPy's SeedSequence spawning)."""
-    if ordinal == 0:
-        return seed
-    import numpy as np
-
-    return int(np.random.SeedSequence(entropy=abs(seed), spawn_key=(ordinal,)).generate_state(1)[0])
-
 
