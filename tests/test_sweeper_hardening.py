@@ -97,7 +97,8 @@ def test_concurrent_sweepers_on_mariadb_run_distinct_points_and_the_baseline_onc
 
 
 def _claim_in_process(setting: str, key: str, ready: Any, go: Any, waiting: Any, out: Any) -> None:
-    from hydra_plugins.navitune_shared.storage import claim, make_storage
+    from hydra_plugins.navitune_shared.claims import claim
+    from hydra_plugins.navitune_shared.storage import make_storage
 
     study = optuna.load_study(study_name="claims", storage=make_storage(setting))
     real_symlink, reported = os.symlink, []

@@ -86,7 +86,7 @@ def keep(config: Any, record: dict[str, Any]) -> dict[str, Any] | None:
     """Put ``record`` in the sweep's study unless an earlier start did; the study's record (this one, or the
     earlier one: first writer wins), or None when the study cannot hold it (in memory, unreachable, or the record
     is not a known champion and the study has none). Never raises."""
-    from hydra_plugins.navitune_shared.storage import claim
+    from hydra_plugins.navitune_shared.claims import claim
 
     from experiment.tracking.common import first_line
 

@@ -45,13 +45,14 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
+from hydra_plugins.navitune_shared.disk_reserve import DiskReserve
 from hydra_plugins.navitune_shared.errors import error_line, message_line
 from hydra_plugins.navitune_shared.optuna_internals import optuna_sweeper_impl, set_trial_user_attr
 from hydra_plugins.navitune_shared.protocol import (
     ATTEMPT, ENV_ATTEMPT, ENV_ORIGIN, ENV_STUDY, ENV_TRIAL, OVER_BUDGET, OWNER, RETRY_OF, STOPPED, AsyncLauncher,
     CompilingLauncher, PreparingLauncher,
 )
-from hydra_plugins.navitune_shared.storage import DiskReserve, describe, sweeper_storage
+from hydra_plugins.navitune_shared.storage import describe, sweeper_storage
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 

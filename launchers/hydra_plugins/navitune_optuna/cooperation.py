@@ -18,12 +18,13 @@ from typing import Any, Callable, Sequence
 
 import optuna
 from hydra.utils import instantiate
+from hydra_plugins.navitune_shared.claims import claim
 from hydra_plugins.navitune_shared.errors import error_line
 from hydra_plugins.navitune_shared.optuna_internals import set_study_system_attr, study_system_attrs
+from hydra_plugins.navitune_shared.pids import alive
 from hydra_plugins.navitune_shared.protocol import (
     ALIVE, BASELINE, BASELINE_CLAIM, HEARTBEAT, LEGACY_BASELINES, OWNER, SWEEPER_CLAIM,
 )
-from hydra_plugins.navitune_shared.storage import alive, claim
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
