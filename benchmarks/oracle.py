@@ -46,6 +46,9 @@ FINGERPRINT_GLOBS = (
     "conf/demand/*.yaml", "conf/policy/production.yaml", "conf/window/tune_week.yaml",
     "conf/window/test_week.yaml", "conf/window/smoke.yaml",
 )
+#: the simulator's own measurement tools, which simulate() never imports (tests/test_bench_accuracy.py holds that):
+#: editing them changes no simulated figure, so they do not invalidate an oracle
+FINGERPRINT_EXCLUDE = ("experiment/sim/diagnostics.py", "experiment/sim/defaults.py")
 #: keys the oracle sets itself (its windows and seeds define the measurement)
 OWN_KEYS = ("window", "window.seed", "window.start", "window.end", "tracking", "paths")
 #: seed offsets of the two test-week seed sets, from the test window's own seed (1001): 1101.., 1201..; apart from
@@ -118,9 +121,11 @@ def point_of(dims: Sequence[Dim], u: Sequence[float]) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------------------- fingerprint
 def fingerprint(root: Path = ROOT) -> str:
-    """SHA-256 over the relative paths and bytes of FINGERPRINT_GLOBS under ``root`` (sorted): the simulator an
+    """SHA-256 over the relative paths and bytes of FINGERPRINT_GLOBS (less FINGERPRINT_EXCLUDE) under ``root``
+    (sorted): the simulator an
     oracle was computed on. A changed byte in any of those files gives another fingerprint."""
-    files = sorted({p for g in FINGERPRINT_GLOBS for p in root.glob(g) if p.is_file() and "__pycache__" not in p.parts})
+    files = sorted({p for g in FINGERPRINT_GLOBS for p in root.glob(g) if p.is_file() and "__pycache__" not in p.parts
+                    and p.relative_to(root).as_posix() not in FINGERPRINT_EXCLUDE})
     h = hashlib.sha256()
     for p in files:
         h.update(p.relative_to(root).as_posix().encode() + b"\0")

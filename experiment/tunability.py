@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from experiment.config import production_policy
+from experiment.sim.defaults import default_region
 from experiment.sim.navigation import NavigationParams
 from experiment.sim.scenario import Scenario
 from experiment.sim.simulate import SimParams, simulate
@@ -54,20 +55,7 @@ def production_params() -> NavigationParams:
 PRODUCTION = production_params()
 
 
-def default_region() -> dict[str, Any]:
-    """The default region's size as conf/region/tokyo_central.yaml writes it (the one place it is written):
-    drivers, requests_per_hour and the shift mix as the simulator's (alternate-day, day, night) tuple."""
-    from omegaconf import OmegaConf
-
-    from experiment.sim.shifts import SHIFT_KINDS
-
-    y = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "region" / "tokyo_central.yaml")
-    mix = dict(y.get("fleet_mix") or {})
-    return {"n_drivers": int(y.drivers), "requests_per_hour": float(y.requests_per_hour),
-            "fleet_mix": tuple(float(mix.get(k, 0.0)) for k in SHIFT_KINDS)}
-
-
-REGION = default_region()
+REGION = default_region()  # conf/region/tokyo_central.yaml (experiment.sim.defaults)
 ALL_SCANS: dict[str, tuple[float, ...]] = SCANS | road_weight_scans(dict(production_policy()["road_weights"]))
 
 

@@ -101,6 +101,23 @@ def test_fingerprint_follows_the_simulators_bytes(tmp_path: Path) -> None:
     (tmp_path / "conf" / "policy" / "production.yaml").write_text("gamma: 0.5\n")
     assert fingerprint(tmp_path) not in (before, changed)
     assert "experiment/sim/**/*.py" in FINGERPRINT_GLOBS
+    tool = tmp_path / "experiment" / "sim" / "diagnostics.py"  # a measurement tool of the simulator
+    tool.write_bytes(tool.read_bytes() + b"\n")
+    assert fingerprint(tmp_path) == fingerprint(tmp_path) and fingerprint(tmp_path) not in (before, changed)
+
+
+def test_the_tools_left_out_of_the_fingerprint_are_never_imported_by_a_simulation() -> None:
+    """FINGERPRINT_EXCLUDE holds only files simulate() does not run: a fresh interpreter that imports the
+    simulator and runs a tiny simulation has none of them loaded."""
+    from benchmarks.oracle import FINGERPRINT_EXCLUDE
+
+    modules = [f.removesuffix(".py").replace("/", ".") for f in FINGERPRINT_EXCLUDE]
+    code = ("import sys; from experiment.sim.simulate import SimParams, simulate; "
+            "simulate(SimParams(region='tokyo_central', n_drivers=20, requests_per_hour=50.0, start_weekday=0, n_days=1, seed=1)); "
+            f"print([m for m in {modules!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------------------------- resume cache

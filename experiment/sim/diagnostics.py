@@ -20,15 +20,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .defaults import default_region
 from .navigation import NavigationParams, setting, with_setting
 from .network import UTURN
 from .simulate import SimParams, build_engine, simulate
 
 #: the held-out test week of conf/window/test_week.yaml (Monday 2026-06-22, seed 1001), default region
 def _test_week() -> dict:
-    from experiment.tunability import REGION  # conf/region/tokyo_central.yaml's size and shift mix
-
-    return dict(region="tokyo_central", **REGION, start_weekday=0, n_days=7, seed=1001)
+    return dict(region="tokyo_central", **default_region(), start_weekday=0, n_days=7, seed=1001)
 
 
 def value_of(policy: NavigationParams, name: str) -> float:
