@@ -71,6 +71,15 @@ DEFAULT = "default"
 CONFIGS: dict[str, Config] = {
     DEFAULT: Config(DEFAULT, "tpe", "navi3"),
     **{s: Config(s, s, "navi3", (f"hydra/sweeper/sampler={s}",)) for s in ("tpe", "gp", "cmaes", "qmc", "random")},
+    # TPE that models the parameters jointly (Optuna's multivariate TPE), with the constant liar for trials in flight
+    "tpe-mv": Config("tpe-mv", "tpe", "navi3", ("hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.multivariate=true",
+                                                 "hydra.sweeper.sampler.constant_liar=true")),
+    "tpe-mv-s5": Config("tpe-mv-s5", "tpe", "navi3", (
+        "hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.multivariate=true", "hydra.sweeper.sampler.constant_liar=true",
+        "hydra.sweeper.sampler.n_startup_trials=5")),
+    "tpe-s5": Config("tpe-s5", "tpe", "navi3", ("hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.n_startup_trials=5")),
+    # the default with the report's selection stage: the 3 best trials on 2 fresh tuning seeds (6 simulations)
+    "select": Config("select", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",)),
     "navi6": Config("navi6", "tpe", "navi6", ("search_space=navi6",)),
     # hydra-optuna-sweeper with its defaults (TPE, batches of n_jobs), navi3's ranges; it enqueues no baseline
     "hydra-optuna": Config("hydra-optuna", "tpe", "navi3", ("~search_space", "hydra/sweeper=optuna",
@@ -108,13 +117,15 @@ def run_sweep(cmd: list[str], log_path: Path) -> float:
 
 
 def sweep_simulations(sweep_dir: Path) -> int:
-    """Every simulation a sweep spent: its jobs (trials, baseline, retries, pruned ones counted whole) and the
-    report's replications."""
+    """Every simulation a sweep spent: its jobs (trials, baseline, retries, pruned ones counted whole), the
+    report's selection stage and its replications."""
     jobs = sum(1 for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
     report = sweep_dir / "report.json"
     reps = 0
     if report.is_file():
-        reps = sum(int(p.get("replications", 0)) for p in json.loads(report.read_text()).get("patterns", []))
+        r = json.loads(report.read_text())
+        reps = sum(int(p.get("replications", 0)) for p in r.get("patterns", []))
+        reps += int((r.get("selection") or {}).get("simulations", 0))
     return jobs + reps
 
 

@@ -14,6 +14,7 @@ from experiment.report._util import _json_default, _select
 from experiment.report.assemble import assemble
 from experiment.report.compose import compose_patterns
 from experiment.report.files import write_report
+from experiment.report.selection import select_candidate
 from experiment.report.settings import DEMANDS, SETS, ReportSettings
 from experiment.report.simulations import run_simulations
 from experiment.study import baseline as _baseline, load_study as _load_study, load_sweep
@@ -35,6 +36,10 @@ def build_report(
     sweep = load_sweep(sweep_dir, config)
     study, study_problem = _load_study(sweep)
     baseline, baseline_source = _baseline(study, sweep)
+    selection = select_candidate(sweep, study, settings)
+    if selection is not None:  # the candidate every later step takes (report, policy_candidate.yaml, registry)
+        sweep.best_params = dict(selection["chosen_params"])
+        sweep.best_value = float(selection["chosen_tuning_value"])
     tuning_window = _select(sweep.config, "window.name")
     cfgs = compose_patterns(sweep, settings, baseline, overrides)
     test_window = str(next(iter(cfgs.values()))["cfg"].window.name)  # report.window=auto: chosen by the sweep's
@@ -48,6 +53,7 @@ def build_report(
     metrics = run_simulations([p for *_, p in jobs], n_workers)
     result = assemble(sweep, settings, cfgs, jobs, metrics, baseline_source)
     result["study_problem"] = study_problem
+    result["selection"] = selection
     files = write_report(sweep, settings, result, cfgs, study)
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)
     (sweep.dir / "report.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")

@@ -27,12 +27,14 @@ class ReportCallback(Callback):
     MLflow attaches its files to the parent run."""
 
     def __init__(self, enabled: bool = True, replications: int = 5, window: str = "test_week", workers: int = 2,
-                 match_scale: bool = True, plots: bool = True) -> None:
+                 match_scale: bool = True, plots: bool = True, selection_top: int = 0,
+                 selection_seeds: int = 2) -> None:
         from experiment.config import ConfigError
 
         self.enabled = enabled
         try:
-            self.settings = ReportSettings(replications, window, workers, match_scale, plots).check()
+            self.settings = ReportSettings(replications, window, workers, match_scale, plots, selection_top,
+                                           selection_seeds).check()
         except ReportError as err:
             raise ConfigError(str(err).replace("report.", "hydra.callbacks.report.", 1)) from None
         if not isinstance(enabled, bool):

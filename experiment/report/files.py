@@ -100,6 +100,19 @@ def note_registry(sweep_dir: Path, line: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _tuned_line(r: dict[str, Any], params: str) -> str:
+    """Which trial the tuned parameters are, and how they were chosen (the selection stage, when it ran)."""
+    sel = r.get("selection")
+    if not sel:
+        return f"Tuned parameters (best trial, {_yen(r['best_value_tuning'])} yen/driver-day on the tuning window): " \
+               f"{params}."
+    rows = "; ".join(f"trial {f['trial']}: {_yen(f['tuning_value'])} tuning, {_yen(f['fresh_mean'])} fresh"
+                     for f in sel["finalists"])
+    return (f"Tuned parameters (trial {sel['chosen_trial']}, chosen by the selection stage: the "
+            f"{len(sel['finalists'])} best trials on fresh seeds {', '.join(map(str, sel['seeds']))} of "
+            f"`{sel['window']}`; {rows}): {params}.")
+
+
 def _markdown(r: dict[str, Any], sweep: Sweep) -> str:
     """A human summary: the four patterns, the paired improvements and the decision."""
     test, tuning = r["windows"]["test"], r["windows"]["tuning"]
@@ -145,8 +158,7 @@ def _markdown(r: dict[str, Any], sweep: Sweep) -> str:
         "",
         f"Interval: {r['ci_method']}. Rule: {r['promotion_rule']}.",
         "",
-        f"Tuned parameters (best trial, {_yen(r['best_value_tuning'])} yen/driver-day on the tuning window): "
-        f"{params}.",
+        _tuned_line(r, params),
         f"Parameters of {base_name}: {base['source']} ("
         + ", ".join(f"`{k}` = {_fmt(base['params'].get(k.removeprefix('policy.')))}" for k in r["best_params"])
         + ").",

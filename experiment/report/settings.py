@@ -17,6 +17,8 @@ PROMOTION_RULE = "promote only if the lower bound of the 95 % interval is above 
 from experiment.study import OWN_KEYS  # noqa: E402,F401  (the report chooses these itself)
 #: report.window=auto: the rolling test span of a sweep tuned on window=rolling, else FIXED_TEST_WINDOW
 AUTO_WINDOW = "auto"
+MAX_SELECTION_TOP = 20  # finalists x seeds simulations: bounded like the report's own replications
+MAX_SELECTION_SEEDS = 20
 FIXED_TEST_WINDOW = "test_week"
 ROLLING_WINDOW = "rolling"
 
@@ -51,6 +53,8 @@ class ReportSettings:
     workers: int = 2  # simulation processes
     match_scale: bool = True  # the test window takes the tuning window's days, window.drivers and max_shift_h
     plots: bool = True
+    selection_top: int = 0  # the best trials simulated again on fresh tuning seeds before naming the candidate (0: off)
+    selection_seeds: int = 2  # fresh seeds of the tuning window per finalist
 
     def check(self) -> "ReportSettings":
         def bad(key: str, value: Any, allowed: str) -> ReportError:
@@ -60,6 +64,13 @@ class ReportSettings:
             raise bad("replications", self.replications, "a whole number >= 2")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise bad("workers", self.workers, "a whole number >= 1")
+        if isinstance(self.selection_top, bool) or not isinstance(self.selection_top, int) \
+                or not 0 <= self.selection_top <= MAX_SELECTION_TOP:
+            raise bad("selection_top", self.selection_top, f"a whole number in 0..{MAX_SELECTION_TOP} (0 or 1: no "
+                      "selection stage, the sweep's best trial is the candidate)")
+        if isinstance(self.selection_seeds, bool) or not isinstance(self.selection_seeds, int) \
+                or not 1 <= self.selection_seeds <= MAX_SELECTION_SEEDS:
+            raise bad("selection_seeds", self.selection_seeds, f"a whole number in 1..{MAX_SELECTION_SEEDS}")
         windows = sorted(p.stem for p in (_conf_dir() / "window").glob("*.yaml") if not p.stem.startswith("_"))
         windows.insert(0, AUTO_WINDOW)
         if self.window not in windows:
