@@ -129,6 +129,27 @@ def sweep_simulations(sweep_dir: Path) -> int:
     return jobs + reps
 
 
+def simulation_equivalents(outputs: Path, sweep_dir: Path, days: int) -> float | None:
+    """What a sweep spent in whole simulations when a pruned trial counts by the days it simulated (its
+    intermediate values: one per day) and every other job and the report's runs count whole; None when the
+    study cannot be read (a sweeper without navitune's journal)."""
+    journal = outputs / "optuna" / "studies.journal"
+    if not journal.is_file():
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    spent = 0.0
+    for summary in optuna.get_all_study_summaries(storage):
+        for t in optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False):
+            if t.state == optuna.trial.TrialState.PRUNED:
+                spent += min(len(t.intermediate_values), days) / days
+            elif t.state.is_finished():
+                spent += 1.0
+    return spent + (sweep_simulations(sweep_dir) - sum(1 for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()))
+
+
 def candidate_policy(sweep_dir: Path, production: Any, names: Sequence[str]) -> tuple[Any, dict[str, float], str]:
     """The sweep's candidate as the report and the registry take it: (NavigationParams, its tuned values, source)."""
     from omegaconf import OmegaConf
@@ -262,7 +283,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
         for name in opts.configs:
             config = CONFIGS[name]
             for budget in opts.budgets:
-                shares, sims, cpus, rows = [], [], [], []
+                shares, sims, cpus, rows, equiv = [], [], [], [], []
                 for seed in range(1, opts.repeats + 1):
                     out = root / f"{name}-b{budget}-s{seed}"
                     out.mkdir(parents=True, exist_ok=True)
@@ -273,13 +294,16 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
                     cand = evaluate(win.test, [nav], seeds, opts.workers)[0]
                     share = captured_share(cand, oracle["production_per_seed"], oracle["revenue_per_seed"])
                     n_sims = sweep_simulations(out / "sweep")
+                    equivalents = simulation_equivalents(out, out / "sweep", int(win.tune.n_days))
                     log(f"accuracy: {name}, budget {budget}, seed {seed}: captured share {share:.3f} "
                         f"({n_sims} simulations, {cpu:.0f} cpu s, {time.perf_counter() - t0:.0f} s; candidate from "
                         f"{source})")
                     shares.append(share)
                     sims.append(n_sims)
                     cpus.append(cpu)
+                    equiv.append(equivalents)
                     rows.append({"seed": seed, "captured_share": round(share, 4), "simulations": n_sims,
+                                 "simulation_equivalents": None if equivalents is None else round(equivalents, 2),
                                  "cpu_s": round(cpu, 1), "revenue": round(statistics.fmean(cand), 2),
                                  "candidate_source": source,
                                  "params": {k: round(v, 6) for k, v in tuned.items()}})
@@ -287,6 +311,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
                     "name": name, "sampler": config.sampler, "search_space": config.search_space, "budget": budget,
                     "repeats": opts.repeats, "captured_share_median": round(statistics.median(shares), 4),
                     "captured_share_min": round(min(shares), 4), "simulations_median": statistics.median(sims),
+                    "simulation_equivalents_median": None if None in equiv else round(statistics.median(equiv), 2),
                     "cpu_s": round(statistics.median(cpus), 1), "runs": rows,
                 })
     return {

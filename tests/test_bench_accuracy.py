@@ -258,7 +258,51 @@ def test_smoke_accuracy_run(smoke_oracle: tuple[Path, Path, dict]) -> None:
     assert entry["captured_share_median"] == entry["captured_share_min"] == run["captured_share"]
     # 3 trials and the report's 2 replications x 4 patterns
     assert entry["simulations_median"] == run["simulations"] == 3 + 2 * 4 and entry["cpu_s"] > 0
+    # a pruned trial counts by its days: a 1-day smoke trial is never pruned part-way, so the same 11
+    assert entry["simulation_equivalents_median"] == run["simulation_equivalents"] == 11.0
     # the share recomputed from the candidate's revenue and the oracle's per-seed figures
     n = len(oracle["revenue_per_seed"])
     p, o = sum(oracle["production_per_seed"]) / n, sum(oracle["revenue_per_seed"]) / n
     assert run["captured_share"] == pytest.approx((run["revenue"] - p) / (o - p), abs=2e-3)
+
+
+def test_simulation_equivalents_count_a_pruned_trial_by_its_days(tmp_path: Path) -> None:
+    import optuna
+
+    from benchmarks.accuracy import simulation_equivalents
+
+    journal = tmp_path / "optuna" / "studies.journal"
+    journal.parent.mkdir()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    done = study.ask()
+    for day in range(7):
+        done.report(100.0, day)
+    study.tell(done, 100.0)
+    pruned = study.ask()
+    pruned.report(90.0, 0)
+    pruned.report(90.0, 1)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # a failed job ran: counted whole
+    sweep = tmp_path / "sweep"
+    for job in ("0", "1", "2"):
+        (sweep / job).mkdir(parents=True)
+    (sweep / "report.json").write_text(json.dumps({"patterns": [{"replications": 2}] * 4, "selection": None}))
+    assert simulation_equivalents(tmp_path, sweep, 7) == pytest.approx(1 + 2 / 7 + 1 + 8)
+    assert simulation_equivalents(tmp_path / "nowhere", sweep, 7) is None
+
+
+def test_convergence_lines_take_median_and_spread_per_budget(tmp_path: Path) -> None:
+    from benchmarks.accuracy_plot import entries, lines, plot
+
+    def cfg(name: str, budget: int, sims: int, shares: list[float]) -> dict:
+        return {"name": name, "budget": budget, "simulations_median": sims,
+                "runs": [{"captured_share": s} for s in shares]}
+
+    collection = {"runs": [{"configs": [cfg("default", 30, 50, [0.5, 1.0, 0.9])]},
+                           {"configs": [cfg("default", 15, 35, [0.1, -0.2, 0.6]), cfg("tpe-mv", 30, 50, [0.8])]}]}
+    got = lines(entries([collection, {"configs": [cfg("default", 60, 80, [0.95, 0.99, 1.02])]}]))
+    assert got["default"] == [(35.0, -0.2, 0.1, 0.6), (50.0, 0.5, 0.9, 1.0), (80.0, 0.95, 0.99, 1.02)]
+    assert got["tpe-mv"] == [(50.0, 0.8, 0.8, 0.8)]
+    png = plot(got, tmp_path / "c.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
