@@ -461,6 +461,52 @@ def test_the_sweep_baseline_is_the_champion_when_there_is_one(tmp_path: Path,
 
 
 @pytest.mark.slow
+def test_a_sweep_enqueues_the_earlier_champions_after_its_baseline_each_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22: after the baseline (the champion), navi3's enqueue list holds the region's earlier champions, most
+    recent first; a slot the registry cannot fill repeats the baseline, and a real sweep runs each distinct entry
+    once (the sweeper's claim is by parameters), the earlier champion as the trial after the baseline."""
+    import optuna
+    from hydra import compose, initialize_config_dir
+
+    from experiment.registration import register_configs
+    from experiment.registry.resolver import forget
+    from experiment.registry.store import Registry
+
+    register_configs()
+    uri, outputs = local_backend(tmp_path)
+
+    def enqueue() -> list[dict[str, Any]]:
+        forget()
+        with initialize_config_dir(config_dir=str(ROOT / "conf")):
+            cfg = compose(config_name="config", overrides=outputs, return_hydra_config=True)
+        return OmegaConf.to_container(cfg.hydra.sweeper.enqueue, resolve=True)  # type: ignore[return-value]
+
+    prod = production_policy()
+    production = {"policy.gamma": prod["gamma"], "policy.max_wait_min": prod["max_wait_min"],
+                  "policy.road_weights.right": prod["road_weights"]["right"]}
+    poor = {"policy.gamma": POOR["gamma"], "policy.max_wait_min": POOR["max_wait_min"],
+            "policy.road_weights.right": POOR["right"]}
+    assert enqueue() == [production] * 4  # no registry yet: the baseline four times, enqueued once
+    assert champion(["init", *outputs], capsys)[0] == 0
+    assert enqueue() == [production] * 4  # one champion, no earlier one
+    poor_v = register_poor(uri, str(tmp_path / "outputs" / "mlartifacts"))
+    assert Registry.at(uri, REGION).history() == [1, poor_v]
+    assert enqueue() == [poor, production, poor, poor]  # the champion, then v1, then the baseline again
+    out = tmp_path / "outputs"
+    proc = cli(tmp_path, "-m", "+experiment=smoke", "hydra.sweeper.n_trials=3", *outputs,
+               "hydra.sweeper.progress=false", "hydra.callbacks.report.enabled=false",
+               "hydra.sweeper.study_name=earlier_champions")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "optuna" / "studies.journal")))
+    trials = optuna.load_study(study_name="earlier_champions", storage=storage).get_trials(deepcopy=False)
+    first_two = [dict(t.params) for t in sorted(trials, key=lambda t: t.number)[:2]]
+    assert first_two == [poor, production]
+    assert sum(dict(t.params) == poor for t in trials) == 1 and sum(dict(t.params) == production for t in trials) == 1
+
+
+@pytest.mark.slow
 def test_a_decision_on_a_tracking_server(decided: dict[str, Any], mlflow_server: Any,  # noqa: F811
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """The same real sweep decided against a real ``mlflow server`` (artifacts uploaded through it): its

@@ -12,6 +12,7 @@ child. With the server down or hung, runs and sweeps finish with one warning and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -231,6 +232,8 @@ def test_parent_run_holds_the_study_settings_config_and_best(sweeps: Sweeps, tmp
     assert params["search_space"] == "navi3"
     assert params["search_space.policy.gamma"] == "interval(0.6, 0.995)"
     assert params["direction"] == "maximize"
+    assert json.loads(params["baseline"])["policy.gamma"] == _PROD["gamma"]  # the first entry of ENQUEUE
+    assert [e["policy.gamma"] for e in json.loads(params["enqueued"])] == [1.5]  # the rest
     assert "hydra.sweeper.n_trials=4" in tags["navitune.overrides"]
     assert "tracking=server" in tags["navitune.overrides"]
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)

@@ -8,6 +8,8 @@
 * ``${navitune_baseline:REGION,TRACKING_URI,KEY,FALLBACK}``: the champion's KEY when the region has one, else
   FALLBACK (the composed policy's value: ``production``). MLflow down: FALLBACK and one warning; the decision
   then sees that the baseline was not the champion.
+* ``${navitune_earlier_champion:REGION,TRACKING_URI,K,KEY,FALLBACK}``: KEY of the K-th earlier champion (most
+  recent first, at most EARLIER_CHAMPIONS), else the baseline's: a sweep's enqueue list after its baseline.
 
 Lookups are cached per process (forked sweep jobs inherit the sweep process's answer, so a sweep's jobs all see
 the champion its baseline was taken from).
@@ -24,6 +26,7 @@ from experiment.registry.store import Registry, RegistryUnavailable, Version
 
 log = logging.getLogger("navitune.registry")
 _CACHE: dict[tuple[str, str], Version | None] = {}
+_EARLIER: dict[tuple[str, str], list[Version]] = {}
 _WARNED: set[tuple[str, str]] = set()
 # OmegaConf re-raises a resolver's error "from None": its one line is kept in experiment.errors for the check
 take_error = take_resolver_error  # the one-line error of the last failed navitune_champion lookup (and forget it)
@@ -53,6 +56,7 @@ def forget_warnings() -> None:
 def forget() -> None:
     """Drop the cached answers (a new sweep in the same process, tests)."""
     _CACHE.clear()
+    _EARLIER.clear()
     _WARNED.clear()
 
 
@@ -95,6 +99,43 @@ def baseline_value(region: Any, uri: Any, key: str, fallback: Any) -> Any:
     return fallback if version is None else _get(version.policy, key)
 
 
+#: earlier champions a sweep enqueues after its baseline (conf/search_space/navi*.yaml: one enqueue entry each)
+EARLIER_CHAMPIONS = 3
+
+
+def cached_earlier_champions(uri: str, region: str) -> list[Version]:
+    """The region's earlier champions, most recent first: each version that was champion before (the
+    registry's champion history), without the current champion and without repeats, at most
+    EARLIER_CHAMPIONS; looked up once per process. Raises RegistryUnavailable."""
+    key = (str(uri), str(region))
+    if key not in _EARLIER:
+        if str(uri).startswith("sqlite:///") and not Path(str(uri)[len("sqlite:///"):]).exists():
+            return []
+        registry = Registry.at(str(uri), str(region))
+        current = registry.champion_number()
+        numbers: list[int] = []
+        for number in reversed(registry.history()):
+            if number != current and number not in numbers:
+                numbers.append(number)
+        _EARLIER[key] = [registry.version(n) for n in numbers[:EARLIER_CHAMPIONS]]
+    return _EARLIER[key]
+
+
+def earlier_champion_value(region: Any, uri: Any, k: Any, key: str, fallback: Any) -> Any:
+    """``${navitune_earlier_champion:REGION,URI,K,KEY,FALLBACK}``: KEY of the K-th earlier champion (1: the
+    one before the current champion), else the baseline's KEY (``navitune_baseline`` with FALLBACK). A sweep
+    enqueues these after its baseline, so a world that goes back gets its old champion back through the same
+    decision; a missing one repeats the baseline, which the sweeper enqueues once (its claim is by parameters)."""
+    if uri in (None, "", "None", "null"):
+        return fallback
+    try:
+        earlier = cached_earlier_champions(str(uri), str(region))
+    except RegistryUnavailable:
+        earlier = []  # the baseline's resolver says once that the registry is unreachable
+    k = int(k)
+    return _get(earlier[k - 1].policy, key) if 1 <= k <= len(earlier) else baseline_value(region, uri, key, fallback)
+
+
 def register_resolvers() -> None:
     """Idempotent (``replace=True``): register_configs may run more than once per process."""
     from omegaconf import OmegaConf
@@ -102,6 +143,7 @@ def register_resolvers() -> None:
     register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
     register("navitune_champion", champion_value, replace=True)
     register("navitune_baseline", baseline_value, replace=True)
+    register("navitune_earlier_champion", earlier_champion_value, replace=True)
 
 
 def champion_policy(region: str, uri: str) -> dict[str, Any]:

@@ -90,8 +90,11 @@ def sweep_params(config: DictConfig, info: dict[str, Any]) -> dict[str, Any]:
     for key, spec in (_select(config, "hydra.sweeper.params") or {}).items():
         params[f"search_space.{key}"] = spec
     enqueue = _select(config, "hydra.sweeper.enqueue")
-    if enqueue:
-        params["baseline"] = json.dumps(enqueue, sort_keys=True)
+    if enqueue:  # the baseline first, then the earlier champions (an entry equal to one before is enqueued once)
+        distinct = [e for i, e in enumerate(enqueue) if e not in enqueue[:i]]
+        params["baseline"] = json.dumps(distinct[0], sort_keys=True)
+        if len(distinct) > 1:
+            params["enqueued"] = json.dumps(distinct[1:], sort_keys=True)
     for key in SWEEP_FIXED_KEYS:
         params[key] = _select(config, key)
     return {k: v for k, v in params.items() if v is not None}
