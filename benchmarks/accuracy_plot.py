@@ -48,11 +48,13 @@ def plot(data: dict[str, list[tuple[float, float, float, float]]], path: Path, d
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
-    for name, pts in sorted(data.items(), key=lambda kv: kv[0] != default):
-        xs = [p[0] for p in pts]
-        line, = ax.plot(xs, [p[2] for p in pts], marker="o", lw=2.4 if name == default else 1.4,
-                        label=f"{name} (median; band: worst..best of the repeats)")
-        ax.fill_between(xs, [p[1] for p in pts], [p[3] for p in pts], color=line.get_color(), alpha=0.15)
+    names = sorted(data, key=lambda n: (n != default, n))
+    for i, name in enumerate(names):
+        pts = data[name]
+        xs = [p[0] + 0.6 * (i - (len(names) - 1) / 2) for p in pts]  # side by side at a shared budget
+        med = [p[2] for p in pts]
+        ax.errorbar(xs, med, yerr=[[p[2] - p[1] for p in pts], [p[3] - p[2] for p in pts]], marker="o", capsize=3,
+                    lw=2.4 if name == default else 1.2, label=name)
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.axhline(0.95, color="grey", lw=0.8, ls=":")
     ax.axhline(0.90, color="grey", lw=0.8, ls=":")
@@ -60,8 +62,9 @@ def plot(data: dict[str, list[tuple[float, float, float, float]]], path: Path, d
     ax.text(ax.get_xlim()[0], 0.90, " targets 0.95 (median), 0.90 (worst)", va="top", fontsize=8, color="grey")
     ax.set_xlabel("Simulations per sweep (its trials and the report's 20)")
     ax.set_ylabel("Captured share of the attainable held-out gain")
-    ax.set_title("navi3 on test_week: what a sweep finds, by budget", fontsize=11)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("What a navi3 sweep finds on test_week: median of 5 sweeps, bars from the worst to the best",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="lower right", title="configuration", title_fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
