@@ -106,9 +106,22 @@ def sweep_command(config: Config, budget: int, seed: int, outputs: Path, space: 
 
 def run_sweep(cmd: list[str], log_path: Path) -> float:
     """Run one sweep; its CPU seconds (this process's waited-for children: the sweep, its jobs, report workers)."""
+    import os
+    import signal
+
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "w") as fh:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, timeout=6 * 3600)
+        # its own process group, ended with the bench: a bench stopped (Ctrl-C, kill, timeout) leaves no sweep behind
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt("SIGTERM")))
+        try:
+            proc.wait(timeout=6 * 3600)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         tail = log_path.read_text()[-1200:]

@@ -306,3 +306,32 @@ def test_convergence_lines_take_median_and_spread_per_budget(tmp_path: Path) -> 
     assert got["tpe-mv"] == [(50.0, 0.8, 0.8, 0.8)]
     png = plot(got, tmp_path / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_stopped_accuracy_bench_leaves_no_sweep_running(smoke_oracle: tuple[Path, Path, dict],
+                                                           tmp_path: Path) -> None:
+    """SIGTERM to the bench while its sweep runs ends the sweep's whole process group with it (a killed bench
+    used to leave its sweep, and the sweep's jobs, running on)."""
+    import signal
+    import time
+
+    out, _, _ = smoke_oracle
+    keep = tmp_path / "keep"
+    bench = subprocess.Popen([sys.executable, "-m", "experiment.bench", "accuracy", "--smoke", "--oracle", str(out),
+                              "--configs", "default", "--repeats", "1", "--budgets", "30", "--keep", str(keep)],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = keep / "default-b30-s1" / "optuna" / "studies.journal"
+    deadline = time.monotonic() + 300
+    while not (journal.is_file() and journal.stat().st_size > 0):  # the sweep has started its study
+        assert bench.poll() is None, "the bench ended before its sweep started"
+        assert time.monotonic() < deadline, "the sweep never started"
+        time.sleep(0.1)
+    pgrep = ["pgrep", "-f", f"paths.outputs={keep / 'default-b30-s1'}"]
+    assert subprocess.run(pgrep, capture_output=True).returncode == 0, "no sweep process found while it runs"
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=60) != 0
+    deadline = time.monotonic() + 30
+    while subprocess.run(pgrep, capture_output=True).returncode == 0:  # SIGKILL'd: gone within moments
+        assert time.monotonic() < deadline, "the sweep outlived the bench"
+        time.sleep(0.1)
