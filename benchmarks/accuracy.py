@@ -150,12 +150,14 @@ def simulation_equivalents(outputs: Path, sweep_dir: Path, days: int) -> float |
     if not journal.is_file():
         return None
     import optuna
+    from hydra_plugins.navitune_shared.protocol import OVER_BUDGET
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     spent = 0.0
     for summary in optuna.get_all_study_summaries(storage):
         for t in optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False):
+            if t.user_attrs.get(OVER_BUDGET):  # asked past the budget and failed at once, never run
+                continue
             if t.state == optuna.trial.TrialState.PRUNED:
                 spent += min(len(t.intermediate_values), days) / days
             elif t.state.is_finished():

@@ -218,9 +218,8 @@ def check_report(cfg: DictConfig) -> str | None:
         return None
     values = OmegaConf.to_container(node, resolve=True)
     assert isinstance(values, dict)
-    keys = ("replications", "window", "workers", "match_scale", "plots")
     try:
-        ReportSettings(**{k: values[k] for k in keys if k in values}).check()
+        ReportSettings.from_node(values).check()
     except ReportError as err:
         return str(err).replace("navitune.report:", "navitune:", 1).replace("report.", "hydra.callbacks.report.", 1)
     return None

@@ -92,6 +92,10 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str], str | None]] = [
      ["hydra.sweeper.n_trials=99999999999999999999", "allowed: a whole number > 0, at most 100000"], None),
     ("retune-replications-0", [*RETUNE, "hydra.callbacks.report.replications=0"], {},
      ["navitune retune: invalid hydra.callbacks.report.replications=0", "allowed: a whole number >= 2"], None),
+    ("sweep-selection-top-50", [*SM[:2], "hydra.callbacks.report.selection_top=50"], {},
+     ["navitune: invalid hydra.callbacks.report.selection_top=50", "allowed: a whole number in 0..20"], None),
+    ("retune-selection-seeds-0", [*RETUNE, "hydra.callbacks.report.selection_seeds=0"], {},
+     ["navitune retune: invalid hydra.callbacks.report.selection_seeds=0", "allowed: a whole number in 1..20"], None),
     # --- item 4: an unset ${oc.env:VAR} names VAR and its key, wherever it is resolved
     ("env-unset-run", ["window=smoke", "tracking=server", "tracking.uri=http://navi:${oc.env:NOPE_PW}@127.0.0.1:9"],
      {}, ["config tracking.uri reads environment variable NOPE_PW, which is not set", ENV_ALLOWED], None),

@@ -61,11 +61,16 @@ def test_bad_selection_settings_are_one_line_naming_the_key(key: str, value, all
     assert "\n" not in str(err.value)
 
 
+ROLLING = ["window=rolling", "window.as_of=2026-06-04", "window.tune_days=1", "window.test_days=1",
+           "window.drivers=120"]  # a retune cycle's windows, smoke-sized
+
+
 @pytest.mark.slow
-def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window", [["window=smoke"], ROLLING], ids=["smoke", "rolling"])
+def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_path: Path, window: list[str]) -> None:
     out = tmp_path / "outputs"
     proc = subprocess.run(
-        [sys.executable, "-m", "experiment", "-m", "window=smoke", "hydra.sweeper.n_trials=6", f"paths.outputs={out}",
+        [sys.executable, "-m", "experiment", "-m", *window, "hydra.sweeper.n_trials=6", f"paths.outputs={out}",
          "tracking=off", "hydra.sweeper.progress=false", "hydra.callbacks.report.replications=2",
          "hydra.callbacks.report.plots=false", "hydra.callbacks.report.selection_top=3",
          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
@@ -73,8 +78,12 @@ def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "sweep" / "report.json").read_text())
     sel = report["selection"]
-    assert sel["window"] == "smoke" and sel["seeds"] == [107, 108]  # the smoke window's seed 7 + 100 + j
+    tuning = report["windows"]["tuning"]  # the trials' window: its name, and its seed + 100 + j
+    assert sel["window"] == tuning["name"] == window[0].split("=")[1]
+    assert sel["seeds"] == [tuning["seed"] + 100, tuning["seed"] + 101]
     assert len(sel["finalists"]) == 3 and sel["simulations"] == 6
+    # the fresh seeds ran the trials' own window and fleet (a week of 1,000 drivers would earn several times more)
+    assert all(0.7 < f["fresh_mean"] / f["tuning_value"] < 1.3 for f in sel["finalists"]), sel["finalists"]
     means = {f["trial"]: f["fresh_mean"] for f in sel["finalists"]}
     assert sel["chosen_trial"] == max(means, key=means.get)
     chosen = next(f for f in sel["finalists"] if f["trial"] == sel["chosen_trial"])

@@ -276,9 +276,13 @@ def test_mlflow_killed_mid_sweep_and_restarted_leaves_no_run_running(tmp_path: P
         print(time.strftime("%H:%M:%S"), "killed; victim", victim, "last", last_before_kill, flush=True)
         # 2. keep it down until a trial created after the kill is part-way through its days: its job found no
         #    server at its start, so it runs untracked (two more trials are left to run after it)
-        wait_until("a trial created after the kill to report a day", lambda: any(
-            t.number > last_before_kill and t.intermediate_values
-            for t in load_study(cwd, KILLED_STUDY).get_trials(deepcopy=False)), [sweep])
+        #    and the victim to finish (its job ends without the server: its run is left for the sweep to complete)
+        def after_kill() -> bool:
+            trials = load_study(cwd, KILLED_STUDY).get_trials(deepcopy=False)
+            return any(t.number == victim and t.state == TrialState.COMPLETE for t in trials) and any(
+                t.number > last_before_kill and t.intermediate_values for t in trials)
+
+        wait_until("the victim finished and a trial created after the kill reported a day", after_kill, [sweep])
         # 3. restart it on the same port and store; the sweep is held meanwhile, so it cannot end before
         #    MLflow is back (which is what this test is about)
         os.killpg(sweep.pid, signal.SIGSTOP)

@@ -27,6 +27,7 @@ from experiment.registry.store import Registry, RegistryUnavailable, Version
 log = logging.getLogger("navitune.registry")
 _CACHE: dict[tuple[str, str], Version | None] = {}
 _EARLIER: dict[tuple[str, str], list[Version]] = {}
+_UNREACHABLE: dict[tuple[str, str], str] = {}
 _WARNED: set[tuple[str, str]] = set()
 # OmegaConf re-raises a resolver's error "from None": its one line is kept in experiment.errors for the check
 take_error = take_resolver_error  # the one-line error of the last failed navitune_champion lookup (and forget it)
@@ -40,11 +41,17 @@ def _fail(text: str) -> Exception:
 def cached_champion(uri: str, region: str) -> Version | None:
     """The champion of ``region`` on ``uri``, looked up once per process; raises RegistryUnavailable."""
     key = (str(uri), str(region))
+    if key in _UNREACHABLE:  # asked once per process: each key of the enqueue list would wait for it again
+        raise RegistryUnavailable(_UNREACHABLE[key])
     if key not in _CACHE:
         if str(uri).startswith("sqlite:///") and not Path(str(uri)[len("sqlite:///"):]).exists():
             return None  # no local store yet, so no champion; reading it must not create it (nothing is written
             # before a sweep starts: checks, compile_only)
-        _CACHE[key] = Registry.at(str(uri), str(region)).champion()
+        try:
+            _CACHE[key] = Registry.at(str(uri), str(region)).champion()
+        except RegistryUnavailable as err:
+            _UNREACHABLE[key] = str(err)
+            raise
     return _CACHE[key]
 
 
@@ -57,6 +64,7 @@ def forget() -> None:
     """Drop the cached answers (a new sweep in the same process, tests)."""
     _CACHE.clear()
     _EARLIER.clear()
+    _UNREACHABLE.clear()
     _WARNED.clear()
 
 
@@ -106,18 +114,35 @@ EARLIER_CHAMPIONS = 3
 def cached_earlier_champions(uri: str, region: str) -> list[Version]:
     """The region's earlier champions, most recent first: each version that was champion before (the
     registry's champion history), without the current champion and without repeats, at most
-    EARLIER_CHAMPIONS; looked up once per process. Raises RegistryUnavailable."""
+    EARLIER_CHAMPIONS; looked up once per process. A version that cannot be read (deleted in MLflow, its policy
+    file gone) is left out with one warning; an unreachable registry gives none (and is not asked again)."""
     key = (str(uri), str(region))
     if key not in _EARLIER:
+        _EARLIER[key] = []
         if str(uri).startswith("sqlite:///") and not Path(str(uri)[len("sqlite:///"):]).exists():
             return []
-        registry = Registry.at(str(uri), str(region))
-        current = registry.champion_number()
-        numbers: list[int] = []
-        for number in reversed(registry.history()):
-            if number != current and number not in numbers:
-                numbers.append(number)
-        _EARLIER[key] = [registry.version(n) for n in numbers[:EARLIER_CHAMPIONS]]
+        if key in _UNREACHABLE:
+            return []
+        try:
+            registry = Registry.at(str(uri), str(region))
+            current = registry.champion_number()
+            numbers: list[int] = []
+            for number in reversed(registry.history()):
+                if number != current and number not in numbers:
+                    numbers.append(number)
+        except RegistryUnavailable as err:
+            _UNREACHABLE[key] = str(err)
+            return []  # the baseline's resolver says once that the registry is unreachable
+        for number in numbers:
+            if len(_EARLIER[key]) == EARLIER_CHAMPIONS:
+                break
+            try:
+                _EARLIER[key].append(registry.version(number))
+            except RegistryUnavailable:
+                break
+            except Exception as err:  # noqa: BLE001 - a broken old version must not stop the sweep
+                log.warning("earlier champions: v%d of %s cannot be read, left out: %s", number, region,
+                            str(err).splitlines()[0] if str(err) else type(err).__name__)
     return _EARLIER[key]
 
 
@@ -128,10 +153,7 @@ def earlier_champion_value(region: Any, uri: Any, k: Any, key: str, fallback: An
     decision; a missing one repeats the baseline, which the sweeper enqueues once (its claim is by parameters)."""
     if uri in (None, "", "None", "null"):
         return fallback
-    try:
-        earlier = cached_earlier_champions(str(uri), str(region))
-    except RegistryUnavailable:
-        earlier = []  # the baseline's resolver says once that the registry is unreachable
+    earlier = cached_earlier_champions(str(uri), str(region))
     k = int(k)
     return _get(earlier[k - 1].policy, key) if 1 <= k <= len(earlier) else baseline_value(region, uri, key, fallback)
 

@@ -110,11 +110,15 @@ def select_candidate(sweep: Sweep, study: Any, settings: ReportSettings) -> dict
 
 
 def tuning_config(sweep: Sweep) -> Any:
-    """The config the sweep's trials ran with, policy aside: its overrides composed, with the window and demand
-    nodes the sweep saved (the report's overrides leave those out: it chooses its own test window)."""
+    """The config the sweep's trials ran with, policy aside: its overrides composed with the window and demand
+    options it chose (the report's overrides leave those out: it chooses its own test window), then the window and
+    demand values it saved (a rolling window's dates and seed, a cycle's fleet cap)."""
     from omegaconf import OmegaConf
 
-    cfg = _compose(_last_wins(list(sweep.overrides)))
+    from experiment.study import select
+
+    groups = [f"{g}={c}" for g in ("window", "demand") if (c := select(sweep.config, f"hydra.runtime.choices.{g}"))]
+    cfg = _compose(_last_wins([*sweep.overrides, *groups]))
     for key in ("window", "demand"):
         node = OmegaConf.select(sweep.config, key)
         if node is not None:

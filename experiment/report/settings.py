@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hydra_plugins.navitune_shared.errors import invalid
 
@@ -79,6 +79,13 @@ class ReportSettings:
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, getattr(self, key), "true or false")
         return self
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any]) -> "ReportSettings":
+        """The settings of a resolved ``hydra.callbacks.report`` node (its other keys, ``_target_`` and
+        ``enabled``, are the callback's), unchecked: the caller checks and words the error."""
+        known = set(asdict(cls()))
+        return cls(**{k: v for k, v in node.items() if k in known})
 
     @classmethod
     def from_overrides(cls, items: Sequence[str]) -> "ReportSettings":

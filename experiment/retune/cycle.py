@@ -112,10 +112,9 @@ def ensure_report(p: Plan) -> str | None:
 
     node = OmegaConf.to_container(OmegaConf.select(p.config, "hydra.callbacks.report"), resolve=True)
     assert isinstance(node, dict)
-    keys = ("replications", "window", "workers", "match_scale", "plots")
     log.info("retune: writing the champion/challenger report of %s", d)
     try:
-        build_report(d, settings=ReportSettings(**{k: node[k] for k in keys if k in node}), config=sweep_config(p))
+        build_report(d, settings=ReportSettings.from_node(node), config=sweep_config(p))
     except Exception as err:  # noqa: BLE001 - one line, the cycle stays resumable
         from experiment.tracking.common import first_line
 

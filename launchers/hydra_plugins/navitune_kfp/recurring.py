@@ -240,7 +240,7 @@ class Session(RemoteBackend):
 
         try:  # no connection (refused, no route, DNS) is retried as an API call is
             call_with_retries(get, attempts=tries, retry_on=lambda err: isinstance(err, _NoConnection),
-                              backoff=Backoff(s.api_backoff_s, max_s=MAX_BACKOFF_S))
+                              backoff=Backoff(s.api_backoff_s, max_s=MAX_BACKOFF_S, jitter=0.0))
         except _NoConnection as err:
             raise KFPApiError(f"{err} (after {tries} attempts)") from None
 

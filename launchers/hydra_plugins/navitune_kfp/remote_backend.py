@@ -179,7 +179,7 @@ class RemoteBackend:
 
         try:
             return call_with_retries(lambda: fn(*args, **kwargs), attempts=tries, retry_on=_transient,
-                                     backoff=Backoff(self.settings.api_backoff_s, max_s=MAX_BACKOFF_S),
+                                     backoff=Backoff(self.settings.api_backoff_s, max_s=MAX_BACKOFF_S, jitter=0.0),
                                      sleep=pause, on_retry=warn)
         except LauncherShutdown:
             raise

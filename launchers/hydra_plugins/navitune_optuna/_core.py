@@ -13,7 +13,7 @@
 * **A sweep always ends**: it stops once more than ``floor(max_failure_rate * n_trials)`` trials failed
   for good (so at most ``n_trials + 1`` of them, even at 1.0), with one line, and exits non-zero.
 * **Several sweepers on one study**: the ``enqueue`` baselines are claimed once per study (an atomic claim
-  in the storage, see ``storage.claim``), and each sweeper process claims an ordinal ``k`` in the study and
+  in the storage, see ``navitune_shared.claims.claim``), and each sweeper process claims an ordinal ``k`` in the study and
   seeds its sampler with ``seed`` for k = 0 and ``SeedSequence(seed, spawn_key=(k,))`` after: the k-th
   sweeper to open a study always draws the same stream, and no two draw the same one.
 * **Disk full**: a job that fails with ENOSPC stops the sweep (one line); its trial and those in flight are
