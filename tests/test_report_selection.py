@@ -98,3 +98,16 @@ def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_pat
     assert f"gamma: {chosen['params']['policy.gamma']}" in candidate
     assert f"trial {sel['chosen_trial']}, chosen by the selection stage" in \
         (tmp_path / "sweep" / "report.md").read_text()
+
+
+def test_the_sweeps_mlflow_run_names_the_chosen_trial_beside_the_studys_best(tmp_path: Path) -> None:
+    from experiment.tracking.callback import _candidate_tags
+
+    assert _candidate_tags(tmp_path) == {}  # no report
+    (tmp_path / "report.json").write_text(json.dumps({"selection": None}))
+    assert _candidate_tags(tmp_path) == {}  # the stage was off: the best trial is the candidate
+    (tmp_path / "report.json").write_text(json.dumps({"selection": {
+        "chosen_trial": 7, "chosen_params": {"policy.gamma": 0.93, "policy.max_wait_min": 30.0}}}))
+    assert _candidate_tags(tmp_path) == {
+        "navitune.candidate_trial": "7",
+        "navitune.candidate_params": '{"policy.gamma": 0.93, "policy.max_wait_min": 30.0}'}

@@ -271,6 +271,7 @@ class MLflowSweepCallback(Callback):
                     metrics.append((key, study[key], step))
             if study.get("best_trial") is not None:
                 tags["navitune.best_trial"] = study["best_trial"]
+        tags |= _candidate_tags(sweep_dir)
         if not _holds_trials(sweep_dir) and self._earlier_dir and self._earlier_dir != str(sweep_dir):
             # a rerun that ran nothing (its empty directory is removed): point back to the trials' directory
             info = {**sweep_info(config), "dir": self._earlier_dir}
@@ -375,3 +376,17 @@ def _study_summary(config: DictConfig) -> dict[str, Any] | None:
     except Exception as err:  # not an Optuna study, or unreadable: the sweep's other results still go in
         log.debug("no study summary for MLflow: %s", common.first_line(err))
         return None
+
+
+def _candidate_tags(sweep_dir: Path) -> dict[str, str]:
+    """The report's candidate when its selection stage chose another trial than the study's best (the
+    ``navitune.best_*`` tags stay the study's): ``navitune.candidate_trial`` and ``navitune.candidate_params``."""
+    try:
+        selection = json.loads((sweep_dir / "report.json").read_text()).get("selection")
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(selection, dict) or selection.get("chosen_trial") is None:
+        return {}
+    return {"navitune.candidate_trial": str(selection["chosen_trial"]),
+            "navitune.candidate_params": json.dumps(selection.get("chosen_params") or {}, sort_keys=True)}
+
