@@ -129,17 +129,20 @@ def run_sweep(cmd: list[str], log_path: Path) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def report_simulations(sweep_dir: Path) -> int:
+    """The simulations of the sweep's report: its selection stage and its replications (0 without a report)."""
+    report = sweep_dir / "report.json"
+    if not report.is_file():
+        return 0
+    r = json.loads(report.read_text())
+    return sum(int(p.get("replications", 0)) for p in r.get("patterns", [])) + \
+        int((r.get("selection") or {}).get("simulations", 0))
+
+
 def sweep_simulations(sweep_dir: Path) -> int:
     """Every simulation a sweep spent: its jobs (trials, baseline, retries, pruned ones counted whole), the
     report's selection stage and its replications."""
-    jobs = sum(1 for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
-    report = sweep_dir / "report.json"
-    reps = 0
-    if report.is_file():
-        r = json.loads(report.read_text())
-        reps = sum(int(p.get("replications", 0)) for p in r.get("patterns", []))
-        reps += int((r.get("selection") or {}).get("simulations", 0))
-    return jobs + reps
+    return sum(1 for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()) + report_simulations(sweep_dir)
 
 
 def simulation_equivalents(outputs: Path, sweep_dir: Path, days: int) -> float | None:
@@ -162,7 +165,7 @@ def simulation_equivalents(outputs: Path, sweep_dir: Path, days: int) -> float |
                 spent += min(len(t.intermediate_values), days) / days
             elif t.state.is_finished():
                 spent += 1.0
-    return spent + (sweep_simulations(sweep_dir) - sum(1 for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()))
+    return spent + report_simulations(sweep_dir)
 
 
 def candidate_policy(sweep_dir: Path, production: Any, names: Sequence[str]) -> tuple[Any, dict[str, float], str]:

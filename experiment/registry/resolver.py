@@ -38,15 +38,20 @@ def _fail(text: str) -> Exception:
     return ConfigError(text)
 
 
+def _no_local_store(uri: str) -> bool:
+    """A local store that does not exist yet holds no champion; reading it must not create it (nothing is
+    written before a sweep starts: checks, compile_only)."""
+    return str(uri).startswith("sqlite:///") and not Path(str(uri)[len("sqlite:///"):]).exists()
+
+
 def cached_champion(uri: str, region: str) -> Version | None:
     """The champion of ``region`` on ``uri``, looked up once per process; raises RegistryUnavailable."""
     key = (str(uri), str(region))
     if key in _UNREACHABLE:  # asked once per process: each key of the enqueue list would wait for it again
         raise RegistryUnavailable(_UNREACHABLE[key])
     if key not in _CACHE:
-        if str(uri).startswith("sqlite:///") and not Path(str(uri)[len("sqlite:///"):]).exists():
-            return None  # no local store yet, so no champion; reading it must not create it (nothing is written
-            # before a sweep starts: checks, compile_only)
+        if _no_local_store(uri):
+            return None
         try:
             _CACHE[key] = Registry.at(str(uri), str(region)).champion()
         except RegistryUnavailable as err:
@@ -119,9 +124,7 @@ def cached_earlier_champions(uri: str, region: str) -> list[Version]:
     key = (str(uri), str(region))
     if key not in _EARLIER:
         _EARLIER[key] = []
-        if str(uri).startswith("sqlite:///") and not Path(str(uri)[len("sqlite:///"):]).exists():
-            return []
-        if key in _UNREACHABLE:
+        if _no_local_store(uri) or key in _UNREACHABLE:
             return []
         try:
             registry = Registry.at(str(uri), str(region))
