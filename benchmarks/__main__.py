@@ -249,11 +249,18 @@ def bench_accuracy(argv: list[str]) -> dict:
     return run(argv)
 
 
+def bench_decision(argv: list[str]) -> dict:
+    from benchmarks.decision import bench_decision as run
+
+    return run(argv)
+
+
 BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "kfp-scale": bench_kfp_scale,
-           "retune": bench_retune, "oracle": bench_oracle, "accuracy": bench_accuracy}
+           "retune": bench_retune, "oracle": bench_oracle, "accuracy": bench_accuracy, "decision": bench_decision}
 #: the benches that take arguments: retune [overrides] [--json FILE] [--plot FILE]; kfp-scale [key=value ...];
-#: oracle [overrides] [--points N] [--workers W] [--smoke --out FILE]; accuracy [--budgets ...] [--configs ...]
-TAKES_ARGS = {"retune", "kfp-scale", "oracle", "accuracy"}
+#: oracle [overrides] [--points N] [--workers W] [--smoke --out FILE]; accuracy [--budgets ...] [--configs ...];
+#: decision [--decisions N] [--levels ...] [--smoke --out FILE]
+TAKES_ARGS = {"retune", "kfp-scale", "oracle", "accuracy", "decision"}
 
 
 def main() -> None:

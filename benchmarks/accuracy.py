@@ -100,7 +100,7 @@ def sweep_command(config: Config, budget: int, seed: int, outputs: Path, space: 
     else:
         cmd += ["hydra.sweeper.progress=false"]
     if smoke:
-        cmd += ["window=smoke", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.plots=false"]
+        cmd += ["window=smoke", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed", "hydra.callbacks.report.plots=false"]
     return cmd
 
 
@@ -238,13 +238,9 @@ def parse(argv: Sequence[str]) -> Options:
     names = sorted(CONFIGS) + list(NOT_YET)
 
     def whole(option: str, raw: str, lo: int, hi: int) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = lo - 1
-        if not lo <= value <= hi:
-            raise AccuracyError(f"{PROG}: invalid {option} {raw!r}; allowed: a whole number in [{lo}, {hi}]")
-        return value
+        from benchmarks.args import whole as checked
+
+        return checked(AccuracyError, PROG, option, raw, lo, hi)
 
     budgets_raw = args.budgets or ("3" if args.smoke else "15,30,60")
     budgets = [whole("--budgets", b.strip(), 3, 10000) for b in budgets_raw.split(",")]

@@ -52,7 +52,7 @@ FINGERPRINT_EXCLUDE = ("experiment/sim/diagnostics.py", "experiment/sim/defaults
 #: keys the oracle sets itself (its windows and seeds define the measurement)
 OWN_KEYS = ("window", "window.seed", "window.start", "window.end", "tracking", "paths")
 #: seed offsets of the two test-week seed sets, from the test window's own seed (1001): 1101.., 1201..; apart from
-#: the report's replications (1001..1005) and from each other
+#: the report's replications (1001..1016 with the default report.max_replications) and from each other
 SELECTION_OFFSET, REPORTING_OFFSET = 100, 200
 
 
@@ -286,8 +286,8 @@ class Evaluator:
     """Simulates (window, point, seed) jobs not yet in the cache, ``workers`` at a time, with progress lines."""
 
     def __init__(self, cache: Cache, bases: Mapping[str, Any], workers: int,
-                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> None:
-        self.cache, self.bases, self.workers, self.log = cache, bases, workers, log
+                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True), name: str = "oracle") -> None:
+        self.cache, self.bases, self.workers, self.log, self.name = cache, bases, workers, log, name
         self.new = 0  # simulations run by this process
         self.used: set[str] = set()  # every key the oracle's result rests on
         self._pool: Any = None
@@ -312,7 +312,7 @@ class Evaluator:
     def _run(self, todo: dict[str, tuple], stage: str, cached: int) -> None:
         t0, done, last = time.perf_counter(), 0, 0.0
         total = len(todo)
-        self.log(f"oracle {stage}: {total} simulations to run ({cached} cached)")
+        self.log(f"{self.name} {stage}: {total} simulations to run ({cached} cached)")
 
         def report(force: bool = False) -> None:
             nonlocal last
@@ -320,7 +320,7 @@ class Evaluator:
             if force or now - last >= 15 or done == total:
                 last = now
                 eta = now / done * (total - done) if done else float("nan")
-                self.log(f"oracle {stage}: {done}/{total} simulations ({now:.0f} s, ETA {eta:.0f} s)")
+                self.log(f"{self.name} {stage}: {done}/{total} simulations ({now:.0f} s, ETA {eta:.0f} s)")
 
         if self.workers <= 1:
             for key, job in todo.items():
@@ -362,6 +362,12 @@ class Evaluator:
 
     def cpu_s(self) -> float:
         return sum(self.cache.values[k][1] for k in self.used)
+
+    def spent(self, t_start: float) -> dict[str, Any]:
+        """What a bench's result rested on and what this run cost, for its JSON (``t_start``: perf_counter)."""
+        return {"simulations": len(self.used), "simulations_this_run": self.new, "cpu_s": round(self.cpu_s(), 1),
+                "wall_s_this_run": round(time.perf_counter() - t_start, 1), "machine": _machine(),
+                "date": time.strftime("%Y-%m-%d")}
 
 
 # --------------------------------------------------------------------------------------------- the search
@@ -501,12 +507,7 @@ def run_oracle(overrides: Sequence[str], budget: Budget, workers: int, cache_dir
         "settings": {**dataclasses.asdict(budget), "overrides": list(overrides), "smoke": smoke, "workers": workers},
         "fingerprint": fp,
         "fingerprint_files": list(FINGERPRINT_GLOBS),
-        "simulations": len(ev.used),
-        "simulations_this_run": ev.new,
-        "cpu_s": round(ev.cpu_s(), 1),
-        "wall_s_this_run": round(time.perf_counter() - t_start, 1),
-        "machine": _machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **ev.spent(t_start),
     }
 
 
@@ -532,13 +533,9 @@ def _machine() -> str:
 
 # --------------------------------------------------------------------------------------------- command line
 def _whole(option: str, raw: str, lo: int, hi: int, extra: str = "") -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None  # type: ignore[assignment]
-    if value is None or not lo <= value <= hi:
-        raise OracleError(f"{PROG}: invalid {option} {raw!r}; allowed: a whole number in [{lo}, {hi}]{extra}")
-    return value
+    from benchmarks.args import whole
+
+    return whole(OracleError, PROG, option, raw, lo, hi, extra)
 
 
 def parse(argv: Sequence[str]) -> tuple[list[str], Budget, int, bool, Path | None, Path]:

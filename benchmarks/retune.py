@@ -192,6 +192,7 @@ class Cycle:
     sweep_dir: str
     wall_s: float
     champion: dict[str, Any] = field(default_factory=dict)  # the champion's complete policy after the cycle
+    report_decision: str | None = None  # the report's decision: promote, reject, undecided (None: no report)
 
 
 DECIDED = ("promoted", "challenger", "already_decided")  # a cycle with this outcome is not run again on resume
@@ -456,7 +457,7 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path,
             policy = read_version(outputs, region, number)
             cycle = Cycle(as_of.isoformat(), str(d.get("outcome")), bool(d.get("promoted")), d.get("version"),
                           d.get("champion_before"), d.get("champion_after"), str(d.get("sweep_dir")),
-                          time.monotonic() - t0, policy)
+                          time.monotonic() - t0, policy, d.get("report_decision"))
             cycles.append(cycle)
             if k == 0:
                 frozen, frozen_version = policy, number
@@ -498,7 +499,12 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path,
         "uplift_vs_frozen_pct": vs_frozen[0], "uplift_vs_frozen_ci95": vs_frozen[1],
         "uplift_vs_production_pct": vs_prod[0], "uplift_vs_production_ci95": vs_prod[1],
         "frozen_vs_production_pct": frozen_prod[0], "frozen_vs_production_ci95": frozen_prod[1],
-        "promotions": promotions, "rejections": len(cycles) - promotions, "wrong_promotions": wrong,
+        "promotions": promotions, "wrong_promotions": wrong,
+        "undecided": sum(c.report_decision == "undecided" for c in cycles),
+        "rejections": sum(not c.promoted and c.report_decision in ("reject", "keep production") for c in cycles),
+        # not promoted for another reason: the report said promote but a registry guard blocked it, or no report
+        "not_promoted_otherwise": sum(not c.promoted and c.report_decision not in ("reject", "keep production",
+                                                                                   "undecided") for c in cycles),
         "cycles": len(cycles), "outcomes": [c.outcome for c in cycles],
         "champion_versions": [r["versions"]["retuned"] for r in rows],
         "periods_pct_vs_frozen": [r["retuned_vs_frozen"]["pct"] for r in rows],

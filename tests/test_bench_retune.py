@@ -24,7 +24,7 @@ from experiment.windows import TEST_SEED_OFFSET, cycle_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("uplift_vs_frozen_pct", "uplift_vs_frozen_ci95", "uplift_vs_production_pct", "uplift_vs_production_ci95",
-        "promotions", "rejections", "wrong_promotions", "scenario", "wall_s")
+        "promotions", "rejections", "undecided", "wrong_promotions", "scenario", "wall_s")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -98,14 +98,15 @@ def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
     argv = [sys.executable, "-m", "experiment.bench", "retune", "bench.cycles=2", "bench.period_days=14",
             "bench.eval_seeds=1", f"bench.outputs={tmp_path / 'outputs'}", "window.drivers=80", "window.max_shift_h=6",
             "window.tune_days=2", "window.test_days=2", "hydra.sweeper.n_trials=4",
-            "hydra.callbacks.report.replications=2"]
+            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed"]
     proc = subprocess.run([*argv, "--json", str(out), "--plot", str(png)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(k in result for k in KEYS)
     assert result["scenario"] == "drifting" and result["cycles"] == 2
-    assert result["promotions"] + result["rejections"] == result["cycles"]
+    assert result["promotions"] + result["rejections"] + result["undecided"] + result["not_promoted_otherwise"] \
+        == result["cycles"]
     assert result["promotions"] == sum(o == "promoted" for o in result["outcomes"])
     assert 0 <= result["wrong_promotions"] <= result["promotions"]
     for key in ("uplift_vs_frozen", "uplift_vs_production"):

@@ -35,7 +35,7 @@ from experiment.report.stats import Interval, mean_interval, paired_improvement,
 ROOT = Path(__file__).resolve().parent.parent
 T_975_DF3 = 3.1824463052837078  # Student t, two-sided 95 %, 3 degrees of freedom (tables: 3.182)
 REQUIRED_KEYS = {"improvement_pct", "ci95_pct", "promote", "patterns", "study", "windows", "best_params",
-                 "replications", "baseline", "ci_method", "decision"}
+                 "replications", "baseline", "ci_method", "decision", "sequential"}
 
 
 def cli(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -48,14 +48,21 @@ def sweep_dir_of(outputs: Path) -> Path:
     return dirs[0]
 
 
-def check_report(d: Path, replications: int) -> dict:
-    """The documented files and report.json keys, four patterns, consistent numbers."""
+def check_report(d: Path, replications: int | None) -> dict:
+    """The documented files and report.json keys, four patterns, consistent numbers (``replications`` None: a
+    sequential report, which took one of its planned looks)."""
     for name in ("report.json", "report.md", "policy_candidate.yaml", "revenue_by_pattern.png",
                  "optimization_history.png", "param_importances.png", "parallel_coordinate.png"):
         assert (d / name).is_file(), name
         assert (d / name).stat().st_size > 0, name
     r = json.loads((d / "report.json").read_text())
     assert REQUIRED_KEYS <= set(r), REQUIRED_KEYS - set(r)
+    if replications is None:
+        replications = r["replications"]
+        assert replications in r["sequential"]["planned_looks"] == [4, 6, 8, 10, 12, 14, 16]
+        assert [look["replications"] for look in r["sequential"]["looks"]] == \
+            r["sequential"]["planned_looks"][:len(r["sequential"]["looks"])]
+    assert r["windows"]["test"]["seeds"] == [1001 + k for k in range(replications)]
     assert set(r["improvement_pct"]) == set(r["ci95_pct"]) == {"ml", "stats"}
     assert isinstance(r["promote"], bool)
     assert r["promote"] == all(r["ci95_pct"][d][0] > 0 for d in ("ml", "stats"))
@@ -119,6 +126,16 @@ def test_report_md_says_what_the_rule_says_and_what_the_registry_did(tmp_path: P
     assert "**The promotion rule does not hold: keep the champion v3**" in md
     assert "| champion v3 (`production`) | ml |" in md and "tuned vs champion v3" in md
     assert "Parameters of the champion v3:" in md and "Production parameters" not in md
+    # the sequential decision: undecided says so, and the looks are a table
+    r["decision"] = "undecided"
+    r["sequential"] = {"rule": "sequential", "method": "repeated CIs", "planned_looks": [4, 6], "min_gain_pct": 0.2,
+                       "looks": [{"replications": n, "outcome": o, "improvement_pct": {"ml": 0.3, "stats": 0.1},
+                                  "interval_pct": {"ml": [-0.2, 0.8], "stats": [-0.4, 0.6]}}
+                                 for n, o in ((4, None), (6, "undecided"))]}
+    md = _markdown(r, SimpleNamespace(dir=tmp_path))
+    assert "**Undecided: keep the champion v3 for now**" in md
+    assert "| 4 | +0.30 [-0.20, +0.80] | +0.10 [-0.40, +0.60] | look again |" in md
+    assert "| 6 | " in md and md.count("| undecided |") == 1
 
 
 # -------------------------------------------------------------------------------------------- the maths
@@ -159,7 +176,10 @@ def test_an_interval_needs_two_replications() -> None:
 
 def test_settings_are_checked_with_one_line() -> None:
     assert ReportSettings.from_overrides(["report.replications=3", "report.plots=false"]).replications == 3
-    for bad, text in (("report.replications=1", "a whole number >= 2"), ("report.workers=0", ">= 1"),
+    for bad, text in (("report.replications=1", "a whole number in 2..200"), ("report.workers=0", ">= 1"),
+                      ("report.rule=bayes", "sequential, fixed"), ("report.batch=0", "a whole number in 1..200"),
+                      ("report.max_replications=3", "at least report.replications"),
+                      ("report.min_gain_pct=-1", "a number in 0..100"), ("report.batch=true", "1..200"),
                       ("report.window=nope", "test_week"), ("report.window=2026-02-30", "test_week"),
                       ("report.bogus=1", "unknown setting report.bogus")):
         with pytest.raises(ReportError) as err:
@@ -232,7 +252,7 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("smoke_sweep")
     proc = cli(tmp, "-m", "experiment", "-m", "+experiment=smoke", f"paths.outputs={tmp / 'outputs'}",
                "hydra.sweeper.n_trials=5", "hydra.sweeper.sampler.n_startup_trials=3",
-               "hydra.callbacks.report.replications=2", "tracking=off")
+               "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed", "tracking=off")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "champion/challenger report: tuned vs production on test_week" in proc.stdout + proc.stderr
     return sweep_dir_of(tmp / "outputs")
@@ -254,7 +274,7 @@ def test_the_end_of_sweep_hook_writes_the_report(smoke_sweep: Path) -> None:
 def test_the_cli_on_a_small_sweep_writes_every_file_and_a_usable_candidate(smoke_sweep: Path, tmp_path: Path) -> None:
     for name in REPORT_FILES:
         (smoke_sweep / name).unlink()
-    proc = cli(tmp_path, "-m", "experiment.report", str(smoke_sweep), "report.replications=3")
+    proc = cli(tmp_path, "-m", "experiment.report", str(smoke_sweep), "report.replications=3", "report.rule=fixed")
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = check_report(smoke_sweep, replications=3)
     assert "decision:" in proc.stdout and "python -m experiment policy=" in proc.stdout
@@ -297,7 +317,7 @@ def test_the_report_hook_can_be_switched_off_and_skips_a_sweep_that_ran_nothing(
 # runs them as a fixed trial, so its outcome does not depend on the path of an asynchronous TPE sweep.
 KNOWN_GOOD = {"policy.gamma": 0.96, "policy.max_wait_min": 7.5, "policy.road_weights.right": 4.3}
 #: the default sweep's best on the 2025 city (issue 19; make run, 7 Dec 2026): about +1 % (ml) and +0.6 % (stats)
-#: over production, so 10 paired replications are needed for both lower bounds to clear 0
+#: over production: the sequential decision needs more than its first look for both lower bounds to clear 0
 KNOWN_GOOD_WEEK = {"policy.gamma": 0.949, "policy.max_wait_min": 25.2, "policy.road_weights.right": 9.8}
 
 
@@ -307,26 +327,27 @@ def test_the_report_on_the_default_week_shows_known_good_parameters_beating_prod
 ) -> None:
     """A sweep of the default 7-day tuning week with a fixed, seeded set of trials (the enqueued production
     baseline and the known-good parameters; nothing sampled), then the report its end-of-sweep hook wrote: four
-    patterns on the held-out test week, 10 paired replications. Every simulation is deterministic by seed, so
-    what is asserted is what the code computes, not a lucky sampler path: the known-good parameters beat
-    production for ml AND stats demand (the lower 95 % bound above 0) and the report promotes them."""
+    patterns on the held-out test week, the default sequential decision. Every simulation is deterministic by seed,
+    so what is asserted is what the code computes, not a lucky sampler path: the known-good parameters beat
+    production for ml AND stats demand (the lower bound of the 95 % repeated interval above 0) and the report
+    promotes them."""
     good = ", ".join(f"{k}: {v}" for k, v in KNOWN_GOOD_WEEK.items())
     base = "policy.gamma: ${policy.gamma}, policy.max_wait_min: ${policy.max_wait_min}, " \
            "policy.road_weights.right: ${policy.road_weights.right}"
     proc = cli(tmp_path, "-m", "experiment", "-m", f"paths.outputs={tmp_path / 'outputs'}",
-               "hydra.sweeper.n_trials=2", f"hydra.sweeper.enqueue=[{{{base}}}, {{{good}}}]",
-               "hydra.callbacks.report.replications=10", timeout=1800)
+               "hydra.sweeper.n_trials=2", f"hydra.sweeper.enqueue=[{{{base}}}, {{{good}}}]", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     d = sweep_dir_of(tmp_path / "outputs")
-    r = check_report(d, replications=10)
+    r = check_report(d, replications=None)
     assert r["best_params"] == pytest.approx(KNOWN_GOOD_WEEK)  # the fixed trial won on the tuning week
     assert r["windows"]["test"]["start"] == "2026-06-22" and r["windows"]["test"]["end"] == "2026-06-29"
     assert r["windows"]["test"]["drivers"] is None  # the full fleet, the whole week
     for demand in ("ml", "stats"):
         assert r["improvement_pct"][demand] > 0, r["improvement_pct"]
         assert r["ci95_pct"][demand][0] > 0, r["ci95_pct"]
-    assert r["promote"] is True
-    print(json.dumps({k: r[k] for k in ("improvement_pct", "ci95_pct", "promote", "best_params")}, indent=1))
+    assert r["promote"] is True and r["decision"] == "promote"
+    print(json.dumps({k: r[k] for k in ("improvement_pct", "ci95_pct", "promote", "best_params", "replications")},
+                     indent=1))
 
 
 def test_study_plots_name_the_objective_once_and_label_every_axis(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_pat
     out = tmp_path / "outputs"
     proc = subprocess.run(
         [sys.executable, "-m", "experiment", "-m", *window, "hydra.sweeper.n_trials=6", f"paths.outputs={out}",
-         "tracking=off", "hydra.sweeper.progress=false", "hydra.callbacks.report.replications=2",
+         "tracking=off", "hydra.sweeper.progress=false", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed",
          "hydra.callbacks.report.plots=false", "hydra.callbacks.report.selection_top=3",
          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -293,7 +293,7 @@ def test_a_cycle_on_a_tracking_server_registers_a_challenger_once(tmp_path: Path
     champion, versions = reg.champion().number, len(reg.versions())
     args = ["--as-of", "2026-07-13", f"paths.outputs={out}", *server, *SMOKE, "registry.promotion=manual",
             "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=3",
-            "hydra.callbacks.report.replications=2"]
+            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed"]
     proc = retune(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((cycle(out, "2026-07-13") / "retune.json").read_text())
@@ -314,7 +314,7 @@ def test_a_killed_cycle_resumes_its_study_in_the_same_directory(tmp_path: Path) 
     assert champion_cli(tmp_path, "init", f"paths.outputs={out}", *SMOKE_SCALE).returncode == 0
     args = ["--as-of", AS_OF, f"paths.outputs={out}", *SMOKE, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
             "hydra.launcher.n_jobs=1", "hydra.sweeper.sampler.n_startup_trials=4",
-            "hydra.callbacks.report.replications=2",
+            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed",
             # a trial asked for just before the kill has no owner yet: it is recovered after stale_after_s (300)
             "hydra.sweeper.stale_after_s=15"]
     sweep, study = cycle(out) / "sweep", f"navitune_{REGION}_rolling_{AS_OF}_drifting_ml"
@@ -352,7 +352,7 @@ def test_sigterm_leaves_the_cycle_interrupted_as_ctrl_c_does(tmp_path: Path) -> 
     out = tmp_path / "outputs"
     assert champion_cli(tmp_path, "init", f"paths.outputs={out}", *SMOKE_SCALE).returncode == 0
     args = ["--as-of", AS_OF, f"paths.outputs={out}", *SMOKE, "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=1",
-            "hydra.launcher.n_jobs=1", "hydra.callbacks.report.replications=2"]
+            "hydra.launcher.n_jobs=1", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed"]
     study = f"navitune_{REGION}_rolling_{AS_OF}_drifting_ml"
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen([sys.executable, "-m", "experiment", "retune", *args], cwd=tmp_path, stdout=log,
@@ -384,7 +384,7 @@ def test_mlflow_down_at_the_decision_keeps_everything_and_the_same_command_decid
         track = ["tracking=server", f"tracking.uri={server.uri}"]
         assert champion_cli(tmp_path, "init", *track, *SMOKE_SCALE).returncode == 0
         args = ["--as-of", AS_OF, f"paths.outputs={out}", *track, *SMOKE, "hydra.sweeper.n_trials=3",
-                "hydra.sweeper.sampler.n_startup_trials=3", "hydra.callbacks.report.replications=2"]
+                "hydra.sweeper.sampler.n_startup_trials=3", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed"]
         sweep = cycle(out) / "sweep"
         with open(tmp_path / "first.log", "wb") as log:
             first = subprocess.Popen([sys.executable, "-m", "experiment", "retune", *args], cwd=tmp_path,

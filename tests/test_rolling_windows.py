@@ -227,7 +227,7 @@ def test_a_smoke_sized_rolling_sweep_reports_on_its_held_out_test_span(tmp_path:
         [sys.executable, "-m", "experiment", "-m", "window=rolling", f"window.as_of={as_of}", "window.tune_days=1",
          "window.test_days=1", "window.drivers=120", "window.max_shift_h=8", f"paths.outputs={tmp_path / 'outputs'}",
          "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=3",
-         "hydra.callbacks.report.replications=2", "tracking=off"],
+         "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed", "tracking=off"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "champion/challenger report: tuned vs production on rolling_test" in proc.stdout + proc.stderr
@@ -235,7 +235,7 @@ def test_a_smoke_sized_rolling_sweep_reports_on_its_held_out_test_span(tmp_path:
     check_rolling_report(sweep, as_of)
     # the report's command line on the same sweep directory picks the same test span (report.window=auto)
     (sweep / "report.json").unlink()
-    again = subprocess.run([sys.executable, "-m", "experiment.report", str(sweep), "report.replications=2"],
+    again = subprocess.run([sys.executable, "-m", "experiment.report", str(sweep), "report.replications=2", "report.rule=fixed"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     check_rolling_report(sweep, as_of)

@@ -386,7 +386,7 @@ def test_odd_champion_arguments_are_one_line(args: list[str], words: list[str], 
 @pytest.mark.slow
 def test_a_no_op_rerun_leaves_no_empty_directory_and_a_hint_that_works(tmp_path: Path) -> None:
     args = ["-m", "window=smoke", "tracking=off", f"paths.outputs={tmp_path / 'outputs'}", "hydra.sweeper.n_trials=2",
-            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.plots=false"]
+            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed", "hydra.callbacks.report.plots=false"]
     first = cli(tmp_path, *args)
     assert first.returncode == 0, first.stderr[-3000:]
     d = the_sweep(tmp_path / "outputs")
@@ -404,7 +404,7 @@ def test_a_no_op_rerun_leaves_no_empty_directory_and_a_hint_that_works(tmp_path:
     (line,) = [x for x in (rerun.stdout + rerun.stderr).splitlines() if "nothing to run" in x]
     hint = line.split("; ", 1)[1]
     assert hint.startswith("python -m experiment.report "), line
-    made = subprocess.run([sys.executable, "-m", "experiment.report", hint.split()[3], "report.replications=2",
+    made = subprocess.run([sys.executable, "-m", "experiment.report", hint.split()[3], "report.replications=2", "report.rule=fixed",
                            "report.plots=false"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stderr[-3000:]
     assert (Path(hint.split()[3]) / "report.json").is_file()
@@ -473,7 +473,7 @@ def test_decide_from_another_directory_uses_the_sweeps_own_registry(tmp_path: Pa
     here.mkdir()
     elsewhere.mkdir()
     assert cli(here, "champion", "init", *SMOKE_SCALE).returncode == 0
-    proc = cli(here, "-m", "window=smoke", "hydra.sweeper.n_trials=2", "hydra.callbacks.report.replications=2",
+    proc = cli(here, "-m", "window=smoke", "hydra.sweeper.n_trials=2", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed",
                "hydra.callbacks.report.plots=false", "hydra.callbacks.report.enabled=true")
     assert proc.returncode == 0, proc.stderr[-3000:]
     d = the_sweep(here / "outputs").resolve()

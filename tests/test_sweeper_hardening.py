@@ -518,3 +518,26 @@ def test_different_errors_are_retried(tmp_path: Path) -> None:
                f"marker_dir={tmp_path / 'markers'}", "hydra.sweeper.n_trials=2", timeout=60.0)
     assert done.rc == 0, done
     assert states(journal_trials(store, "faulty"))[TrialState.COMPLETE] == 2
+
+
+def test_an_interrupt_during_the_journal_locks_release_stays_an_interrupt(tmp_path: Path) -> None:
+    """Optuna's lock release, interrupted right after it removed the lock, tries to remove it again and raises
+    FileNotFoundError over the interrupt; navitune re-raises the interrupt (a stopped sweep exits 130, not 1),
+    and a real missing file without an interrupt is still an error."""
+    from hydra_plugins.navitune_shared.journal import _release
+
+    class InterruptedRelease:
+        def release(self) -> None:
+            try:
+                raise KeyboardInterrupt
+            except BaseException:
+                os.unlink(tmp_path / "gone")  # Optuna's clean-up of a file it already removed
+
+    class MissingLock:
+        def release(self) -> None:
+            os.unlink(tmp_path / "gone")
+
+    with pytest.raises(KeyboardInterrupt):
+        _release(InterruptedRelease())
+    with pytest.raises(FileNotFoundError):
+        _release(MissingLock())

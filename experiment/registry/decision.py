@@ -285,7 +285,8 @@ def _version_tags(report: dict[str, Any], key: str, sweep_dir: Path, config: Any
             "region": region, "scenario": scenario_of(config) or "default",
             "git_commit": f"{commit}{' (dirty)' if dirty else ''}" if commit else "unknown",
             "champion_at_start": str((start or {}).get("champion_version")),
-            "baseline_source": str((report.get("baseline") or {}).get("source"))}
+            "baseline_source": str((report.get("baseline") or {}).get("source")),
+            "report_decision": str(report.get("decision")), "replications": str(report.get("replications"))}
     for d, value in (report.get("improvement_pct") or {}).items():
         tags[f"improvement_pct.{d}"] = f"{value:+.3f}"
         lo, hi = report["ci95_pct"][d]

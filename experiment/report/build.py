@@ -16,7 +16,7 @@ from experiment.report.compose import compose_patterns
 from experiment.report.files import write_report
 from experiment.report.selection import select_candidate
 from experiment.report.settings import DEMANDS, SETS, ReportSettings
-from experiment.report.simulations import run_simulations
+from experiment.report.simulations import SimulationPool
 from experiment.study import baseline as _baseline, load_study as _load_study, load_sweep
 
 log = logging.getLogger("navitune.report")
@@ -46,12 +46,8 @@ def build_report(
     if tuning_window == test_window:
         log.warning("champion/challenger report: report.window=%s is the sweep's tuning window, not a held-out "
                     "one", test_window)
-    jobs = [(s, d, r, p) for (s, d), runs in cfgs.items() for r, p in enumerate(runs["sim"])]
-    n_workers = min(settings.workers, len(jobs))
-    log.info("champion/challenger report: %d simulations (%s x %s x %d replications) on %s, %d process(es)",
-             len(jobs), "/".join(SETS), "/".join(DEMANDS), settings.replications, test_window, n_workers)
-    metrics = run_simulations([p for *_, p in jobs], n_workers)
-    result = assemble(sweep, settings, cfgs, jobs, metrics, baseline_source)
+    jobs, metrics, looks = simulate_looks(cfgs, settings, test_window)
+    result = assemble(sweep, settings, cfgs, jobs, metrics, baseline_source, looks)
     result["study_problem"] = study_problem
     result["selection"] = selection
     files = write_report(sweep, settings, result, cfgs, study)
@@ -60,7 +56,55 @@ def build_report(
     result["files"] = [str(f) for f in files]
     imp = result["improvement_pct"]
     log.info("champion/challenger report: tuned vs production on %s: ml %+.2f %% [%+.2f, %+.2f], "
-             "stats %+.2f %% [%+.2f, %+.2f] -> %s (%s)", test_window,
+             "stats %+.2f %% [%+.2f, %+.2f] -> %s after %d replications (%s)", test_window,
              imp["ml"], *result["ci95_pct"]["ml"], imp["stats"], *result["ci95_pct"]["stats"],
-             result["decision"], sweep.dir / "report.md")
+             result["decision"], result["replications"], sweep.dir / "report.md")
     return result
+
+
+def simulate_looks(cfgs: dict[tuple[str, str], dict[str, Any]], settings: ReportSettings, test_window: str,
+                   ) -> tuple[list[tuple[str, str, int, Any]], list[dict[str, float]], list[Any]]:
+    """Simulate the replications look by look (report.replications, then report.batch more each time) until the
+    decision is taken or report.max_replications is reached; the configs keep only the replications used.
+    Returns the jobs run, their metrics (same order) and the looks."""
+    design = settings.design()
+    jobs: list[tuple[str, str, int, Any]] = []
+    metrics: list[dict[str, float]] = []
+    revenue: dict[tuple[str, str], list[float]] = {key: [] for key in cfgs}
+    looks: list[Any] = []
+    done = 0
+    n_workers = min(settings.workers, len(cfgs) * design.looks[0])
+    with SimulationPool(n_workers) as pool:
+        for n in design.looks:
+            look = _look(pool, cfgs, design, n, done, jobs, metrics, revenue, looks, test_window)
+            done = n
+            if look.outcome is not None:
+                break
+    for runs in cfgs.values():
+        runs["sim"] = runs["sim"][:done]
+    return jobs, metrics, looks
+
+
+def _look(pool: SimulationPool, cfgs: dict[tuple[str, str], dict[str, Any]], design: Any, n: int, done: int,
+          jobs: list[tuple[str, str, int, Any]], metrics: list[dict[str, float]],
+          revenue: dict[tuple[str, str], list[float]], looks: list[Any], test_window: str) -> Any:
+    """Simulate replications ``done``..``n - 1`` of every pattern and take the look at ``n`` (appended to
+    ``looks``, ``jobs``, ``metrics`` and ``revenue``)."""
+    from experiment.report.stats import paired_pct_differences
+
+    batch = [(s, d, r, runs["sim"][r]) for (s, d), runs in cfgs.items() for r in range(done, n)]
+    log.info("champion/challenger report: look %d of at most %d: %d simulations (%s x %s, replications %d..%d) "
+             "on %s, %d process(es)", len(looks) + 1, len(design.looks), len(batch), "/".join(SETS),
+             "/".join(DEMANDS), done + 1, n, test_window, pool.workers)
+    batch_metrics = pool.run([p for *_, p in batch])
+    for (s, d, _r, _p), m in zip(batch, batch_metrics):
+        revenue[(s, d)].append(m["revenue_per_driver_day_yen"])
+    jobs += batch
+    metrics += batch_metrics
+    look = design.look({d: paired_pct_differences(revenue[("production", d)], revenue[("tuned", d)])
+                        for d in DEMANDS})
+    looks.append(look)
+    log.info("champion/challenger report: after %d replications: %s -> %s", n, ", ".join(
+        f"{d} {iv.mean:+.2f} % [{iv.lo:+.2f}, {iv.hi:+.2f}]" for d, iv in look.intervals.items()),
+        look.outcome or "one more look")
+    return look

@@ -26,15 +26,16 @@ class ReportCallback(Callback):
     Registered after the MLflow callback so it runs first at the end (Hydra calls end hooks in reverse) and
     MLflow attaches its files to the parent run."""
 
-    def __init__(self, enabled: bool = True, replications: int = 5, window: str = "test_week", workers: int = 2,
+    def __init__(self, enabled: bool = True, replications: int = 4, window: str = "test_week", workers: int = 2,
                  match_scale: bool = True, plots: bool = True, selection_top: int = 0,
-                 selection_seeds: int = 2) -> None:
+                 selection_seeds: int = 2, rule: str = "sequential", batch: int = 2, max_replications: int = 16,
+                 min_gain_pct: float = 0.2) -> None:
         from experiment.config import ConfigError
 
         self.enabled = enabled
         try:
             self.settings = ReportSettings(replications, window, workers, match_scale, plots, selection_top,
-                                           selection_seeds).check()
+                                           selection_seeds, rule, batch, max_replications, min_gain_pct).check()
         except ReportError as err:
             raise ConfigError(str(err).replace("report.", "hydra.callbacks.report.", 1)) from None
         if not isinstance(enabled, bool):

@@ -17,7 +17,10 @@ Evaluate the sweep's best parameters against production on the held-out test win
 with paired replications (common random numbers), and write report.json, report.md, policy_candidate.yaml and
 plots into the sweep directory.
 
-report settings: report.replications=5  report.window=auto  report.workers=2
+report settings: report.rule=sequential (looks until shown better / not better; fixed: one look)
+                 report.replications=4 (the first look)  report.batch=2 (added per look)
+                 report.max_replications=16 (undecided there)  report.min_gain_pct=0.2 (the reject margin)
+                 report.window=auto  report.workers=2
                  (auto: the same cycle's rolling test span after a window=rolling sweep, else test_week)
                  report.match_scale=true (test window as long as the tuning window, same fleet caps)
                  report.plots=true

@@ -58,8 +58,8 @@ def _last_wins(overrides: Sequence[str]) -> list[str]:
 def compose_patterns(
     sweep: Sweep, settings: ReportSettings, baseline: dict[str, Any] | None, extra: Sequence[str] = ()
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """For each (parameter set, demand source): the composed config and one SimParams per replication
-    (seed ``window.seed + r`` for both sets: common random numbers)."""
+    """For each (parameter set, demand source): the composed config and one SimParams per replication the decision
+    may look at (seed ``window.seed + r`` for both sets: common random numbers)."""
     from experiment.app import sim_params
     from experiment.config import ConfigError, validate
 
@@ -84,7 +84,7 @@ def compose_patterns(
             if name == "tuned":
                 cfg.policy.name = candidate_name(sweep)
             runs = []
-            for r in range(settings.replications):
+            for r in range(settings.design().looks[-1]):
                 rep = copy.deepcopy(cfg)
                 rep.window.seed = int(base.window.seed) + r
                 try:

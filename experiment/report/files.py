@@ -113,18 +113,36 @@ def _tuned_line(r: dict[str, Any], params: str) -> str:
             f"`{sel['window']}`; {rows}): {params}.")
 
 
+def _looks_lines(r: dict[str, Any]) -> list[str]:
+    """The sequential decision's looks, one table row each (none for the fixed rule)."""
+    seq = r.get("sequential") or {}
+    if seq.get("rule") != "sequential":
+        return []
+    rows = [f"Sequential decision ({seq['method']}; docs/report.md): looks planned at {seq['planned_looks']} replications, "
+            f"reject margin {seq['min_gain_pct']:g} %.", "", "| replications | " + " | ".join(
+                f"{d} gain, 95 % repeated interval (%)" for d in DEMANDS) + " | outcome |",
+            "|---:|" + "---:|" * len(DEMANDS) + "---|"]
+    for look in seq["looks"]:
+        cells = [f"{look['improvement_pct'][d]:+.2f} [{look['interval_pct'][d][0]:+.2f}, "
+                 f"{look['interval_pct'][d][1]:+.2f}]" for d in DEMANDS]
+        rows.append(f"| {look['replications']} | " + " | ".join(cells) + f" | {look['outcome'] or 'look again'} |")
+    return [*rows, ""]
+
+
 def _markdown(r: dict[str, Any], sweep: Sweep) -> str:
     """A human summary: the four patterns, the paired improvements and the decision."""
     test, tuning = r["windows"]["test"], r["windows"]["tuning"]
     pats = {(p["set"], p["demand"]): p for p in r["patterns"]}
     base_name = baseline_label(sweep.dir, r)
     rule = (f"**The promotion rule holds: the tuned parameters beat {base_name}**" if r["promote"] else
+            f"**Undecided: keep {base_name} for now**" if r.get("decision") == "undecided" else
             f"**The promotion rule does not hold: keep {base_name}**")
     out = [
         f"# Champion/challenger report: {r['study']}",
         "",
         f"{rule} ({r['decision_reason']}).",
         "",
+        *_looks_lines(r),
         f"{REGISTRY_LINE}not decided yet (the end of the sweep decides; `navitune champion history` shows the "
         "outcome). The report's rule is one condition of a promotion: the registry also needs the champion's "
         "evaluation scale and, for a plain sweep, an explicit `navitune champion decide` (docs/retune.md, "

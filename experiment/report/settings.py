@@ -14,6 +14,12 @@ from experiment.study import CANDIDATE, REPORT_FILES, REVENUE_PLOT  # noqa: E402
 CI_METHOD = ("mean of the per-replication paired % differences 100*(tuned_r/production_r - 1), "
              "two-sided Student-t interval with n-1 degrees of freedom")
 PROMOTION_RULE = "promote only if the lower bound of the 95 % interval is above 0 for every demand source"
+SEQUENTIAL_CI_METHOD = ("mean of the per-replication paired % differences 100*(tuned_r/production_r - 1), two-sided "
+                        "95 % repeated confidence interval (Pocock boundary over the planned looks, Student-t with n-1 "
+                        "degrees of freedom at the nominal level): valid however many looks were taken")
+SEQUENTIAL_RULE = ("after each look: promote if the repeated interval's lower bound is above 0 for every demand "
+                   "source; reject if its upper bound is below report.min_gain_pct for some source; else add "
+                   "report.batch replications; undecided at report.max_replications")
 from experiment.study import OWN_KEYS  # noqa: E402,F401  (the report chooses these itself)
 #: report.window=auto: the rolling test span of a sweep tuned on window=rolling, else FIXED_TEST_WINDOW
 AUTO_WINDOW = "auto"
@@ -21,6 +27,8 @@ MAX_SELECTION_TOP = 20  # finalists x seeds simulations: bounded like the report
 MAX_SELECTION_SEEDS = 20
 FIXED_TEST_WINDOW = "test_week"
 ROLLING_WINDOW = "rolling"
+RULES = ("sequential", "fixed")
+MAX_REPLICATIONS = 200  # per look and in all: 4 simulations each, and a rolling cycle has 500 test seeds
 
 
 from experiment.errors import ReportError  # noqa: E402,F401  (raised by experiment.study too)
@@ -48,20 +56,25 @@ def _conf_dir() -> Path:
 class ReportSettings:
     """``report.*`` on the command line, ``hydra.callbacks.report.*`` for the end-of-sweep report."""
 
-    replications: int = 5  # paired replications per pattern (>= 2: an interval needs a spread)
+    replications: int = 4  # paired replications per pattern at the first look (rule=fixed: the only look; >= 2)
     window: str = "auto"  # the held-out window option (conf/window/); auto: see compose.held_out_window_overrides
     workers: int = 2  # simulation processes
     match_scale: bool = True  # the test window takes the tuning window's days, window.drivers and max_shift_h
     plots: bool = True
     selection_top: int = 0  # the best trials simulated again on fresh tuning seeds before naming the candidate (0: off)
     selection_seeds: int = 2  # fresh seeds of the tuning window per finalist
+    rule: str = "sequential"  # sequential: looks until shown better / not better (docs/report.md); fixed: one look
+    batch: int = 2  # replications added per later look (rule=sequential)
+    max_replications: int = 16  # the last look; undecided there (rule=sequential)
+    min_gain_pct: float = 0.2  # reject when the gain is shown below this for a demand source (rule=sequential)
 
     def check(self) -> "ReportSettings":
         def bad(key: str, value: Any, allowed: str) -> ReportError:
             return invalid(ReportError, "navitune.report", f"report.{key}", value, allowed)
 
-        if isinstance(self.replications, bool) or not isinstance(self.replications, int) or self.replications < 2:
-            raise bad("replications", self.replications, "a whole number >= 2")
+        if isinstance(self.replications, bool) or not isinstance(self.replications, int) \
+                or not 2 <= self.replications <= MAX_REPLICATIONS:
+            raise bad("replications", self.replications, f"a whole number in 2..{MAX_REPLICATIONS}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise bad("workers", self.workers, "a whole number >= 1")
         if isinstance(self.selection_top, bool) or not isinstance(self.selection_top, int) \
@@ -71,6 +84,10 @@ class ReportSettings:
         if isinstance(self.selection_seeds, bool) or not isinstance(self.selection_seeds, int) \
                 or not 1 <= self.selection_seeds <= MAX_SELECTION_SEEDS:
             raise bad("selection_seeds", self.selection_seeds, f"a whole number in 1..{MAX_SELECTION_SEEDS}")
+        if self.rule not in RULES:
+            raise bad("rule", self.rule, ", ".join(RULES))
+        if self.rule == "sequential":  # the fixed rule takes one look at report.replications: these are unused
+            self._check_sequential(bad)
         windows = sorted(p.stem for p in (_conf_dir() / "window").glob("*.yaml") if not p.stem.startswith("_"))
         windows.insert(0, AUTO_WINDOW)
         if self.window not in windows:
@@ -79,6 +96,34 @@ class ReportSettings:
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, getattr(self, key), "true or false")
         return self
+
+    def _check_sequential(self, bad: Any) -> None:
+        from experiment.report.sequential import MAX_LOOKS
+
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_REPLICATIONS:
+            raise bad("batch", self.batch, f"a whole number in 1..{MAX_REPLICATIONS}")
+        if isinstance(self.max_replications, bool) or not isinstance(self.max_replications, int) \
+                or not self.replications <= self.max_replications <= MAX_REPLICATIONS:
+            raise bad("max_replications", self.max_replications, f"a whole number in {self.replications}.."
+                      f"{MAX_REPLICATIONS} (at least report.replications, the first look)")
+        if isinstance(self.min_gain_pct, bool) or not isinstance(self.min_gain_pct, (int, float)) \
+                or not 0.0 <= self.min_gain_pct <= 100.0:
+            raise bad("min_gain_pct", self.min_gain_pct, "a number in 0..100 (per cent)")
+        span = self.max_replications - self.replications
+        looks = 1 + span // self.batch + (1 if span % self.batch else 0)
+        if looks > MAX_LOOKS:
+            raise bad("batch", self.batch, f"a batch giving at most {MAX_LOOKS} looks from report.replications="
+                      f"{self.replications} to report.max_replications={self.max_replications} (this one gives "
+                      f"{looks})")
+
+    def design(self) -> Any:
+        """The decision's looks: sequential from report.replications by report.batch up to report.max_replications;
+        fixed: one look at report.replications with the plain 95 % interval (no reject margin)."""
+        from experiment.report.sequential import SequentialDesign
+
+        if self.rule == "fixed":
+            return SequentialDesign(self.replications, 1, self.replications, min_gain_pct=-float("inf"))
+        return SequentialDesign(self.replications, self.batch, self.max_replications, float(self.min_gain_pct))
 
     @classmethod
     def from_node(cls, node: Mapping[str, Any]) -> "ReportSettings":

@@ -18,18 +18,36 @@ def _simulate(params: Any) -> dict[str, float]:
 
 
 
-def run_simulations(params: Sequence[Any], workers: int) -> list[dict[str, float]]:
-    """Simulate every SimParams, ``workers`` at a time in fresh (spawned) processes: a sweep process may hold
-    threads and open stores, which a forked child would inherit half-way."""
-    if workers <= 1 or len(params) <= 1:
-        return [_simulate(p) for p in params]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+class SimulationPool:
+    """``workers`` fresh (spawned) processes kept for several batches of simulations, e.g. the sequential
+    decision's looks: each look then costs its simulations, not a new pool's start-up. A sweep process may hold
+    threads and open stores, which a forked child would inherit half-way, hence spawn."""
 
-    results: list[dict[str, float] | None] = [None] * len(params)
-    done, t0 = 0, time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_simulate, p): i for i, p in enumerate(params)}
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: Any = None
+
+    def __enter__(self) -> "SimulationPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def run(self, params: Sequence[Any]) -> list[dict[str, float]]:
+        """Simulate every SimParams (in this process with one worker or one simulation), in order."""
+        if self.workers <= 1 or (len(params) <= 1 and self._pool is None):
+            return [_simulate(p) for p in params]
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        results: list[dict[str, float] | None] = [None] * len(params)
+        done, t0 = 0, time.perf_counter()
+        futures = {self._pool.submit(_simulate, p): i for i, p in enumerate(params)}
         try:
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
@@ -41,4 +59,10 @@ def run_simulations(params: Sequence[Any], workers: int) -> list[dict[str, float
             for fut in futures:
                 fut.cancel()
             raise
-    return [r for r in results if r is not None]
+        return [r for r in results if r is not None]
+
+
+def run_simulations(params: Sequence[Any], workers: int) -> list[dict[str, float]]:
+    """Simulate every SimParams, ``workers`` at a time in fresh (spawned) processes (one pool for this batch)."""
+    with SimulationPool(workers if len(params) > 1 else 1) as pool:
+        return pool.run(params)

@@ -263,6 +263,8 @@ def full_record(p: Plan, decision: dict[str, Any], started: str) -> dict[str, An
         "improvement_pct": imp,
         "ci95_pct": ci,
         "promotion_rule_holds": None if report is None else bool(report.get("promote")),
+        "report_decision": None if report is None else report.get("decision"),  # promote / reject / undecided
+        "replications": None if report is None else report.get("replications"),
         "blocked": decision.get("blocked") or {},
         "reason": decision.get("reason", ""),
         "started": started,

@@ -63,11 +63,24 @@ class HeldLockJournalBackend(JournalFileBackend):
             yield
         finally:
             self._holder = None
-            self._lock.release()
+            _release(self._lock)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         with self.held():
             _append(self._file_path, logs)
+
+
+def _release(lock: Any) -> None:
+    """Release Optuna's file lock. An interrupt (Ctrl-C, or SIGTERM turned into one) that lands just after its
+    release removed the lock file sends Optuna's clean-up to remove it a second time, which fails with
+    FileNotFoundError and hides the interrupt (a stopped sweep would exit 1, not 130): the lock is free then,
+    and the interrupt is raised as it came."""
+    try:
+        lock.release()
+    except FileNotFoundError as err:
+        if isinstance(err.__context__, (KeyboardInterrupt, SystemExit)):
+            raise err.__context__ from None
+        raise
 
 
 def _append(file_path: str, logs: list[dict[str, Any]]) -> None:
