@@ -1,6 +1,6 @@
 """Benchmark ``decision``: the operating characteristics of the champion/challenger decision, measured (issue 22).
 
-``python -m experiment.bench decision [--decisions N] [--levels -0.5,0,0.25,0.5,1.0] [--first 4] [--batch 2]
+``python -m experiment.bench decision [--decisions N] [--levels=-0.5,0,0.25,0.5,1.0] [--first 4] [--batch 2]
 [--max-replications 16] [--min-gain 0.2] [--workers W] [--smoke --out FILE]``
 
 1. **Challengers with known gains.** A path through the navi3 space, from a worse setting (production with
@@ -16,8 +16,9 @@
    decision (5 x ``--decisions`` seeds per source, 500 by default, fixed before any stopping, so not biased by
    it), with its 95 % interval: the high-replication evaluation the targets are judged against.
 
-The window: the test week itself (7 days, the region's full fleet). A shorter window is no cheaper at equal gains:
-its per-replication spread is larger (``spread_by_window`` measures it), so a decision needs more replications.
+The window: the test week itself (7 days, the region's full fleet), so the gains and their spread are those the
+default report sees. ``spread_by_window`` measures what a shorter window would offer: a 1-day window's paired
+spread is about twice the week's, which eats its cheaper simulations, and a parameter set's gain differs by window.
 Results are cached under ``outputs/decision/`` keyed by the simulator's fingerprint (resumes after a stop).
 """
 
@@ -231,7 +232,11 @@ def parse(argv: Sequence[str]) -> tuple[int, list[float], Any, int, bool, Path |
     from experiment.report.sequential import SequentialDesign
     from experiment.report.settings import ReportSettings
 
-    ap = argparse.ArgumentParser(prog="python -m experiment.bench decision", add_help=False)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # one line, not argparse's usage block
+            raise OracleError(f"{PROG}: {message} (a list starting with a minus: --levels=-0.5,0,1)")
+
+    ap = Parser(prog="python -m experiment.bench decision", add_help=False)
     defaults = ReportSettings()
     ap.add_argument("--decisions", default="100")
     ap.add_argument("--levels", default=",".join(f"{g:g}" for g in LEVELS))
@@ -294,3 +299,21 @@ def bench_decision(argv: Sequence[str]) -> dict[str, Any]:
     print(f"decision bench written to {path}", file=sys.stderr)
     return {k: result[k] for k in ("bench", "procedures", "decisions_per_level", "simulations", "cpu_s")} \
         | {"path": str(path)}
+
+
+def markdown_table(result: Mapping[str, Any]) -> str:
+    """The operating characteristics as the Markdown table of docs/report.md and docs/performance.md."""
+    levels = result["levels"]
+    rows = ["| true gain (ml / stats, %) | rule | promote | reject | undecided | mean simulations |",
+            "|---|---|---:|---:|---:|---:|"]
+    for k, level in enumerate(levels):
+        truth = " / ".join(f"{level['true_gain_pct'][d]:+.2f}" for d in DEMANDS)
+        for proc in result["procedures"]:
+            row = proc["levels"][k]
+            rows.append(f"| {truth} | {proc['name']} | {row['promote_rate']:.0%} | {row['reject_rate']:.0%} | "
+                        f"{row['undecided_rate']:.0%} | {row['mean_simulations']:.1f} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m benchmarks.decision docs/decision.json: the table for the docs
+    print(markdown_table(json.loads(Path(sys.argv[1]).read_text())))

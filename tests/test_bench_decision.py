@@ -38,7 +38,7 @@ def test_the_path_and_the_interpolation_place_each_level() -> None:
 @pytest.mark.slow
 def test_the_small_mode_decides_every_level_and_counts_what_it_spent(tmp_path: Path) -> None:
     out = tmp_path / "decision.json"
-    proc = bench("--smoke", "--out", str(out), "--decisions", "3", "--levels", "-0.5,1", "--max-replications", "6",
+    proc = bench("--smoke", "--out", str(out), "--decisions", "3", "--levels=-0.5,1", "--max-replications", "6",
                  "--cache-dir", str(tmp_path / "cache"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -53,12 +53,12 @@ def test_the_small_mode_decides_every_level_and_counts_what_it_spent(tmp_path: P
             assert rates == pytest.approx(1.0) and all(level[k] * 3 == round(level[k] * 3) for k in
                                                        ("promote_rate", "reject_rate", "undecided_rate"))
     assert all(level["mean_simulations"] == 20.0 for level in procedures["fixed-5"])
-    assert all(16.0 <= level["mean_simulations"] <= 24.0 for level in procedures["sequential"])  # looks at 4 and 6
-    assert result["design"]["planned_looks"] == [4, 6] and result["decisions_per_level"] == 3
+    assert all(16.0 <= level["mean_simulations"] <= 24.0 for level in procedures["sequential"])  # looks at 4, 5 and 6
+    assert result["design"]["planned_looks"] == [4, 5, 6] and result["decisions_per_level"] == 3
     assert [row["truth_seeds_per_source"] for row in result["levels"]] == [15, 15]  # 3 decisions x 5 replications
     assert result["window"]["name"] == "smoke" and result["smoke"] is True
     # a second run computes nothing again: every simulation comes from the cache
-    again = bench("--smoke", "--out", str(out), "--decisions", "3", "--levels", "-0.5,1", "--max-replications", "6",
+    again = bench("--smoke", "--out", str(out), "--decisions", "3", "--levels=-0.5,1", "--max-replications", "6",
                   "--cache-dir", str(tmp_path / "cache"))
     assert again.returncode == 0 and json.loads(out.read_text())["simulations_this_run"] == 0
 
@@ -69,6 +69,7 @@ def test_the_small_mode_decides_every_level_and_counts_what_it_spent(tmp_path: P
     (["--max-replications", "3"], "invalid --max-replications '3'; allowed: a whole number in [5, 200]"),
     (["--smoke"], "--smoke needs --out FILE outside docs/"),
     (["--frobnicate"], "unknown argument '--frobnicate'"),
+    (["--levels", "-0.5,1"], "--levels: expected one argument (a list starting with a minus: --levels=-0.5,0,1)"),
 ])
 def test_bad_arguments_are_one_line(args: list[str], words: str) -> None:
     proc = bench(*args, timeout=120)

@@ -82,14 +82,16 @@ def test_an_identical_challenger_is_rejected_and_a_flat_one_is_undecided_at_the_
 
 
 def test_the_error_rate_holds_under_repeated_looks_where_plain_intervals_do_not() -> None:
-    """Normal per-replication gains with no effect, 20,000 sequences: the repeated intervals exclude 0 at some look
-    about 5 % of the time (the Student-t carrying of the nominal level is an approximation; within 1.5 points);
+    """Normal per-replication gains with no effect, 20,000 sequences, the default design: the repeated intervals
+    exclude 0 at some look about 5 % of the time (the Student-t carrying of the nominal level is an approximation; within 1.5 points);
     plain 95 % intervals at the same looks exclude it far more often."""
     import numpy as np
     from scipy.stats import t
 
+    from experiment.report.settings import ReportSettings
+
     rng = np.random.default_rng(22)
-    d = SequentialDesign(4, 2, 16)
+    d = ReportSettings().design()  # the default: 13 looks, at 4, 5, ..., 16 replications
     x = rng.normal(0.0, 0.5, size=(20000, 16))
 
     def exclusion_rate(level_of: float) -> float:
@@ -140,7 +142,7 @@ def test_a_real_sweep_promotes_and_one_rejects_through_the_registry(tmp_path: Pa
     seq = report["sequential"]
     assert seq["rule"] == "sequential" and seq["looks"][-1]["outcome"] == PROMOTE
     assert seq["replications_used"] == report["replications"] == seq["looks"][-1]["replications"]
-    assert seq["planned_looks"] == [4, 6, 8, 10, 12, 14, 16] and report["replications"] in seq["planned_looks"]
+    assert seq["planned_looks"] == list(range(4, 17)) and report["replications"] in seq["planned_looks"]
     assert all(p["replications"] == report["replications"] for p in report["patterns"])
     assert "Pocock" in seq["method"] and "repeated" in report["ci_method"]
     assert "| replications |" in (d / "report.md").read_text()

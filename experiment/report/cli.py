@@ -18,7 +18,7 @@ with paired replications (common random numbers), and write report.json, report.
 plots into the sweep directory.
 
 report settings: report.rule=sequential (looks until shown better / not better; fixed: one look)
-                 report.replications=4 (the first look)  report.batch=2 (added per look)
+                 report.replications=4 (the first look)  report.batch=1 (added per look)
                  report.max_replications=16 (undecided there)  report.min_gain_pct=0.2 (the reject margin)
                  report.window=auto  report.workers=2
                  (auto: the same cycle's rolling test span after a window=rolling sweep, else test_week)

@@ -64,7 +64,7 @@ class ReportSettings:
     selection_top: int = 0  # the best trials simulated again on fresh tuning seeds before naming the candidate (0: off)
     selection_seeds: int = 2  # fresh seeds of the tuning window per finalist
     rule: str = "sequential"  # sequential: looks until shown better / not better (docs/report.md); fixed: one look
-    batch: int = 2  # replications added per later look (rule=sequential)
+    batch: int = 1  # replications added per later look (rule=sequential; 1 measured best, docs/report.md)
     max_replications: int = 16  # the last look; undecided there (rule=sequential)
     min_gain_pct: float = 0.2  # reject when the gain is shown below this for a demand source (rule=sequential)
 
