@@ -234,7 +234,8 @@ def parse(argv: Sequence[str]) -> tuple[int, list[float], Any, int, bool, Path |
 
     class Parser(argparse.ArgumentParser):
         def error(self, message: str) -> Any:  # one line, not argparse's usage block
-            raise OracleError(f"{PROG}: {message} (a list starting with a minus: --levels=-0.5,0,1)")
+            hint = " (a list starting with a minus: --levels=-0.5,0,1)" if "--levels" in message else ""
+            raise OracleError(f"{PROG}: {message}{hint}")
 
     ap = Parser(prog="python -m experiment.bench decision", add_help=False)
     defaults = ReportSettings()

@@ -211,7 +211,7 @@ def check_report(cfg: DictConfig) -> str | None:
     """The end-of-sweep report's settings (``hydra.callbacks.report.*``), checked as the report checks them: Hydra
     builds the callback only after the sweep's directory exists, and ``retune`` writes its lock and record before
     the sweep starts, so a report that cannot run (``replications=0``) is refused here, before either."""
-    from experiment.report.settings import ReportError, ReportSettings
+    from experiment.report.settings import ReportError, ReportSettings, under
 
     node = OmegaConf.select(cfg, "hydra.callbacks.report", default=None)
     if not isinstance(node, DictConfig):
@@ -221,7 +221,7 @@ def check_report(cfg: DictConfig) -> str | None:
     try:
         ReportSettings.from_node(values).check()
     except ReportError as err:
-        return str(err).replace("navitune.report:", "navitune:", 1).replace("report.", "hydra.callbacks.report.", 1)
+        return under(str(err).replace("navitune.report:", "navitune:", 1))
     return None
 
 

@@ -103,12 +103,25 @@ def test_the_error_rate_holds_under_repeated_looks_where_plain_intervals_do_not(
         return float(hit.mean())
 
     repeated, plain = exclusion_rate(d.nominal_alpha), exclusion_rate(0.05)
-    assert 0.035 < repeated < 0.065, repeated
-    assert plain > 0.12, plain
-    # the design's own looks on the first rows agree with the vectorised rule
-    for row in x[:200]:
-        looks = d.decide({"ml": list(row), "stats": list(row)})
-        assert looks[-1].outcome in (PROMOTE, REJECT, UNDECIDED)
+    assert 0.045 < repeated < 0.065, repeated  # docs/report.md: 5.7 %
+    assert plain > 0.17, plain  # docs/report.md: 19 %
+    # the design's own looks on the first rows agree with the rule recomputed here (two sources: the row and its
+    # mirror, so a row's upper bound below the margin rejects and its lower bound above 0 alone never promotes)
+    for row in x[:300]:
+        looks = d.decide({"ml": list(row), "stats": list(row + 0.3)})
+        expected = (d.looks[-1], UNDECIDED)
+        for n in d.looks:
+            lo_hi = {}
+            for name, v in (("ml", row[:n]), ("stats", row[:n] + 0.3)):
+                half = t.ppf(1 - d.nominal_alpha / 2, n - 1) * v.std(ddof=1) / math.sqrt(n)
+                lo_hi[name] = (v.mean() - half, v.mean() + half)
+            if all(lo > 0 for lo, _ in lo_hi.values()):
+                expected = (n, PROMOTE)
+                break
+            if any(hi < d.min_gain_pct for _, hi in lo_hi.values()):
+                expected = (n, REJECT)
+                break
+        assert (looks[-1].n, looks[-1].outcome) == expected
 
 
 # ------------------------------------------------------------------------------ real sweeps through the registry

@@ -8,8 +8,9 @@ the end of every navitune sweep (``hydra.callbacks.report`` in ``conf/config.yam
 * re-composes the sweep's own config (its command-line overrides, not its tuned values) with
   ``window=test_week`` (``report.window``) and ``demand=ml`` / ``demand=stats``;
 * simulates the PRODUCTION parameters (the study's baseline trial, else the sweep's policy option, by default
-  ``conf/policy/production.yaml``) and the BEST parameters (``optimization_results.yaml``) in ``report.replications``
-  replications with common random numbers: replication ``r`` runs both with window seed ``window.seed + r``;
+  ``conf/policy/production.yaml``) and the BEST parameters (``optimization_results.yaml``) in paired replications
+  with common random numbers (replication ``r`` runs both with window seed ``window.seed + r``), added look by
+  look until the sequential decision promotes, rejects or stops undecided at ``report.max_replications``;
 * runs the simulations in ``report.workers`` processes (plain :func:`experiment.sim.simulate.simulate` on the
   composed configs' :func:`experiment.app.sim_params`; no Hydra inside the workers);
 * writes ``report.json``, ``report.md``, ``policy_candidate.yaml`` and PNG plots into the sweep directory.
@@ -19,7 +20,8 @@ composing it the way ``python -m experiment window=test_week`` does keeps the re
 Imports are lazy: Hydra instantiates the callback for every run, and ``python -m experiment --help`` stays fast.
 
 Layout: ``settings`` (names, user settings), ``sweep`` (reading a finished sweep), ``compose`` (test configs),
-``simulations`` (worker processes), ``assemble`` and ``stats`` (the verdict), ``files`` and ``plots`` (what is
+``simulations`` (worker processes), ``sequential`` (the looks and the decision rule), ``assemble`` and ``stats``
+(the verdict), ``files`` and ``plots`` (what is
 written), ``build`` (end to end), ``callback`` (end of sweep), ``cli``.
 """
 

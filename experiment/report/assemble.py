@@ -81,6 +81,7 @@ def assemble(
         "decision": outcome,
         "decision_reason": reason,
         "sequential": {"rule": settings.rule, **settings.design().describe(), "replications_used": last.n,
+                       **({"method": CI_METHOD} if settings.rule == "fixed" else {}),
                        "looks": [look.as_dict() for look in looks]},
         "candidate": {"file": CANDIDATE, "name": candidate_name(sweep)},
         "settings": asdict(settings),

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiment.report._util import _first_line
 from experiment.report.build import build_report
-from experiment.report.settings import ReportError, ReportSettings
+from experiment.report.settings import ReportError, ReportSettings, under
 from experiment.study import finished_since as _finished_since, load_sweep
 
 log = logging.getLogger("navitune.report")
@@ -37,7 +37,7 @@ class ReportCallback(Callback):
             self.settings = ReportSettings(replications, window, workers, match_scale, plots, selection_top,
                                            selection_seeds, rule, batch, max_replications, min_gain_pct).check()
         except ReportError as err:
-            raise ConfigError(str(err).replace("report.", "hydra.callbacks.report.", 1)) from None
+            raise ConfigError(under(str(err))) from None
         if not isinstance(enabled, bool):
             raise invalid(ConfigError, "navitune", "config hydra.callbacks.report.enabled", enabled, "true or false")
         self._started: dt.datetime | None = None

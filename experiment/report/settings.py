@@ -35,6 +35,14 @@ from experiment.errors import ReportError  # noqa: E402,F401  (raised by experim
 
 
 
+def under(text: str, prefix: str = "hydra.callbacks.") -> str:
+    """A settings message with every ``report.<key>`` it names written as the key the user set, e.g.
+    ``hydra.callbacks.report.max_replications`` for the end-of-sweep report ("navitune.report:" stays)."""
+    import re
+
+    return re.sub(r"(?<![\w.])report\.", prefix + "report.", text)
+
+
 def setting_value(raw: str) -> Any:
     """The value of a ``<key>=<value>`` setting read as YAML (5, true, 2026-01-05), or the text as written when
     it is no YAML value (including a date that is no day, 2026-02-30, which YAML's parser rejects with a
@@ -86,8 +94,7 @@ class ReportSettings:
             raise bad("selection_seeds", self.selection_seeds, f"a whole number in 1..{MAX_SELECTION_SEEDS}")
         if self.rule not in RULES:
             raise bad("rule", self.rule, ", ".join(RULES))
-        if self.rule == "sequential":  # the fixed rule takes one look at report.replications: these are unused
-            self._check_sequential(bad)
+        self._check_sequential(bad, ranges=self.rule == "sequential")  # fixed: one look, only the types matter
         windows = sorted(p.stem for p in (_conf_dir() / "window").glob("*.yaml") if not p.stem.startswith("_"))
         windows.insert(0, AUTO_WINDOW)
         if self.window not in windows:
@@ -97,24 +104,29 @@ class ReportSettings:
                 raise bad(key, getattr(self, key), "true or false")
         return self
 
-    def _check_sequential(self, bad: Any) -> None:
+    def _check_sequential(self, bad: Any, ranges: bool) -> None:
+        """The sequential rule's settings: their types always, their ranges when the rule is sequential."""
         from experiment.report.sequential import MAX_LOOKS
 
-        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_REPLICATIONS:
-            raise bad("batch", self.batch, f"a whole number in 1..{MAX_REPLICATIONS}")
-        if isinstance(self.max_replications, bool) or not isinstance(self.max_replications, int) \
-                or not self.replications <= self.max_replications <= MAX_REPLICATIONS:
-            raise bad("max_replications", self.max_replications, f"a whole number in {self.replications}.."
-                      f"{MAX_REPLICATIONS} (at least report.replications, the first look)")
+        whole = {"batch": 1, "max_replications": self.replications if ranges else 1}
+        for key, lo in whole.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= MAX_REPLICATIONS:
+                extra = " (at least report.replications, the first look; or report.rule=fixed)" \
+                    if key == "max_replications" and ranges else ""
+                raise bad(key, value, f"a whole number in {lo}..{MAX_REPLICATIONS}{extra}")
         if isinstance(self.min_gain_pct, bool) or not isinstance(self.min_gain_pct, (int, float)) \
                 or not 0.0 <= self.min_gain_pct <= 100.0:
             raise bad("min_gain_pct", self.min_gain_pct, "a number in 0..100 (per cent)")
+        if not ranges:
+            return
         span = self.max_replications - self.replications
         looks = 1 + span // self.batch + (1 if span % self.batch else 0)
         if looks > MAX_LOOKS:
-            raise bad("batch", self.batch, f"a batch giving at most {MAX_LOOKS} looks from report.replications="
-                      f"{self.replications} to report.max_replications={self.max_replications} (this one gives "
-                      f"{looks})")
+            top = self.replications + (MAX_LOOKS - 1) * self.batch
+            raise bad("max_replications", self.max_replications, f"at most {top}: {MAX_LOOKS} looks from "
+                      f"report.replications={self.replications} by report.batch={self.batch} (raise report.batch "
+                      f"for more)")
 
     def design(self) -> Any:
         """The decision's looks: sequential from report.replications by report.batch up to report.max_replications;

@@ -1,5 +1,5 @@
-"""The statistics of the champion/challenger report: paired improvements with t-intervals, and the promotion
-rule. Pure functions on plain numbers (no simulator, no Hydra), so the maths is tested on made-up values.
+"""The statistics of the champion/challenger report: paired improvements with t-intervals (the decision that
+uses them: :mod:`experiment.report.sequential`). Pure functions on plain numbers (no simulator, no Hydra), so the maths is tested on made-up values.
 
 Why paired: replication ``r`` simulates both parameter sets with the same seed (common random numbers: the
 same passengers, forecast errors and shifts), so the week-to-week noise cancels in the per-replication
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,3 @@ def paired_improvement(baseline: Sequence[float], challenger: Sequence[float], l
     (n - 1 degrees of freedom). Identical values give exactly 0 with a zero-width interval."""
     return mean_interval(paired_pct_differences(baseline, challenger), level)
 
-
-def promote(intervals: Mapping[str, Interval]) -> bool:
-    """The promotion rule: the challenger replaces production only if the lower bound of the interval is
-    above zero for every demand source (a gain that holds when the ML forecast is late, too)."""
-    return bool(intervals) and all(iv.lo > 0.0 for iv in intervals.values())
