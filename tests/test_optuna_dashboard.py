@@ -98,3 +98,13 @@ def test_optuna_dashboard_in_chromium_shows_the_study_and_its_objective(chromium
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_waiting_for_a_page_treats_an_expression_that_throws_as_not_yet(chromium: Chromium) -> None:
+    """Right after a navigation ``document.body`` can be null and ``document.body.innerText`` throws: the wait
+    polls on (this test's own flake on a loaded CI machine) and still fails with the last error at its deadline."""
+    chromium.open("about:blank")
+    chromium.evaluate("setTimeout(() => { window.__ready = {text: 'ready'}; }, 400); 1")
+    assert chromium.wait_for("window.__ready.text", timeout_s=10, what="the value set later") == "ready"
+    with pytest.raises(AssertionError, match="last error: JavaScript error"):
+        chromium.wait_for("window.__never.text", timeout_s=1, what="a value never set")
