@@ -10,9 +10,9 @@ from experiment.report._util import _mask, _mean, _select
 from experiment.report.sequential import PROMOTE, REJECT, UNDECIDED
 from experiment.report.settings import (CANDIDATE, CI_METHOD, DEMANDS, PROMOTION_RULE, SEQUENTIAL_CI_METHOD,
                                        SEQUENTIAL_RULE, SETS, ReportSettings)
+from experiment.study import Sweep, candidate_name
 
 KEEP = "keep production"  # the fixed rule's outcome when it does not promote
-from experiment.study import Sweep, candidate_name
 
 
 def assemble(
