@@ -67,44 +67,34 @@ def simulate_looks(cfgs: dict[tuple[str, str], dict[str, Any]], settings: Report
     """Simulate the replications look by look (report.replications, then report.batch more each time) until the
     decision is taken or report.max_replications is reached; the configs keep only the replications used.
     Returns the jobs run, their metrics (same order) and the looks."""
+    from experiment.report.stats import paired_pct_differences
+
     design = settings.design()
     jobs: list[tuple[str, str, int, Any]] = []
     metrics: list[dict[str, float]] = []
     revenue: dict[tuple[str, str], list[float]] = {key: [] for key in cfgs}
     looks: list[Any] = []
     done = 0
-    n_workers = min(settings.workers, len(cfgs) * design.looks[0])
-    with SimulationPool(n_workers) as pool:
+    with SimulationPool(min(settings.workers, len(cfgs) * design.looks[0])) as pool:
         for n in design.looks:
-            look = _look(pool, cfgs, design, n, done, jobs, metrics, revenue, looks, test_window)
+            batch = [(s, d, r, runs["sim"][r]) for (s, d), runs in cfgs.items() for r in range(done, n)]
+            log.info("champion/challenger report: look %d of at most %d: %d simulations (%s x %s, replications "
+                     "%d..%d) on %s, %d process(es)", len(looks) + 1, len(design.looks), len(batch), "/".join(SETS),
+                     "/".join(DEMANDS), done + 1, n, test_window, pool.workers)
+            batch_metrics = pool.run([p for *_, p in batch])
+            for (s, d, _r, _p), m in zip(batch, batch_metrics):
+                revenue[(s, d)].append(m["revenue_per_driver_day_yen"])
+            jobs += batch
+            metrics += batch_metrics
             done = n
+            look = design.look({d: paired_pct_differences(revenue[("production", d)], revenue[("tuned", d)])
+                                for d in DEMANDS})
+            looks.append(look)
+            log.info("champion/challenger report: after %d replications: %s -> %s", n, ", ".join(
+                f"{d} {iv.mean:+.2f} % [{iv.lo:+.2f}, {iv.hi:+.2f}]" for d, iv in look.intervals.items()),
+                look.outcome or "one more look")
             if look.outcome is not None:
                 break
     for runs in cfgs.values():
         runs["sim"] = runs["sim"][:done]
     return jobs, metrics, looks
-
-
-def _look(pool: SimulationPool, cfgs: dict[tuple[str, str], dict[str, Any]], design: Any, n: int, done: int,
-          jobs: list[tuple[str, str, int, Any]], metrics: list[dict[str, float]],
-          revenue: dict[tuple[str, str], list[float]], looks: list[Any], test_window: str) -> Any:
-    """Simulate replications ``done``..``n - 1`` of every pattern and take the look at ``n`` (appended to
-    ``looks``, ``jobs``, ``metrics`` and ``revenue``)."""
-    from experiment.report.stats import paired_pct_differences
-
-    batch = [(s, d, r, runs["sim"][r]) for (s, d), runs in cfgs.items() for r in range(done, n)]
-    log.info("champion/challenger report: look %d of at most %d: %d simulations (%s x %s, replications %d..%d) "
-             "on %s, %d process(es)", len(looks) + 1, len(design.looks), len(batch), "/".join(SETS),
-             "/".join(DEMANDS), done + 1, n, test_window, pool.workers)
-    batch_metrics = pool.run([p for *_, p in batch])
-    for (s, d, _r, _p), m in zip(batch, batch_metrics):
-        revenue[(s, d)].append(m["revenue_per_driver_day_yen"])
-    jobs += batch
-    metrics += batch_metrics
-    look = design.look({d: paired_pct_differences(revenue[("production", d)], revenue[("tuned", d)])
-                        for d in DEMANDS})
-    looks.append(look)
-    log.info("champion/challenger report: after %d replications: %s -> %s", n, ", ".join(
-        f"{d} {iv.mean:+.2f} % [{iv.lo:+.2f}, {iv.hi:+.2f}]" for d, iv in look.intervals.items()),
-        look.outcome or "one more look")
-    return look

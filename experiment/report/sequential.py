@@ -189,7 +189,9 @@ class SequentialDesign:
         return looks
 
     def describe(self) -> dict[str, object]:
-        return {"method": METHOD, "planned_looks": list(self.looks), "alpha": self.alpha, "boundary_constant":
-                round(self.constant, 4), "nominal_level_per_look": round(1.0 - self.nominal_alpha, 5),
-                "min_gain_pct": self.min_gain_pct if math.isfinite(self.min_gain_pct) else None, "first": self.first, "batch": self.batch,
-                "max_replications": self.max_replications}
+        """The design as report.json records it (a fixed rule's margin, -inf, as null: JSON has no infinity)."""
+        margin = self.min_gain_pct if math.isfinite(self.min_gain_pct) else None
+        return {"method": METHOD, "planned_looks": list(self.looks), "alpha": self.alpha,
+                "boundary_constant": round(self.constant, 4),
+                "nominal_level_per_look": round(1.0 - self.nominal_alpha, 5), "min_gain_pct": margin,
+                "first": self.first, "batch": self.batch, "max_replications": self.max_replications}
