@@ -40,6 +40,14 @@ METHOD = ("group-sequential repeated confidence intervals (Jennison & Turnbull 1
 MAX_LOOKS = 50  # planned looks a design may have (the boundary is computed for every one of them)
 
 
+def planned_looks(first: int, batch: int, max_replications: int) -> tuple[int, ...]:
+    """The replications at each look: ``first``, then every ``batch`` more, the last at ``max_replications``."""
+    looks = list(range(first, max_replications + 1, batch))
+    if looks[-1] != max_replications:
+        looks.append(max_replications)
+    return tuple(looks)
+
+
 def _grid(half: float, m: int) -> tuple[list[float], list[float]]:
     """Simpson's rule on [-half, half] with ``m`` (odd) points: nodes and weights."""
     import numpy as np
@@ -141,12 +149,10 @@ class SequentialDesign:
             raise ValueError(f"batch must be at least 1, got {self.batch}")
         if self.max_replications < self.first:
             raise ValueError(f"max_replications={self.max_replications} is below the first look ({self.first})")
-        looks = list(range(self.first, self.max_replications + 1, self.batch))
-        if looks[-1] != self.max_replications:
-            looks.append(self.max_replications)
+        looks = planned_looks(self.first, self.batch, self.max_replications)
         if len(looks) > MAX_LOOKS:
             raise ValueError(f"{len(looks)} looks planned; at most {MAX_LOOKS}")
-        object.__setattr__(self, "_looks", tuple(looks))
+        object.__setattr__(self, "_looks", looks)
 
     @property
     def looks(self) -> tuple[int, ...]:

@@ -106,7 +106,7 @@ class ReportSettings:
 
     def _check_sequential(self, bad: Any, ranges: bool) -> None:
         """The sequential rule's settings: their types always, their ranges when the rule is sequential."""
-        from experiment.report.sequential import MAX_LOOKS
+        from experiment.report.sequential import MAX_LOOKS, planned_looks
 
         whole = {"batch": 1, "max_replications": self.replications if ranges else 1}
         for key, lo in whole.items():
@@ -120,9 +120,7 @@ class ReportSettings:
             raise bad("min_gain_pct", self.min_gain_pct, "a number in 0..100 (per cent)")
         if not ranges:
             return
-        span = self.max_replications - self.replications
-        looks = 1 + span // self.batch + (1 if span % self.batch else 0)
-        if looks > MAX_LOOKS:
+        if len(planned_looks(self.replications, self.batch, self.max_replications)) > MAX_LOOKS:
             top = self.replications + (MAX_LOOKS - 1) * self.batch
             raise bad("max_replications", self.max_replications, f"at most {top}: {MAX_LOOKS} looks from "
                       f"report.replications={self.replications} by report.batch={self.batch} (raise report.batch "
