@@ -299,15 +299,18 @@ class Evaluator:
     def mean(self, window: str, points: Sequence[Mapping[str, float]], seeds: Sequence[int],
              stage: str) -> list[list[float]]:
         """Per point, the objective on each seed (simulating what the cache lacks)."""
-        jobs = [(window, p, s) for p in points for s in seeds]
+        values = self.values([(window, p, s) for p in points for s in seeds], stage)
+        n = len(seeds)
+        return [values[i * n:(i + 1) * n] for i in range(len(points))]
+
+    def values(self, jobs: Sequence[tuple[str, Mapping[str, float], int]], stage: str) -> list[float]:
+        """The objective of each (window, point, seed) job, in order: the cache's, or simulated together."""
         keys = [job_key(*j) for j in jobs]
         self.used.update(keys)
         todo = {k: j for k, j in zip(keys, jobs) if k not in self.cache.values}
         if todo:
-            self._run(todo, stage, len(keys) - len(todo))
-        values = [self.cache.values[k][0] for k in keys]
-        n = len(seeds)
-        return [values[i * n:(i + 1) * n] for i in range(len(points))]
+            self._run(todo, stage, len(set(keys)) - len(todo))
+        return [self.cache.values[k][0] for k in keys]
 
     def _run(self, todo: dict[str, tuple], stage: str, cached: int) -> None:
         t0, done, last = time.perf_counter(), 0, 0.0

@@ -24,7 +24,8 @@ from experiment.windows import TEST_SEED_OFFSET, cycle_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("uplift_vs_frozen_pct", "uplift_vs_frozen_ci95", "uplift_vs_production_pct", "uplift_vs_production_ci95",
-        "promotions", "rejections", "undecided", "wrong_promotions", "scenario", "wall_s")
+        "promotions", "rejections", "undecided", "wrong_promotions", "scenario", "wall_s",
+        "best_fixed_vs_frozen_pct", "per_period_oracle_vs_frozen_pct", "captured_share_of_drift")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -39,6 +40,8 @@ KEYS = ("uplift_vs_frozen_pct", "uplift_vs_frozen_ci95", "uplift_vs_production_p
     (["--fast"], "unknown option '--fast'"),
     (["bench.resume=true"], "bench.resume=True"),
     (["bench.resume=maybe"], "bench.resume='maybe'"),
+    (["bench.hindsight_points=12"], "bench.hindsight_points=12"),
+    (["bench.hindsight_points=4"], "a power of 2 in [8, 1024]"),
 ])
 def test_bad_bench_input_is_one_line(args, words):
     with pytest.raises(BenchError) as err:
@@ -98,7 +101,7 @@ def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
     argv = [sys.executable, "-m", "experiment.bench", "retune", "bench.cycles=2", "bench.period_days=14",
             "bench.eval_seeds=1", f"bench.outputs={tmp_path / 'outputs'}", "window.drivers=80", "window.max_shift_h=6",
             "window.tune_days=2", "window.test_days=2", "hydra.sweeper.n_trials=4",
-            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed"]
+            "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed", "bench.hindsight_points=8"]
     proc = subprocess.run([*argv, "--json", str(out), "--plot", str(png)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -127,6 +130,19 @@ def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
     assert result["uplift_vs_frozen_pct"] == pytest.approx(
         sum(p["retuned_vs_frozen"]["pct"] for p in periods) / 2, abs=1e-3)
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    # the hindsight references: on the same replications as the others, and the year's figures are their means
+    for role in ("best_fixed", "period_oracle"):
+        assert all(len(p["per_replication_yen"][role]) == 2 for p in periods)
+        assert result[f"{'best_fixed' if role == 'best_fixed' else 'per_period_oracle'}_vs_frozen_pct"] == \
+            pytest.approx(sum(p[f"{role}_vs_frozen"]["pct"] for p in periods) / 2, abs=1e-3)
+    assert all(p["params"]["best_fixed"] == periods[0]["params"]["best_fixed"] for p in periods)
+    assert result["hindsight"]["candidates"] >= 8 + 1  # the design and production (champions may coincide)
+    assert result["settings"]["n_trials"] == 4 and result["settings"]["report"]["rule"] == "fixed"
+    oracle, (lo, hi) = result["per_period_oracle_vs_frozen_pct"], result["per_period_oracle_vs_frozen_ci95"]
+    if oracle > (hi - lo) / 2:
+        assert result["captured_share_of_drift"] == pytest.approx(result["uplift_vs_frozen_pct"] / oracle, abs=2e-3)
+    else:
+        assert result["captured_share_of_drift"] is None and "not measurable" in result["captured_share_note"]
     # each cycle ran on its own rolling window and left its decision
     for p in periods:
         assert Path(p["cycle"]["sweep_dir"]).is_dir()
@@ -143,3 +159,5 @@ def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
     assert json.loads((tmp_path / "again.json").read_text())["periods"][1]["per_replication_yen"] == \
         periods[1]["per_replication_yen"]
     assert len(list((tmp_path / "outputs" / "logs").glob("cycle_*.log"))) == 2  # no cycle ran twice
+    assert "hindsight stage 1" not in resumed.stderr  # the hindsight search came from its cache
+    assert second["best_fixed_vs_frozen_pct"] == result["best_fixed_vs_frozen_pct"]

@@ -1,5 +1,5 @@
 """The sequential champion/challenger decision (issue 22 §1): the stopping rule against known cases, its error
-rate under repeated looks by simulation of the rule itself, and real sweeps that promote and reject through the
+rate under repeated looks by simulation of the rule itself, and real sweeps that promote, reject and stay undecided through the
 report and the registry at a scale the scale guard accepts (the champion initialised at the smoke scale)."""
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _sweep(tmp: Path, enqueue: list[dict[str, float]], *extra: str):
 
 
 @pytest.mark.slow
-def test_a_real_sweep_promotes_and_one_rejects_through_the_registry(tmp_path: Path) -> None:
+def test_real_sweeps_promote_reject_and_stay_undecided_through_the_registry(tmp_path: Path) -> None:
     from experiment.registry.store import Registry
     from tests.test_registry import KNOWN_GOOD, POOR, REGION, SMOKE_SCALE, cli, local_backend, register_poor
 
@@ -175,3 +175,16 @@ def test_a_real_sweep_promotes_and_one_rejects_through_the_registry(tmp_path: Pa
     challenger = reg.alias("challenger")
     assert challenger is not None and challenger.tags["decision"] == "challenger"
     assert challenger.tags["report_decision"] == REJECT and "min_gain_pct" in challenger.tags["reason"]
+    # undecided: the same candidate (the champion's own parameters, a gain of exactly 0) with a margin of 0 and one
+    # look is neither shown better nor shown below the margin: registered as challenger, the champion kept
+    proc = _sweep(tmp_path, [worse], "policy=champion", "hydra.sweeper.study_name=third",
+                  "hydra.callbacks.report.min_gain_pct=0", "hydra.callbacks.report.max_replications=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d3 = [p for p in sorted((tmp_path / "outputs").glob("sweeps/*/*")) if p not in (d, d2)][0]
+    report = json.loads((d3 / "report.json").read_text())
+    assert report["decision"] == UNDECIDED and report["promote"] is False, report["decision_reason"]
+    assert report["sequential"]["planned_looks"] == [4] and report["replications"] == 4
+    assert "Undecided: keep" in (d3 / "report.md").read_text()
+    assert reg.champion().number == poor + 1
+    challenger = reg.alias("challenger")
+    assert challenger.tags["report_decision"] == UNDECIDED and "undecided" in challenger.tags["reason"]
