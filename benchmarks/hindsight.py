@@ -14,8 +14,9 @@ figures the bench reports are not inflated by having been chosen on the same noi
    champion of the year and, when ``docs/oracle-<search_space>.json`` exists, the test week's oracle;
 2. stage 1: every candidate on one seed per week of every period (common random numbers), scored per period as the
    mean paired % difference against production;
-3. stage 2: each period's ``finalists`` best, and the year's ``finalists`` best by mean score over periods, on a
-   second seed per week; the best by the mean of both seeds wins.
+3. stage 2: the year's ``finalists`` best by mean score over periods on a second seed per week (the best by the
+   mean of both seeds is the best fixed setting); then per period its ``finalists`` best of stage 1, the best fixed
+   setting and the champion serving the period, on both seeds: the best is the period's own.
 
 Simulations go through :class:`benchmarks.oracle.Evaluator` with its append-only cache under the bench's outputs,
 so a stopped bench resumes the search where it stopped. The search is far smaller than ``bench oracle``'s (no
@@ -31,6 +32,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 SELECTION_SEED_OFFSET = 800  # selection seeds: cycle_seed(week start) + 800 + r, clear of the evaluation's +700
+
+
+def selection_seed(week: dt.date, r: int) -> int:
+    """The ``r``-th selection seed of the 7-day week from ``week`` (apart from every cycle's and the evaluation's)."""
+    from experiment.windows import cycle_seed
+
+    return cycle_seed(week) + SELECTION_SEED_OFFSET + r
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ def point_of_policy(policy: Mapping[str, Any], names: Sequence[str]) -> dict[str
 
 
 def policy_of_point(base: Mapping[str, Any], point: Mapping[str, float]) -> dict[str, Any]:
-    """``base`` (a policy dict) with the point's values; ``max_wait_min``-like integers stay numbers."""
+    """``base`` (a policy dict) with the point's values, as floats (what the simulator reads them as)."""
     import copy
 
     policy = copy.deepcopy(dict(base))
@@ -90,6 +98,7 @@ def design(dims: Sequence[Any], fixed: Mapping[str, float], budget: HindsightBud
 
 
 def _unique(points: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
+    """The points without repeats (values compared to 9 decimals), in their first order."""
     out: list[dict[str, float]] = []
     for p in points:
         q = {k: round(float(v), 9) for k, v in p.items()}
@@ -99,12 +108,15 @@ def _unique(points: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
 
 
 def search(ev: Any, periods: Sequence[Sequence[dt.date]], seed_of: Callable[[dt.date, int], int],
-           candidates: Sequence[Mapping[str, float]], production: Mapping[str, float],
-           budget: HindsightBudget) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """(best fixed, per-period best) among ``candidates`` (production first among them). ``periods``: each period's
-    week starts; ``ev.values`` simulates (week ISO date, point, seed) jobs with caching."""
+           candidates: Sequence[Mapping[str, float]], production: Mapping[str, float], budget: HindsightBudget,
+           serving: Sequence[Mapping[str, float]] = ()) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """(best fixed, per-period best) among ``candidates`` and production. ``periods``: each period's week starts;
+    ``serving``: the champion serving each period, always a finalist of its period (with the best fixed setting),
+    so a period's own best is never worse on the selection seeds than what served it or than the year's best.
+    ``ev.values`` simulates (week ISO date, point, seed) jobs with caching."""
     cands = _unique([production, *candidates])
     n_seeds = max(1, budget.seeds)
+    k = max(1, budget.finalists)
 
     def scores(points: Sequence[dict[str, float]], p: int, seeds: int, stage: str) -> list[float]:
         """Mean paired % vs production of each point over the period's weeks x the first ``seeds`` seeds."""
@@ -113,49 +125,68 @@ def search(ev: Any, periods: Sequence[Sequence[dt.date]], seed_of: Callable[[dt.
         values = ev.values(jobs, stage)
         n = len(reps)
         base = values[:n]
-        out = []
-        for i in range(len(points)):
-            mine = values[(i + 1) * n:(i + 2) * n]
-            out.append(sum(100.0 * (c / b - 1.0) for b, c in zip(base, mine)) / n)
-        return out
+        return [sum(100.0 * (c / b - 1.0) for b, c in zip(base, values[(i + 1) * n:(i + 2) * n])) / n
+                for i in range(len(points))]
 
-    first = [scores(cands, p, 1, f"hindsight stage 1 (period {p + 1}/{len(periods)})") for p in range(len(periods))]
-    k = max(1, budget.finalists)
+    first = [scores(cands, p, 1, f"stage 1 (period {p + 1}/{len(periods)})") for p in range(len(periods))]
+    year = [sum(row[i] for row in first) / len(periods) for i in range(len(cands))]
+    year_top = [cands[i] for i in sorted(range(len(cands)), key=lambda i: -year[i])[:k]]
+    finals = [scores(year_top, p, n_seeds, f"stage 2 (the year, period {p + 1}/{len(periods)})")
+              for p in range(len(periods))]
+    best_fixed = year_top[max(range(len(year_top)), key=lambda j: sum(f[j] for f in finals))]
     per_period: list[dict[str, float]] = []
     for p, row in enumerate(first):
-        top = sorted(range(len(cands)), key=lambda i: -row[i])[:k]
-        final = scores([cands[i] for i in top], p, n_seeds, f"hindsight stage 2 (period {p + 1}/{len(periods)})")
-        per_period.append(cands[top[max(range(len(top)), key=lambda j: final[j])]])
-    year = [sum(first[p][i] for p in range(len(periods))) / len(periods) for i in range(len(cands))]
-    top = sorted(range(len(cands)), key=lambda i: -year[i])[:k]
-    finals = [scores([cands[i] for i in top], p, n_seeds, f"hindsight stage 2 (the year, period {p + 1})")
-              for p in range(len(periods))]
-    best = max(range(len(top)), key=lambda j: sum(f[j] for f in finals))
-    return cands[top[best]], per_period
+        top = [cands[i] for i in sorted(range(len(cands)), key=lambda i: -row[i])[:k]]
+        top = _unique([*top, best_fixed, *([serving[p]] if p < len(serving) else [])])
+        final = scores(top, p, n_seeds, f"stage 2 (period {p + 1}/{len(periods)})")
+        per_period.append(top[max(range(len(top)), key=lambda j: final[j])])
+    return best_fixed, per_period
+
+
+def captured_share(retuned: Sequence[float], oracle: Sequence[float], target: float) -> dict[str, Any]:
+    """The share of the per-period oracle's gain that re-tuning captured, from their per-period uplifts (%) over
+    the same reference. Not measurable (``share`` None) when the oracle's mean gain is not larger than its own 95 %
+    half-width. ``target_margin_ci95``: the t-interval over periods of ``retuned - target * oracle``; its lower
+    bound above 0 shows the share above ``target`` with 95 % confidence, beyond the point estimate."""
+    from experiment.report.stats import mean_interval
+
+    o, r = mean_interval(oracle), mean_interval(retuned)
+    half = (o.hi - o.lo) / 2.0
+    margin = mean_interval([a - target * b for a, b in zip(retuned, oracle)])
+    out: dict[str, Any] = {"target_margin_ci95": [round(margin.lo, 3), round(margin.hi, 3)],
+                           "shown_above_target": None}
+    if o.mean <= half:
+        return {**out, "share": None, "note": (
+            f"not measurable: the per-period oracle's gain ({o.mean:+.3f} %) is not larger than its own 95 % "
+            f"half-width ({half:.3f} %)")}
+    share = r.mean / o.mean
+    return {**out, "share": round(share, 3), "shown_above_target": margin.lo > 0, "note": (
+        f"re-tuning {r.mean:+.3f} % of the per-period oracle's {o.mean:+.3f} % (95 % half-width {half:.3f} %); "
+        f"share {share:.3f}, {'shown' if margin.lo > 0 else 'not shown'} above {target} with 95 % confidence "
+        "(the oracle is a lower bound of the attainable, so the share is an upper bound)")}
 
 
 def method_text(budget: HindsightBudget, n_candidates: int) -> str:
-    return (f"{n_candidates} candidates (a scrambled Sobol design of {budget.points} points over the cycles' search "
-            "space, production, the year's champions and the test week's oracle when docs/ has it), each on one "
-            f"selection seed per 7-day week of every period (cycle_seed(week) + {SELECTION_SEED_OFFSET}); each "
-            f"period's {budget.finalists} best and the year's {budget.finalists} best on {budget.seeds} seeds per week; "
-            "chosen by the mean paired % against production, then reported on the evaluation replications. "
-            "No refinement: the per-period oracle is a lower bound of each period's attainable optimum.")
+    """What the search did, for the bench's JSON (``hindsight.method``)."""
+    return (f"{n_candidates} candidates (a scrambled Sobol design of {budget.points} points over the cycles' "
+            "search space, production, the year's champions and the test week's oracle when docs/ has it), each on "
+            f"one selection seed per 7-day week of every period (cycle_seed(week) + {SELECTION_SEED_OFFSET}); the "
+            f"year's {budget.finalists} best, then each period's {budget.finalists} best with the best fixed setting "
+            f"and the period's serving champion, on {budget.seeds} seeds per week; chosen by the mean paired % "
+            "against production, then reported on the evaluation replications. No refinement: the per-period "
+            "oracle is a lower bound of each period's attainable optimum.")
 
 
-def choose(city_params: Callable[[dt.date], Any], cycle_config: Any, periods: Sequence[Sequence[dt.date]],
-           champions: Sequence[Mapping[str, Any]], production_policy: Mapping[str, Any], cache_path: Path,
-           workers: int, budget: HindsightBudget, log: Callable[[str], None], root: Path) -> Choice:
-    """Run the search. ``city_params(week)``: SimParams of that week with production's policy; ``cycle_config``:
-    the composed config of a cycle (its ``hydra.sweeper.params`` is the searched space)."""
+def candidates_of(cycle_config: Any, champions: Sequence[Mapping[str, Any]], production_policy: Mapping[str, Any],
+                  budget: HindsightBudget, root: Path) -> tuple[list[str], dict[str, float], list[dict[str, float]]]:
+    """(searched names, production's point, candidates): the design, the champions and the test week's oracle.
+    A search space the oracle cannot search is one line (``OracleError``), checked before the year too."""
     import json
 
-    from benchmarks.oracle import Cache, Evaluator, parse_space, search_space_params
-    from experiment.windows import cycle_seed
+    from benchmarks.oracle import parse_space, search_space_params
 
     dims, fixed = parse_space(search_space_params(cycle_config))
     names = [d.name for d in dims] + list(fixed)
-    production = point_of_policy(production_policy, names)
     extra = [point_of_policy(c, names) for c in champions]
     space = str(cycle_config.hydra.runtime.choices.get("search_space") or "")
     oracle_file = root / "docs" / f"oracle-{space}.json"
@@ -163,13 +194,25 @@ def choose(city_params: Callable[[dt.date], Any], cycle_config: Any, periods: Se
         params = json.loads(oracle_file.read_text()).get("params") or {}
         if set(params) == set(names):
             extra.append({k: float(v) for k, v in params.items()})
-    candidates = _unique([*design(dims, fixed, budget), *extra])
+    production = point_of_policy(production_policy, names)
+    return names, production, _unique([production, *design(dims, fixed, budget), *extra])
+
+
+def choose(city_params: Callable[[dt.date], Any], cycle_config: Any, periods: Sequence[Sequence[dt.date]],
+           serving: Sequence[Mapping[str, Any]], production_policy: Mapping[str, Any], cache_path: Path,
+           workers: int, budget: HindsightBudget, log: Callable[[str], None], root: Path, pool: Any = None) -> Choice:
+    """Run the search. ``city_params(week)``: SimParams of that week with production's policy; ``cycle_config``:
+    the composed config of a cycle (its ``hydra.sweeper.params`` is the searched space); ``serving``: the champion
+    policy serving each period; ``pool``: a process pool to share (else the Evaluator starts its own)."""
+    from benchmarks.oracle import Cache, Evaluator
+
+    names, production, candidates = candidates_of(cycle_config, serving, production_policy, budget, root)
     weeks = sorted({w for ws in periods for w in ws})
-    ev = Evaluator(Cache(cache_path), {w.isoformat(): city_params(w) for w in weeks}, workers, log, name="hindsight")
+    ev = Evaluator(Cache(cache_path), {w.isoformat(): city_params(w) for w in weeks}, workers, log, name="hindsight",
+                   pool=pool)
     try:
-        best_fixed, per_period = search(ev, periods, lambda w, r: cycle_seed(w) + SELECTION_SEED_OFFSET + r,
-                                        candidates, production, budget)
+        best_fixed, per_period = search(ev, periods, selection_seed, candidates, production, budget,
+                                        [point_of_policy(c, names) for c in serving])
     finally:
         ev.close()
-    return Choice(best_fixed, per_period, len(_unique([production, *candidates])), len(ev.used),
-                  method_text(budget, len(_unique([production, *candidates]))))
+    return Choice(best_fixed, per_period, len(candidates), len(ev.used), method_text(budget, len(candidates)))

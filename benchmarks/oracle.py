@@ -52,7 +52,7 @@ FINGERPRINT_EXCLUDE = ("experiment/sim/diagnostics.py", "experiment/sim/defaults
 #: keys the oracle sets itself (its windows and seeds define the measurement)
 OWN_KEYS = ("window", "window.seed", "window.start", "window.end", "tracking", "paths")
 #: seed offsets of the two test-week seed sets, from the test window's own seed (1001): 1101.., 1201..; apart from
-#: the report's replications (1001..1016 with the default report.max_replications) and from each other
+#: each other and from the report's replications (1001..1016 by default, 1001..1100 at most: max_replications <= 100)
 SELECTION_OFFSET, REPORTING_OFFSET = 100, 200
 
 
@@ -286,11 +286,14 @@ class Evaluator:
     """Simulates (window, point, seed) jobs not yet in the cache, ``workers`` at a time, with progress lines."""
 
     def __init__(self, cache: Cache, bases: Mapping[str, Any], workers: int,
-                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True), name: str = "oracle") -> None:
+                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True), name: str = "oracle",
+                 pool: Any = None) -> None:
+        """``pool``: a process pool the caller owns and shuts down (else one of ``workers`` is started on need)."""
         self.cache, self.bases, self.workers, self.log, self.name = cache, bases, workers, log, name
         self.new = 0  # simulations run by this process
         self.used: set[str] = set()  # every key the oracle's result rests on
-        self._pool: Any = None
+        self._pool: Any = pool
+        self._owns_pool = pool is None
 
     def params(self, window: str, point: Mapping[str, float], seed: int) -> Any:
         base = self.bases[window]
@@ -359,9 +362,9 @@ class Evaluator:
         return self._pool
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._owns_pool:
             self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        self._pool = None
 
     def cpu_s(self) -> float:
         return sum(self.cache.values[k][1] for k in self.used)

@@ -335,3 +335,13 @@ def test_a_stopped_accuracy_bench_leaves_no_sweep_running(smoke_oracle: tuple[Pa
     while subprocess.run(pgrep, capture_output=True).returncode == 0:  # SIGKILL'd: gone within moments
         assert time.monotonic() < deadline, "the sweep outlived the bench"
         time.sleep(0.1)
+
+
+def test_the_reports_replications_stay_below_the_oracles_test_week_seeds():
+    """The report's seeds on the test week are its seed + 0..MAX_REPLICATIONS-1; the oracle's selection and
+    reporting seeds sit above them, apart from each other, so no oracle figure reuses a report's noise."""
+    from benchmarks.oracle import FULL, REPORTING_OFFSET, SELECTION_OFFSET
+    from experiment.report.settings import MAX_REPLICATIONS
+
+    assert MAX_REPLICATIONS <= SELECTION_OFFSET
+    assert SELECTION_OFFSET + FULL.test_seeds <= REPORTING_OFFSET

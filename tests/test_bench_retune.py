@@ -18,14 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.retune import (EVAL_SEED_OFFSET, BenchError, Settings, parse, period_row, Cycle,
+from benchmarks.hindsight import HindsightBudget, captured_share, selection_seed
+from benchmarks.retune import (EVAL_SEED_OFFSET, BenchError, Settings, parse, period_row, preflight, Cycle,
                                      replications)
+from experiment.report.settings import MAX_REPLICATIONS
 from experiment.windows import TEST_SEED_OFFSET, cycle_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("uplift_vs_frozen_pct", "uplift_vs_frozen_ci95", "uplift_vs_production_pct", "uplift_vs_production_ci95",
         "promotions", "rejections", "undecided", "wrong_promotions", "scenario", "wall_s",
-        "best_fixed_vs_frozen_pct", "per_period_oracle_vs_frozen_pct", "captured_share_of_drift")
+        "best_fixed_vs_frozen_pct", "per_period_oracle_vs_frozen_pct", "per_period_oracle_vs_best_fixed_pct",
+        "captured_share_of_drift", "captured_share_of_drift_proper", "cycles_read_back")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -77,6 +80,14 @@ def test_evaluation_replications_are_common_and_clear_of_the_cycles_seeds():
         cycle_seeds |= {base} | {base + TEST_SEED_OFFSET + r for r in range(EVAL_SEED_OFFSET - TEST_SEED_OFFSET)}
     every = [seed for k in range(s.cycles) for _, seed in replications(s, s.as_of(k))]
     assert not cycle_seeds & set(every) and len(set(every)) == len(every)
+    # the report's most replications fit below the evaluation seeds, and the hindsight's selection seeds clash
+    # with neither (a week start is a cycle's as_of when it starts a period)
+    assert TEST_SEED_OFFSET + MAX_REPLICATIONS <= EVAL_SEED_OFFSET
+    weeks = {w for k in range(s.cycles) for w, _ in replications(s, s.as_of(k))}
+    selection = {selection_seed(w, r) for w in weeks for r in range(HindsightBudget().seeds)}
+    assert not selection & (cycle_seeds | set(every))
+    most = Settings(cycles=13, period_days=28, eval_seeds=20).check()  # bench.eval_seeds' largest value
+    assert not selection & {seed for k in range(13) for _, seed in replications(most, most.as_of(k))}
     # every policy of a period gets these same (week, seed) pairs: the list depends on the period only
     assert replications(s, s.as_of(3)) == replications(s, s.as_of(3))
 
@@ -136,13 +147,15 @@ def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
         assert result[f"{'best_fixed' if role == 'best_fixed' else 'per_period_oracle'}_vs_frozen_pct"] == \
             pytest.approx(sum(p[f"{role}_vs_frozen"]["pct"] for p in periods) / 2, abs=1e-3)
     assert all(p["params"]["best_fixed"] == periods[0]["params"]["best_fixed"] for p in periods)
+    assert result["per_period_oracle_vs_best_fixed_pct"] == pytest.approx(
+        sum(p["period_oracle_vs_best_fixed"]["pct"] for p in periods) / 2, abs=1e-3)
     assert result["hindsight"]["candidates"] >= 8 + 1  # the design and production (champions may coincide)
     assert result["settings"]["n_trials"] == 4 and result["settings"]["report"]["rule"] == "fixed"
-    oracle, (lo, hi) = result["per_period_oracle_vs_frozen_pct"], result["per_period_oracle_vs_frozen_ci95"]
-    if oracle > (hi - lo) / 2:
-        assert result["captured_share_of_drift"] == pytest.approx(result["uplift_vs_frozen_pct"] / oracle, abs=2e-3)
-    else:
-        assert result["captured_share_of_drift"] is None and "not measurable" in result["captured_share_note"]
+    share = captured_share([p["retuned_vs_frozen"]["pct"] for p in periods],
+                           [p["period_oracle_vs_frozen"]["pct"] for p in periods], 0.5)
+    assert result["captured_share_of_drift"] == share["share"] and result["captured_share_note"] == share["note"]
+    assert result["met"]["captured_share_of_drift"] == (None if share["share"] is None else share["share"] >= 0.5)
+    assert result["cycles_read_back"] == 0
     # each cycle ran on its own rolling window and left its decision
     for p in periods:
         assert Path(p["cycle"]["sweep_dir"]).is_dir()
@@ -159,5 +172,17 @@ def test_a_tiny_year_prints_every_key_and_counts_add_up(tmp_path):
     assert json.loads((tmp_path / "again.json").read_text())["periods"][1]["per_replication_yen"] == \
         periods[1]["per_replication_yen"]
     assert len(list((tmp_path / "outputs" / "logs").glob("cycle_*.log"))) == 2  # no cycle ran twice
-    assert "hindsight stage 1" not in resumed.stderr  # the hindsight search came from its cache
+    assert "simulations to run" not in resumed.stderr  # the hindsight search came from its cache
+    assert second["cycles_read_back"] == 2 and second["cycle_wall_s"] == result["cycle_wall_s"]
     assert second["best_fixed_vs_frozen_pct"] == result["best_fixed_vs_frozen_pct"]
+
+
+def test_a_space_the_hindsight_cannot_search_is_one_line_before_the_year(tmp_path):
+    settings, overrides, _, _ = parse(["hydra.sweeper.params.policy.gamma=choice(0.9,0.95)"])
+    with pytest.raises(BenchError) as err:
+        preflight(settings, overrides, tmp_path)
+    text = str(err.value)
+    assert "policy.gamma" in text and "bench.hindsight_points=0" in text and "\n" not in text
+    # without the hindsight search the same space is the sweep's business, and passes
+    off, overrides, _, _ = parse(["hydra.sweeper.params.policy.gamma=choice(0.9,0.95)", "bench.hindsight_points=0"])
+    preflight(off, overrides, tmp_path)

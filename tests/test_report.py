@@ -178,10 +178,10 @@ def test_an_interval_needs_two_replications() -> None:
 
 def test_settings_are_checked_with_one_line() -> None:
     assert ReportSettings.from_overrides(["report.replications=3", "report.plots=false"]).replications == 3
-    for bad, text in (("report.replications=1", "a whole number in 2..200"), ("report.workers=0", ">= 1"),
-                      ("report.rule=bayes", "sequential, fixed"), ("report.batch=0", "a whole number in 1..200"),
+    for bad, text in (("report.replications=1", "a whole number in 2..100"), ("report.workers=0", ">= 1"),
+                      ("report.rule=bayes", "sequential, fixed"), ("report.batch=0", "a whole number in 1..100"),
                       ("report.max_replications=3", "at least report.replications"),
-                      ("report.min_gain_pct=-1", "a number in 0..100"), ("report.batch=true", "1..200"),
+                      ("report.min_gain_pct=-1", "a number in 0..100"), ("report.batch=true", "1..100"),
                       ("report.window=nope", "test_week"), ("report.window=2026-02-30", "test_week"),
                       ("report.bogus=1", "unknown setting report.bogus")):
         with pytest.raises(ReportError) as err:

@@ -286,7 +286,7 @@ def test_a_config_error_while_hydra_sets_up_is_one_line(tmp_path):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["navitune.report: invalid hydra.callbacks.report.replications=1; allowed: a whole number in "
-                     "2..200"], \
+                     "2..100"], \
         proc.stderr[-2000:]
     assert not (tmp_path / "outputs").exists()
 

@@ -28,7 +28,8 @@ MAX_SELECTION_SEEDS = 20
 FIXED_TEST_WINDOW = "test_week"
 ROLLING_WINDOW = "rolling"
 RULES = ("sequential", "fixed")
-MAX_REPLICATIONS = 200  # per look and in all: 4 simulations each, and a rolling cycle has 500 test seeds
+MAX_REPLICATIONS = 100  # per look and in all: 4 simulations each. The report's seeds (test seed + r) stay clear of
+#: bench oracle's test-week seeds (1101.., 1201..) and of bench retune's evaluation seeds (cycle seed + 700..)
 
 
 from experiment.errors import ReportError  # noqa: E402,F401  (raised by experiment.study too)
