@@ -28,7 +28,8 @@ year's uplift is the mean over periods with a Student-t interval over periods. A
 challenger whose paired interval against the champion it replaced lies below 0 on its own service period.
 
 The last stdout line is one JSON object; ``--json FILE`` also writes it with the per-period rows, ``--plot FILE``
-draws revenue per service period (docs/retune.png). Overrides: any ``python -m experiment`` override except those
+draws revenue per service period (docs/retune.png; :mod:`benchmarks.retune_plot`, which also redraws it from the
+JSON). Overrides: any ``python -m experiment`` override except those
 the bench sets itself (the window, the store, the policy), plus the bench's own ``bench.KEY=VALUE``.
 """
 
@@ -456,65 +457,6 @@ def summary_interval(values: Sequence[float]) -> tuple[float, list[float]]:
     return round(iv.mean, 3), [round(iv.lo, 3), round(iv.hi, 3)]
 
 
-# --------------------------------------------------------------------------------------------- plot
-def plot(rows: Sequence[dict[str, Any]], result: dict[str, Any], path: str) -> None:
-    """Revenue per service period of the three policies, and the retuned policy's uplift with its interval."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    import matplotlib.dates as mdates
-
-    days = int(result["settings"]["period_days"])
-    xs = [dt.date.fromisoformat(r["start"]) + dt.timedelta(days=days / 2) for r in rows]
-    colors = {"retuned": "#1f77b4", "frozen": "#ff7f0e", "production": "#555555", "best_fixed": "#9467bd",
-              "period_oracle": "#17becf"}
-    labels = {"retuned": "re-tuned every 4 weeks (champion)", "frozen": "tuned in January, frozen",
-              "production": "production", "best_fixed": "best single setting in hindsight",
-              "period_oracle": "each period's own best (hindsight)"}
-    with plt.style.context("default"):
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 6.4), sharex=True, constrained_layout=True,
-                                          gridspec_kw={"height_ratios": [3, 2]})
-        for role in ("production", "frozen", "best_fixed", "period_oracle", "retuned"):
-            if all(role in r["revenue_yen"] for r in rows):
-                top.plot(xs, [r["revenue_yen"][role] for r in rows], "o-" if role in ("retuned", "frozen",
-                         "production") else "x--", color=colors[role], label=labels[role], ms=4,
-                         lw=1.6 if role == "retuned" else 1.0)
-        for r, x in zip(rows, xs):
-            if r["cycle"]["promoted"]:
-                for ax in (top, bottom):
-                    ax.axvline(dt.date.fromisoformat(r["start"]), color="#2ca02c", lw=0.8, ls=":")
-                top.annotate(f"v{r['cycle']['version']}", (dt.date.fromisoformat(r["start"]), 1.0),
-                             xycoords=("data", "axes fraction"), xytext=(2, -10), textcoords="offset points",
-                             fontsize=7, color="#2ca02c")
-        top.set_ylabel("revenue per driver-day (yen)")
-        top.legend(fontsize=8, loc="lower right", frameon=False)
-        top.grid(alpha=0.3)
-        top.set_title(f"scenario {result['scenario']}: {len(rows)} service periods of {result['settings']['period_days']}"
-                      f" days (dotted: a promotion)", fontsize=10)
-        series = (("frozen", "retuned_vs_frozen", -3, "re-tuned vs frozen"),
-                  ("period_oracle", "period_oracle_vs_frozen", 0, "each period's own best vs frozen"),
-                  ("production", "retuned_vs_production", 3, "re-tuned vs production"))
-        for role, key, off, label in series:
-            if not all(key in r for r in rows):
-                continue
-            ys = [r[key]["pct"] for r in rows]
-            lo = [r[key]["pct"] - r[key]["ci95"][0] for r in rows]
-            hi = [r[key]["ci95"][1] - r[key]["pct"] for r in rows]
-            bottom.errorbar([x + dt.timedelta(days=off * days / 28) for x in xs], ys, yerr=[lo, hi], fmt="o", ms=4,
-                            capsize=3, color=colors[role], label=f"{label} (95 % CI)")
-        bottom.axhline(0, color="grey", lw=0.8)
-        bottom.set_ylabel("uplift (%)")
-        bottom.legend(fontsize=8, frameon=False)
-        bottom.grid(alpha=0.3)
-        locator = mdates.AutoDateLocator()
-        bottom.xaxis.set_major_locator(locator)
-        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-
-
 # --------------------------------------------------------------------------------------------- the year
 def _cpu_s() -> float:
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -676,6 +618,8 @@ def bench_retune(argv: Sequence[str] = ()) -> dict[str, Any]:
         if not settings.outputs:
             shutil.rmtree(outputs, ignore_errors=True)
     if plot_path:
+        from benchmarks.retune_plot import plot
+
         plot(rows, result, plot_path)
         result["plot"] = plot_path
     if json_path:

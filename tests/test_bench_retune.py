@@ -186,3 +186,11 @@ def test_a_space_the_hindsight_cannot_search_is_one_line_before_the_year(tmp_pat
     # without the hindsight search the same space is the sweep's business, and passes
     off, overrides, _, _ = parse(["hydra.sweeper.params.policy.gamma=choice(0.9,0.95)", "bench.hindsight_points=0"])
     preflight(off, overrides, tmp_path)
+
+
+def test_the_plot_redraws_from_a_benchs_json(tmp_path):
+    out = tmp_path / "retune.png"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.retune_plot", str(ROOT / "docs" / "retune-drifting.json"),
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 30_000
