@@ -81,6 +81,10 @@ CONFIGS: dict[str, Config] = {
     # the default with the report's selection stage: the 3 best trials on 2 fresh tuning seeds (6 simulations)
     "select": Config("select", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",)),
     "navi6": Config("navi6", "tpe", "navi6", ("search_space=navi6",)),
+    # Optuna's GP sampler (PyTorch: pip install -e '.[bench]') without the pruner: the GP learns from COMPLETE
+    # trials only (its start-up count too), so pruned trials are lost to it; the control is TPE without the pruner
+    "gp-nopr": Config("gp-nopr", "gp", "navi3", ("hydra/sweeper/sampler=gp", "hydra.sweeper.pruner=null")),
+    "tpe-nopr": Config("tpe-nopr", "tpe", "navi3", ("hydra.sweeper.pruner=null",)),
     # hydra-optuna-sweeper with its defaults (TPE, batches of n_jobs), navi3's ranges; it enqueues no baseline
     "hydra-optuna": Config("hydra-optuna", "tpe", "navi3", ("~search_space", "hydra/sweeper=optuna",
                                                              "hydra.sweeper.direction=maximize"), optuna_async=False),
@@ -291,6 +295,10 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
         raise AccuracyError(str(err)) from None
     space = {k: str(v) for k, v in win.describe["_space"].items()}
     production = win.test.policy
+    # the sweeps' own objective (the tuning window on its seed): the oracle's value there tells a search shortfall
+    # (the sweep never reached a point as good on its own objective) from overfitting (it beat the oracle there)
+    tune_seed = [int(win.tune.seed)]
+    oracle_tune = evaluate(win.tune, [policy_with(win.tune.policy, oracle["params"])], tune_seed, 1)[0][0]
     entries = []
     with tempfile.TemporaryDirectory(prefix="navitune-accuracy-") as tmp:
         root = opts.keep or Path(tmp)
@@ -306,6 +314,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
                     cpu = run_sweep(sweep_command(config, budget, seed, out, space, opts.smoke), out / "sweep.log")
                     nav, tuned, source = candidate_policy(out / "sweep", production, list(space))
                     cand = evaluate(win.test, [nav], seeds, opts.workers)[0]
+                    tuning_gap = 100.0 * (evaluate(win.tune, [nav], tune_seed, 1)[0][0] / oracle_tune - 1.0)
                     share = captured_share(cand, oracle["production_per_seed"], oracle["revenue_per_seed"])
                     n_sims = sweep_simulations(out / "sweep")
                     equivalents = simulation_equivalents(out, out / "sweep", int(win.tune.n_days))
@@ -320,7 +329,9 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
                                  "simulation_equivalents": None if equivalents is None else round(equivalents, 2),
                                  "cpu_s": round(cpu, 1), "revenue": round(statistics.fmean(cand), 2),
                                  "candidate_source": source,
-                                 "params": {k: round(v, 6) for k, v in tuned.items()}})
+                                 # % against the oracle on the sweep's own objective: < 0 a search shortfall
+                                 "tuning_vs_oracle_pct": round(tuning_gap, 3),
+                                 "params": {k: float(v) for k, v in tuned.items()}})
                 entries.append({
                     "name": name, "sampler": config.sampler, "search_space": config.search_space, "budget": budget,
                     "repeats": opts.repeats, "captured_share_median": round(statistics.median(shares), 4),

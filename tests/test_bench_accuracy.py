@@ -264,6 +264,15 @@ def test_smoke_accuracy_run(smoke_oracle: tuple[Path, Path, dict]) -> None:
     n = len(oracle["revenue_per_seed"])
     p, o = sum(oracle["production_per_seed"]) / n, sum(oracle["revenue_per_seed"]) / n
     assert run["captured_share"] == pytest.approx((run["revenue"] - p) / (o - p), abs=2e-3)
+    # the gap to the oracle on the sweep's own objective (its tuning window and seed), recomputed
+    from dataclasses import replace
+
+    from benchmarks.oracle import _simulate, policy_with, windows
+
+    tune = windows([], smoke=True).tune
+    cand, best = (_simulate(replace(tune, policy=policy_with(tune.policy, pt)))[0]
+                  for pt in (run["params"], oracle["params"]))
+    assert run["tuning_vs_oracle_pct"] == pytest.approx(100.0 * (cand / best - 1.0), abs=2e-3)
 
 
 def test_simulation_equivalents_count_a_pruned_trial_by_its_days(tmp_path: Path) -> None:
