@@ -60,7 +60,7 @@ def plot(data: dict[str, list[tuple[float, float, float, float]]], path: Path, d
     ax.axhline(0.90, color="grey", lw=0.8, ls=":")
     ax.text(ax.get_xlim()[0], 1.0, " oracle", va="bottom", fontsize=8)
     ax.text(ax.get_xlim()[0], 0.90, " targets 0.95 (median), 0.90 (worst)", va="top", fontsize=8, color="grey")
-    ax.set_xlabel("Simulations per sweep (its trials and the report's 20)")
+    ax.set_xlabel("Simulations per sweep (its trials and the report's replications)")
     ax.set_ylabel("Captured share of the attainable held-out gain")
     ax.set_title("What a navi3 sweep finds on test_week: median of 5 sweeps, bars from the worst to the best",
                  fontsize=10)
