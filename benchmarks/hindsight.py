@@ -26,7 +26,6 @@ refinement): the per-period oracle is a lower bound of the attainable per-period
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -89,12 +88,9 @@ def policy_of_point(base: Mapping[str, Any], point: Mapping[str, float]) -> dict
 
 def design(dims: Sequence[Any], fixed: Mapping[str, float], budget: HindsightBudget) -> list[dict[str, float]]:
     """The Sobol candidates (``points`` a power of 2)."""
-    from scipy.stats import qmc
+    from benchmarks.oracle import point_of, sobol
 
-    from benchmarks.oracle import point_of
-
-    u = qmc.Sobol(d=len(dims), scramble=True, seed=budget.seed).random_base2(int(math.log2(budget.points)))
-    return [dict(fixed) | point_of(dims, row) for row in u]
+    return [dict(fixed) | point_of(dims, row) for row in sobol(dims, budget.points, budget.seed)]
 
 
 def _unique(points: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:

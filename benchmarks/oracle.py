@@ -119,6 +119,14 @@ def point_of(dims: Sequence[Dim], u: Sequence[float]) -> dict[str, float]:
     return {d.name: d.value(x) for d, x in zip(dims, u)}
 
 
+def sobol(dims: Sequence[Dim], points: int, seed: int) -> Any:
+    """A scrambled Sobol design of ``points`` (a power of 2) rows in the unit cube of ``dims``: the oracle's
+    first stage and the hindsight search of ``bench retune`` share it."""
+    from scipy.stats import qmc
+
+    return qmc.Sobol(d=len(dims), scramble=True, seed=seed).random_base2(int(math.log2(points)))
+
+
 # --------------------------------------------------------------------------------------------- fingerprint
 def fingerprint(root: Path = ROOT) -> str:
     """SHA-256 over the relative paths and bytes of FINGERPRINT_GLOBS (less FINGERPRINT_EXCLUDE) under ``root``
@@ -437,7 +445,6 @@ def run_oracle(overrides: Sequence[str], budget: Budget, workers: int, cache_dir
                log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """Search, select, report: the oracle's JSON document."""
     import numpy as np
-    from scipy.stats import qmc
 
     from experiment.report.stats import mean_interval, paired_improvement
 
@@ -461,7 +468,7 @@ def run_oracle(overrides: Sequence[str], budget: Budget, workers: int, cache_dir
     reporting = [test_seed + REPORTING_OFFSET + r for r in range(budget.test_seeds)]
     try:
         # stage 1: the design
-        design = qmc.Sobol(d=len(dims), scramble=True, seed=budget.seed).random_base2(int(math.log2(budget.points)))
+        design = sobol(dims, budget.points, budget.seed)
         rows = ev.mean("tune", [fixed | point_of(dims, u) for u in design], tune_seeds, "stage 1 (Sobol design)")
         design_means = np.array([np.mean(r) for r in rows])
         order = np.argsort(-design_means)
