@@ -81,10 +81,14 @@ CONFIGS: dict[str, Config] = {
     # the default with the report's selection stage: the 3 best trials on 2 fresh tuning seeds (6 simulations)
     "select": Config("select", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",)),
     "navi6": Config("navi6", "tpe", "navi6", ("search_space=navi6",)),
-    # Optuna's GP sampler (PyTorch: pip install -e '.[bench]') without the pruner: the GP learns from COMPLETE
-    # trials only (its start-up count too), so pruned trials are lost to it; the control is TPE without the pruner
+    # Optuna's GP sampler (PyTorch: pip install -e '.[bench]') without a pruner: the GP learns from COMPLETE
+    # trials only (its start-up count too), so pruned trials are lost to it; the control is TPE without a pruner.
+    # (pruner=null is no pruning since issue 21; before, Optuna put its MedianPruner(5 start-up trials, no warm-up)
+    # in its place, which tpe-median-s5w0 names)
     "gp-nopr": Config("gp-nopr", "gp", "navi3", ("hydra/sweeper/sampler=gp", "hydra.sweeper.pruner=null")),
     "tpe-nopr": Config("tpe-nopr", "tpe", "navi3", ("hydra.sweeper.pruner=null",)),
+    "tpe-median-s5w0": Config("tpe-median-s5w0", "tpe", "navi3", (
+        "hydra.sweeper.pruner={_target_: optuna.pruners.MedianPruner, n_startup_trials: 5, n_warmup_steps: 0}",)),
     # hydra-optuna-sweeper with its defaults (TPE, batches of n_jobs), navi3's ranges; it enqueues no baseline
     "hydra-optuna": Config("hydra-optuna", "tpe", "navi3", ("~search_space", "hydra/sweeper=optuna",
                                                              "hydra.sweeper.direction=maximize"), optuna_async=False),

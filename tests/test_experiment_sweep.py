@@ -34,6 +34,26 @@ def load(tmp_path: Path, name: str) -> optuna.Study:
 
 
 @pytest.mark.slow
+def test_a_null_pruner_prunes_nothing(tmp_path: Path) -> None:
+    """``hydra.sweeper.pruner=null`` means no pruning, in the sweeper and in the jobs: Optuna would otherwise put
+    its own MedianPruner (5 start-up trials, no warm-up) in the place of None, and the same sweep prunes."""
+    proc = sweep(
+        tmp_path,
+        "window.start=2026-06-01", "window.end=2026-06-04", "window.name=three_days",
+        "hydra.sweeper.n_trials=10", "hydra.sweeper.study_name=no_prune", "hydra.sweeper.pruner=null",
+        "hydra.sweeper.sampler.n_startup_trials=6", "hydra.callbacks.report.enabled=false",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = load(tmp_path, "no_prune").get_trials(deepcopy=False)
+    assert len(trials) == 10 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all(len(t.intermediate_values) == 2 for t in trials)  # every day reported, none stopped early
+    from hydra_plugins.navitune_optuna.pruning import make_pruner
+
+    assert isinstance(make_pruner(None), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner({"_target_": "optuna.pruners.MedianPruner"}), optuna.pruners.MedianPruner)
+
+
+@pytest.mark.slow
 def test_sweep_prunes_poor_trials_and_beats_production(tmp_path: Path) -> None:
     """Three operating days, 14 trials: the baseline runs first, the median pruner stops poor trials
     after a day or two (they simulate fewer days), and the best trial beats production."""

@@ -45,6 +45,8 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
+
+from hydra_plugins.navitune_optuna.pruning import make_pruner
 from hydra_plugins.navitune_shared.disk_reserve import DiskReserve
 from hydra_plugins.navitune_shared.errors import error_line, message_line
 from hydra_plugins.navitune_shared.optuna_internals import optuna_sweeper_impl, set_trial_user_attr
@@ -112,7 +114,7 @@ class AsyncOptunaSweeperImpl:
             raise invalid_setting("sampler", OmegaConf.select(sampler, "_target_") if sampler else sampler,
                         f"one of hydra/sweeper/sampler: tpe, random, cmaes, gp, qmc, nsgaii, nsgaiii, grid ({err})")
         self._sampler_conf, self._whitelist = sampler_conf, whitelist
-        self.pruner = instantiate(pruner, _execution_whitelist_=whitelist) if pruner else None
+        self.pruner = make_pruner(pruner, whitelist)
         # hydra-optuna-sweeper's own implementation does the parameter parsing and grid handling
         impl, _ = optuna_sweeper_impl()
         self._base = impl(

@@ -43,8 +43,8 @@ def current_trial() -> TrialReporter | None:
         return None
     import optuna
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
 
+    from hydra_plugins.navitune_optuna.pruning import make_pruner
     from hydra_plugins.navitune_shared.optuna_internals import trial_by_number
     from hydra_plugins.navitune_shared.storage import shared_storage
 
@@ -53,6 +53,6 @@ def current_trial() -> TrialReporter | None:
     study = optuna.load_study(
         study_name=study_name,
         storage=shared_storage(sweeper.get("storage")),  # shared with the result the job publishes
-        pruner=instantiate(pruner, _execution_whitelist_=("optuna.pruners.*",)) if pruner else None,
+        pruner=make_pruner(pruner),
     )
     return TrialReporter(study, trial_by_number(study, int(number)))
