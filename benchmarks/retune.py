@@ -398,20 +398,19 @@ def hindsight_cache(outputs: Path, overrides: Sequence[str], production: dict[st
     return outputs / "hindsight" / f"cache-{key}.jsonl"
 
 
-def add_hindsight(settings: Settings, overrides: Sequence[str], outputs: Path, city: Any,
+def add_hindsight(settings: Settings, overrides: Sequence[str], outputs: Path, city: Any, cycle_config: Any,
                   production: dict[str, Any], cycles: Sequence[Cycle], rows: list[dict[str, Any]],
                   raw: Sequence[dict[str, list[float]]], pool: Any) -> dict[str, Any]:
     """The hindsight references (:mod:`benchmarks.hindsight`) on every period's evaluation replications: adds
-    ``best_fixed`` and ``period_oracle`` to each row and returns the year's keys."""
+    ``best_fixed`` and ``period_oracle`` to each row and returns the year's keys. ``cycle_config``: a cycle's
+    composed config (its search space is the one searched)."""
     from benchmarks import hindsight
-    from benchmarks.oracle import compose
 
     keys = ("best_fixed_vs_frozen", "per_period_oracle_vs_frozen", "per_period_oracle_vs_best_fixed")
     if not settings.hindsight_points:
         return {**{f"{k}_{s}": None for k in keys for s in ("pct", "ci95")}, "captured_share_of_drift": None,
                 "captured_share_note": "no hindsight search (bench.hindsight_points=0)"}
     budget = hindsight.HindsightBudget(points=settings.hindsight_points)
-    cycle_config = compose([*fixed_overrides(settings.first, outputs), *cycle_overrides(overrides)])
     periods = [sorted({w for w, _ in replications(settings, settings.as_of(k))}) for k in range(len(rows))]
     choice = hindsight.choose(lambda week: week_params(city, week, 0, production), cycle_config, periods,
                               [c.champion for c in cycles], production, hindsight_cache(outputs, overrides, production),
@@ -474,7 +473,10 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path,
     from omegaconf import OmegaConf
 
     t_all, cpu0, load0 = time.monotonic(), _cpu_s(), os.getloadavg()
+    from benchmarks.oracle import compose
+
     city = compose_city(overrides, settings.first)
+    cycle_config = compose([*fixed_overrides(settings.first, outputs), *cycle_overrides(overrides)])  # with hydra.*
     region = str(city.region.name)
     scenario = str(city.scenario.name)
     production = dict(OmegaConf.to_container(city.policy, resolve=True))  # type: ignore[arg-type]
@@ -527,7 +529,8 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path,
                  f"{time.monotonic() - t1:.0f} s: re-tuned vs frozen {row['retuned_vs_frozen']['pct']:+.2f} %, vs "
                  f"production {row['retuned_vs_production']['pct']:+.2f} %{extra}")
         t1 = time.monotonic()
-        hindsight = add_hindsight(settings, overrides, outputs, city, production, cycles, rows, raw, pool)
+        hindsight = add_hindsight(settings, overrides, outputs, city, cycle_config, production, cycles, rows, raw,
+                                  pool)
         hindsight_s = time.monotonic() - t1
     finally:
         if pool is not None:
@@ -539,9 +542,6 @@ def run_year(settings: Settings, overrides: list[str], outputs: Path,
     wrong = sum(bool(r.get("wrong_promotion")) for r in rows)
     wall = time.monotonic() - t_all
     cycle_walls = [round(c.wall_s, 1) for c in cycles]
-    from benchmarks.oracle import compose
-
-    cycle_config = compose([*fixed_overrides(settings.first, outputs), *cycle_overrides(overrides)])
     share = hindsight["captured_share_of_drift"]
     result = {
         "bench": "retune",
