@@ -64,13 +64,16 @@ class Config:
     search_space: str
     overrides: tuple[str, ...] = ()
     optuna_async: bool = True  # navitune's own sweeper (keys such as hydra.sweeper.progress exist)
+    runner: str = "hydra"  # "hydra": python -m experiment -m; "ax": benchmarks.ax_peer (its own API)
+    needs: str = ""  # a module of the optional bench extra it needs (torch, ax), checked before any sweep
 
 
 #: what ``make run`` runs: ``python -m experiment -m`` with the config's defaults
 DEFAULT = "default"
 CONFIGS: dict[str, Config] = {
     DEFAULT: Config(DEFAULT, "tpe", "navi3"),
-    **{s: Config(s, s, "navi3", (f"hydra/sweeper/sampler={s}",)) for s in ("tpe", "gp", "cmaes", "qmc", "random")},
+    **{s: Config(s, s, "navi3", (f"hydra/sweeper/sampler={s}",), needs="torch" if s == "gp" else "")
+       for s in ("tpe", "gp", "cmaes", "qmc", "random")},
     # TPE that models the parameters jointly (Optuna's multivariate TPE), with the constant liar for trials in flight
     "tpe-mv": Config("tpe-mv", "tpe", "navi3", ("hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.multivariate=true",
                                                  "hydra.sweeper.sampler.constant_liar=true")),
@@ -85,21 +88,42 @@ CONFIGS: dict[str, Config] = {
     # trials only (its start-up count too), so pruned trials are lost to it; the control is TPE without a pruner.
     # (pruner=null is no pruning since issue 21; before, Optuna put its MedianPruner(5 start-up trials, no warm-up)
     # in its place, which tpe-median-s5w0 names)
-    "gp-nopr": Config("gp-nopr", "gp", "navi3", ("hydra/sweeper/sampler=gp", "hydra.sweeper.pruner=null")),
+    "gp-nopr": Config("gp-nopr", "gp", "navi3", ("hydra/sweeper/sampler=gp", "hydra.sweeper.pruner=null"),
+                      needs="torch"),
     "tpe-nopr": Config("tpe-nopr", "tpe", "navi3", ("hydra.sweeper.pruner=null",)),
     "tpe-median-s5w0": Config("tpe-median-s5w0", "tpe", "navi3", (
         "hydra.sweeper.pruner={_target_: optuna.pruners.MedianPruner, n_startup_trials: 5, n_warmup_steps: 0}",)),
     # hydra-optuna-sweeper with its defaults (TPE, batches of n_jobs), navi3's ranges; it enqueues no baseline
     "hydra-optuna": Config("hydra-optuna", "tpe", "navi3", ("~search_space", "hydra/sweeper=optuna",
                                                              "hydra.sweeper.direction=maximize"), optuna_async=False),
+    # Ax (pip install -e '.[bench]') through its own API on the same simulation, with its defaults, spending what
+    # the default spends at the same budget: its trials and the report's replications (REPORT_SIMULATIONS)
+    "ax": Config("ax", "ax", "navi3", optuna_async=False, runner="ax", needs="ax"),
 }
 #: peers named by the issue, not built yet (they would live in the optional ``bench`` extra)
-NOT_YET = ("ax", "smac")
+NOT_YET = ("smac",)
+#: what the default's end-of-sweep report spent when the table of docs/accuracy.md was measured (5 replications x 4
+#: patterns; 2 x 4 in a smoke run), given to a peer that has no report so it spends as much as the default
+REPORT_SIMULATIONS = {False: 20, True: 8}
+#: the optional bench extra's distributions, by the module a configuration needs
+EXTRA = {"torch": "PyTorch", "ax": "ax-platform"}
+
+
+def installed(module: str) -> bool:
+    """Whether a configuration's optional module is importable ("" needs nothing)."""
+    import importlib.util
+
+    return not module or importlib.util.find_spec(module) is not None
 
 
 def sweep_command(config: Config, budget: int, seed: int, outputs: Path, space: Mapping[str, str],
                   smoke: bool) -> list[str]:
-    """The sweep's command line: the real CLI, 2 trials at a time in process_pool, its own outputs."""
+    """The sweep's command line: the real CLI, 2 trials at a time in process_pool, its own outputs (a peer with its
+    own API: its driver, as many simulations as the default spends, 2 at a time)."""
+    if config.runner == "ax":
+        return [sys.executable, "-m", "benchmarks.ax_peer", "--simulations", str(budget + REPORT_SIMULATIONS[smoke]),
+                "--seed", str(seed), "--out", f"{outputs}/sweep", "--workers", "2", *(["--smoke"] if smoke else []),
+                *config.overrides]
     cmd = [sys.executable, "-m", "experiment", "-m", *config.overrides, f"hydra.sweeper.n_trials={budget}",
            f"hydra.sweeper.sampler.seed={seed}", "hydra.sweeper.n_jobs=2", "hydra/launcher=process_pool",
            "hydra.launcher.n_jobs=2", "tracking=off", f"paths.outputs={outputs}", f"hydra.sweep.dir={outputs}/sweep"]
@@ -149,7 +173,10 @@ def report_simulations(sweep_dir: Path) -> int:
 
 def sweep_simulations(sweep_dir: Path) -> int:
     """Every simulation a sweep spent: its jobs (trials, baseline, retries, pruned ones counted whole), the
-    report's selection stage and its replications."""
+    report's selection stage and its replications; a peer's own count (``peer.json``)."""
+    peer = sweep_dir / "peer.json"
+    if peer.is_file():
+        return int(json.loads(peer.read_text())["simulations"])
     return sum(1 for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()) + report_simulations(sweep_dir)
 
 
@@ -256,13 +283,18 @@ def parse(argv: Sequence[str]) -> Options:
         raise AccuracyError(f"{PROG}: invalid --budgets {budgets_raw!r}; allowed: distinct whole numbers in [3, 10000], "
                             "comma-separated")
     repeats = whole("--repeats", args.repeats or ("1" if args.smoke else "5"), 1, 50)
-    configs = [c.strip() for c in (args.configs or (DEFAULT if args.smoke else ",".join(CONFIGS))).split(",")]
+    # every configuration by default, but those whose optional module is not installed (named in the log)
+    everything = ",".join(n for n in CONFIGS if installed(CONFIGS[n].needs))
+    configs = [c.strip() for c in (args.configs or (DEFAULT if args.smoke else everything)).split(",")]
     for c in configs:
         if c in NOT_YET:
             raise AccuracyError(f"{PROG}: --configs {c}: not implemented yet (issue 21; the peer would live in the "
                                 f"optional bench extra); allowed: {', '.join(CONFIGS)}")
         if c not in CONFIGS:
             raise AccuracyError(f"{PROG}: invalid --configs {c!r}; allowed: {', '.join(names)} (comma-separated)")
+        if not installed(CONFIGS[c].needs):
+            raise AccuracyError(f"{PROG}: --configs {c} needs {EXTRA[CONFIGS[c].needs]}: pip install -e '.[bench]'; "
+                                f"allowed without it: {', '.join(n for n in CONFIGS if installed(CONFIGS[n].needs))}")
     workers = whole("--workers", args.workers, 1, 64)
     keep = Path(args.keep) if args.keep else None
     if keep is not None and not keep.parent.is_dir():
@@ -298,11 +330,20 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
     except OracleError as err:
         raise AccuracyError(str(err)) from None
     space = {k: str(v) for k, v in win.describe["_space"].items()}
+    if oracle.get("space") != space:  # an oracle of other ranges is not the attainable optimum of these
+        raise AccuracyError(f"{PROG}: {opts.oracle} was computed for other ranges of search_space="
+                            f"{oracle['search_space']} than the config's ({', '.join(f'{k}={v}' for k, v in space.items())}"
+                            f"); recompute it: python -m experiment.bench oracle search_space={oracle['search_space']}"
+                            + (" --smoke --out FILE" if opts.smoke else ""))
     production = win.test.policy
     # the sweeps' own objective (the tuning window on its seed): the oracle's value there tells a search shortfall
     # (the sweep never reached a point as good on its own objective) from overfitting (it beat the oracle there)
     tune_seed = [int(win.tune.seed)]
     oracle_tune = evaluate(win.tune, [policy_with(win.tune.policy, oracle["params"])], tune_seed, 1)[0][0]
+    left_out = [n for n in CONFIGS if n not in opts.configs and not installed(CONFIGS[n].needs)]
+    if left_out:
+        log(f"accuracy: left out, their optional modules not installed (pip install -e '.[bench]'): "
+            f"{', '.join(left_out)}")
     entries = []
     with tempfile.TemporaryDirectory(prefix="navitune-accuracy-") as tmp:
         root = opts.keep or Path(tmp)

@@ -62,7 +62,7 @@ def plot(data: dict[str, list[tuple[float, float, float, float]]], path: Path, d
     ax.text(ax.get_xlim()[0], 0.90, " targets 0.95 (median), 0.90 (worst)", va="top", fontsize=8, color="grey")
     ax.set_xlabel("Simulations per sweep (its trials and the report's replications)")
     ax.set_ylabel("Captured share of the attainable held-out gain")
-    ax.set_title("What a navi3 sweep finds on test_week: median of 5 sweeps, bars from the worst to the best",
+    ax.set_title("What a navi3 sweep finds on test_week: the median of its sweeps, bars from the worst to the best",
                  fontsize=10)
     ax.legend(fontsize=8, loc="lower right", title="configuration", title_fontsize=8)
     ax.grid(alpha=0.3)

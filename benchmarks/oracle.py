@@ -502,6 +502,8 @@ def run_oracle(overrides: Sequence[str], budget: Budget, workers: int, cache_dir
     return {
         "bench": "oracle",
         "search_space": search_space,
+        # the searched ranges as the sweeper reads them: bench accuracy refuses this oracle for another space
+        "space": {str(k): str(v) for k, v in space.items()},
         "params": {k: r6(v) for k, v in chosen.items()},
         "revenue": round(revenue.mean, 2),
         "revenue_ci95": [round(revenue.lo, 2), round(revenue.hi, 2)],

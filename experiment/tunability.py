@@ -30,7 +30,7 @@ from experiment.sim.simulate import SimParams, simulate
 #: The navi3 search space (conf/search_space/navi3.yaml uses the same ranges) and scan points.
 SCANS: dict[str, tuple[float, ...]] = {
     "gamma": (0.6, 0.8, 0.9, 0.95, 0.98, 0.995),
-    "max_wait_min": (0.3, 1.0, 2.0, 4.0, 8.0, 30.0),
+    "max_wait_min": (1.0, 2.0, 4.0, 8.0, 30.0, 60.0),
     "road_weights.right": (0.0, 1.0, 2.0, 4.0, 6.0, 10.0),
 }
 NAVI3 = tuple(SCANS)
@@ -150,12 +150,12 @@ def plot(scans: dict[str, list[tuple[float, float]]], path: str) -> None:
 
 #: navi3's search ranges (conf/search_space/navi3.yaml) and whether the sweeper searches them in log scale
 RANGES: dict[str, tuple[float, float, bool]] = {
-    "gamma": (0.6, 0.995, False), "max_wait_min": (0.3, 30.0, True), "road_weights.right": (0.0, 10.0, False),
+    "gamma": (0.6, 0.995, False), "max_wait_min": (1.0, 60.0, True), "road_weights.right": (0.0, 10.0, False),
 }
 #: finer grids than SCANS, for locating each month's optimum
 MONTH_GRIDS: dict[str, tuple[float, ...]] = {
     "gamma": (0.8, 0.85, 0.88, 0.91, 0.93, 0.95, 0.965, 0.98, 0.99),
-    "max_wait_min": (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 30.0),
+    "max_wait_min": (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 30.0, 45.0, 60.0),
     "road_weights.right": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0),
 }
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "conf" / "scenario"

@@ -3,6 +3,7 @@ parsing, the simulator fingerprint, the resume cache, bad input, and both benche
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
@@ -158,7 +159,7 @@ def test_oracle_bad_options_are_one_line(argv: list[str], words: str) -> None:
 
 @pytest.mark.parametrize("argv, words", [
     (["--budgets", "2"], "--budgets"), (["--budgets", "15,15"], "--budgets"), (["--repeats", "0"], "--repeats"),
-    (["--configs", "frob"], "--configs"), (["--configs", "default,ax"], "not implemented yet"),
+    (["--configs", "frob"], "--configs"), (["--configs", "default,smac"], "not implemented yet"),
     (["--configs", "smac"], "not implemented yet"), (["--workers", "-1"], "--workers"), (["--bogus"], "--bogus"),
 ])
 def test_accuracy_bad_options_are_one_line(argv: list[str], words: str) -> None:
@@ -171,6 +172,39 @@ def test_accuracy_defaults() -> None:
     opts = parse_accuracy([])
     assert opts.budgets == [15, 30, 60] and opts.repeats == 5 and "default" in opts.configs
     assert "hydra-optuna" in opts.configs and "navi6" in opts.configs
+    # the optional extra's configurations run by default where their module is installed, and only there
+    assert ("ax" in opts.configs) == (importlib.util.find_spec("ax") is not None)
+    assert ("gp" in opts.configs) == (importlib.util.find_spec("torch") is not None)
+
+
+@pytest.mark.parametrize("config, module, dist", [("ax", "ax", "ax-platform"), ("gp", "torch", "PyTorch"),
+                                                  ("gp-nopr", "torch", "PyTorch")])
+def test_a_configuration_of_the_bench_extra_needs_its_module(config: str, module: str, dist: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    if importlib.util.find_spec(module) is not None:  # the extra is installed (pip install -e '.[bench]')
+        assert parse_accuracy(["--configs", config]).configs == [config]
+        # and as navitune's own install sees it: the module hidden from the check
+        import benchmarks.accuracy as accuracy
+
+        real = accuracy.installed
+        monkeypatch.setattr(accuracy, "installed", lambda m: m != module and real(m))
+    with pytest.raises(AccuracyError) as err:  # navitune's own install: refused before any sweep, in one line
+        parse_accuracy(["--configs", config])
+    text = str(err.value)
+    assert f"--configs {config} needs {dist}" in text and ".[bench]" in text and "allowed" in text
+    assert "\n" not in text and "default" in text.split("allowed", 1)[1] and config not in text.split("allowed", 1)[1]
+
+
+def test_tunability_ranges_are_navi3s() -> None:
+    """The drift study's ranges (experiment.tunability.RANGES) are navi3's, as the sweeper searches them."""
+    from omegaconf import OmegaConf
+
+    from experiment.tunability import RANGES, SCANS
+
+    params = OmegaConf.load(ROOT / "conf" / "search_space" / "navi3.yaml").hydra.sweeper.params
+    dims, _ = parse_space({str(k): str(v) for k, v in params.items()})
+    assert {d.name.removeprefix("policy."): (d.lo, d.hi, d.log) for d in dims} == RANGES
+    assert all(RANGES[n][0] <= min(xs) and max(xs) <= RANGES[n][1] for n, xs in SCANS.items())
 
 
 def test_accuracy_refuses_an_oracle_of_another_simulator(tmp_path: Path) -> None:
@@ -190,7 +224,7 @@ def test_accuracy_refuses_an_oracle_of_another_simulator(tmp_path: Path) -> None
 
 
 def test_bad_input_through_the_cli_exits_2_in_one_line() -> None:
-    for argv in (["oracle", "--points", "12"], ["accuracy", "--configs", "ax"]):
+    for argv in (["oracle", "--points", "12"], ["accuracy", "--configs", "smac"]):
         proc = subprocess.run([sys.executable, "-m", "experiment.bench", *argv], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr
@@ -273,6 +307,58 @@ def test_smoke_accuracy_run(smoke_oracle: tuple[Path, Path, dict]) -> None:
     cand, best = (_simulate(replace(tune, policy=policy_with(tune.policy, pt)))[0]
                   for pt in (run["params"], oracle["params"]))
     assert run["tuning_vs_oracle_pct"] == pytest.approx(100.0 * (cand / best - 1.0), abs=2e-3)
+
+
+@pytest.mark.slow
+def test_accuracy_refuses_an_oracle_of_other_ranges(smoke_oracle: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    """An oracle located in other ranges of its search space is not the attainable optimum of the config's: one
+    line, before any sweep, saying how to recompute it."""
+    out, _, _ = smoke_oracle
+    doc = json.loads(out.read_text())
+    assert doc["space"]["policy.max_wait_min"] == "tag(log, interval(1.0, 60.0))"  # what navi3.yaml searches
+    doc["space"]["policy.max_wait_min"] = "tag(log, interval(0.3, 30.0))"
+    (tmp_path / "o.json").write_text(json.dumps(doc))
+    proc = subprocess.run([sys.executable, "-m", "experiment.bench", "accuracy", "--smoke", "--oracle",
+                           str(tmp_path / "o.json"), "--repeats", "1", "--budgets", "3", "--keep", str(tmp_path / "k")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "other ranges" in proc.stderr and "python -m experiment.bench oracle search_space=navi3" in proc.stderr
+    assert not any((tmp_path / "k").glob("*/sweep"))  # nothing swept
+
+
+@pytest.mark.slow
+def test_smoke_accuracy_run_of_the_ax_peer(smoke_oracle: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    """Ax through its own API on the sweep's simulation, spending what the default spends (its 3 trials and the
+    report's 8); without the bench extra, the configuration is refused in one line (exit 2)."""
+    out, _, _ = smoke_oracle
+    argv = ["accuracy", "--smoke", "--oracle", str(out), "--configs", "ax", "--repeats", "1", "--budgets", "3",
+            "--keep", str(tmp_path / "keep")]
+    if importlib.util.find_spec("ax") is None:
+        proc = subprocess.run([sys.executable, "-m", "experiment.bench", *argv], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2 and "needs ax-platform" in proc.stderr and len(proc.stderr.splitlines()) == 1
+        return
+    line = _bench(argv)
+    (entry,) = line["configs"]
+    (run,) = entry["runs"]
+    assert entry["name"] == entry["sampler"] == "ax" and entry["search_space"] == "navi3"
+    assert run["simulations"] == 3 + 8 and run["candidate_source"] == "optimization_results.yaml"
+    peer = json.loads((tmp_path / "keep" / "ax-b3-s1" / "sweep" / "peer.json").read_text())
+    assert len(peer["trials"]) == peer["simulations"] == 11 and peer["peer"] == "ax"
+    assert run["params"] == pytest.approx(peer["best_params"])
+    # a trial is the simulation a sweep's job runs: production's navigation with its values, the tuning window
+    from dataclasses import replace
+
+    from benchmarks.oracle import _simulate, policy_with, windows
+
+    tune = windows([], smoke=True).tune
+    trial = peer["trials"][-1]
+    assert _simulate(replace(tune, policy=policy_with(tune.policy, trial["params"])))[0] == \
+        pytest.approx(trial["revenue"], abs=1e-3)
+    oracle = json.loads(out.read_text())
+    n = len(oracle["revenue_per_seed"])
+    p, o = sum(oracle["production_per_seed"]) / n, sum(oracle["revenue_per_seed"]) / n
+    assert run["captured_share"] == pytest.approx((run["revenue"] - p) / (o - p), abs=2e-3)
 
 
 def test_simulation_equivalents_count_a_pruned_trial_by_its_days(tmp_path: Path) -> None:
