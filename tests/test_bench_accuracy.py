@@ -67,10 +67,14 @@ def test_parse_space_navi3_forms() -> None:
 def test_parse_space_reads_the_repos_search_spaces() -> None:
     from omegaconf import OmegaConf
 
+    spaces = {}
     for name, n in (("navi3", 3), ("navi6", 5)):
         params = OmegaConf.load(ROOT / "conf" / "search_space" / f"{name}.yaml").hydra.sweeper.params
         dims, _ = parse_space(dict(params))
         assert len(dims) == n
+        spaces[name] = {d.name: d for d in dims}
+    # the larger space searches navi3's three parameters over navi3's ranges
+    assert {k: spaces["navi6"][k] for k in spaces["navi3"]} == spaces["navi3"]
 
 
 @pytest.mark.parametrize("params, names", [
