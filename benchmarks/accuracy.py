@@ -116,6 +116,14 @@ def installed(module: str) -> bool:
     return not module or importlib.util.find_spec(module) is not None
 
 
+def config_space(config: Config) -> dict[str, str]:
+    """The ranges a configuration searches: its search space's ``hydra.sweeper.params`` (hydra-optuna-sweeper is
+    handed them as overrides), whatever the oracle it is measured against."""
+    from benchmarks.oracle import compose, search_space_params
+
+    return {k: str(v) for k, v in search_space_params(compose([f"search_space={config.search_space}"])).items()}
+
+
 def sweep_command(config: Config, budget: int, seed: int, outputs: Path, space: Mapping[str, str],
                   smoke: bool) -> list[str]:
     """The sweep's command line: the real CLI, 2 trials at a time in process_pool, its own outputs (a peer with its
@@ -123,7 +131,7 @@ def sweep_command(config: Config, budget: int, seed: int, outputs: Path, space: 
     if config.runner == "ax":
         return [sys.executable, "-m", "benchmarks.ax_peer", "--simulations", str(budget + REPORT_SIMULATIONS[smoke]),
                 "--seed", str(seed), "--out", f"{outputs}/sweep", "--workers", "2", *(["--smoke"] if smoke else []),
-                *config.overrides]
+                f"search_space={config.search_space}", *config.overrides]
     cmd = [sys.executable, "-m", "experiment", "-m", *config.overrides, f"hydra.sweeper.n_trials={budget}",
            f"hydra.sweeper.sampler.seed={seed}", "hydra.sweeper.n_jobs=2", "hydra/launcher=process_pool",
            "hydra.launcher.n_jobs=2", "tracking=off", f"paths.outputs={outputs}", f"hydra.sweep.dir={outputs}/sweep"]
@@ -254,6 +262,7 @@ class Options:
     workers: int
     smoke: bool
     keep: Path | None
+    all_configs: bool = False  # --configs not given: every installed configuration
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -299,7 +308,8 @@ def parse(argv: Sequence[str]) -> Options:
     keep = Path(args.keep) if args.keep else None
     if keep is not None and not keep.parent.is_dir():
         raise AccuracyError(f"{PROG}: invalid --keep {args.keep!r}; allowed: a directory whose parent exists")
-    return Options(budgets, repeats, configs, Path(args.oracle), workers, bool(args.smoke), keep)
+    return Options(budgets, repeats, configs, Path(args.oracle), workers, bool(args.smoke), keep,
+                   all_configs=args.configs is None and not args.smoke)
 
 
 # --------------------------------------------------------------------------------------------- the bench
@@ -341,7 +351,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
     tune_seed = [int(win.tune.seed)]
     oracle_tune = evaluate(win.tune, [policy_with(win.tune.policy, oracle["params"])], tune_seed, 1)[0][0]
     left_out = [n for n in CONFIGS if n not in opts.configs and not installed(CONFIGS[n].needs)]
-    if left_out:
+    if left_out and opts.all_configs:
         log(f"accuracy: left out, their optional modules not installed (pip install -e '.[bench]'): "
             f"{', '.join(left_out)}")
     entries = []
@@ -349,6 +359,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
         root = opts.keep or Path(tmp)
         for name in opts.configs:
             config = CONFIGS[name]
+            searched = config_space(config)
             for budget in opts.budgets:
                 shares, sims, cpus, rows, equiv = [], [], [], [], []
                 for seed in range(1, opts.repeats + 1):
@@ -356,8 +367,9 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
                     out.mkdir(parents=True, exist_ok=True)
                     t0 = time.perf_counter()
                     log(f"accuracy: {name}, budget {budget}, sampler seed {seed}: sweeping ...")
-                    cpu = run_sweep(sweep_command(config, budget, seed, out, space, opts.smoke), out / "sweep.log")
-                    nav, tuned, source = candidate_policy(out / "sweep", production, list(space))
+                    cpu = run_sweep(sweep_command(config, budget, seed, out, searched, opts.smoke),
+                                    out / "sweep.log")
+                    nav, tuned, source = candidate_policy(out / "sweep", production, list(searched))
                     cand = evaluate(win.test, [nav], seeds, opts.workers)[0]
                     tuning_gap = 100.0 * (evaluate(win.tune, [nav], tune_seed, 1)[0][0] / oracle_tune - 1.0)
                     share = captured_share(cand, oracle["production_per_seed"], oracle["revenue_per_seed"])

@@ -91,13 +91,23 @@ def main(argv: Sequence[str]) -> int:
     args, overrides = ap.parse_known_args(list(argv))
     import importlib.util
 
+    from benchmarks.oracle import OracleError
+
     if importlib.util.find_spec("ax") is None:
         print(f"{PROG}: needs ax-platform: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     if not (1 <= args.simulations <= 10000 and 1 <= args.workers <= 64):
         print(f"{PROG}: invalid --simulations or --workers; allowed: 1-10000 and 1-64", file=sys.stderr)
         return 2
-    result = run_ax(overrides, args.simulations, args.seed, args.out, args.workers, args.smoke)
+    if unknown := [o for o in overrides if o.startswith("-")]:
+        print(f"{PROG}: unknown option {unknown[0]!r}; allowed: --simulations, --seed, --out, --workers, --smoke "
+              "and config overrides (key=value)", file=sys.stderr)
+        return 2
+    try:
+        result = run_ax(overrides, args.simulations, args.seed, args.out, args.workers, args.smoke)
+    except OracleError as err:  # a search space or override it cannot use: its one line
+        print(str(err).replace("navitune bench oracle", PROG, 1), file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in result.items() if k != "trials"}))
     return 0
 

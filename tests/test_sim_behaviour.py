@@ -122,8 +122,8 @@ FLAT = {
         "main roads, where a right turn is one of few choices"),
     "max_wait_min": (
         "issue 21's range 1-60 min: the assumed wait's scan spans 1.9 % (1: 32,469, 30: 33,084 yen; 2-day window, "
-        "seeds 1-3), below the 3 % asked, with its optimum inside (30; 60: -0.3 %). The old range's 3.3 % came from "
-        "its 0.3 min, an 18-second wait that no setting near the optimum uses (docs/simulator.md)"),
+        "seeds 1-3), below the 3 % asked, with its optimum inside (30; 60: -0.3 %). The old range's 5.3 % came from "
+        "its 0.3 min (31,344 yen), an 18-second wait that no setting near the optimum uses (docs/simulator.md)"),
 }
 
 
