@@ -199,6 +199,22 @@ def test_a_configuration_of_the_bench_extra_needs_its_module(config: str, module
     assert "\n" not in text and "default" in text.split("allowed", 1)[1] and config not in text.split("allowed", 1)[1]
 
 
+@pytest.mark.parametrize("name", ["navi3", "navi6"])
+def test_the_committed_oracles_are_of_todays_ranges_and_their_optima_inside(name: str) -> None:
+    """docs/oracle-<space>.json is the attainable optimum of the space as conf/ searches it now, and that optimum
+    lies inside every range (issue 19: navi6's optima inside its ranges; a bound would cut the search short)."""
+    from omegaconf import OmegaConf
+
+    doc = json.loads((ROOT / "docs" / f"oracle-{name}.json").read_text())
+    params = OmegaConf.load(ROOT / "conf" / "search_space" / f"{name}.yaml").hydra.sweeper.params
+    assert doc["space"] == {str(k): str(v) for k, v in params.items()}, "recompute: python -m experiment.bench oracle"
+    dims, _ = parse_space(doc["space"])
+    for d in dims:
+        x = doc["params"][d.name]
+        u = (math.log(x / d.lo) / math.log(d.hi / d.lo)) if d.log else (x - d.lo) / (d.hi - d.lo)
+        assert 0.02 < u < 0.98, (d.name, x, d.lo, d.hi)
+
+
 def test_tunability_ranges_are_navi3s() -> None:
     """The drift study's ranges (experiment.tunability.RANGES) are navi3's, as the sweeper searches them."""
     from omegaconf import OmegaConf
