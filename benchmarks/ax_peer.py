@@ -36,11 +36,10 @@ def run_ax(overrides: Sequence[str], simulations: int, seed: int, out: Path, wor
 
     import ax
     from ax import Client, RangeParameterConfig
+    from ax.utils.common.logger import set_ax_logger_levels
     from omegaconf import OmegaConf
 
     from benchmarks.oracle import _simulate, parse_space, policy_with, windows
-
-    from ax.utils.common.logger import set_ax_logger_levels
 
     set_ax_logger_levels(logging.WARNING)  # its INFO lines are several per trial
     win = windows(list(overrides), smoke)
