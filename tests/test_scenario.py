@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import subprocess
 import sys
@@ -106,7 +107,9 @@ def test_optimum_refines_between_grid_points():
     assert optimum([1, 2, 3], [0.0, 1.0, 0.5]) == pytest.approx(2.1667, abs=1e-3)
     assert optimum([1, 2, 3], [0.0, 1.0, 2.0]) == 3  # at the edge: the edge
     assert range_share("road_weights.right", 3.0, 10.0) == pytest.approx(0.7)
-    assert range_share("max_wait_min", 3.0, 30.0) == pytest.approx(0.5)  # log scale, as the sweeper
+    # log scale over navi3's 1-60 min, as the sweeper searches it
+    assert range_share("max_wait_min", 3.0, 30.0) == pytest.approx(math.log(10) / math.log(60))
+    assert range_share("max_wait_min", 1.0, 60.0) == pytest.approx(1.0)
 
 
 def test_month_window_is_a_mid_month_monday():
