@@ -255,12 +255,19 @@ def bench_decision(argv: list[str]) -> dict:
     return run(argv)
 
 
+def bench_tuning_seeds(argv: list[str]) -> dict:
+    from benchmarks.tuning_seeds import bench_tuning_seeds as run
+
+    return run(argv)
+
+
 BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "kfp-scale": bench_kfp_scale,
-           "retune": bench_retune, "oracle": bench_oracle, "accuracy": bench_accuracy, "decision": bench_decision}
+           "retune": bench_retune, "oracle": bench_oracle, "accuracy": bench_accuracy, "decision": bench_decision,
+           "tuning-seeds": bench_tuning_seeds}
 #: the benches that take arguments: retune [overrides] [--json FILE] [--plot FILE]; kfp-scale [key=value ...];
 #: oracle [overrides] [--points N] [--workers W] [--smoke --out FILE]; accuracy [--budgets ...] [--configs ...];
-#: decision [--decisions N] [--levels ...] [--smoke --out FILE]
-TAKES_ARGS = {"retune", "kfp-scale", "oracle", "accuracy", "decision"}
+#: decision [--decisions N] [--levels ...] [--smoke --out FILE]; tuning-seeds RESULT [--seeds N] [--oracle FILE]
+TAKES_ARGS = {"retune", "kfp-scale", "oracle", "accuracy", "decision", "tuning-seeds"}
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Benchmark ``accuracy``: how much of the attainable gain does a sweep capture? (issue 21)
 
-``python -m experiment.bench accuracy [--budgets 15,30,60] [--repeats 5] [--configs default,tpe,...]
+``python -m experiment.bench accuracy [--budgets 15,27,60] [--repeats 5] [--configs default,tpe,...]
 [--oracle docs/oracle-navi3.json] [--workers 2] [--smoke] [--keep DIR]``:
 
 * each configuration runs ``repeats`` independent sweeps through the real command path (``python -m experiment -m
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -54,6 +55,17 @@ def captured_share(candidate: Sequence[float], production: Sequence[float], orac
     return (c - p) / (o - p)
 
 
+def captured_share_se(candidate: Sequence[float], production: Sequence[float], oracle: Sequence[float]) -> float:
+    """The standard error of :func:`captured_share` from its seeds: SD over the seeds of (oracle - candidate),
+    / sqrt(n), / the oracle's mean gain. It is what the evaluation itself leaves uncertain (16 seeds measure a
+    share to about +-0.05, docs/accuracy.md), apart from how the sweep went."""
+    captured_share(candidate, production, oracle)  # the same checks
+    if len(candidate) < 2:
+        return math.nan
+    gain = statistics.fmean(map(float, oracle)) - statistics.fmean(map(float, production))
+    return statistics.stdev(float(o) - float(c) for o, c in zip(oracle, candidate)) / math.sqrt(len(candidate)) / gain
+
+
 # --------------------------------------------------------------------------------------------- configurations
 @dataclass(frozen=True)
 class Config:
@@ -81,8 +93,14 @@ CONFIGS: dict[str, Config] = {
         "hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.multivariate=true", "hydra.sweeper.sampler.constant_liar=true",
         "hydra.sweeper.sampler.n_startup_trials=5")),
     "tpe-s5": Config("tpe-s5", "tpe", "navi3", ("hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.n_startup_trials=5")),
-    # the default with the report's selection stage: the 3 best trials on 2 fresh tuning seeds (6 simulations)
-    "select": Config("select", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",)),
+    # the report's selection stage with 2 fresh tuning seeds for each of the 3 best trials (6 simulations)
+    "select": Config("select", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",
+                                                "hydra.callbacks.report.selection_seeds=2")),
+    # the sweep's best trial on its tuning seed, no selection stage (the default before issue 21's last change)
+    "best": Config("best", "tpe", "navi3", ("hydra.callbacks.report.selection_top=0",)),
+    # the same with one fresh seed per finalist (3 simulations): the default's selection stage since issue 21
+    "select1": Config("select1", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",
+                                                  "hydra.callbacks.report.selection_seeds=1")),
     "navi6": Config("navi6", "tpe", "navi6", ("search_space=navi6",)),
     # Optuna's GP sampler (PyTorch: pip install -e '.[bench]') without a pruner: the GP learns from COMPLETE
     # trials only (its start-up count too), so pruned trials are lost to it; the control is TPE without a pruner.
@@ -97,7 +115,7 @@ CONFIGS: dict[str, Config] = {
     "hydra-optuna": Config("hydra-optuna", "tpe", "navi3", ("~search_space", "hydra/sweeper=optuna",
                                                              "hydra.sweeper.direction=maximize"), optuna_async=False),
     # Ax (pip install -e '.[bench]') through its own API on the same simulation, with its defaults, spending what
-    # the default spends at the same budget: its trials and the report's replications (REPORT_SIMULATIONS)
+    # the default spends at the same budget: its trials, its selection stage and the report's replications
     "ax": Config("ax", "ax", "navi3", optuna_async=False, runner="ax", needs="ax"),
 }
 #: peers named by the issue, not built yet (they would live in the optional ``bench`` extra)
@@ -105,6 +123,15 @@ NOT_YET = ("smac",)
 #: what the default's end-of-sweep report spent when the table of docs/accuracy.md was measured (5 replications x 4
 #: patterns; 2 x 4 in a smoke run), given to a peer that has no report so it spends as much as the default
 REPORT_SIMULATIONS = {False: 20, True: 8}
+
+
+def selection_simulations() -> int:
+    """What the default's selection stage spends (finalists x fresh seeds, the report's defaults), given to a peer
+    too: it has no selection stage, so it spends them on trials."""
+    from experiment.report.settings import ReportSettings
+
+    s = ReportSettings()
+    return s.selection_top * s.selection_seeds if s.selection_top >= 2 else 0
 #: the optional bench extra's distributions, by the module a configuration needs
 EXTRA = {"torch": "PyTorch", "ax": "ax-platform"}
 
@@ -129,7 +156,8 @@ def sweep_command(config: Config, budget: int, seed: int, outputs: Path, space: 
     """The sweep's command line: the real CLI, 2 trials at a time in process_pool, its own outputs (a peer with its
     own API: its driver, as many simulations as the default spends, 2 at a time)."""
     if config.runner == "ax":
-        return [sys.executable, "-m", "benchmarks.ax_peer", "--simulations", str(budget + REPORT_SIMULATIONS[smoke]),
+        return [sys.executable, "-m", "benchmarks.ax_peer", "--simulations",
+                str(budget + selection_simulations() + REPORT_SIMULATIONS[smoke]),
                 "--seed", str(seed), "--out", f"{outputs}/sweep", "--workers", "2", *(["--smoke"] if smoke else []),
                 f"search_space={config.search_space}", *config.overrides]
     cmd = [sys.executable, "-m", "experiment", "-m", *config.overrides, f"hydra.sweeper.n_trials={budget}",
@@ -286,7 +314,7 @@ def parse(argv: Sequence[str]) -> Options:
 
         return checked(AccuracyError, PROG, option, raw, lo, hi)
 
-    budgets_raw = args.budgets or ("3" if args.smoke else "15,30,60")
+    budgets_raw = args.budgets or ("3" if args.smoke else "15,27,60")
     budgets = [whole("--budgets", b.strip(), 3, 10000) for b in budgets_raw.split(",")]
     if len(set(budgets)) != len(budgets):
         raise AccuracyError(f"{PROG}: invalid --budgets {budgets_raw!r}; allowed: distinct whole numbers in [3, 10000], "
@@ -373,6 +401,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
                     cand = evaluate(win.test, [nav], seeds, opts.workers)[0]
                     tuning_gap = 100.0 * (evaluate(win.tune, [nav], tune_seed, 1)[0][0] / oracle_tune - 1.0)
                     share = captured_share(cand, oracle["production_per_seed"], oracle["revenue_per_seed"])
+                    share_se = captured_share_se(cand, oracle["production_per_seed"], oracle["revenue_per_seed"])
                     n_sims = sweep_simulations(out / "sweep")
                     equivalents = simulation_equivalents(out, out / "sweep", int(win.tune.n_days))
                     log(f"accuracy: {name}, budget {budget}, seed {seed}: captured share {share:.3f} "
@@ -382,7 +411,9 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
                     sims.append(n_sims)
                     cpus.append(cpu)
                     equiv.append(equivalents)
-                    rows.append({"seed": seed, "captured_share": round(share, 4), "simulations": n_sims,
+                    rows.append({"seed": seed, "captured_share": round(share, 4),
+                                 "captured_share_se": None if math.isnan(share_se) else round(share_se, 4),
+                                 "simulations": n_sims,
                                  "simulation_equivalents": None if equivalents is None else round(equivalents, 2),
                                  "cpu_s": round(cpu, 1), "revenue": round(statistics.fmean(cand), 2),
                                  "candidate_source": source,

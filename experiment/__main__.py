@@ -42,7 +42,7 @@ def usage() -> str:
     lines += ["  hydra/launcher process_pool (default with -m), kfp (docs/cluster.md)", "",
               "examples:",
               "  navitune                                  the production policy, one week in tokyo_central",
-              "  navitune -m                               tune it (search_space=navi3, 30 trials)",
+              "  navitune -m                               tune it (search_space=navi3, 27 trials)",
               "  navitune policy.gamma=0.9 window=smoke    one value changed, a one-day run",
               "  navitune --cfg job                        the composed config, nothing run", "",
               "every key and its value: navitune --cfg job; Hydra's own help and flags: navitune --help-all",

@@ -31,6 +31,18 @@ def test_captured_share_known_cases() -> None:
     assert captured_share([105.0, 115.0, 95.0], prod, oracle) == pytest.approx(1.25)  # beats the oracle: kept
 
 
+def test_captured_share_se_is_the_paired_spread_over_the_gain() -> None:
+    from benchmarks.accuracy import captured_share_se
+
+    prod, oracle = [100.0, 110.0, 90.0], [104.0, 114.0, 94.0]  # gain 4
+    assert captured_share_se([102.0, 112.0, 92.0], prod, oracle) == 0.0  # the same shortfall on every seed
+    # shortfalls 0, 2, 4: SD 2, / sqrt(3), / 4
+    assert captured_share_se([104.0, 112.0, 90.0], prod, oracle) == pytest.approx(2.0 / math.sqrt(3) / 4.0)
+    assert math.isnan(captured_share_se([102.0], [100.0], [104.0]))  # one seed: no spread to measure
+    with pytest.raises(ValueError, match="same seeds"):
+        captured_share_se([1.0, 2.0], [1.0], [3.0, 4.0])
+
+
 def test_captured_share_keeps_negative_shares() -> None:
     assert captured_share([98.0, 108.0, 88.0], [100.0, 110.0, 90.0], [104.0, 114.0, 94.0]) == pytest.approx(-0.5)
 
@@ -174,7 +186,7 @@ def test_accuracy_bad_options_are_one_line(argv: list[str], words: str) -> None:
 
 def test_accuracy_defaults() -> None:
     opts = parse_accuracy([])
-    assert opts.budgets == [15, 30, 60] and opts.repeats == 5 and "default" in opts.configs
+    assert opts.budgets == [15, 27, 60] and opts.repeats == 5 and "default" in opts.configs
     assert "hydra-optuna" in opts.configs and "navi6" in opts.configs
     # the optional extra's configurations run by default where their module is installed, and only there
     assert ("ax" in opts.configs) == (importlib.util.find_spec("ax") is not None)
@@ -310,10 +322,12 @@ def test_smoke_accuracy_run(smoke_oracle: tuple[Path, Path, dict]) -> None:
         {"name": "default", "sampler": "tpe", "search_space": "navi3", "budget": 3, "repeats": 1}
     (run,) = entry["runs"]
     assert entry["captured_share_median"] == entry["captured_share_min"] == run["captured_share"]
-    # 3 trials and the report's 2 replications x 4 patterns
-    assert entry["simulations_median"] == run["simulations"] == 3 + 2 * 4 and entry["cpu_s"] > 0
-    # a pruned trial counts by its days: a 1-day smoke trial is never pruned part-way, so the same 11
-    assert entry["simulation_equivalents_median"] == run["simulation_equivalents"] == 11.0
+    # 3 trials, the selection stage's 3 finalists x 1 fresh seed and the report's 2 replications x 4 patterns
+    assert entry["simulations_median"] == run["simulations"] == 3 + 3 * 1 + 2 * 4 and entry["cpu_s"] > 0
+    # a pruned trial counts by its days: a 1-day smoke trial is never pruned part-way, so the same 14
+    assert entry["simulation_equivalents_median"] == run["simulation_equivalents"] == 14.0
+    # the evaluation's own uncertainty, from the candidate's spread against the oracle over the seeds
+    assert run["captured_share_se"] is not None and run["captured_share_se"] >= 0
     # the share recomputed from the candidate's revenue and the oracle's per-seed figures
     n = len(oracle["revenue_per_seed"])
     p, o = sum(oracle["production_per_seed"]) / n, sum(oracle["revenue_per_seed"]) / n
@@ -362,9 +376,10 @@ def test_smoke_accuracy_run_of_the_ax_peer(smoke_oracle: tuple[Path, Path, dict]
     (entry,) = line["configs"]
     (run,) = entry["runs"]
     assert entry["name"] == entry["sampler"] == "ax" and entry["search_space"] == "navi3"
-    assert run["simulations"] == 3 + 8 and run["candidate_source"] == "optimization_results.yaml"
+    # the default's 3 trials, its selection stage's 3 and its report's 8, all on trials
+    assert run["simulations"] == 3 + 3 + 8 and run["candidate_source"] == "optimization_results.yaml"
     peer = json.loads((tmp_path / "keep" / "ax-b3-s1" / "sweep" / "peer.json").read_text())
-    assert len(peer["trials"]) == peer["simulations"] == 11 and peer["peer"] == "ax"
+    assert len(peer["trials"]) == peer["simulations"] == 14 and peer["peer"] == "ax"
     assert run["params"] == pytest.approx(peer["best_params"])
     # a trial is the simulation a sweep's job runs: production's navigation with its values, the tuning window
     from dataclasses import replace
@@ -460,3 +475,57 @@ def test_the_reports_replications_stay_below_the_oracles_test_week_seeds():
 
     assert MAX_REPLICATIONS <= SELECTION_OFFSET
     assert SELECTION_OFFSET + FULL.test_seeds <= REPORTING_OFFSET
+
+
+# ------------------------------------------------------------------ bench tuning-seeds: tuning seed or tuning week?
+def test_tuning_seeds_arithmetic_and_bad_input(tmp_path: Path) -> None:
+    from benchmarks.tuning_seeds import TuningSeedsError, entry_of, gain_pct, parse, read_result, spearman
+
+    assert gain_pct([110.0, 99.0], [100.0, 100.0]) == pytest.approx(4.5)
+    assert spearman([0.1, 0.5, 0.9], [1.0, 2.0, 3.0]) == 1.0 and spearman([0.1, 0.5, 0.9], [3, 2, 1]) == -1.0
+    assert spearman([0.1, 0.5], [1.0, 2.0]) is None and spearman([0.1, 0.5, 0.9], [1.0, 1.0, 1.0]) is None
+    # a committed file of several results (docs/accuracy-*.json) reads as one
+    doc = {"about": "x", "runs": [{"configs": [{"name": "default", "budget": 30, "runs": [{"params": {}}]}]},
+                                  {"configs": [{"name": "ax", "budget": 30, "runs": [{"params": {}}]}]}]}
+    (tmp_path / "many.json").write_text(json.dumps(doc))
+    result = read_result(tmp_path / "many.json")
+    assert entry_of(result, "ax", None)["name"] == "ax" and entry_of(result, None, 30)["name"] == "default"
+    for call, words in [(lambda: entry_of(result, "gp", None), "allowed: ax@30, default@30"),
+                        (lambda: read_result(tmp_path / "none.json"), "no bench accuracy result"),
+                        (lambda: parse([str(tmp_path / "many.json"), "--seeds", "0"]), "--seeds=0; allowed"),
+                        (lambda: parse([str(tmp_path / "many.json"), "--workers", "99"]), "--workers=99; allowed")]:
+        with pytest.raises(TuningSeedsError) as err:
+            call()
+        assert words in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(TuningSeedsError, match="not a bench accuracy result"):
+        read_result(tmp_path / "bad.json")
+
+
+@pytest.mark.slow
+def test_smoke_tuning_seeds_scores_the_oracle_1_and_production_0(smoke_oracle: tuple[Path, Path, dict],
+                                                                 tmp_path: Path) -> None:
+    """Candidates at the oracle's point and at production's capture exactly 1 and 0 of the oracle's gain on the
+    fresh tuning seeds (the same simulations, common random numbers); a third lies wherever the model puts it."""
+    from benchmarks.oracle import production_point, windows
+
+    out, _, _ = smoke_oracle
+    oracle = json.loads(out.read_text())
+    prod = production_point(windows([], smoke=True).tune.policy, oracle["params"])
+    mid = {k: (oracle["params"][k] + prod[k]) / 2 for k in prod}
+    runs = [{"seed": i + 1, "captured_share": s, "params": p}
+            for i, (s, p) in enumerate([(1.0, oracle["params"]), (0.0, prod), (0.5, mid)])]
+    result = tmp_path / "acc.json"
+    result.write_text(json.dumps({"default": "default", "configs": [{"name": "default", "budget": 3, "runs": runs}]}))
+    line = _bench(["tuning-seeds", str(result), "--oracle", str(out), "--smoke", "--seeds", "2",
+                   "--out", str(tmp_path / "ts.json")])
+    assert line == json.loads((tmp_path / "ts.json").read_text())
+    assert line["seeds"] == [line["window"]["seed"] + 200, line["window"]["seed"] + 201]
+    assert line["simulations"] == 5 * 2 and line["config"] == "default"
+    shares = [r["tuning_fresh_share"] for r in line["runs"]]
+    if line["oracle_tuning_fresh_gain_pct"] > 0:
+        assert shares[0] == pytest.approx(1.0) and shares[1] == pytest.approx(0.0)
+        assert line["runs"][0]["tuning_fresh_gain_pct"] == pytest.approx(line["oracle_tuning_fresh_gain_pct"], abs=1e-3)
+    else:  # no gain to share on these two tiny seeds: said as None, never a division by zero
+        assert shares[0] is None and line["spearman_captured_vs_tuning_fresh"] is None
+    assert line["runs"][1]["tuning_fresh_gain_pct"] == 0.0

@@ -66,13 +66,17 @@ ROLLING = ["window=rolling", "window.as_of=2026-06-04", "window.tune_days=1", "w
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("window", [["window=smoke"], ROLLING], ids=["smoke", "rolling"])
-def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_path: Path, window: list[str]) -> None:
+@pytest.mark.parametrize("window, selection, seeds", [
+    (["window=smoke"], ["hydra.callbacks.report.selection_top=3", "hydra.callbacks.report.selection_seeds=2"], 2),
+    (ROLLING, [], 1),  # the default: the 3 best on 1 fresh seed
+], ids=["smoke-3x2", "rolling-default"])
+def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_path: Path, window: list[str],
+                                                                         selection: list[str], seeds: int) -> None:
     out = tmp_path / "outputs"
     proc = subprocess.run(
         [sys.executable, "-m", "experiment", "-m", *window, "hydra.sweeper.n_trials=6", f"paths.outputs={out}",
          "tracking=off", "hydra.sweeper.progress=false", "hydra.callbacks.report.replications=2", "hydra.callbacks.report.rule=fixed",
-         "hydra.callbacks.report.plots=false", "hydra.callbacks.report.selection_top=3",
+         "hydra.callbacks.report.plots=false", *selection,
          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -80,8 +84,8 @@ def test_a_smoke_sweeps_candidate_is_the_trial_the_selection_stage_chose(tmp_pat
     sel = report["selection"]
     tuning = report["windows"]["tuning"]  # the trials' window: its name, and its seed + 100 + j
     assert sel["window"] == tuning["name"] == window[0].split("=")[1]
-    assert sel["seeds"] == [tuning["seed"] + 100, tuning["seed"] + 101]
-    assert len(sel["finalists"]) == 3 and sel["simulations"] == 6
+    assert sel["seeds"] == [tuning["seed"] + 100 + j for j in range(seeds)]
+    assert len(sel["finalists"]) == 3 and sel["simulations"] == 3 * seeds
     # the fresh seeds ran the trials' own window and fleet (a week of 1,000 drivers would earn several times more)
     assert all(0.7 < f["fresh_mean"] / f["tuning_value"] < 1.3 for f in sel["finalists"]), sel["finalists"]
     means = {f["trial"]: f["fresh_mean"] for f in sel["finalists"]}

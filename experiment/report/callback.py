@@ -27,8 +27,8 @@ class ReportCallback(Callback):
     MLflow attaches its files to the parent run."""
 
     def __init__(self, enabled: bool = True, replications: int = 4, window: str = "test_week", workers: int = 2,
-                 match_scale: bool = True, plots: bool = True, selection_top: int = 0,
-                 selection_seeds: int = 2, rule: str = "sequential", batch: int = 1, max_replications: int = 16,
+                 match_scale: bool = True, plots: bool = True, selection_top: int = 3,
+                 selection_seeds: int = 1, rule: str = "sequential", batch: int = 1, max_replications: int = 16,
                  min_gain_pct: float = 0.2) -> None:
         from experiment.config import ConfigError
 

@@ -24,8 +24,8 @@ report settings: report.rule=sequential (looks until shown better / not better; 
                  (auto: the same cycle's rolling test span after a window=rolling sweep, else test_week)
                  report.match_scale=true (test window as long as the tuning window, same fleet caps)
                  report.plots=true
-                 report.selection_top=0 report.selection_seeds=2 (>= 2: the best trials on fresh tuning seeds,
-                 the best mean is the candidate)
+                 report.selection_top=3 report.selection_seeds=1 (>= 2: the best trials on fresh tuning seeds,
+                 the best mean is the candidate; 0: the sweep's best trial)
 window=NAME is report.window=NAME; demand is not an override (the report evaluates ml and stats)
 config overrides (applied to the test configs), e.g. window.drivers=200 region.requests_per_hour=1000"""
 

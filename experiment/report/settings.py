@@ -70,8 +70,8 @@ class ReportSettings:
     workers: int = 2  # simulation processes
     match_scale: bool = True  # the test window takes the tuning window's days, window.drivers and max_shift_h
     plots: bool = True
-    selection_top: int = 0  # the best trials simulated again on fresh tuning seeds before naming the candidate (0: off)
-    selection_seeds: int = 2  # fresh seeds of the tuning window per finalist
+    selection_top: int = 3  # the best trials simulated again on fresh tuning seeds before naming the candidate (0, 1: off)
+    selection_seeds: int = 1  # fresh seeds of the tuning window per finalist
     rule: str = "sequential"  # sequential: looks until shown better / not better (docs/report.md); fixed: one look
     batch: int = 1  # replications added per later look (rule=sequential; 1 measured best, docs/report.md)
     max_replications: int = 16  # the last look; undecided there (rule=sequential)

@@ -1,0 +1,155 @@
+"""``bench tuning-seeds``: is a sweep's shortfall its one tuning seed, or the week it tuned on?
+
+Every trial of a sweep runs the same seed of the tuning week, and ``bench accuracy`` judges the candidate on the
+held-out test week. A candidate that captures little held out either fits the noise of that one seed (then it
+also loses on the tuning week's *other* seeds, and more seeds per decision help) or fits the tuning week itself
+(then it wins on the tuning week's other seeds and loses only on the test week, and more seeds do not help). This
+bench simulates each candidate of a ``bench accuracy`` result, the oracle and production on fresh seeds of the
+tuning window (common random numbers), computes each candidate's share of the oracle's gain there, and its rank
+correlation with the held-out captured share (beside the correlation of the held-out share with the candidate's
+gap to the oracle on the sweep's own tuning seed, ``tuning_vs_oracle_pct``).
+
+The fresh seeds are the tuning window's seed + 200 + j: apart from the seeds the oracle was located on (1..6),
+the report's selection stage (+100..) and the test week's (1001..).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+PROG = "bench tuning-seeds"
+SEED_OFFSET = 200
+MAX_SEEDS = 64
+
+
+class TuningSeedsError(Exception):
+    """Bad input, said in one line."""
+
+
+def gain_pct(values: Sequence[float], production: Sequence[float]) -> float:
+    """Mean paired per-seed gain over production, in % (as the oracle and the report compute it)."""
+    return statistics.fmean(100.0 * (v / p - 1.0) for v, p in zip(values, production, strict=True))
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (None for fewer than 3 pairs or a constant side)."""
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    from scipy.stats import spearmanr
+
+    return round(float(spearmanr(a, b).statistic), 4)
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("result", type=Path, help="a bench accuracy JSON (its last line, or a file holding it)")
+    p.add_argument("--oracle", type=Path, default=Path("docs/oracle-navi3.json"))
+    p.add_argument("--config", default=None, help="the configuration's name in the result (default: its 'default')")
+    p.add_argument("--budget", type=int, default=None, help="its budget (default: the first entry of that name)")
+    p.add_argument("--seeds", type=int, default=8, help=f"fresh tuning-window seeds (1..{MAX_SEEDS})")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="a --smoke oracle and result (window=smoke)")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    try:
+        args = p.parse_args(list(argv))
+    except SystemExit as exc:
+        raise TuningSeedsError(f"{PROG}: bad arguments (see --help)") from exc
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise TuningSeedsError(f"{PROG}: invalid --seeds={args.seeds}; allowed: a whole number in 1..{MAX_SEEDS}")
+    if not 1 <= args.workers <= 64:
+        raise TuningSeedsError(f"{PROG}: invalid --workers={args.workers}; allowed: a whole number in 1..64")
+    return args
+
+
+def entry_of(result: dict[str, Any], name: str | None, budget: int | None) -> dict[str, Any]:
+    """The result's entry for that configuration and budget, refused in one line naming what it holds."""
+    name = name or result.get("default", "default")
+    entries = [e for e in result.get("configs", []) if e.get("name") == name
+               and (budget is None or e.get("budget") == budget)]
+    if not entries:
+        held = sorted({f"{e.get('name')}@{e.get('budget')}" for e in result.get("configs", [])})
+        raise TuningSeedsError(f"{PROG}: no configuration {name}" + (f" at budget {budget}" if budget else "")
+                               + f" in the result; allowed: {', '.join(held) or 'none (not a bench accuracy result)'}")
+    if not all("params" in r for r in entries[0].get("runs", [])) or not entries[0].get("runs"):
+        raise TuningSeedsError(f"{PROG}: {name}'s runs carry no candidate params (bench accuracy writes them)")
+    return entries[0]
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """A bench accuracy result: its last stdout line, or a file of several under ``runs`` (docs/accuracy-*.json),
+    whose configurations are read as one result's."""
+    if not path.is_file():
+        raise TuningSeedsError(f"{PROG}: no bench accuracy result at {path}")
+    text = path.read_text().strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        try:
+            doc = json.loads(text.splitlines()[-1])
+        except (ValueError, IndexError):
+            doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("runs"), list) and "configs" not in doc:
+        doc = {"default": "default", "configs": [c for r in doc["runs"] if isinstance(r, dict)
+                                                 for c in r.get("configs", [])]}
+    if not isinstance(doc, dict) or not isinstance(doc.get("configs"), list):
+        raise TuningSeedsError(f"{PROG}: {path} is not a bench accuracy result (one JSON object with configs)")
+    return doc
+
+
+def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
+    from benchmarks.accuracy import AccuracyError, evaluate, load_oracle
+    from benchmarks.oracle import OracleError, policy_with, windows
+
+    result = read_result(args.result)
+    entry = entry_of(result, args.config, args.budget)
+    try:
+        oracle = load_oracle(args.oracle, args.smoke)
+        win = windows(list(oracle.get("settings", {}).get("overrides", [])), args.smoke)
+    except (AccuracyError, OracleError) as err:
+        raise TuningSeedsError(str(err).replace("bench accuracy", PROG)) from None
+    seeds = [int(win.tune.seed) + SEED_OFFSET + j for j in range(args.seeds)]
+    runs = entry["runs"]
+    policies = [win.tune.policy, policy_with(win.tune.policy, oracle["params"]),
+                *(policy_with(win.tune.policy, r["params"]) for r in runs)]
+    log(f"{PROG}: {len(policies)} settings (production, the oracle, {len(runs)} candidates of {entry['name']}) on "
+        f"{len(seeds)} fresh seeds of the tuning window: {len(policies) * len(seeds)} simulations")
+    values = evaluate(win.tune, policies, seeds, args.workers)
+    production, best = values[0], values[1]
+    oracle_gain = gain_pct(best, production)
+    rows = []
+    for r, v in zip(runs, values[2:]):
+        g = gain_pct(v, production)
+        rows.append({"seed": r.get("seed"), "captured_share": r["captured_share"],
+                     "tuning_fresh_gain_pct": round(g, 4),
+                     "tuning_fresh_share": round(g / oracle_gain, 4) if oracle_gain > 0 else None,
+                     "tuning_vs_oracle_pct": r.get("tuning_vs_oracle_pct"), "params": r["params"]})
+    fresh = [x["tuning_fresh_share"] for x in rows]
+    return {
+        "bench": "tuning-seeds", "result": str(args.result), "oracle": str(args.oracle), "config": entry["name"],
+        "budget": entry.get("budget"), "window": win.describe["tuning"], "seeds": seeds,
+        "oracle_tuning_fresh_gain_pct": round(oracle_gain, 4),
+        "spearman_captured_vs_tuning_fresh": None if None in fresh else
+        spearman([x["captured_share"] for x in rows], fresh),
+        # the same against the gap to the oracle on the sweep's own tuning seed (what the sweep maximised)
+        "spearman_captured_vs_own_seed": None if any(x["tuning_vs_oracle_pct"] is None for x in rows) else
+        spearman([x["captured_share"] for x in rows], [x["tuning_vs_oracle_pct"] for x in rows]),
+        "runs": rows, "simulations": len(policies) * len(seeds),
+    }
+
+
+def bench_tuning_seeds(argv: Sequence[str]) -> dict[str, Any]:
+    try:
+        args = parse(argv)
+        out = run(args)
+    except TuningSeedsError as err:
+        print(str(err), file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+    return out
