@@ -124,8 +124,11 @@ def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr,
     rows = []
     for r, v in zip(runs, values[2:]):
         g = gain_pct(v, production)
+        short = [100.0 * (b - c) / p for b, c, p in zip(best, v, production)]  # per seed, % of production
         rows.append({"seed": r.get("seed"), "captured_share": r["captured_share"],
                      "tuning_fresh_gain_pct": round(g, 4),
+                     # how much one seed tells: the spread of the shortfall to the oracle from seed to seed
+                     "tuning_fresh_sd_vs_oracle_pct": round(statistics.stdev(short), 4) if len(short) > 1 else None,
                      "tuning_fresh_share": round(g / oracle_gain, 4) if oracle_gain > 0 else None,
                      "tuning_vs_oracle_pct": r.get("tuning_vs_oracle_pct"), "params": r["params"]})
     fresh = [x["tuning_fresh_share"] for x in rows]

@@ -529,3 +529,5 @@ def test_smoke_tuning_seeds_scores_the_oracle_1_and_production_0(smoke_oracle: t
     else:  # no gain to share on these two tiny seeds: said as None, never a division by zero
         assert shares[0] is None and line["spearman_captured_vs_tuning_fresh"] is None
     assert line["runs"][1]["tuning_fresh_gain_pct"] == 0.0
+    # the oracle's own shortfall to itself is 0 on every seed: no spread
+    assert line["runs"][0]["tuning_fresh_sd_vs_oracle_pct"] == 0.0 and line["runs"][1]["tuning_fresh_sd_vs_oracle_pct"] >= 0

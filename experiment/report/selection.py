@@ -1,9 +1,10 @@
 """The selection stage: the sweep's best few trials simulated again on fresh seeds of the tuning window before
 one of them is named the candidate.
 
-Why: every trial of a sweep runs the same tuning seed, so the best of 30 is partly the best luck on that seed
-(the winner's curse). A setting's gain on one 7-day seed scatters by about 0.4 % while the attainable navi3
-gain is about 1 % (docs/accuracy.md), so a finalist that ranks first on the tuning seed can rank last held out.
+Why: every trial of a sweep runs the same tuning seed, so the best of the sweep is partly the best luck on that
+seed (the winner's curse). Among the points near the optimum, the rank on the tuning seed says nothing about the
+rank held out, while the tuning week's other seeds rank them as the test week does (``bench tuning-seeds``,
+docs/accuracy.md). On by default: the 3 best on 1 fresh seed, after 27 trials instead of 30.
 Re-ranking the top ``selection_top`` trials on ``selection_seeds`` seeds none of them was tuned on (common
 random numbers: every finalist runs the same fresh seeds) picks the one that is good, not lucky. The held-out
 test window is never used here: it stays for the champion/challenger report, which must not choose what it
@@ -85,8 +86,9 @@ def select_candidate(sweep: Sweep, study: Any, settings: ReportSettings) -> dict
     tuning = tuning_config(sweep)
     seeds = [int(tuning.window.seed) + SEED_OFFSET + j for j in range(settings.selection_seeds)]
     params = [_sim_params(tuning, f.params, seed) for f in finals for seed in seeds]
-    log.info("selection stage: the %d best trials (%s) on %d fresh seeds of %s: %d simulations", len(finals),
-             ", ".join(str(f.trial) for f in finals), len(seeds), tuning.window.name, len(params))
+    log.info("selection stage: the %d best trials (%s) on %d fresh seed%s of %s: %d simulations", len(finals),
+             ", ".join(str(f.trial) for f in finals), len(seeds), "" if len(seeds) == 1 else "s",
+             tuning.window.name, len(params))
     metrics = run_simulations(params, min(settings.workers, len(params)))
     for i, f in enumerate(finals):
         f.fresh = [float(m["objective"]) for m in metrics[i * len(seeds):(i + 1) * len(seeds)]]
@@ -94,8 +96,9 @@ def select_candidate(sweep: Sweep, study: Any, settings: ReportSettings) -> dict
     log.info("selection stage: trial %d chosen (%.1f on the fresh seeds; the sweep's best, trial %d: %.1f)",
              chosen.trial, chosen.score, finals[0].trial, finals[0].score)
     return {
-        "method": f"the {len(finals)} best complete trials simulated on {len(seeds)} fresh seeds of the tuning "
-                  "window (common random numbers); the best mean is the candidate",
+        "method": f"the {len(finals)} best complete trials simulated on {len(seeds)} fresh "
+                  f"seed{'' if len(seeds) == 1 else 's'} of the tuning window (common random numbers); the best mean "
+                  "is the candidate",
         "window": str(tuning.window.name),
         "seeds": seeds,
         "simulations": len(params),
