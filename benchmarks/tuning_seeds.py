@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 PROG = "bench tuning-seeds"
+ROOT = Path(__file__).resolve().parents[1]
 SEED_OFFSET = 200
 MAX_SEEDS = 64
 
@@ -45,44 +46,61 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     return round(float(spearmanr(a, b).statistic), 4)
 
 
+OPTIONS = "--oracle, --config, --budget, --seeds, --workers, --smoke, --out"
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("result", type=Path, help="a bench accuracy JSON (its last line, or a file holding it)")
-    p.add_argument("--oracle", type=Path, default=Path("docs/oracle-navi3.json"))
-    p.add_argument("--config", default=None, help="the configuration's name in the result (default: its 'default')")
-    p.add_argument("--budget", type=int, default=None, help="its budget (default: the first entry of that name)")
-    p.add_argument("--seeds", type=int, default=8, help=f"fresh tuning-window seeds (1..{MAX_SEEDS})")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--smoke", action="store_true", help="a --smoke oracle and result (window=smoke)")
-    p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
-    try:
-        args = p.parse_args(list(argv))
-    except SystemExit as exc:
-        raise TuningSeedsError(f"{PROG}: bad arguments (see --help)") from exc
-    if not 1 <= args.seeds <= MAX_SEEDS:
-        raise TuningSeedsError(f"{PROG}: invalid --seeds={args.seeds}; allowed: a whole number in 1..{MAX_SEEDS}")
-    if not 1 <= args.workers <= 64:
-        raise TuningSeedsError(f"{PROG}: invalid --workers={args.workers}; allowed: a whole number in 1..64")
+    """The options; TuningSeedsError (one line naming the option and what it allows) on bad input."""
+    from benchmarks.args import whole
+
+    ap = argparse.ArgumentParser(prog=f"python -m experiment.bench {PROG.split()[1]}", add_help=False)
+    ap.add_argument("result", nargs="?", default=None)
+    ap.add_argument("--oracle", default=str(ROOT / "docs" / "oracle-navi3.json"))
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--budget", default=None)
+    ap.add_argument("--seeds", default="8")
+    ap.add_argument("--workers", default="2")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", default=None)
+    args, rest = ap.parse_known_args(list(argv))
+    if rest:
+        raise TuningSeedsError(f"{PROG}: unknown option {rest[0]!r}; allowed: RESULT (a bench accuracy JSON), {OPTIONS}")
+    if args.result is None:
+        raise TuningSeedsError(f"{PROG}: no RESULT given; allowed: a bench accuracy JSON (its last line, or a "
+                               "docs/accuracy-*.json file of several), then " + OPTIONS)
+    args.result, args.oracle = Path(args.result), Path(args.oracle)
+    args.out = None if args.out is None else Path(args.out)
+    args.seeds = whole(TuningSeedsError, PROG, "--seeds", args.seeds, 1, MAX_SEEDS)
+    args.workers = whole(TuningSeedsError, PROG, "--workers", args.workers, 1, 64)
+    args.budget = None if args.budget is None else whole(TuningSeedsError, PROG, "--budget", args.budget, 1, 100000)
     return args
 
 
 def entry_of(result: dict[str, Any], name: str | None, budget: int | None) -> dict[str, Any]:
-    """The result's entry for that configuration and budget, refused in one line naming what it holds."""
-    name = name or result.get("default", "default")
+    """The result's one entry for that configuration and budget, refused in one line naming what it holds (none,
+    or several: a file of several results needs ``--config`` and, where a name has several budgets, ``--budget``)."""
+    held = sorted({f"{e.get('name')}@{e.get('budget')}" for e in result.get("configs", [])})
+    if name is None:
+        if result.get("_several"):
+            raise TuningSeedsError(f"{PROG}: a file of several results needs --config (and --budget); allowed: "
+                                   f"{', '.join(held)}")
+        name = result.get("default", "default")
     entries = [e for e in result.get("configs", []) if e.get("name") == name
                and (budget is None or e.get("budget") == budget)]
-    if not entries:
-        held = sorted({f"{e.get('name')}@{e.get('budget')}" for e in result.get("configs", [])})
-        raise TuningSeedsError(f"{PROG}: no configuration {name}" + (f" at budget {budget}" if budget else "")
-                               + f" in the result; allowed: {', '.join(held) or 'none (not a bench accuracy result)'}")
-    if not all("params" in r for r in entries[0].get("runs", [])) or not entries[0].get("runs"):
+    if len(entries) != 1:
+        what = "no" if not entries else "more than one"
+        raise TuningSeedsError(f"{PROG}: {what} configuration {name}" + (f" at budget {budget}" if budget else "")
+                               + f" in the result; allowed: {', '.join(held) or 'none (not a bench accuracy result)'}"
+                               + (" (name one with --budget)" if entries else ""))
+    if not entries[0].get("runs") or not all("params" in r for r in entries[0]["runs"]):
         raise TuningSeedsError(f"{PROG}: {name}'s runs carry no candidate params (bench accuracy writes them)")
     return entries[0]
 
 
 def read_result(path: Path) -> dict[str, Any]:
     """A bench accuracy result: its last stdout line, or a file of several under ``runs`` (docs/accuracy-*.json),
-    whose configurations are read as one result's."""
+    whose configurations are read as one result's. Each configuration keeps the oracle it was measured against
+    (``_oracle_params``), so a run of another oracle is refused."""
     if not path.is_file():
         raise TuningSeedsError(f"{PROG}: no bench accuracy result at {path}")
     text = path.read_text().strip()
@@ -93,12 +111,12 @@ def read_result(path: Path) -> dict[str, Any]:
             doc = json.loads(text.splitlines()[-1])
         except (ValueError, IndexError):
             doc = None
-    if isinstance(doc, dict) and isinstance(doc.get("runs"), list) and "configs" not in doc:
-        doc = {"default": "default", "configs": [c for r in doc["runs"] if isinstance(r, dict)
-                                                 for c in r.get("configs", [])]}
-    if not isinstance(doc, dict) or not isinstance(doc.get("configs"), list):
+    several = isinstance(doc, dict) and isinstance(doc.get("runs"), list) and "configs" not in doc
+    results = [r for r in doc["runs"] if isinstance(r, dict)] if several else [doc]
+    if not all(isinstance(r, dict) and isinstance(r.get("configs"), list) for r in results) or not results:
         raise TuningSeedsError(f"{PROG}: {path} is not a bench accuracy result (one JSON object with configs)")
-    return doc
+    configs = [{**c, "_oracle_params": (r.get("oracle") or {}).get("params")} for r in results for c in r["configs"]]
+    return {"default": results[0].get("default", "default"), "configs": configs, "_several": several}
 
 
 def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
@@ -112,6 +130,10 @@ def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr,
         win = windows(list(oracle.get("settings", {}).get("overrides", [])), args.smoke)
     except (AccuracyError, OracleError) as err:
         raise TuningSeedsError(str(err).replace("bench accuracy", PROG)) from None
+    measured = entry.get("_oracle_params")
+    if measured is not None and measured != oracle["params"]:
+        raise TuningSeedsError(f"{PROG}: {entry['name']}@{entry.get('budget')} was measured against another oracle "
+                               f"than {args.oracle}; allowed: the oracle file it was measured against (--oracle)")
     seeds = [int(win.tune.seed) + SEED_OFFSET + j for j in range(args.seeds)]
     runs = entry["runs"]
     policies = [win.tune.policy, policy_with(win.tune.policy, oracle["params"]),

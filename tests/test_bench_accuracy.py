@@ -484,19 +484,32 @@ def test_tuning_seeds_arithmetic_and_bad_input(tmp_path: Path) -> None:
     assert gain_pct([110.0, 99.0], [100.0, 100.0]) == pytest.approx(4.5)
     assert spearman([0.1, 0.5, 0.9], [1.0, 2.0, 3.0]) == 1.0 and spearman([0.1, 0.5, 0.9], [3, 2, 1]) == -1.0
     assert spearman([0.1, 0.5], [1.0, 2.0]) is None and spearman([0.1, 0.5, 0.9], [1.0, 1.0, 1.0]) is None
-    # a committed file of several results (docs/accuracy-*.json) reads as one
-    doc = {"about": "x", "runs": [{"configs": [{"name": "default", "budget": 30, "runs": [{"params": {}}]}]},
-                                  {"configs": [{"name": "ax", "budget": 30, "runs": [{"params": {}}]}]}]}
+    # a committed file of several results (docs/accuracy-*.json) reads as one; each entry keeps its oracle
+    run = [{"params": {}}]
+    doc = {"about": "x", "runs": [
+        {"oracle": {"params": {"a": 1}}, "configs": [{"name": "default", "budget": 30, "runs": run}]},
+        {"oracle": {"params": {"a": 1}}, "configs": [{"name": "ax", "budget": 30, "runs": run}]},
+        {"oracle": {"params": {"a": 2}}, "configs": [{"name": "select", "budget": 30, "runs": run},
+                                                     {"name": "select", "budget": 24, "runs": run}]}]}
     (tmp_path / "many.json").write_text(json.dumps(doc))
     result = read_result(tmp_path / "many.json")
-    assert entry_of(result, "ax", None)["name"] == "ax" and entry_of(result, None, 30)["name"] == "default"
-    for call, words in [(lambda: entry_of(result, "gp", None), "allowed: ax@30, default@30"),
+    assert entry_of(result, "ax", None)["name"] == "ax" and entry_of(result, "select", 24)["budget"] == 24
+    assert entry_of(result, "select", 30)["_oracle_params"] == {"a": 2}
+    held = "allowed: ax@30, default@30, select@24, select@30"
+    for call, words in [(lambda: entry_of(result, "gp", None), "no configuration gp in the result; " + held),
+                        (lambda: entry_of(result, None, 30), "needs --config (and --budget); " + held),
+                        (lambda: entry_of(result, "select", None), "more than one configuration select"),
                         (lambda: read_result(tmp_path / "none.json"), "no bench accuracy result"),
-                        (lambda: parse([str(tmp_path / "many.json"), "--seeds", "0"]), "--seeds=0; allowed"),
-                        (lambda: parse([str(tmp_path / "many.json"), "--workers", "99"]), "--workers=99; allowed")]:
+                        (lambda: parse([]), "no RESULT given; allowed"),
+                        (lambda: parse(["r.json", "--frob"]), "unknown option '--frob'; allowed"),
+                        (lambda: parse(["r.json", "--help"]), "unknown option '--help'; allowed"),
+                        (lambda: parse(["r.json", "--seeds", "0"]), "invalid --seeds '0'; allowed: a whole number in [1, 64]"),
+                        (lambda: parse(["r.json", "--seeds", "x"]), "invalid --seeds 'x'; allowed"),
+                        (lambda: parse(["r.json", "--workers", "99"]), "invalid --workers '99'; allowed")]:
         with pytest.raises(TuningSeedsError) as err:
             call()
-        assert words in str(err.value) and "\n" not in str(err.value)
+        assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert parse(["r.json"]).oracle == ROOT / "docs" / "oracle-navi3.json"  # wherever it is run from
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(TuningSeedsError, match="not a bench accuracy result"):
         read_result(tmp_path / "bad.json")
@@ -517,6 +530,14 @@ def test_smoke_tuning_seeds_scores_the_oracle_1_and_production_0(smoke_oracle: t
             for i, (s, p) in enumerate([(1.0, oracle["params"]), (0.0, prod), (0.5, mid)])]
     result = tmp_path / "acc.json"
     result.write_text(json.dumps({"default": "default", "configs": [{"name": "default", "budget": 3, "runs": runs}]}))
+    # a result measured against another oracle is refused in one line, before any simulation
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"oracle": {"params": {"policy.gamma": 0.5}}, "default": "default",
+                                 "configs": [{"name": "default", "budget": 3, "runs": runs}]}))
+    proc = subprocess.run([sys.executable, "-m", "experiment.bench", "tuning-seeds", str(other), "--oracle", str(out),
+                           "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "measured against another oracle" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
     line = _bench(["tuning-seeds", str(result), "--oracle", str(out), "--smoke", "--seeds", "2",
                    "--out", str(tmp_path / "ts.json")])
     assert line == json.loads((tmp_path / "ts.json").read_text())
