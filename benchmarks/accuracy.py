@@ -123,17 +123,17 @@ NOT_YET = ("smac",)
 #: what the default's end-of-sweep report spent when the table of docs/accuracy.md was measured (5 replications x 4
 #: patterns; 2 x 4 in a smoke run), given to a peer that has no report so it spends as much as the default
 REPORT_SIMULATIONS = {False: 20, True: 8}
+#: the optional bench extra's distributions, by the module a configuration needs
+EXTRA = {"torch": "PyTorch", "ax": "ax-platform"}
 
 
 def selection_simulations() -> int:
-    """What the default's selection stage spends (finalists x fresh seeds, the report's defaults), given to a peer
-    too: it has no selection stage, so it spends them on trials."""
+    """What the default's selection stage spends (finalists x fresh seeds, the report's defaults, which
+    conf/config.yaml repeats: tested), given to a peer too: it has no selection stage, so it spends them on trials."""
     from experiment.report.settings import ReportSettings
 
     s = ReportSettings()
     return s.selection_top * s.selection_seeds if s.selection_top >= 2 else 0
-#: the optional bench extra's distributions, by the module a configuration needs
-EXTRA = {"torch": "PyTorch", "ax": "ax-platform"}
 
 
 def installed(module: str) -> bool:

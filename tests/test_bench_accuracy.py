@@ -43,6 +43,21 @@ def test_captured_share_se_is_the_paired_spread_over_the_gain() -> None:
         captured_share_se([1.0, 2.0], [1.0], [3.0, 4.0])
 
 
+def test_the_reports_defaults_are_the_configs() -> None:
+    """``make run``'s report (conf/config.yaml) and the report's own defaults (a standalone report, the peer's
+    budget: ``selection_simulations``) name the same candidate: the same selection stage, the same rule."""
+    from dataclasses import asdict
+
+    from benchmarks.accuracy import selection_simulations
+    from benchmarks.oracle import compose
+    from experiment.report.settings import ReportSettings
+
+    conf = compose([]).hydra.callbacks.report
+    defaults = asdict(ReportSettings())
+    assert {k: conf[k] for k in defaults if k != "window"} == {k: v for k, v in defaults.items() if k != "window"}
+    assert selection_simulations() == conf.selection_top * conf.selection_seeds == 3
+
+
 def test_captured_share_keeps_negative_shares() -> None:
     assert captured_share([98.0, 108.0, 88.0], [100.0, 110.0, 90.0], [104.0, 114.0, 94.0]) == pytest.approx(-0.5)
 
