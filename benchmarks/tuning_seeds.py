@@ -33,8 +33,10 @@ class TuningSeedsError(Exception):
 
 
 def gain_pct(values: Sequence[float], production: Sequence[float]) -> float:
-    """Mean paired per-seed gain over production, in % (as the oracle and the report compute it)."""
-    return statistics.fmean(100.0 * (v / p - 1.0) for v, p in zip(values, production, strict=True))
+    """Mean paired per-seed gain over production, in % (the report's paired differences, as the oracle's gain)."""
+    from experiment.report.stats import paired_pct_differences
+
+    return statistics.fmean(paired_pct_differences(production, values))
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
