@@ -54,7 +54,7 @@ def test_the_reports_defaults_are_the_configs() -> None:
 
     conf = compose([]).hydra.callbacks.report
     defaults = asdict(ReportSettings())
-    assert {k: conf[k] for k in defaults if k != "window"} == {k: v for k, v in defaults.items() if k != "window"}
+    assert {k: conf[k] for k in defaults} == defaults
     assert selection_simulations() == conf.selection_top * conf.selection_seeds == 3
 
 
@@ -192,6 +192,7 @@ def test_oracle_bad_options_are_one_line(argv: list[str], words: str) -> None:
     (["--budgets", "2"], "--budgets"), (["--budgets", "15,15"], "--budgets"), (["--repeats", "0"], "--repeats"),
     (["--configs", "frob"], "--configs"), (["--configs", "default,smac"], "not implemented yet"),
     (["--configs", "smac"], "not implemented yet"), (["--workers", "-1"], "--workers"), (["--bogus"], "--bogus"),
+    (["--first-seed", "0"], "--first-seed"), (["--first-seed", "x"], "--first-seed"),
 ])
 def test_accuracy_bad_options_are_one_line(argv: list[str], words: str) -> None:
     with pytest.raises(AccuracyError) as err:
@@ -201,7 +202,8 @@ def test_accuracy_bad_options_are_one_line(argv: list[str], words: str) -> None:
 
 def test_accuracy_defaults() -> None:
     opts = parse_accuracy([])
-    assert opts.budgets == [15, 27, 60] and opts.repeats == 5 and "default" in opts.configs
+    assert opts.budgets == [15, 27, 60] and opts.repeats == 5 and "default" in opts.configs and opts.first_seed == 1
+    assert parse_accuracy(["--first-seed", "6", "--repeats", "5"]).first_seed == 6  # seeds 6..10 extend 1..5
     assert "hydra-optuna" in opts.configs and "navi6" in opts.configs
     # the optional extra's configurations run by default where their module is installed, and only there
     assert ("ax" in opts.configs) == (importlib.util.find_spec("ax") is not None)

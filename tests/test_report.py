@@ -237,6 +237,22 @@ def test_a_failing_report_costs_one_warning_not_the_sweep(tmp_path: Path, caplog
     assert report_paths(tmp_path) == []
 
 
+def test_the_end_of_sweep_hook_takes_the_reports_own_defaults() -> None:
+    """One place for the defaults: a key the hook is not given is ReportSettings' value, and a key it does not know
+    is one line naming it and the allowed keys."""
+    from experiment.config import ConfigError
+    from experiment.report.settings import ReportSettings
+
+    assert ReportCallback().settings == ReportSettings()
+    assert ReportCallback(selection_top=5).settings == ReportSettings(selection_top=5)
+    with pytest.raises(ConfigError) as err:
+        ReportCallback(selection_topp=5)
+    text = str(err.value)
+    assert "hydra.callbacks.report.selection_topp" in text and "selection_top," in text and "\n" not in text
+    with pytest.raises(ConfigError, match="hydra.callbacks.report.selection_seeds"):
+        ReportCallback(selection_seeds=0)
+
+
 @pytest.mark.slow
 def test_a_bad_sweep_dir_is_one_line(tmp_path: Path) -> None:
     for args, text in (([str(tmp_path / "missing")], "is not a directory"),

@@ -26,16 +26,21 @@ class ReportCallback(Callback):
     Registered after the MLflow callback so it runs first at the end (Hydra calls end hooks in reverse) and
     MLflow attaches its files to the parent run."""
 
-    def __init__(self, enabled: bool = True, replications: int = 4, window: str = "test_week", workers: int = 2,
-                 match_scale: bool = True, plots: bool = True, selection_top: int = 3,
-                 selection_seeds: int = 1, rule: str = "sequential", batch: int = 1, max_replications: int = 16,
-                 min_gain_pct: float = 0.2) -> None:
+    def __init__(self, enabled: bool = True, **settings: Any) -> None:
+        """``settings`` are :class:`ReportSettings`' fields; a key left out takes its default there (one place
+        for the defaults: conf/config.yaml repeats them, and a test checks that it does)."""
+        from dataclasses import fields
+
         from experiment.config import ConfigError
 
         self.enabled = enabled
+        allowed = [f.name for f in fields(ReportSettings)]
+        unknown = sorted(set(settings) - set(allowed))
+        if unknown:
+            raise ConfigError(f"navitune: unknown config key hydra.callbacks.report.{unknown[0]}; allowed: enabled, "
+                              + ", ".join(allowed))
         try:
-            self.settings = ReportSettings(replications, window, workers, match_scale, plots, selection_top,
-                                           selection_seeds, rule, batch, max_replications, min_gain_pct).check()
+            self.settings = ReportSettings(**settings).check()
         except ReportError as err:
             raise ConfigError(under(str(err))) from None
         if not isinstance(enabled, bool):
