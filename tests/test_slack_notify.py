@@ -190,11 +190,14 @@ def test_start_and_finish_messages(sweeps, webhook: Webhook):
     assert finish.startswith(":white_check_mark: *navitune sweep finished*: study `navitune_tokyo_central_smoke_ml` "
                              "after ")
     assert "4 finished trials (0 pruned), 0 failed" in finish
-    assert f"best: *{best.value:,.1f} yen/driver-day* (trial {best.number}: policy.gamma=" in finish
-    assert f"vs production: *{pct:+.2f} %* (production {base.value:,.1f} yen/driver-day, trial 0)" in finish
+    assert f"best on the tuning seed: *{best.value:,.1f} yen/driver-day* (trial {best.number}: policy.gamma=" in finish
+    assert (f"vs production on the tuning seed: *{pct:+.2f} %* (production {base.value:,.1f} yen/driver-day, "
+            "trial 0)") in finish
     assert f"MLflow: {MLFLOW_URL}" in finish and f"KFP: {KFP_URL}" in finish
     assert f"sweep dir `{sweep.sweep_dir}`" in finish
     assert (sweep.sweep_dir / "optimization_results.yaml").is_file()
+    # the report runs after this message (Hydra ends callbacks in reverse): the message points to it
+    assert "the candidate and its held-out gain: the champion/challenger report (report.md" in finish
 
 
 @pytest.mark.slow
@@ -380,6 +383,7 @@ def test_finish_links_the_mlflow_parent_run_without_configuration(sweep_process,
     assert finish.startswith(":white_check_mark: *navitune sweep finished*")
     assert f"MLflow: {mlflow_server.uri}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}" in finish
     assert "KFP:" not in finish  # process_pool: no KFP experiment
+    assert "champion/challenger report" not in finish  # hydra.callbacks.report.enabled=false: no pointer to it
     assert password not in start + finish
 
 

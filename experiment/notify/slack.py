@@ -171,12 +171,16 @@ class SlackNotifier(Callback):
             return lines
         unit = f" {self.unit}" if self.unit else ""
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
-        lines.append(f"best: *{best.value:,.1f}{unit}* (trial {best.number}: {params})")
+        lines.append(f"best on the tuning seed: *{best.value:,.1f}{unit}* (trial {best.number}: {params})")
         if summary.improvement_pct is not None:
-            lines.append(f"vs production: *{summary.improvement_pct:+.2f} %* (production {base.value:,.1f}{unit}, "
-                         f"trial {base.number})")
+            lines.append(f"vs production on the tuning seed: *{summary.improvement_pct:+.2f} %* (production "
+                         f"{base.value:,.1f}{unit}, trial {base.number})")
         else:
             lines.append("vs production: no completed baseline trial")
+        if _report_on(config):  # Hydra ends this hook before the report's: its figures are not there yet
+            lines.append("the candidate and its held-out gain: the champion/challenger report (report.md in the "
+                         "sweep dir); its selection stage may name another trial, and a tuning-seed gain "
+                         "overstates the held-out one")
         return lines
 
     def _took(self) -> str:
@@ -231,6 +235,15 @@ def _sweep(config: DictConfig) -> dict[str, Any]:
         "params": list(params.keys()) if isinstance(params, DictConfig) else [],
         "dir": get("hydra.sweep.dir"),
     }
+
+
+def _report_on(config: DictConfig) -> bool:
+    """The end-of-sweep report will run (``hydra.callbacks.report`` present and enabled)."""
+    try:
+        node = OmegaConf.select(config, "hydra.callbacks.report", default=None)
+        return node is not None and bool(node.get("enabled", True))
+    except Exception:
+        return False
 
 
 def _storage(setting: Any) -> Any:
