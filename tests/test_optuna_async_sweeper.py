@@ -359,6 +359,28 @@ def test_resumed_seeded_sweep_proposes_new_points(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_study_of_another_search_space_is_refused_untouched(tmp_path: Path) -> None:
+    """Resuming a study whose trials searched other ranges would mix two spaces (a best trial outside today's
+    range; a study at its budget ending at once): one line naming the parameter and both ranges, before any trial,
+    and the study as it was. The same space resumes; a new study name starts afresh."""
+    store = tmp_path / "study.journal"
+    first = run("sphere", tmp_path, "sweep", journal(store), "x=interval(-5.0,5.0)", "y=interval(-5.0,5.0)",
+                "hydra.sweeper.n_trials=3")
+    assert first.rc == 0, first
+    before = [(t.number, t.state, t.params) for t in journal_trials(store, "sphere")]
+    changed = run("sphere", tmp_path, "sweep", journal(store), "x=interval(-1.0,1.0)", "y=interval(-5.0,5.0)",
+                  "hydra.sweeper.n_trials=5")
+    assert changed.rc != 0, changed
+    lines = [ln for ln in (changed.stdout + changed.stderr).splitlines() if "another space" in ln]
+    assert len(lines) == 1 and "x -5..5, this sweep: -1..1" in lines[0] and "hydra.sweeper.study_name" in lines[0], changed
+    assert "Traceback" not in changed.stderr, changed
+    assert [(t.number, t.state, t.params) for t in journal_trials(store, "sphere")] == before  # nothing written
+    same = run("sphere", tmp_path, "sweep", journal(store), "x=interval(-5.0,5.0)", "y=interval(-5.0,5.0)",
+               "hydra.sweeper.n_trials=4")
+    assert same.rc == 0 and states(journal_trials(store, "sphere"))[TrialState.COMPLETE] == 4, same
+
+
+@pytest.mark.slow
 def test_kill_9_then_rerun_ends_at_exactly_n_trials(tmp_path: Path) -> None:
     store, hold = tmp_path / "study.journal", tmp_path / "hold"
     args = (journal(store), "hydra.sweeper.n_trials=8", "sleep_s=0.3", f"hold_file={hold}")
