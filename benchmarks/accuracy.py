@@ -1,10 +1,10 @@
 """Benchmark ``accuracy``: how much of the attainable gain does a sweep capture? (issue 21)
 
 ``python -m experiment.bench accuracy [--budgets 15,27,60] [--repeats 5] [--configs default,tpe,...]
-[--oracle docs/oracle-navi3.json] [--workers 2] [--smoke] [--keep DIR]``:
+[--oracle docs/oracle-navi3.json] [--workers 2] [--smoke] [--keep DIR] [--first-seed 1]``:
 
 * each configuration runs ``repeats`` independent sweeps through the real command path (``python -m experiment -m
-  ...`` as a subprocess: process_pool with 2 workers, ``hydra.sweeper.sampler.seed=1..repeats``, ``tracking=off``,
+  ...`` as a subprocess: process_pool with 2 workers, ``hydra.sweeper.sampler.seed=1..repeats``, or from ``--first-seed``, ``tracking=off``,
   its own ``paths.outputs``), the end-of-sweep report included;
 * each sweep's chosen candidate is taken as the report and the registry take it (``policy_candidate.yaml``, else
   ``optimization_results.yaml``'s best parameters on production) and simulated on the oracle's test window and
@@ -101,6 +101,11 @@ CONFIGS: dict[str, Config] = {
     # the same with one fresh seed per finalist (3 simulations): the default's selection stage since issue 21
     "select1": Config("select1", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",
                                                   "hydra.callbacks.report.selection_seeds=1")),
+    # the default with the assumed wait searched on a linear scale instead of navi3's log scale
+    "wait-linear": Config("wait-linear", "tpe", "navi3", ("policy.max_wait_min=interval(1.0,60.0)",)),
+    # the default with the discount searched over 0.6-0.995, navi3's range before issue 21 narrowed it to 0.85-0.99
+    # (measured the other way round, docs/accuracy.md)
+    "gamma-0.6": Config("gamma-0.6", "tpe", "navi3", ("policy.gamma=interval(0.6,0.995)",)),
     "navi6": Config("navi6", "tpe", "navi6", ("search_space=navi6",)),
     # Optuna's GP sampler (PyTorch: pip install -e '.[bench]') without a pruner: the GP learns from COMPLETE
     # trials only (its start-up count too), so pruned trials are lost to it; the control is TPE without a pruner.
@@ -290,7 +295,8 @@ class Options:
     workers: int
     smoke: bool
     keep: Path | None
-    all_configs: bool = False  # --configs not given: every installed configuration
+    all_configs: bool = False
+    first_seed: int = 1  # sampler seeds first_seed .. first_seed + repeats - 1 (a later call extends a measurement)  # --configs not given: every installed configuration
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -303,10 +309,11 @@ def parse(argv: Sequence[str]) -> Options:
     ap.add_argument("--workers", default="2")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--keep", default=None)
+    ap.add_argument("--first-seed", default="1")
     args, rest = ap.parse_known_args(list(argv))
     if rest:
         raise AccuracyError(f"{PROG}: unknown option {rest[0]!r}; allowed: --budgets, --repeats, --configs, --oracle, "
-                            "--workers, --smoke, --keep")
+                            "--workers, --smoke, --keep, --first-seed")
     names = sorted(CONFIGS) + list(NOT_YET)
 
     def whole(option: str, raw: str, lo: int, hi: int) -> int:
@@ -333,11 +340,12 @@ def parse(argv: Sequence[str]) -> Options:
             raise AccuracyError(f"{PROG}: --configs {c} needs {EXTRA[CONFIGS[c].needs]}: pip install -e '.[bench]'; "
                                 f"allowed without it: {', '.join(n for n in CONFIGS if installed(CONFIGS[n].needs))}")
     workers = whole("--workers", args.workers, 1, 64)
+    first_seed = whole("--first-seed", args.first_seed, 1, 10000)
     keep = Path(args.keep) if args.keep else None
     if keep is not None and not keep.parent.is_dir():
         raise AccuracyError(f"{PROG}: invalid --keep {args.keep!r}; allowed: a directory whose parent exists")
     return Options(budgets, repeats, configs, Path(args.oracle), workers, bool(args.smoke), keep,
-                   all_configs=args.configs is None and not args.smoke)
+                   all_configs=args.configs is None and not args.smoke, first_seed=first_seed)
 
 
 # --------------------------------------------------------------------------------------------- the bench
@@ -390,7 +398,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
             searched = config_space(config)
             for budget in opts.budgets:
                 shares, sims, cpus, rows, equiv = [], [], [], [], []
-                for seed in range(1, opts.repeats + 1):
+                for seed in range(opts.first_seed, opts.first_seed + opts.repeats):
                     out = root / f"{name}-b{budget}-s{seed}"
                     out.mkdir(parents=True, exist_ok=True)
                     t0 = time.perf_counter()

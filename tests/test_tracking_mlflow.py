@@ -230,7 +230,7 @@ def test_parent_run_holds_the_study_settings_config_and_best(sweeps: Sweeps, tmp
     assert window == ("smoke", "2026-06-03", "2026-06-06")
     assert params["sampler"] == "TPESampler" and params["pruner"] == "MedianPruner"
     assert params["search_space"] == "navi3"
-    assert params["search_space.policy.gamma"] == "interval(0.6, 0.995)"
+    assert params["search_space.policy.gamma"] == "interval(0.85, 0.99)"
     assert params["direction"] == "maximize"
     assert json.loads(params["baseline"])["policy.gamma"] == _PROD["gamma"]  # the first entry of ENQUEUE
     assert [e["policy.gamma"] for e in json.loads(params["enqueued"])] == [1.5]  # the rest
