@@ -295,8 +295,8 @@ class Options:
     workers: int
     smoke: bool
     keep: Path | None
-    all_configs: bool = False
-    first_seed: int = 1  # sampler seeds first_seed .. first_seed + repeats - 1 (a later call extends a measurement)  # --configs not given: every installed configuration
+    all_configs: bool = False  # --configs not given: every installed configuration
+    first_seed: int = 1  # sampler seeds first_seed .. first_seed + repeats - 1 (a later call extends a measurement)
 
 
 def parse(argv: Sequence[str]) -> Options:

@@ -372,12 +372,25 @@ def test_a_study_of_another_search_space_is_refused_untouched(tmp_path: Path) ->
                   "hydra.sweeper.n_trials=5")
     assert changed.rc != 0, changed
     lines = [ln for ln in (changed.stdout + changed.stderr).splitlines() if "another space" in ln]
-    assert len(lines) == 1 and "x -5..5, this sweep: -1..1" in lines[0] and "hydra.sweeper.study_name" in lines[0], changed
+    assert len(lines) == 1 and "x -5.0..5.0, this sweep: -1.0..1.0" in lines[0], changed
+    assert "hydra.sweeper.study_name" in lines[0] and "paths.outputs" in lines[0], changed
     assert "Traceback" not in changed.stderr, changed
     assert [(t.number, t.state, t.params) for t in journal_trials(store, "sphere")] == before  # nothing written
     same = run("sphere", tmp_path, "sweep", journal(store), "x=interval(-5.0,5.0)", "y=interval(-5.0,5.0)",
                "hydra.sweeper.n_trials=4")
     assert same.rc == 0 and states(journal_trials(store, "sphere"))[TrialState.COMPLETE] == 4, same
+
+
+@pytest.mark.slow
+def test_a_custom_search_space_study_resumes(tmp_path: Path) -> None:
+    """The parameters a custom_search_space function adds (z's range depends on x) are not the declared space:
+    resuming such a study is the same space, not another one."""
+    store = tmp_path / "custom.journal"
+    first = run("custom_space", tmp_path, "ours", journal(store))
+    assert first.rc == 0, first
+    again = run("custom_space", tmp_path, "ours", journal(store), "hydra.sweeper.n_trials=12")
+    assert again.rc == 0 and "another space" not in again.stdout + again.stderr, again
+    assert states(journal_trials(store, "custom-search-space"))[TrialState.COMPLETE] == 12
 
 
 @pytest.mark.slow
