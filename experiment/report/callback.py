@@ -29,18 +29,11 @@ class ReportCallback(Callback):
     def __init__(self, enabled: bool = True, **settings: Any) -> None:
         """``settings`` are :class:`ReportSettings`' fields; a key left out takes its default there (one place
         for the defaults: conf/config.yaml repeats them, and a test checks that it does)."""
-        from dataclasses import fields
-
         from experiment.config import ConfigError
 
         self.enabled = enabled
-        allowed = [f.name for f in fields(ReportSettings)]
-        unknown = sorted(set(settings) - set(allowed))
-        if unknown:
-            raise ConfigError(f"navitune: unknown config key hydra.callbacks.report.{unknown[0]}; allowed: enabled, "
-                              + ", ".join(allowed))
         try:
-            self.settings = ReportSettings(**settings).check()
+            self.settings = ReportSettings.from_mapping(settings, also=("enabled",))
         except ReportError as err:
             raise ConfigError(under(str(err))) from None
         if not isinstance(enabled, bool):

@@ -147,12 +147,18 @@ class ReportSettings:
     def from_overrides(cls, items: Sequence[str]) -> "ReportSettings":
         """Settings from ``report.<key>=<value>`` strings (values parsed as YAML: 5, true, test_week)."""
         values: dict[str, Any] = {}
-        known = set(asdict(cls()))
         for item in items:
             key, _, raw = item.partition("=")
-            name = key.removeprefix("report.")
-            if name not in known:
-                raise ReportError(f"navitune.report: unknown setting {key}; allowed: "
-                                  + ", ".join(f"report.{k}" for k in sorted(known)))
-            values[name] = setting_value(raw)
-        return cls(**values).check()
+            values[key.removeprefix("report.")] = setting_value(raw)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], also: Sequence[str] = ()) -> "ReportSettings":
+        """Checked settings from ``{key: value}``; a key left out takes its default here. An unknown key is one
+        line naming the allowed ones (``also``: the caller's own keys, e.g. the end-of-sweep hook's ``enabled``)."""
+        known = set(asdict(cls()))
+        unknown = sorted(set(values) - known - set(also))
+        if unknown:
+            raise ReportError(f"navitune.report: unknown setting report.{unknown[0]}; allowed: "
+                              + ", ".join(f"report.{k}" for k in sorted(known | set(also))))
+        return cls(**{k: v for k, v in values.items() if k in known}).check()
