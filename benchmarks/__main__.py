@@ -261,13 +261,21 @@ def bench_tuning_seeds(argv: list[str]) -> dict:
     return run(argv)
 
 
+def bench_rescore(argv: list[str]) -> dict:
+    from benchmarks.rescore import bench_rescore as run
+
+    return run(argv)
+
+
 BENCHES = {"sim": bench_sim, "sweep": bench_sweep, "kfp": bench_kfp, "kfp-scale": bench_kfp_scale,
            "retune": bench_retune, "oracle": bench_oracle, "accuracy": bench_accuracy, "decision": bench_decision,
-           "tuning-seeds": bench_tuning_seeds}
+           "tuning-seeds": bench_tuning_seeds, "rescore": bench_rescore}
 #: the benches that take arguments: retune [overrides] [--json FILE] [--plot FILE]; kfp-scale [key=value ...];
-#: oracle [overrides] [--points N] [--workers W] [--smoke --out FILE]; accuracy [--budgets ...] [--configs ...];
-#: decision [--decisions N] [--levels ...] [--smoke --out FILE]; tuning-seeds RESULT [--seeds N] [--oracle FILE]
-TAKES_ARGS = {"retune", "kfp-scale", "oracle", "accuracy", "decision", "tuning-seeds"}
+#: oracle [overrides] [--points N] [--reporting-seeds N] [--workers W] [--smoke --out FILE];
+#: accuracy [--budgets ...] [--configs ...];
+#: decision [--decisions N] [--levels ...] [--smoke --out FILE]; tuning-seeds RESULT [--seeds N] [--oracle FILE];
+#: rescore RESULT --out FILE [--oracle FILE]
+TAKES_ARGS = {"retune", "kfp-scale", "oracle", "accuracy", "decision", "tuning-seeds", "rescore"}
 
 
 def main() -> None:

@@ -11,6 +11,12 @@ gap to the oracle on the sweep's own tuning seed, ``tuning_vs_oracle_pct``).
 
 The fresh seeds are the tuning window's seed + 200 + j: apart from the seeds the oracle was located on (1..6),
 the report's selection stage (+100..) and the test week's (1001..).
+
+``--days D`` (below the tuning window's length) simulates each fresh seed on a window of D days instead, the j-th
+starting (j * D) mod 7 days after the tuning window's start: every weekday in turn, so 7 one-day runs cover the
+week as one 7-day run does, at about the same CPU, with 7 independent draws of the week's demand (each seed draws
+its own drift of the hot spots from history, ``experiment/sim/demand.py``) instead of one. Whether short windows
+rank the candidates as the held-out week does is what the two correlations then say.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, Sequence
 PROG = "bench tuning-seeds"
 ROOT = Path(__file__).resolve().parents[1]
 SEED_OFFSET = 200
-MAX_SEEDS = 64
+MAX_SEEDS = 256  # 7 one-day runs per week-long one (--days 1)
 
 
 class TuningSeedsError(Exception):
@@ -48,7 +54,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     return round(float(spearmanr(a, b).statistic), 4)
 
 
-OPTIONS = "--oracle, --config, --budget, --seeds, --workers, --smoke, --out"
+OPTIONS = "--oracle, --config, --budget, --seeds, --days, --workers, --smoke, --out"
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -61,6 +67,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--config", default=None)
     ap.add_argument("--budget", default=None)
     ap.add_argument("--seeds", default="8")
+    ap.add_argument("--days", default=None)
     ap.add_argument("--workers", default="2")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", default=None)
@@ -74,25 +81,36 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args.out = None if args.out is None else Path(args.out)
     args.seeds = whole(TuningSeedsError, PROG, "--seeds", args.seeds, 1, MAX_SEEDS)
     args.workers = whole(TuningSeedsError, PROG, "--workers", args.workers, 1, 64)
+    args.days = None if args.days is None else whole(TuningSeedsError, PROG, "--days", args.days, 1, 7)
     args.budget = None if args.budget is None else whole(TuningSeedsError, PROG, "--budget", args.budget, 1, 100000)
     return args
 
 
 def entry_of(result: dict[str, Any], name: str | None, budget: int | None) -> dict[str, Any]:
     """The result's one entry for that configuration and budget, refused in one line naming what it holds (none,
-    or several: a file of several results needs ``--config`` and, where a name has several budgets, ``--budget``)."""
+    or several: a file of several results needs ``--config`` and, where a name has several budgets, ``--budget``).
+    ``all``: every entry's candidates as one (of one oracle), each row naming its configuration."""
     held = sorted({f"{e.get('name')}@{e.get('budget')}" for e in result.get("configs", [])})
     if name is None:
         if result.get("_several"):
             raise TuningSeedsError(f"{PROG}: a file of several results needs --config (and --budget); allowed: "
                                    f"{', '.join(held)}")
         name = result.get("default", "default")
+    if name == "all":  # every entry's candidates together (one oracle: each run is checked against it)
+        pooled = [e for e in result.get("configs", []) if budget is None or e.get("budget") == budget]
+        oracles = {json.dumps(e.get("_oracle_params"), sort_keys=True) for e in pooled}
+        if not pooled or len(oracles) > 1:
+            raise TuningSeedsError(f"{PROG}: --config all needs entries measured against one oracle; the result holds "
+                                   f"{len(oracles)} oracles; allowed: one of {', '.join(held)}")
+        return {"name": "all", "budget": budget, "_oracle_params": pooled[0].get("_oracle_params"),
+                "runs": [r | {"config": f"{e.get('name')}@{e.get('budget')}"} for e in pooled for r in e.get("runs", [])]}
     entries = [e for e in result.get("configs", []) if e.get("name") == name
                and (budget is None or e.get("budget") == budget)]
     if len(entries) != 1:
         what = "no" if not entries else "more than one"
         raise TuningSeedsError(f"{PROG}: {what} configuration {name}" + (f" at budget {budget}" if budget else "")
                                + f" in the result; allowed: {', '.join(held) or 'none (not a bench accuracy result)'}"
+                               + (", all" if held else "")
                                + (" (name one with --budget)" if entries else ""))
     if not entries[0].get("runs") or not all("params" in r for r in entries[0]["runs"]):
         raise TuningSeedsError(f"{PROG}: {name}'s runs carry no candidate params (bench accuracy writes them)")
@@ -137,19 +155,27 @@ def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr,
         raise TuningSeedsError(f"{PROG}: {entry['name']}@{entry.get('budget')} was measured against another oracle "
                                f"than {args.oracle}; allowed: the oracle file it was measured against (--oracle)")
     seeds = [int(win.tune.seed) + SEED_OFFSET + j for j in range(args.seeds)]
+    days = int(win.tune.n_days) if args.days is None else args.days
+    if days > int(win.tune.n_days):
+        raise TuningSeedsError(f"{PROG}: invalid --days {days}; allowed: a whole number in [1, {win.tune.n_days}] (the "
+                               "tuning window's days)")
     runs = entry["runs"]
     policies = [win.tune.policy, policy_with(win.tune.policy, oracle["params"]),
                 *(policy_with(win.tune.policy, r["params"]) for r in runs)]
     log(f"{PROG}: {len(policies)} settings (production, the oracle, {len(runs)} candidates of {entry['name']}) on "
-        f"{len(seeds)} fresh seeds of the tuning window: {len(policies) * len(seeds)} simulations")
-    values = evaluate(win.tune, policies, seeds, args.workers)
+        f"{len(seeds)} fresh seeds of the tuning window ({days} days each): {len(policies) * len(seeds)} simulations")
+    if days == int(win.tune.n_days):
+        values = evaluate(win.tune, policies, seeds, args.workers)
+    else:
+        values = short_window_values(oracle, win, policies, seeds, days, args)
     production, best = values[0], values[1]
     oracle_gain = gain_pct(best, production)
     rows = []
     for r, v in zip(runs, values[2:]):
         g = gain_pct(v, production)
         short = [100.0 * (b - c) / p for b, c, p in zip(best, v, production)]  # per seed, % of production
-        rows.append({"seed": r.get("seed"), "captured_share": r["captured_share"],
+        rows.append({"seed": r.get("seed"), **({"config": r["config"]} if "config" in r else {}),
+                     "captured_share": r["captured_share"],
                      "tuning_fresh_gain_pct": round(g, 4),
                      # how much one seed tells: the spread of the shortfall to the oracle from seed to seed
                      "tuning_fresh_sd_vs_oracle_pct": round(statistics.stdev(short), 4) if len(short) > 1 else None,
@@ -158,7 +184,7 @@ def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr,
     fresh = [x["tuning_fresh_share"] for x in rows]
     return {
         "bench": "tuning-seeds", "result": str(args.result), "oracle": str(args.oracle), "config": entry["name"],
-        "budget": entry.get("budget"), "window": win.describe["tuning"], "seeds": seeds,
+        "budget": entry.get("budget"), "window": win.describe["tuning"], "seeds": seeds, "days": days,
         "oracle_tuning_fresh_gain_pct": round(oracle_gain, 4),
         "spearman_captured_vs_tuning_fresh": None if None in fresh else
         spearman([x["captured_share"] for x in rows], fresh),
@@ -167,6 +193,31 @@ def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr,
         spearman([x["captured_share"] for x in rows], [x["tuning_vs_oracle_pct"] for x in rows]),
         "runs": rows, "simulations": len(policies) * len(seeds),
     }
+
+
+def short_window_values(oracle: dict[str, Any], win: Any, policies: Sequence[Any], seeds: Sequence[int], days: int,
+                        args: argparse.Namespace) -> list[list[float]]:
+    """Per policy, its objective on each seed, the j-th seed on the ``days``-day window starting (j * days) mod 7
+    days after the tuning window's start (every weekday in turn; common random numbers across the policies)."""
+    import datetime as dt
+    from dataclasses import replace
+
+    from benchmarks.accuracy import evaluate
+    from benchmarks.oracle import windows
+
+    start = dt.date.fromisoformat(str(win.describe["tuning"]["start"]))
+    overrides = list(oracle.get("settings", {}).get("overrides", []))
+    offsets = sorted({(j * days) % 7 for j in range(len(seeds))})
+    bases = {k: windows([*overrides, f"window.start={start + dt.timedelta(days=k)}",
+                         f"window.end={start + dt.timedelta(days=k + days)}"], args.smoke).tune for k in offsets}
+    params = [replace(bases[(j * days) % 7], seed=s) for j, s in enumerate(seeds)]
+    out: list[list[float]] = [[0.0] * len(seeds) for _ in policies]
+    for k in offsets:  # one evaluate per start day: its seeds, every policy
+        js = [j for j in range(len(seeds)) if (j * days) % 7 == k]
+        for i, row in enumerate(evaluate(params[js[0]], policies, [seeds[j] for j in js], args.workers)):
+            for j, v in zip(js, row):
+                out[i][j] = v
+    return out
 
 
 def bench_tuning_seeds(argv: Sequence[str]) -> dict[str, Any]:

@@ -181,10 +181,23 @@ def test_job_key_distinguishes_window_point_and_seed() -> None:
 
 
 # --------------------------------------------------------------------------------------------- bad input
+def test_oracle_reporting_seeds() -> None:
+    """32 reporting seeds by default (a share to about +-0.035), apart from the selection seeds whatever their number."""
+    from benchmarks.oracle import FULL, MAX_REPORTING_SEEDS, REPORTING_OFFSET, SELECTION_OFFSET
+
+    assert parse_oracle([])[1].reporting_seeds == FULL.reporting_seeds == 32
+    assert parse_oracle(["--reporting-seeds", "48"])[1].reporting_seeds == 48
+    assert SELECTION_OFFSET + FULL.test_seeds <= REPORTING_OFFSET
+    assert REPORTING_OFFSET + MAX_REPORTING_SEEDS < 3001 - 1001  # below the decision bench's seeds (3001..)
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--points", "7"], "--points"), (["--points", "x"], "--points"), (["--workers", "0"], "--workers"),
     (["--smoke"], "--out"), (["--frobnicate"], "allowed"), (["window=test_week"], "window"),
     (["window.seed=3"], "window.seed"), (["--smoke", "--out", str(ROOT / "docs" / "x.json")], "docs/"),
+    (["--reporting-seeds", "8"], "invalid --reporting-seeds '8'; allowed: a whole number in [16, 256]"),
+    (["--reporting-seeds", "x"], "--reporting-seeds"),
+    (["--smoke", "--out", "/tmp/o.json", "--reporting-seeds", "32"], "--reporting-seeds is fixed by --smoke"),
 ])
 def test_oracle_bad_options_are_one_line(argv: list[str], words: str) -> None:
     with pytest.raises(OracleError) as err:
@@ -526,9 +539,11 @@ def test_tuning_seeds_arithmetic_and_bad_input(tmp_path: Path) -> None:
                         (lambda: parse([]), "no RESULT given; allowed"),
                         (lambda: parse(["r.json", "--frob"]), "unknown option '--frob'; allowed"),
                         (lambda: parse(["r.json", "--help"]), "unknown option '--help'; allowed"),
-                        (lambda: parse(["r.json", "--seeds", "0"]), "invalid --seeds '0'; allowed: a whole number in [1, 64]"),
+                        (lambda: parse(["r.json", "--seeds", "0"]), "invalid --seeds '0'; allowed: a whole number in [1, 256]"),
                         (lambda: parse(["r.json", "--seeds", "x"]), "invalid --seeds 'x'; allowed"),
-                        (lambda: parse(["r.json", "--workers", "99"]), "invalid --workers '99'; allowed")]:
+                        (lambda: parse(["r.json", "--workers", "99"]), "invalid --workers '99'; allowed"),
+                        (lambda: parse(["r.json", "--days", "8"]), "invalid --days '8'; allowed: a whole number in [1, 7]"),
+                        (lambda: entry_of(result, "all", 30), "--config all needs entries measured against one oracle")]:
         with pytest.raises(TuningSeedsError) as err:
             call()
         assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
@@ -561,6 +576,11 @@ def test_smoke_tuning_seeds_scores_the_oracle_1_and_production_0(smoke_oracle: t
                            "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "measured against another oracle" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    # shorter runs than the tuning window's days do not exist: one line, before any simulation
+    proc = subprocess.run([sys.executable, "-m", "experiment.bench", "tuning-seeds", str(result), "--oracle", str(out),
+                           "--smoke", "--days", "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "bench tuning-seeds: invalid --days 2; allowed: a whole number in [1, 1] (the tuning window's days)")
     line = _bench(["tuning-seeds", str(result), "--oracle", str(out), "--smoke", "--seeds", "2",
                    "--out", str(tmp_path / "ts.json")])
     assert line == json.loads((tmp_path / "ts.json").read_text())
@@ -575,3 +595,122 @@ def test_smoke_tuning_seeds_scores_the_oracle_1_and_production_0(smoke_oracle: t
     assert line["runs"][1]["tuning_fresh_gain_pct"] == 0.0
     # the oracle's own shortfall to itself is 0 on every seed: no spread
     assert line["runs"][0]["tuning_fresh_sd_vs_oracle_pct"] == 0.0 and line["runs"][1]["tuning_fresh_sd_vs_oracle_pct"] >= 0
+
+
+# ------------------------------------------------------------------ bench rescore: recorded candidates, a new oracle
+def test_rescore_bad_input_and_refusals(tmp_path: Path) -> None:
+    from benchmarks.rescore import RescoreError, check_candidates, parse, read_document
+
+    for argv, words in [([], "no RESULT given; allowed"),
+                        (["r.json"], "no --out FILE given; allowed"),
+                        (["r.json", "--out", str(tmp_path / "no" / "o.json")], "invalid --out"),
+                        (["r.json", "--out", "o.json", "--frob"], "unknown option '--frob'; allowed"),
+                        (["r.json", "--out", "o.json", "--workers", "0"], "invalid --workers '0'; allowed")]:
+        with pytest.raises(RescoreError) as err:
+            parse(argv)
+        assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert parse(["r.json", "--out", "o.json"]).oracle == ROOT / "docs" / "oracle-navi3.json"
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(RescoreError, match="not a bench accuracy result"):
+        read_document(tmp_path / "bad.json")
+    with pytest.raises(RescoreError, match="no bench accuracy result at"):
+        read_document(tmp_path / "none.json")
+    # a file of several results reads as its results, the same objects (rescored in place)
+    doc = {"about": "x", "runs": [{"configs": []}, {"configs": []}]}
+    (tmp_path / "many.json").write_text(json.dumps(doc))
+    read, results = read_document(tmp_path / "many.json")
+    assert read == doc and results[0] is read["runs"][0] and len(results) == 2
+    oracle = {"search_space": "navi3", "space": {"policy.gamma": "interval(0.85, 0.99)",
+                                                 "policy.max_wait_min": "tag(log, interval(1.0, 60.0))"}}
+    inside = {"policy.gamma": 0.9, "policy.max_wait_min": 28.0}
+
+    def result(params: dict, space: str = "navi3", runs: bool = True) -> list[dict]:
+        return [{"configs": [{"name": "default", "budget": 27, "search_space": space,
+                              "runs": [{"seed": 3, "params": params}] if runs else []}]}]
+
+    check_candidates(result(inside), oracle)  # nothing to say
+    for results, words in [
+            (result(inside, space="navi6"), "default@27 searched search_space=navi6; allowed: configurations of the "
+                                            "oracle's, navi3"),
+            (result(inside | {"policy.gamma": 0.6}), "default@27 sampler seed 3 chose policy.gamma=0.6, outside the "
+                                                     "oracle's range [0.85, 0.99]"),
+            (result({"policy.gamma": 0.9}), "records no candidate of policy.gamma, policy.max_wait_min"),
+            (result(inside, runs=False), "default@27 records no sweeps")]:
+        with pytest.raises(RescoreError) as err:
+            check_candidates(results, oracle)
+        assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+@pytest.mark.slow
+def test_smoke_rescore_measures_recorded_candidates_against_the_oracle(smoke_oracle: tuple[Path, Path, dict],
+                                                                       tmp_path: Path) -> None:
+    """Candidates at the oracle's point and at production's capture exactly 1 and 0 on the oracle's reporting seeds;
+    a rescored file rescores to the same figures (its candidates rebuild exactly); a recorded revenue the rebuilt
+    candidate does not earn is refused in one line, and nothing is written."""
+    from benchmarks.oracle import production_point, windows
+
+    out, _, _ = smoke_oracle
+    oracle = json.loads(out.read_text())
+    prod = production_point(windows([], smoke=True).tune.policy, oracle["params"])
+    mid = {k: (oracle["params"][k] + prod[k]) / 2 for k in prod}
+    runs = [{"seed": i + 1, "captured_share": s, "params": p}
+            for i, (s, p) in enumerate([(0.9, oracle["params"]), (0.1, prod), (0.5, mid)])]
+    first = tmp_path / "acc.json"
+    first.write_text(json.dumps({"about": "three sweeps", "runs": [
+        {"oracle": {"gain_pct": 9.9}, "default": "default",
+         "configs": [{"name": "default", "budget": 3, "search_space": "navi3", "runs": runs}]}]}))
+    cache = tmp_path / "cache"
+    line = _bench(["rescore", str(first), "--oracle", str(out), "--smoke", "--out", str(tmp_path / "r1.json"),
+                   "--cache-dir", str(cache)])
+    doc = json.loads((tmp_path / "r1.json").read_text())
+    assert doc["about"] == "three sweeps"  # the document is kept, its results rescored
+    result = doc["runs"][0]
+    rows = result["configs"][0]["runs"]
+    assert [r["captured_share"] for r in rows[:2]] == [1.0, 0.0]
+    assert [r["captured_share_before"] for r in rows] == [0.9, 0.1, 0.5]
+    assert rows[0]["tuning_vs_oracle_pct"] == 0.0 and rows[0]["captured_share_se"] == 0.0
+    assert result["evaluation"]["seeds"] == oracle["seeds"]["reporting"]
+    assert result["oracle"]["gain_pct"] == oracle["gain_pct"] and result["rescored"]["before"]["oracle_gain_pct"] == 9.9
+    assert line["configs"][0]["captured_share_min"] == 0.0 and line["configs"][0]["before"] is not None
+    # each candidate on every reporting seed and the tuning seed, and the oracle on the tuning seed: one of the
+    # candidates is the oracle's point, the same simulation there (counted once)
+    assert line["simulations"] == 3 * (len(oracle["seeds"]["reporting"]) + 1)
+    # again, from its own output: every candidate rebuilds to its recorded revenue, the same shares; all cached
+    again = _bench(["rescore", str(tmp_path / "r1.json"), "--oracle", str(out), "--smoke", "--out",
+                    str(tmp_path / "r2.json"), "--cache-dir", str(cache)])
+    assert again["simulations_this_run"] == 0
+    assert [r["captured_share"] for r in json.loads((tmp_path / "r2.json").read_text())["runs"][0]["configs"][0]
+            ["runs"]] == [r["captured_share"] for r in rows]
+    # a recorded revenue its params do not earn: refused in one line, before anything is written
+    rows[2]["revenue"] += 1.0
+    (tmp_path / "r1.json").write_text(json.dumps(doc))
+    proc = subprocess.run([sys.executable, "-m", "experiment.bench", "rescore", str(tmp_path / "r1.json"), "--oracle",
+                           str(out), "--smoke", "--out", str(tmp_path / "r3.json"), "--cache-dir", str(cache)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    refusal = proc.stderr.strip().splitlines()[-1]  # after the progress lines, the refusal's own one line
+    assert proc.returncode == 2 and refusal.startswith("navitune bench rescore: default@3 sampler seed 3: the rebuilt "
+                                                       "candidate earns"), proc.stderr
+    assert not (tmp_path / "r3.json").exists()
+
+
+@pytest.mark.slow
+def test_tuning_seeds_one_day_runs_score_the_oracle_1_and_production_0(tmp_path: Path) -> None:
+    """``--days 1`` on the full tuning week (one-day runs, 1,000 drivers: seconds): candidates at the committed
+    oracle's point and at production's capture exactly 1 and 0 of the oracle's gain on those runs (common random
+    numbers, whichever weekday each run starts on)."""
+    from benchmarks.oracle import production_point, windows
+
+    oracle = json.loads((ROOT / "docs" / "oracle-navi3.json").read_text())
+    prod = production_point(windows([], smoke=False).tune.policy, oracle["params"])
+    runs = [{"seed": 1, "captured_share": 1.0, "params": oracle["params"]},
+            {"seed": 2, "captured_share": 0.0, "params": prod}]
+    result = tmp_path / "acc.json"
+    result.write_text(json.dumps({"default": "default", "configs": [{"name": "default", "budget": 3, "runs": runs}]}))
+    line = _bench(["tuning-seeds", str(result), "--days", "1", "--seeds", "3"])
+    assert line["days"] == 1 and line["simulations"] == 4 * 3 and line["seeds"] == [201, 202, 203]
+    shares = [r["tuning_fresh_share"] for r in line["runs"]]
+    if line["oracle_tuning_fresh_gain_pct"] > 0:
+        assert shares == [pytest.approx(1.0), pytest.approx(0.0)]
+    else:  # no gain on these three days: said as None
+        assert shares == [None, None]
+    assert line["runs"][1]["tuning_fresh_gain_pct"] == 0.0
