@@ -285,6 +285,17 @@ def load_oracle(path: Path, smoke: bool) -> dict[str, Any]:
     return oracle
 
 
+def check_oracle_space(oracle: Mapping[str, Any], win: Any, path: Path, smoke: bool) -> None:
+    """An oracle of other ranges than its search space has now is not the attainable optimum of these (the ranges
+    live in conf/search_space, outside the simulator's fingerprint): one line saying how to recompute it."""
+    space = {k: str(v) for k, v in win.describe["_space"].items()}
+    if oracle.get("space") != space:
+        raise AccuracyError(f"{PROG}: {path} was computed for other ranges of search_space="
+                            f"{oracle['search_space']} than the config's ({', '.join(f'{k}={v}' for k, v in space.items())}"
+                            f"); recompute it: python -m experiment.bench oracle search_space={oracle['search_space']}"
+                            + (" --smoke --out FILE" if smoke else ""))
+
+
 # --------------------------------------------------------------------------------------------- command line
 @dataclass
 class Options:
@@ -375,12 +386,7 @@ def run_accuracy(opts: Options, log: Any = lambda m: print(m, file=sys.stderr, f
         win = windows(list(oracle.get("settings", {}).get("overrides", [])), opts.smoke)
     except OracleError as err:
         raise AccuracyError(str(err)) from None
-    space = {k: str(v) for k, v in win.describe["_space"].items()}
-    if oracle.get("space") != space:  # an oracle of other ranges is not the attainable optimum of these
-        raise AccuracyError(f"{PROG}: {opts.oracle} was computed for other ranges of search_space="
-                            f"{oracle['search_space']} than the config's ({', '.join(f'{k}={v}' for k, v in space.items())}"
-                            f"); recompute it: python -m experiment.bench oracle search_space={oracle['search_space']}"
-                            + (" --smoke --out FILE" if opts.smoke else ""))
+    check_oracle_space(oracle, win, opts.oracle, opts.smoke)
     production = win.test.policy
     # the sweeps' own objective (the tuning window on its seed): the oracle's value there tells a search shortfall
     # (the sweep never reached a point as good on its own objective) from overfitting (it beat the oracle there)

@@ -1,7 +1,8 @@
 """Benchmark ``oracle``: the attainable optimum of a search space, against which sweeps are measured (issue 21).
 
 ``python -m experiment.bench oracle [search_space=navi3] [overrides] [--points N] [--reporting-seeds N]
-[--workers W] [--smoke] [--out FILE] [--cache-dir DIR]`` searches far harder than any sweep, so that ``bench accuracy`` can say how much
+[--workers W] [--smoke] [--out FILE] [--cache-dir DIR]`` searches far harder than any sweep, so that
+``bench accuracy`` can say how much
 of the revenue that tuning *could* find a sweep actually finds:
 
 1. **Design**: a scrambled Sobol design (``scipy.stats.qmc``) of ``--points`` points over the search space
@@ -400,7 +401,7 @@ class Budget:
     finalists: int = 4  # refined points taken to the test week
     test_seeds: int = 16  # test-week selection seeds (the finalists are chosen on them)
     # test-week reporting seeds: the oracle's figure and every bench accuracy candidate are measured on them;
-    # 32 measure a captured share to about +-0.035 (16: +-0.05, docs/accuracy.md)
+    # 32 measure a captured share to about +-0.04 (16: +-0.05 to 0.06; docs/accuracy.md)
     reporting_seeds: int = 32
     seed: int = 0  # the Sobol scramble
 
@@ -408,7 +409,8 @@ class Budget:
 FULL = Budget()
 SMOKE = Budget(points=8, tune_seeds=2, refine_seeds=2, starts=1, step=0.1, min_step=0.1, max_iters=1, finalists=2,
                test_seeds=3, reporting_seeds=3)
-#: bounds of --reporting-seeds (the reporting seeds must stay apart from the report's 1001..1100 and selection's)
+#: bounds of --reporting-seeds: at least the 16 a share needs (about +-0.05); at most 256, so the reporting seeds
+#: (test seed + 200 ..: 1201..1456) stay below the decision bench's (3001..)
 MIN_REPORTING_SEEDS, MAX_REPORTING_SEEDS = 16, 256
 
 
@@ -539,7 +541,8 @@ def method_text(b: Budget, d: int) -> str:
             f"{b.min_step} or after {b.max_iters} iterations) from the best {b.starts} design points on "
             f"{max(b.refine_seeds, b.tune_seeds)} tuning-week seeds. Stage 3: the {b.finalists} best refined points "
             f"and production on the test week with {b.test_seeds} selection seeds; the best is reported with "
-            f"production on {b.reporting_seeds} independent reporting seeds (no winner's curse); intervals are two-sided "
+            f"production on {b.reporting_seeds} independent reporting seeds (no winner's curse); intervals are "
+            "two-sided "
             "95 % Student-t, the gain paired per seed.")
 
 
@@ -572,8 +575,9 @@ def parse(argv: Sequence[str]) -> tuple[list[str], Budget, int, bool, Path | Non
     overrides: list[str] = []
     for item in rest:
         if item.startswith("-") or "=" not in item:
-            raise OracleError(f"{PROG}: unknown option {item!r}; allowed: --points N, --reporting-seeds N, --workers W, "
-                              "--smoke, --out FILE, --cache-dir DIR, overrides KEY=VALUE (search_space=navi3|navi6, ...)")
+            raise OracleError(f"{PROG}: unknown option {item!r}; allowed: --points N, --reporting-seeds N, "
+                              "--workers W, --smoke, --out FILE, --cache-dir DIR, overrides KEY=VALUE "
+                              "(search_space=navi3|navi6, ...)")
         key = item.split("=", 1)[0].lstrip("+~")
         if key in OWN_KEYS or key.startswith("paths."):
             raise OracleError(f"{PROG}: {key} is set by the oracle (its windows, seeds and outputs); allowed: any "
@@ -588,7 +592,7 @@ def parse(argv: Sequence[str]) -> tuple[list[str], Budget, int, bool, Path | Non
     if args.reporting_seeds is not None:
         if args.smoke:
             raise OracleError(f"{PROG}: --reporting-seeds is fixed by --smoke ({SMOKE.reporting_seeds}); allowed: "
-                              "one of them")
+                              "--smoke or --reporting-seeds N (16-256), not both")
         budget = replace(budget, reporting_seeds=_whole("--reporting-seeds", args.reporting_seeds,
                                                         MIN_REPORTING_SEEDS, MAX_REPORTING_SEEDS))
     workers = _whole("--workers", args.workers, 1, 64)
@@ -611,7 +615,14 @@ def bench_oracle(argv: Sequence[str]) -> dict[str, Any]:
         print(str(err), file=sys.stderr)
         raise SystemExit(2) from None
     path = out or ROOT / "docs" / f"oracle-{result['search_space']}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    from experiment.atomic_file import write_text_atomic
+
+    try:  # atomically: a stop or a full disk leaves the former oracle as it was
+        write_text_atomic(path, json.dumps(result, indent=2) + "\n")
+    except OSError as err:
+        print(f"{PROG}: cannot write {path} ({err.strerror or type(err).__name__}); the simulations are cached: fix "
+              "that and run the same command again", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"oracle written to {path}", file=sys.stderr)
     return {k: result[k] for k in ("bench", "search_space", "params", "revenue", "production_revenue", "gain_pct",
                                    "gain_ci95_pct", "simulations", "simulations_this_run", "cpu_s", "fingerprint")} \

@@ -12,11 +12,11 @@ gap to the oracle on the sweep's own tuning seed, ``tuning_vs_oracle_pct``).
 The fresh seeds are the tuning window's seed + 200 + j: apart from the seeds the oracle was located on (1..6),
 the report's selection stage (+100..) and the test week's (1001..).
 
-``--days D`` (below the tuning window's length) simulates each fresh seed on a window of D days instead, the j-th
-starting (j * D) mod 7 days after the tuning window's start: every weekday in turn, so 7 one-day runs cover the
-week as one 7-day run does, at about the same CPU, with 7 independent draws of the week's demand (each seed draws
-its own drift of the hot spots from history, ``experiment/sim/demand.py``) instead of one. Whether short windows
-rank the candidates as the held-out week does is what the two correlations then say.
+``--days D`` (a divisor of the tuning window's days) simulates each fresh seed on a window of D days instead, the
+j-th starting (j * D) mod those days after the tuning window's start, so the runs tile it: every weekday in turn,
+so 7 one-day runs cover the week as one 7-day run does, with 7 independent draws of the week's demand (each seed
+draws its own drift of the hot spots from history, ``experiment/sim/demand.py``) instead of one. Whether short
+windows rank the candidates as the held-out week does is what the two correlations then say.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--out", default=None)
     args, rest = ap.parse_known_args(list(argv))
     if rest:
-        raise TuningSeedsError(f"{PROG}: unknown option {rest[0]!r}; allowed: RESULT (a bench accuracy JSON), {OPTIONS}")
+        raise TuningSeedsError(f"{PROG}: unknown option {rest[0]!r}; allowed: RESULT (a bench accuracy JSON), "
+                               f"{OPTIONS}")
     if args.result is None:
         raise TuningSeedsError(f"{PROG}: no RESULT given; allowed: a bench accuracy JSON (its last line, or a "
                                "docs/accuracy-*.json file of several), then " + OPTIONS)
@@ -98,12 +99,17 @@ def entry_of(result: dict[str, Any], name: str | None, budget: int | None) -> di
         name = result.get("default", "default")
     if name == "all":  # every entry's candidates together (one oracle: each run is checked against it)
         pooled = [e for e in result.get("configs", []) if budget is None or e.get("budget") == budget]
+        if not pooled:
+            raise TuningSeedsError(f"{PROG}: no configuration at budget {budget} in the result; allowed: "
+                                   f"{', '.join(held) or 'none (not a bench accuracy result)'}")
         oracles = {json.dumps(e.get("_oracle_params"), sort_keys=True) for e in pooled}
-        if not pooled or len(oracles) > 1:
+        if len(oracles) > 1:
             raise TuningSeedsError(f"{PROG}: --config all needs entries measured against one oracle; the result holds "
                                    f"{len(oracles)} oracles; allowed: one of {', '.join(held)}")
-        return {"name": "all", "budget": budget, "_oracle_params": pooled[0].get("_oracle_params"),
-                "runs": [r | {"config": f"{e.get('name')}@{e.get('budget')}"} for e in pooled for r in e.get("runs", [])]}
+        runs = [r | {"config": f"{e.get('name')}@{e.get('budget')}"} for e in pooled for r in e.get("runs") or []]
+        if not runs or not all("params" in r for r in runs):
+            raise TuningSeedsError(f"{PROG}: the pooled runs carry no candidate params (bench accuracy writes them)")
+        return {"name": "all", "budget": budget, "_oracle_params": pooled[0].get("_oracle_params"), "runs": runs}
     entries = [e for e in result.get("configs", []) if e.get("name") == name
                and (budget is None or e.get("budget") == budget)]
     if len(entries) != 1:
@@ -120,22 +126,18 @@ def entry_of(result: dict[str, Any], name: str | None, budget: int | None) -> di
 def read_result(path: Path) -> dict[str, Any]:
     """A bench accuracy result: its last stdout line, or a file of several under ``runs`` (docs/accuracy-*.json),
     whose configurations are read as one result's. Each configuration keeps the oracle it was measured against
-    (``_oracle_params``), so a run of another oracle is refused."""
-    if not path.is_file():
-        raise TuningSeedsError(f"{PROG}: no bench accuracy result at {path}")
-    text = path.read_text().strip()
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        try:
-            doc = json.loads(text.splitlines()[-1])
-        except (ValueError, IndexError):
-            doc = None
-    several = isinstance(doc, dict) and isinstance(doc.get("runs"), list) and "configs" not in doc
-    results = [r for r in doc["runs"] if isinstance(r, dict)] if several else [doc]
-    if not all(isinstance(r, dict) and isinstance(r.get("configs"), list) for r in results) or not results:
-        raise TuningSeedsError(f"{PROG}: {path} is not a bench accuracy result (one JSON object with configs)")
-    configs = [{**c, "_oracle_params": (r.get("oracle") or {}).get("params")} for r in results for c in r["configs"]]
+    (``_oracle_params``: its params and gain, so an oracle recomputed at the same point on other seeds differs), so
+    a run of another oracle is refused."""
+    from benchmarks.rescore import read_document
+
+    doc, results = read_document(path, TuningSeedsError, PROG)
+    several = results[0] is not doc
+
+    def measured(r: dict[str, Any]) -> dict[str, Any] | None:
+        o = r.get("oracle") or {}
+        return None if o.get("params") is None else {"params": o["params"], "gain_pct": o.get("gain_pct")}
+
+    configs = [{**c, "_oracle_params": measured(r)} for r in results for c in r["configs"]]
     return {"default": results[0].get("default", "default"), "configs": configs, "_several": several}
 
 
@@ -151,20 +153,22 @@ def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr,
     except (AccuracyError, OracleError) as err:
         raise TuningSeedsError(str(err).replace("bench accuracy", PROG)) from None
     measured = entry.get("_oracle_params")
-    if measured is not None and measured != oracle["params"]:
+    if measured is not None and measured != {"params": oracle["params"], "gain_pct": oracle["gain_pct"]}:
         raise TuningSeedsError(f"{PROG}: {entry['name']}@{entry.get('budget')} was measured against another oracle "
                                f"than {args.oracle}; allowed: the oracle file it was measured against (--oracle)")
     seeds = [int(win.tune.seed) + SEED_OFFSET + j for j in range(args.seeds)]
-    days = int(win.tune.n_days) if args.days is None else args.days
-    if days > int(win.tune.n_days):
-        raise TuningSeedsError(f"{PROG}: invalid --days {days}; allowed: a whole number in [1, {win.tune.n_days}] (the "
-                               "tuning window's days)")
+    n_days = int(win.tune.n_days)
+    days = n_days if args.days is None else args.days
+    divisors = [d for d in range(1, n_days + 1) if n_days % d == 0]
+    if days not in divisors:  # short runs tile the window exactly: none starts or ends outside it
+        raise TuningSeedsError(f"{PROG}: invalid --days {days}; allowed: a divisor of the tuning window's {n_days} "
+                               f"days ({', '.join(map(str, divisors))})")
     runs = entry["runs"]
     policies = [win.tune.policy, policy_with(win.tune.policy, oracle["params"]),
                 *(policy_with(win.tune.policy, r["params"]) for r in runs)]
     log(f"{PROG}: {len(policies)} settings (production, the oracle, {len(runs)} candidates of {entry['name']}) on "
         f"{len(seeds)} fresh seeds of the tuning window ({days} days each): {len(policies) * len(seeds)} simulations")
-    if days == int(win.tune.n_days):
+    if days == n_days:
         values = evaluate(win.tune, policies, seeds, args.workers)
     else:
         values = short_window_values(oracle, win, policies, seeds, days, args)
@@ -197,8 +201,9 @@ def run(args: argparse.Namespace, log: Any = lambda m: print(m, file=sys.stderr,
 
 def short_window_values(oracle: dict[str, Any], win: Any, policies: Sequence[Any], seeds: Sequence[int], days: int,
                         args: argparse.Namespace) -> list[list[float]]:
-    """Per policy, its objective on each seed, the j-th seed on the ``days``-day window starting (j * days) mod 7
-    days after the tuning window's start (every weekday in turn; common random numbers across the policies)."""
+    """Per policy, its objective on each seed, the j-th seed on the ``days``-day window starting (j * days) mod the
+    window's days after its start (``days`` divides them: the runs tile the window, one-day runs of a week take every
+    weekday in turn; common random numbers across the policies)."""
     import datetime as dt
     from dataclasses import replace
 
@@ -207,13 +212,14 @@ def short_window_values(oracle: dict[str, Any], win: Any, policies: Sequence[Any
 
     start = dt.date.fromisoformat(str(win.describe["tuning"]["start"]))
     overrides = list(oracle.get("settings", {}).get("overrides", []))
-    offsets = sorted({(j * days) % 7 for j in range(len(seeds))})
+    n_days = int(win.tune.n_days)
+    offsets = sorted({(j * days) % n_days for j in range(len(seeds))})
     bases = {k: windows([*overrides, f"window.start={start + dt.timedelta(days=k)}",
                          f"window.end={start + dt.timedelta(days=k + days)}"], args.smoke).tune for k in offsets}
-    params = [replace(bases[(j * days) % 7], seed=s) for j, s in enumerate(seeds)]
+    params = [replace(bases[(j * days) % n_days], seed=s) for j, s in enumerate(seeds)]
     out: list[list[float]] = [[0.0] * len(seeds) for _ in policies]
     for k in offsets:  # one evaluate per start day: its seeds, every policy
-        js = [j for j in range(len(seeds)) if (j * days) % 7 == k]
+        js = [j for j in range(len(seeds)) if (j * days) % n_days == k]
         for i, row in enumerate(evaluate(params[js[0]], policies, [seeds[j] for j in js], args.workers)):
             for j, v in zip(js, row):
                 out[i][j] = v
@@ -229,5 +235,7 @@ def bench_tuning_seeds(argv: Sequence[str]) -> dict[str, Any]:
         raise SystemExit(2) from None
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=1) + "\n")
+        from experiment.atomic_file import write_text_atomic
+
+        write_text_atomic(args.out, json.dumps(out, indent=1) + "\n")
     return out

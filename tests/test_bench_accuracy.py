@@ -530,7 +530,10 @@ def test_tuning_seeds_arithmetic_and_bad_input(tmp_path: Path) -> None:
     (tmp_path / "many.json").write_text(json.dumps(doc))
     result = read_result(tmp_path / "many.json")
     assert entry_of(result, "ax", None)["name"] == "ax" and entry_of(result, "select", 24)["budget"] == 24
-    assert entry_of(result, "select", 30)["_oracle_params"] == {"a": 2}
+    assert entry_of(result, "select", 30)["_oracle_params"] == {"params": {"a": 2}, "gain_pct": None}
+    # --config all pools every entry of one oracle (each row naming its configuration), else one line
+    pooled = entry_of(result, "all", 24)
+    assert pooled["name"] == "all" and [r["config"] for r in pooled["runs"]] == ["select@24"]
     held = "allowed: ax@30, default@30, select@24, select@30"
     for call, words in [(lambda: entry_of(result, "gp", None), "no configuration gp in the result; " + held),
                         (lambda: entry_of(result, None, 30), "needs --config (and --budget); " + held),
@@ -543,7 +546,8 @@ def test_tuning_seeds_arithmetic_and_bad_input(tmp_path: Path) -> None:
                         (lambda: parse(["r.json", "--seeds", "x"]), "invalid --seeds 'x'; allowed"),
                         (lambda: parse(["r.json", "--workers", "99"]), "invalid --workers '99'; allowed"),
                         (lambda: parse(["r.json", "--days", "8"]), "invalid --days '8'; allowed: a whole number in [1, 7]"),
-                        (lambda: entry_of(result, "all", 30), "--config all needs entries measured against one oracle")]:
+                        (lambda: entry_of(result, "all", 30), "--config all needs entries measured against one oracle"),
+                        (lambda: entry_of(result, "all", 99), "no configuration at budget 99 in the result; allowed")]:
         with pytest.raises(TuningSeedsError) as err:
             call()
         assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
@@ -580,7 +584,7 @@ def test_smoke_tuning_seeds_scores_the_oracle_1_and_production_0(smoke_oracle: t
     proc = subprocess.run([sys.executable, "-m", "experiment.bench", "tuning-seeds", str(result), "--oracle", str(out),
                            "--smoke", "--days", "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
-        "bench tuning-seeds: invalid --days 2; allowed: a whole number in [1, 1] (the tuning window's days)")
+        "bench tuning-seeds: invalid --days 2; allowed: a divisor of the tuning window's 1 days (1)")
     line = _bench(["tuning-seeds", str(result), "--oracle", str(out), "--smoke", "--seeds", "2",
                    "--out", str(tmp_path / "ts.json")])
     assert line == json.loads((tmp_path / "ts.json").read_text())
@@ -635,7 +639,8 @@ def test_rescore_bad_input_and_refusals(tmp_path: Path) -> None:
             (result(inside | {"policy.gamma": 0.6}), "default@27 sampler seed 3 chose policy.gamma=0.6, outside the "
                                                      "oracle's range [0.85, 0.99]"),
             (result({"policy.gamma": 0.9}), "records no candidate of policy.gamma, policy.max_wait_min"),
-            (result(inside, runs=False), "default@27 records no sweeps")]:
+            (result(inside, runs=False), "default@27 records no sweeps"),
+            (result(inside | {"policy.gamma": None}), "chose policy.gamma=None, outside the oracle's range")]:
         with pytest.raises(RescoreError) as err:
             check_candidates(results, oracle)
         assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
@@ -671,16 +676,25 @@ def test_smoke_rescore_measures_recorded_candidates_against_the_oracle(smoke_ora
     assert rows[0]["tuning_vs_oracle_pct"] == 0.0 and rows[0]["captured_share_se"] == 0.0
     assert result["evaluation"]["seeds"] == oracle["seeds"]["reporting"]
     assert result["oracle"]["gain_pct"] == oracle["gain_pct"] and result["rescored"]["before"]["oracle_gain_pct"] == 9.9
-    assert line["configs"][0]["captured_share_min"] == 0.0 and line["configs"][0]["before"] is not None
+    assert line["configs"][0]["captured_share_min"] == 0.0
+    assert line["configs"][0]["before"] == {"median": None, "min": None}  # the fixture recorded none
+    assert [r["rebuilt_verified"] for r in rows] == [False] * 3 and line["unverified"] == 3  # no revenue recorded
+    assert result["oracle_before"] == {"gain_pct": 9.9}
     # each candidate on every reporting seed and the tuning seed, and the oracle on the tuning seed: one of the
     # candidates is the oracle's point, the same simulation there (counted once)
     assert line["simulations"] == 3 * (len(oracle["seeds"]["reporting"]) + 1)
-    # again, from its own output: every candidate rebuilds to its recorded revenue, the same shares; all cached
-    again = _bench(["rescore", str(tmp_path / "r1.json"), "--oracle", str(out), "--smoke", "--out",
+    # again, in place on its own output: every candidate rebuilds to its recorded revenue, the same shares, all
+    # cached; what was before the first rescore is kept, not replaced by the first rescore's figures
+    shutil.copy(tmp_path / "r1.json", tmp_path / "r2.json")
+    again = _bench(["rescore", str(tmp_path / "r2.json"), "--oracle", str(out), "--smoke", "--out",
                     str(tmp_path / "r2.json"), "--cache-dir", str(cache)])
-    assert again["simulations_this_run"] == 0
-    assert [r["captured_share"] for r in json.loads((tmp_path / "r2.json").read_text())["runs"][0]["configs"][0]
-            ["runs"]] == [r["captured_share"] for r in rows]
+    assert again["simulations_this_run"] == 0 and again["unverified"] == 0
+    second = json.loads((tmp_path / "r2.json").read_text())["runs"][0]
+    assert [r["captured_share"] for r in second["configs"][0]["runs"]] == [r["captured_share"] for r in rows]
+    assert [r["captured_share_before"] for r in second["configs"][0]["runs"]] == [0.9, 0.1, 0.5]
+    assert [r["rebuilt_verified"] for r in second["configs"][0]["runs"]] == [True] * 3
+    assert second["oracle_before"] == {"gain_pct": 9.9} and second["rescored"]["before"]["oracle_gain_pct"] == 9.9
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
     # a recorded revenue its params do not earn: refused in one line, before anything is written
     rows[2]["revenue"] += 1.0
     (tmp_path / "r1.json").write_text(json.dumps(doc))

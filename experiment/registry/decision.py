@@ -542,15 +542,12 @@ def read_decision_file(d: Path) -> dict[str, Any] | None:
 
 def write_decision_file(d: Path, decision: Decision) -> None:
     """Atomically; a full disk costs one warning (the registry holds the decision; a replay rewrites it)."""
-    import os
+    from experiment.atomic_file import write_text_atomic
 
     path = d / DECISION_FILE
-    tmp = path.with_name(f".{DECISION_FILE}.{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(decision.to_dict(), indent=2) + "\n")
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         log.warning("registry: %s not written (%s); the registry holds the decision", path, err)
 
 

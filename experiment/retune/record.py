@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +82,12 @@ def load(cycle_dir: Path) -> dict[str, Any] | None:
 def write(cycle_dir: Path, record: dict[str, Any]) -> Path:
     """Atomically (a reader never sees half a record); a failed write leaves no temporary file behind and is
     one line (:class:`RecordError`)."""
+    from experiment.atomic_file import write_text_atomic
+
     target = path(cycle_dir)
-    tmp = target.with_name(f".{RECORD}.{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        os.replace(tmp, target)
+        write_text_atomic(target, json.dumps(record, indent=2, default=str) + "\n")
     except OSError as err:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise RecordError(f"navitune retune: cannot write {target} ({err.strerror or type(err).__name__}); "
                           "fix that and run the same command again") from None
     return target
