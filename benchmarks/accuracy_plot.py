@@ -3,7 +3,8 @@ one line per configuration (the median over its repeats, the band from the worst
 
 ``python -m benchmarks.accuracy_plot RESULTS.json [...] --out docs/accuracy.png``: each file is a ``bench accuracy``
 output line (``{"configs": [...]}``) or a collection of them (``{"runs": [{"configs": [...]}, ...]}``, as
-``docs/accuracy-navi3.json`` keeps them). Entries of one configuration at several budgets make its line.
+``docs/accuracy-navi3.json`` keeps them). Entries of one configuration at several budgets make its line; entries
+of one configuration and budget are pooled (their sweeps together).
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ def entries(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def lines(configs: Sequence[dict[str, Any]]) -> dict[str, list[tuple[float, float, float, float]]]:
     """Per configuration name: (median simulations, worst, median, best captured share) by budget, in order."""
-    by_name: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for c in configs:
-        by_name[c["name"]][int(c["budget"])] = c  # a later measurement of the same budget replaces an earlier
+    by_name: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for c in configs:  # measurements of one budget are pooled (a later call with --first-seed extends one)
+        by_name[c["name"]][int(c["budget"])].extend(c["runs"])
     out = {}
     for name, budgets in by_name.items():
         pts = []
         for budget in sorted(budgets):
-            shares = [r["captured_share"] for r in budgets[budget]["runs"]]
-            pts.append((float(budgets[budget]["simulations_median"]), min(shares), statistics.median(shares),
-                        max(shares)))
+            shares = [r["captured_share"] for r in budgets[budget]]
+            pts.append((float(statistics.median(r["simulations"] for r in budgets[budget])), min(shares),
+                        statistics.median(shares), max(shares)))
         out[name] = pts
     return out
 

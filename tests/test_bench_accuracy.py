@@ -463,13 +463,16 @@ def test_convergence_lines_take_median_and_spread_per_budget(tmp_path: Path) -> 
 
     def cfg(name: str, budget: int, sims: int, shares: list[float]) -> dict:
         return {"name": name, "budget": budget, "simulations_median": sims,
-                "runs": [{"captured_share": s} for s in shares]}
+                "runs": [{"captured_share": s, "simulations": sims} for s in shares]}
 
     collection = {"runs": [{"configs": [cfg("default", 30, 50, [0.5, 1.0, 0.9])]},
                            {"configs": [cfg("default", 15, 35, [0.1, -0.2, 0.6]), cfg("tpe-mv", 30, 50, [0.8])]}]}
     got = lines(entries([collection, {"configs": [cfg("default", 60, 80, [0.95, 0.99, 1.02])]}]))
     assert got["default"] == [(35.0, -0.2, 0.1, 0.6), (50.0, 0.5, 0.9, 1.0), (80.0, 0.95, 0.99, 1.02)]
     assert got["tpe-mv"] == [(50.0, 0.8, 0.8, 0.8)]
+    # a later measurement of the same budget (--first-seed) is pooled with the earlier one, not put in its place
+    more = lines(entries([collection, {"configs": [cfg("tpe-mv", 30, 54, [0.6, 0.7])]}]))
+    assert more["tpe-mv"] == [(54.0, 0.6, 0.7, 0.8)]
     png = plot(got, tmp_path / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
