@@ -98,6 +98,9 @@ CONFIGS: dict[str, Config] = {
                                                 "hydra.callbacks.report.selection_seeds=2")),
     # the sweep's best trial on its tuning seed, no selection stage (the default before issue 21's last change)
     "best": Config("best", "tpe", "navi3", ("hydra.callbacks.report.selection_top=0",)),
+    # the 2 best on 2 fresh seeds each (at --budgets 26: the default's 30 tuning simulations)
+    "select2": Config("select2", "tpe", "navi3", ("hydra.callbacks.report.selection_top=2",
+                                                  "hydra.callbacks.report.selection_seeds=2")),
     # the same with one fresh seed per finalist (3 simulations): the default's selection stage since issue 21
     "select1": Config("select1", "tpe", "navi3", ("hydra.callbacks.report.selection_top=3",
                                                   "hydra.callbacks.report.selection_seeds=1")),
