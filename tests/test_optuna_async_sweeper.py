@@ -376,6 +376,11 @@ def test_a_study_of_another_search_space_is_refused_untouched(tmp_path: Path) ->
     assert "hydra.sweeper.study_name" in lines[0] and "paths.outputs" in lines[0], changed
     assert "Traceback" not in changed.stderr, changed
     assert [(t.number, t.state, t.params) for t in journal_trials(store, "sphere")] == before  # nothing written
+    # a parameter now given one value is named with that value, not as "not searched"
+    pinned = run("sphere", tmp_path, "sweep", journal(store), "x=2.0", "y=interval(-5.0,5.0)",
+                 "hydra.sweeper.n_trials=5")
+    lines = [ln for ln in (pinned.stdout + pinned.stderr).splitlines() if "another space" in ln]
+    assert pinned.rc != 0 and len(lines) == 1 and "x -5.0..5.0, this sweep: fixed at 2.0)" in lines[0], pinned
     same = run("sphere", tmp_path, "sweep", journal(store), "x=interval(-5.0,5.0)", "y=interval(-5.0,5.0)",
                "hydra.sweeper.n_trials=4")
     assert same.rc == 0 and states(journal_trials(store, "sphere"))[TrialState.COMPLETE] == 4, same

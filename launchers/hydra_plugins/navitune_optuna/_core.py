@@ -200,7 +200,7 @@ class AsyncOptunaSweeperImpl:
             )
         finally:
             optuna.logging.set_verbosity(verbosity)
-        check_same_space(study, space, custom=bool(self._base.custom_search_space_extender))
+        check_same_space(study, space, custom=bool(self._base.custom_search_space_extender), fixed=fixed)
         self.study, self.space, self.fixed, self.fixed_overrides = study, space, fixed, fixed_overrides
         self.directions = directions
         if self.metric_names is not None and study.metric_names != self.metric_names:
@@ -478,13 +478,14 @@ def _explain(overrides: list[str], err: BaseException) -> str:
     return f"{overrides}: {message_line(err) or type(err).__name__}"
 
 
-def check_same_space(study: optuna.Study, space: dict, custom: bool = False) -> None:
+def check_same_space(study: optuna.Study, space: dict, custom: bool = False, fixed: dict | None = None) -> None:
     """A resumed study must have been searched over this sweep's space. Optuna would mix the two silently: the
     earlier trials would stay in the sampler's model and could stay the best (a candidate outside today's ranges),
     and a study already at its budget would end at once on results of another space. One line, before any trial,
     naming the parameter, both ranges and the way out; nothing recorded is touched. With a
     ``custom_search_space`` its own parameters (suggested by the user's function, ranges that may depend on other
-    values) are not compared: only the declared ones."""
+    values) are not compared: only the declared ones. ``fixed``: this sweep's parameters given one value, named
+    with it."""
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for t in study.get_trials(deepcopy=False):
         # what it was suggested; a finished trial was suggested every parameter of its space (one stopped while
@@ -498,7 +499,9 @@ def check_same_space(study: optuna.Study, space: dict, custom: bool = False) -> 
             if before != now:
                 raise SweeperConfigError(
                     f"optuna_async: study {study.study_name!r} was searched over another space (trial {t.number}: "
-                    f"{name} {_range(before)}, this sweep: {_range(now)}); allowed: the same search space, or a new "
+                    f"{name} {_range(before)}, this sweep: "
+                    f"{f'fixed at {fixed[name]}' if now is None and name in (fixed or {}) else _range(now)}); "
+                    "allowed: the same search space, or a new "
                     f"study for the new space (hydra.sweeper.study_name=..., or another paths.outputs)")
 
 
