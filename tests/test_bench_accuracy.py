@@ -560,19 +560,25 @@ def test_tuning_seeds_arithmetic_and_bad_input(tmp_path: Path) -> None:
         read_result(tmp_path / "bad.json")
 
 
+def recorded_runs(oracle_params: dict, shares: list[float], smoke: bool = True) -> list[dict]:
+    """Recorded sweeps whose candidates sit at the oracle's point, at production's and halfway between (as many as
+    ``shares``), each with the recorded share given: what bench accuracy writes, for the benches that read it."""
+    from benchmarks.oracle import production_point, windows
+
+    prod = production_point(windows([], smoke=smoke).tune.policy, oracle_params)
+    mid = {k: (oracle_params[k] + prod[k]) / 2 for k in prod}
+    return [{"seed": i + 1, "captured_share": share, "params": params}
+            for i, (share, params) in enumerate(zip(shares, [oracle_params, prod, mid]))]
+
+
 @pytest.mark.slow
 def test_smoke_tuning_seeds_scores_the_oracle_1_and_production_0(smoke_oracle: tuple[Path, Path, dict],
                                                                  tmp_path: Path) -> None:
     """Candidates at the oracle's point and at production's capture exactly 1 and 0 of the oracle's gain on the
     fresh tuning seeds (the same simulations, common random numbers); a third lies wherever the model puts it."""
-    from benchmarks.oracle import production_point, windows
-
     out, _, _ = smoke_oracle
     oracle = json.loads(out.read_text())
-    prod = production_point(windows([], smoke=True).tune.policy, oracle["params"])
-    mid = {k: (oracle["params"][k] + prod[k]) / 2 for k in prod}
-    runs = [{"seed": i + 1, "captured_share": s, "params": p}
-            for i, (s, p) in enumerate([(1.0, oracle["params"]), (0.0, prod), (0.5, mid)])]
+    runs = recorded_runs(oracle["params"], [1.0, 0.0, 0.5])
     result = tmp_path / "acc.json"
     result.write_text(json.dumps({"default": "default", "configs": [{"name": "default", "budget": 3, "runs": runs}]}))
     # a result measured against another oracle is refused in one line, before any simulation
@@ -655,14 +661,9 @@ def test_smoke_rescore_measures_recorded_candidates_against_the_oracle(smoke_ora
     """Candidates at the oracle's point and at production's capture exactly 1 and 0 on the oracle's reporting seeds;
     a rescored file rescores to the same figures (its candidates rebuild exactly); a recorded revenue the rebuilt
     candidate does not earn is refused in one line, and nothing is written."""
-    from benchmarks.oracle import production_point, windows
-
     out, _, _ = smoke_oracle
     oracle = json.loads(out.read_text())
-    prod = production_point(windows([], smoke=True).tune.policy, oracle["params"])
-    mid = {k: (oracle["params"][k] + prod[k]) / 2 for k in prod}
-    runs = [{"seed": i + 1, "captured_share": s, "params": p}
-            for i, (s, p) in enumerate([(0.9, oracle["params"]), (0.1, prod), (0.5, mid)])]
+    runs = recorded_runs(oracle["params"], [0.9, 0.1, 0.5])
     first = tmp_path / "acc.json"
     first.write_text(json.dumps({"about": "three sweeps", "runs": [
         {"oracle": {"gain_pct": 9.9}, "default": "default",
@@ -715,12 +716,8 @@ def test_tuning_seeds_one_day_runs_score_the_oracle_1_and_production_0(tmp_path:
     """``--days 1`` on the full tuning week (one-day runs, 1,000 drivers: seconds): candidates at the committed
     oracle's point and at production's capture exactly 1 and 0 of the oracle's gain on those runs (common random
     numbers, whichever weekday each run starts on)."""
-    from benchmarks.oracle import production_point, windows
-
     oracle = json.loads((ROOT / "docs" / "oracle-navi3.json").read_text())
-    prod = production_point(windows([], smoke=False).tune.policy, oracle["params"])
-    runs = [{"seed": 1, "captured_share": 1.0, "params": oracle["params"]},
-            {"seed": 2, "captured_share": 0.0, "params": prod}]
+    runs = recorded_runs(oracle["params"], [1.0, 0.0], smoke=False)
     result = tmp_path / "acc.json"
     result.write_text(json.dumps({"default": "default", "configs": [{"name": "default", "budget": 3, "runs": runs}]}))
     line = _bench(["tuning-seeds", str(result), "--days", "1", "--seeds", "3"])
